@@ -1,0 +1,66 @@
+"""The composition root: the one place that reads settings and wires storage, model and services.
+
+Everything below takes plain values; only this module and the CLI know about :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+from sqlalchemy.engine import Engine
+
+from dogbot.catalog import Catalog, load_taxonomy
+from dogbot.settings import Settings
+from dogbot.taxonomy import Taxonomy
+from ml.predictor import Predictor
+from storage.blobs import LocalPhotoStore
+from storage.db import make_engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    """Lazily built services, so a command that needs no model never loads one."""
+
+    settings: Settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return make_engine(self.settings.sqlalchemy_url)
+
+    @cached_property
+    def photo_store(self) -> LocalPhotoStore:
+        return LocalPhotoStore(self.settings.photo_dir)
+
+    @cached_property
+    def taxonomy(self) -> Taxonomy:
+        return load_taxonomy(self.engine)
+
+    @cached_property
+    def predictor(self) -> Predictor:
+        if self.settings.torch_threads:
+            torch.set_num_threads(self.settings.torch_threads)
+        predictor = Predictor.pretrained(
+            self.settings.model,
+            [(breed.imagenet_index, breed.key) for breed in self.taxonomy.imagenet_breeds()],
+        )
+        log.info("model %s loaded", predictor.model_version)
+        return predictor
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(
+            self.engine,
+            self.photo_store,
+            self.predictor,
+            self.taxonomy,
+            dog_threshold=self.settings.dog_threshold,
+            auto_accept_threshold=self.settings.auto_accept_threshold,
+            max_bytes=self.settings.max_upload_mb * 1024 * 1024,
+            max_pixels=self.settings.max_megapixels * 1_000_000,
+        )

@@ -1,0 +1,270 @@
+"""Image intake: turn the bytes a user sent into a clean RGB picture, or say plainly why not.
+
+Photos reach the bot from phones, scanners, messengers and web pages, so every odd corner of the
+image formats shows up sooner or later: rotated JPEGs that rely on an EXIF tag, CMYK scans, 16-bit
+grayscale PNGs, transparent stickers, animated GIFs, PNG data under a `.jpg` name, files cut off by a
+flaky upload, and the occasional decompression bomb. Everything downstream (the model, the drift
+statistics, the photo store's thumbnails) wants one thing: a fully decoded RGB image the right way
+up. This module is the single place that gets there, and the single place that decides which files
+to refuse, with a message fit to send back to the user.
+
+Only Pillow and numpy: no torch, so the bot can validate a photo before the model is even loaded.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps
+
+__all__ = [
+    "ImageRejected",
+    "ImageStatistics",
+    "RejectionCode",
+    "image_statistics",
+    "load_image",
+    "sniff_format",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_BYTES = 20 * 1024 * 1024
+MAX_PIXELS = 40_000_000
+
+# Long side of the thumbnail the statistics are computed on: enough to estimate means and spreads,
+# small enough that statistics cost next to nothing beside classification.
+_STATS_SIDE = 64
+
+# ITU-R BT.601 luma weights, the same ones Pillow uses for mode "L".
+_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+RejectionCode = Literal["empty", "too_big", "too_many_pixels", "truncated", "not_an_image"]
+
+
+class ImageRejected(ValueError):
+    """A file we will not classify; `message` is meant for the user, `code` for logs and metrics."""
+
+    def __init__(self, code: RejectionCode, message: str) -> None:
+        super().__init__(message)
+        self.code: RejectionCode = code
+        self.message = message
+
+    def __reduce__(self):  # keep it picklable across process pools despite the two-argument init
+        return (type(self), (self.code, self.message))
+
+
+@dataclass(frozen=True, slots=True)
+class ImageStatistics:
+    """Cheap summary of a photo, compared over time to notice when incoming photos change.
+
+    brightness is the mean luma and contrast its standard deviation, both on a 0-1 scale;
+    saturation is the mean HSV saturation, 0-1. width and height are the full image's size.
+    """
+
+    width: int
+    height: int
+    brightness: float
+    contrast: float
+    saturation: float
+
+
+def load_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode `data` into an upright RGB image, fully loaded; raise ImageRejected for anything else.
+
+    Sizes are checked before any pixel is decoded: the byte count first, then the pixel count
+    from the header, so a small file that unpacks to gigabytes is refused without allocating it.
+    Pillow's own bomb check (with its global `Image.MAX_IMAGE_PIXELS`, left untouched) still
+    applies on top, so `max_pixels` above roughly 179 million cannot take effect.
+
+    The format comes from the bytes, never from a file name. Truncated files are refused rather
+    than padded with grey: a half-grey photo would still be classified, confidently and wrongly.
+    """
+    if not data:
+        raise ImageRejected("empty", "This file is empty. Please send the photo again.")
+    if len(data) > max_bytes:
+        raise ImageRejected(
+            "too_big",
+            f"This file is too big ({_megabytes(len(data))} MB); the limit is {_megabytes(max_bytes)} MB.",
+        )
+
+    img = _open(data, max_pixels)
+    try:
+        img.load()
+    except ImageRejected:
+        raise
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes: any decoder failure means "refuse"
+        raise _decode_failure(data, img.format, exc) from exc
+
+    img = _upright(img)
+    try:
+        return _to_rgb(img)
+    except Exception as exc:  # noqa: BLE001 - a mode we cannot convert is a file we cannot read
+        raise ImageRejected("not_an_image", "This image uses a colour format I can't read.") from exc
+
+
+def image_statistics(img: Image.Image) -> ImageStatistics:
+    """Brightness, contrast and saturation of `img`, estimated on a small thumbnail."""
+    width, height = img.size
+    scale = _STATS_SIDE / max(width, height)
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        # reducing_gap lets Pillow shrink by whole factors first: fast on large photos.
+        img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+    luma = rgb @ _LUMA_WEIGHTS
+    high = rgb.max(axis=2)
+    low = rgb.min(axis=2)
+    saturation = np.divide(high - low, high, out=np.zeros_like(high), where=high > 0)
+    return ImageStatistics(
+        width=width,
+        height=height,
+        brightness=float(luma.mean()),
+        contrast=float(luma.std()),
+        saturation=float(saturation.mean()),
+    )
+
+
+# Magic numbers of the formats people actually send. Names follow Pillow's `Image.format`.
+_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (0, b"GIF87a", "GIF"),
+    (0, b"GIF89a", "GIF"),
+    (0, b"BM", "BMP"),
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (0, b"\x00\x00\x01\x00", "ICO"),
+    (0, b"%PDF", "PDF"),
+)
+# ISO base media "ftyp" brands: iPhones send HEIC when a photo is shared as a file.
+_FTYP_BRANDS = {
+    b"heic": "HEIC",
+    b"heix": "HEIC",
+    b"heim": "HEIC",
+    b"heis": "HEIC",
+    b"hevc": "HEIC",
+    b"mif1": "HEIF",
+    b"msf1": "HEIF",
+    b"avif": "AVIF",
+    b"avis": "AVIF",
+}
+
+
+def sniff_format(data: bytes) -> str | None:
+    """Name the file format from its first bytes ("JPEG", "PNG", "HEIC", ...), or None if unknown.
+
+    Meant for logs and for a helpful refusal message; reads a few bytes, decodes nothing, and so
+    never trips Pillow's decompression-bomb warning.
+    """
+    for offset, magic, name in _SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(data[8:12])
+    return None
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Read the header only, and refuse images whose pixel count is too large to decode safely."""
+    try:
+        img = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow refuses (or, with warnings as errors, warns about) sizes beyond its own limit
+        # before we see the header; anything over that limit is over ours too.
+        raise ImageRejected(
+            "too_many_pixels",
+            f"This image is too large (over {_megapixels(Image.MAX_IMAGE_PIXELS)} megapixels); "
+            f"the limit is {_megapixels(max_pixels)} megapixels.",
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes: any parser failure means "refuse"
+        raise _unreadable(data) from exc
+
+    width, height = img.size
+    if width * height > max_pixels:
+        raise ImageRejected(
+            "too_many_pixels",
+            f"This image is too large ({_megapixels(width * height)} megapixels); "
+            f"the limit is {_megapixels(max_pixels)} megapixels.",
+        )
+    if width < 1 or height < 1:
+        raise _unreadable(data)
+    return img
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag, so the model sees the dog the way the owner's phone showed it.
+
+    Invalid tag values (0 is common, from some cameras and editors) mean "as stored". Broken EXIF
+    blocks are not a reason to refuse a photo whose pixels decoded fine, so they are logged and the
+    image is used as stored.
+    """
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - metadata only; the pixels are already decoded and valid
+        log.warning("Ignoring unreadable EXIF orientation in a %s image", img.format, exc_info=True)
+        return img
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB; transparent areas become white, as on a chat background."""
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # Pillow's I->L conversion clips at 255 instead of scaling; 16-bit scans would turn white.
+        wide = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(wide / 257.0, 0, 255).round().astype(np.uint8), mode="L")
+    elif img.mode == "F":
+        img = img.convert("L")
+
+    if img.mode in ("RGBa", "La"):
+        img = img.convert(img.mode[:-1] + "A")  # un-premultiply before compositing
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    # convert() returns a new image even for RGB input, detached from the source buffer and from
+    # any further animation frames.
+    return img.convert("RGB")
+
+
+def _decode_failure(data: bytes, fmt: str | None, exc: Exception) -> ImageRejected:
+    if "truncated" in str(exc).lower() or _riff_truncated(data, fmt):
+        return ImageRejected(
+            "truncated", "This image is cut off (the file is incomplete). Please send it again."
+        )
+    return _unreadable(data)
+
+
+def _riff_truncated(data: bytes, fmt: str | None) -> bool:
+    """WEBP's decoder reports a short file only as a generic error; its RIFF header knows better."""
+    if fmt != "WEBP" or len(data) < 8:
+        return False
+    (declared,) = struct.unpack("<I", data[4:8])
+    return declared + 8 > len(data)
+
+
+def _unreadable(data: bytes) -> ImageRejected:
+    fmt = sniff_format(data)
+    if fmt in ("HEIC", "HEIF"):
+        return ImageRejected(
+            "not_an_image",
+            "This is a HEIC photo, which I can't read. Please send it as a photo rather than as a "
+            "file, or convert it to JPEG.",
+        )
+    if fmt is not None:
+        return ImageRejected("not_an_image", f"This {fmt} file is damaged or in a form I can't read.")
+    return ImageRejected("not_an_image", "This file is not an image I can read.")
+
+
+def _megabytes(n_bytes: int) -> str:
+    return f"{n_bytes / (1024 * 1024):.1f}".removesuffix(".0")
+
+
+def _megapixels(n_pixels: int) -> str:
+    return f"{n_pixels / 1_000_000:.1f}".removesuffix(".0")

@@ -1,0 +1,113 @@
+"""Data-access functions. Each takes the session as a keyword argument; callers own transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from storage.tables import CustomBreed, Label, Member, Photo, Prediction, utcnow
+
+
+def photo_by_sha(sha256: str, *, session: Session) -> Photo | None:
+    return session.exec(select(Photo).where(Photo.sha256 == sha256)).first()
+
+
+def latest_prediction(photo_id: int, *, session: Session) -> Prediction | None:
+    statement = (
+        select(Prediction)
+        .where(Prediction.photo_id == photo_id)
+        .order_by(Prediction.created_at.desc(), Prediction.id.desc())
+    )
+    return session.exec(statement).first()
+
+
+def labels_of(photo_id: int, *, session: Session) -> list[Label]:
+    statement = select(Label).where(Label.photo_id == photo_id).order_by(Label.created_at, Label.id)
+    return list(session.exec(statement))
+
+
+def labels_by_photo(photo_ids: Iterable[int], *, session: Session) -> dict[int, list[Label]]:
+    grouped: dict[int, list[Label]] = {}
+    ids = list(photo_ids)
+    for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+        chunk = ids[start : start + 500]
+        statement = select(Label).where(Label.photo_id.in_(chunk)).order_by(Label.created_at, Label.id)
+        for label in session.exec(statement):
+            grouped.setdefault(label.photo_id, []).append(label)
+    return grouped
+
+
+def latest_predictions(photo_ids: Iterable[int] | None = None, *, session: Session) -> dict[int, Prediction]:
+    """The newest prediction of each photo (of all photos when ``photo_ids`` is None)."""
+    newest = (
+        select(Prediction.photo_id, func.max(Prediction.id).label("prediction_id"))
+        .group_by(Prediction.photo_id)
+        .subquery()
+    )
+    statement = select(Prediction).join(newest, Prediction.id == newest.c.prediction_id)
+    if photo_ids is not None:
+        statement = statement.where(Prediction.photo_id.in_(list(photo_ids)))
+    return {prediction.photo_id: prediction for prediction in session.exec(statement)}
+
+
+def photos_awaiting_label(*, session: Session, after_id: int = 0, limit: int = 1) -> list[Photo]:
+    """Photos with no answer yet except "skip", oldest first, starting after ``after_id``."""
+    answered = select(Label.photo_id).where(Label.breed != "skip")
+    statement = (
+        select(Photo)
+        .where(Photo.id > after_id, Photo.id.not_in(answered))
+        .order_by(Photo.received_at, Photo.id)
+        .limit(limit)
+    )
+    return list(session.exec(statement))
+
+
+def count_awaiting_label(*, session: Session) -> int:
+    answered = select(Label.photo_id).where(Label.breed != "skip")
+    return session.exec(select(func.count(Photo.id)).where(Photo.id.not_in(answered))).one()
+
+
+def count_photos(*, session: Session, since: datetime | None = None) -> int:
+    statement = select(func.count(Photo.id))
+    if since is not None:
+        statement = statement.where(Photo.received_at >= since)
+    return session.exec(statement).one()
+
+
+def custom_breeds(*, session: Session) -> list[CustomBreed]:
+    return list(session.exec(select(CustomBreed).order_by(CustomBreed.created_at)))
+
+
+def members(*, session: Session, active_only: bool = True) -> list[Member]:
+    statement = select(Member)
+    if active_only:
+        statement = statement.where(Member.active)
+    return list(session.exec(statement))
+
+
+def set_member(user_id: int, role: str, active: bool, *, by: int | None, session: Session) -> Member:
+    member = session.exec(select(Member).where(Member.user_id == user_id)).first()
+    if member is None:
+        member = Member(user_id=user_id, role=role, active=active, added_by=by)
+    else:
+        member.role, member.active, member.added_by, member.updated_at = role, active, by, utcnow()
+    session.add(member)
+    return member
+
+
+def embedding_to_bytes(embedding: np.ndarray) -> bytes:
+    return np.asarray(embedding, dtype="<f4").tobytes()
+
+
+def embedding_from_bytes(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4")
+
+
+def stack_embeddings(predictions: Sequence[Prediction]) -> np.ndarray:
+    if not predictions:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([embedding_from_bytes(p.embedding) for p in predictions]).astype(np.float32)

@@ -1,0 +1,92 @@
+"""Database tables (SQLModel). Names are singular; rows are never updated in place where history matters.
+
+* ``Photo`` — one row per distinct image (content-addressed by SHA-256); the bytes live in the photo store.
+* ``Prediction`` — what a model version said about a photo, with its embedding for drift and retraining.
+* ``Label`` — append-only: every answer from staff, admins, auto-acceptance or imports, with who and when.
+* ``CustomBreed`` — breeds staff added that the base model does not know.
+* ``Member`` — staff and admins added from the chat (ids from settings are always trusted too).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, LargeBinary, UniqueConstraint
+from sqlmodel import JSON, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)  # stored naive, always UTC: SQLite has no time zones
+
+
+class LabelSource:
+    """Where a label came from. Admin beats staff when labels conflict (see ``jobs.fold``)."""
+
+    STAFF = "staff"
+    ADMIN = "admin"
+    AUTO = "auto_accepted"
+    IMPORT = "import"
+    ALL = (STAFF, ADMIN, AUTO, IMPORT)
+
+
+class Photo(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(index=True, unique=True, max_length=64)
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    source: str = Field(max_length=16)  # telegram, ingest, import, simulate
+    sender_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    file_name: str | None = Field(default=None, max_length=255)
+    format: str | None = Field(default=None, max_length=16)
+    size_bytes: int = 0
+    width: int = 0
+    height: int = 0
+    # Cheap image statistics, kept for lighting/size drift checks.
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+
+
+class Prediction(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    photo_id: int = Field(foreign_key="photo.id", index=True)
+    model_version: str = Field(index=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    is_dog: bool
+    dog_probability: float
+    breed: str | None = Field(default=None, max_length=64)  # None when not a dog
+    confidence: float
+    top: list = Field(default_factory=list, sa_type=JSON)  # [{"breed": key, "p": float}, ...]
+    embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32
+    auto_accepted: bool = False
+
+
+class Label(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    photo_id: int = Field(foreign_key="photo.id", index=True)
+    prediction_id: int | None = Field(default=None, foreign_key="prediction.id")
+    # A breed key, or one of the special values mixed_breed / not_a_dog / skip.
+    breed: str = Field(max_length=64, index=True)
+    source: str = Field(max_length=16)
+    user_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class CustomBreed(SQLModel, table=True):
+    key: str = Field(primary_key=True, max_length=64)
+    display_name: str = Field(max_length=64, unique=True)
+    aliases: list = Field(default_factory=list, sa_type=JSON)
+    added_by: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Member(SQLModel, table=True):
+    """A staff member or admin added from the chat; ``active`` False keeps the history of removals."""
+
+    __table_args__ = (UniqueConstraint("user_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    role: str = Field(max_length=8)  # staff | admin
+    active: bool = True
+    added_by: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow)
