@@ -54,7 +54,9 @@ class ImageRejected(ValueError):
         self.code: RejectionCode = code
         self.message = message
 
-    def __reduce__(self):  # keep it picklable across process pools despite the two-argument init
+    def __reduce__(self) -> tuple[type[ImageRejected], tuple[RejectionCode, str]]:
+        # Exceptions pickle by re-calling the class with .args (just the message here); process
+        # pools and loggers that pickle need both arguments.
         return (type(self), (self.code, self.message))
 
 
@@ -95,15 +97,15 @@ def load_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX
     img = _open(data, max_pixels)
     try:
         img.load()
-    except ImageRejected:
-        raise
-    except Exception as exc:  # noqa: BLE001 - untrusted bytes: any decoder failure means "refuse"
-        raise _decode_failure(data, img.format, exc) from exc
+    except Exception as exc:
+        # Untrusted bytes reach a dozen C decoders, which fail in many ways (OSError, SyntaxError,
+        # struct.error, ValueError, ...). Each means the same to the user, so all become one error.
+        raise _decode_failure(data, exc) from exc
 
-    img = _upright(img)
+    _make_upright(img)
     try:
         return _to_rgb(img)
-    except Exception as exc:  # noqa: BLE001 - a mode we cannot convert is a file we cannot read
+    except Exception as exc:  # an exotic mode Pillow cannot convert (LAB, HSV): unreadable for us
         raise ImageRejected("not_an_image", "This image uses a colour format I can't read.") from exc
 
 
@@ -131,16 +133,15 @@ def image_statistics(img: Image.Image) -> ImageStatistics:
 
 
 # Magic numbers of the formats people actually send. Names follow Pillow's `Image.format`.
-_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"\xff\xd8\xff", "JPEG"),
-    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
-    (0, b"GIF87a", "GIF"),
-    (0, b"GIF89a", "GIF"),
-    (0, b"BM", "BMP"),
-    (0, b"II*\x00", "TIFF"),
-    (0, b"MM\x00*", "TIFF"),
-    (0, b"\x00\x00\x01\x00", "ICO"),
-    (0, b"%PDF", "PDF"),
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"\x00\x00\x01\x00", "ICO"),
 )
 # ISO base media "ftyp" brands: iPhones send HEIC when a photo is shared as a file.
 _FTYP_BRANDS = {
@@ -162,8 +163,8 @@ def sniff_format(data: bytes) -> str | None:
     Meant for logs and for a helpful refusal message; reads a few bytes, decodes nothing, and so
     never trips Pillow's decompression-bomb warning.
     """
-    for offset, magic, name in _SIGNATURES:
-        if data[offset : offset + len(magic)] == magic:
+    for magic, name in _SIGNATURES:
+        if data.startswith(magic):
             return name
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
@@ -184,8 +185,8 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             f"This image is too large (over {_megapixels(Image.MAX_IMAGE_PIXELS)} megapixels); "
             f"the limit is {_megapixels(max_pixels)} megapixels.",
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - untrusted bytes: any parser failure means "refuse"
-        raise _unreadable(data) from exc
+    except Exception as exc:  # any header parser failure: see the note in load_image
+        raise _decode_failure(data, exc) from exc
 
     width, height = img.size
     if width * height > max_pixels:
@@ -199,18 +200,17 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return img
 
 
-def _upright(img: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation tag, so the model sees the dog the way the owner's phone showed it.
+def _make_upright(img: Image.Image) -> None:
+    """Apply the EXIF orientation tag in place, so the model sees the dog as the owner's phone showed it.
 
-    Invalid tag values (0 is common, from some cameras and editors) mean "as stored". Broken EXIF
-    blocks are not a reason to refuse a photo whose pixels decoded fine, so they are logged and the
-    image is used as stored.
+    Invalid tag values (0 is common, from some cameras and editors) mean "as stored". A broken EXIF
+    block is no reason to refuse a photo whose pixels decoded fine, so it is logged and the image
+    is used as stored.
     """
     try:
-        return ImageOps.exif_transpose(img)
-    except Exception:  # noqa: BLE001 - metadata only; the pixels are already decoded and valid
+        ImageOps.exif_transpose(img, in_place=True)
+    except Exception:  # metadata only: the pixels are already decoded and valid
         log.warning("Ignoring unreadable EXIF orientation in a %s image", img.format, exc_info=True)
-        return img
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -218,7 +218,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         # Pillow's I->L conversion clips at 255 instead of scaling; 16-bit scans would turn white.
         wide = np.asarray(img, dtype=np.float64)
-        img = Image.fromarray(np.clip(wide / 257.0, 0, 255).round().astype(np.uint8), mode="L")
+        img = Image.fromarray(np.clip(wide / 257.0, 0, 255).round().astype(np.uint8))  # mode L
     elif img.mode == "F":
         img = img.convert("L")
 
@@ -233,17 +233,17 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _decode_failure(data: bytes, fmt: str | None, exc: Exception) -> ImageRejected:
-    if "truncated" in str(exc).lower() or _riff_truncated(data, fmt):
+def _decode_failure(data: bytes, exc: Exception) -> ImageRejected:
+    if "truncated" in str(exc).lower() or _riff_truncated(data):
         return ImageRejected(
             "truncated", "This image is cut off (the file is incomplete). Please send it again."
         )
     return _unreadable(data)
 
 
-def _riff_truncated(data: bytes, fmt: str | None) -> bool:
+def _riff_truncated(data: bytes) -> bool:
     """WEBP's decoder reports a short file only as a generic error; its RIFF header knows better."""
-    if fmt != "WEBP" or len(data) < 8:
+    if sniff_format(data) != "WEBP":
         return False
     (declared,) = struct.unpack("<I", data[4:8])
     return declared + 8 > len(data)
@@ -258,7 +258,7 @@ def _unreadable(data: bytes) -> ImageRejected:
             "file, or convert it to JPEG.",
         )
     if fmt is not None:
-        return ImageRejected("not_an_image", f"This {fmt} file is damaged or in a form I can't read.")
+        return ImageRejected("not_an_image", f"This {fmt} image is damaged or in a form I can't read.")
     return ImageRejected("not_an_image", "This file is not an image I can read.")
 
 
@@ -267,4 +267,7 @@ def _megabytes(n_bytes: int) -> str:
 
 
 def _megapixels(n_pixels: int) -> str:
-    return f"{n_pixels / 1_000_000:.1f}".removesuffix(".0")
+    megapixels = n_pixels / 1_000_000
+    if megapixels < 1:  # only with a deliberately tiny limit, but "0 megapixels" would read as a bug
+        return f"{megapixels:.2g}"
+    return f"{megapixels:.1f}".removesuffix(".0")

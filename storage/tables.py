@@ -16,7 +16,7 @@ from sqlmodel import JSON, Field, SQLModel
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)  # stored naive, always UTC: SQLite has no time zones
+    return datetime.now(UTC)
 
 
 class LabelSource:

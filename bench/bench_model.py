@@ -1,0 +1,137 @@
+"""Model benchmark: accuracy, per-photo latency (batch 1 and batched) and peak memory, Lite0 vs Lite2.
+
+Each model runs in its own subprocess so that its peak memory is its own. Latency is measured on
+decoded images (the forward pass and preprocessing), which is what the bot waits for per photo.
+
+    .venv/bin/python bench/bench_model.py [--data ../shared/datasets/dogs] [--models lite0 lite2]
+
+Prints a Markdown table; with --write it also replaces the "## Model" section of bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "dogs"
+
+
+def measure(model: str, data: Path, latency_photos: int, batch_size: int) -> dict:
+    import numpy as np
+    import torch
+
+    from dogbot.evaluation import evaluate
+    from dogbot.manifest import read_manifest
+    from dogbot.taxonomy import Taxonomy
+    from ml.images import load_image
+    from ml.predictor import Predictor
+
+    taxonomy = Taxonomy()
+    started = time.perf_counter()
+    predictor = Predictor.pretrained(model, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()])
+    load_seconds = time.perf_counter() - started
+
+    rows = read_manifest(data / "manifest.csv")
+    report = evaluate(predictor, taxonomy, rows, dog_threshold=0.5)
+
+    images = [load_image(row.path.read_bytes()) for row in rows[:latency_photos]]
+    predictor.predict(images[:2])  # warm-up
+    single = []
+    for image in images:
+        t = time.perf_counter()
+        predictor.predict([image])
+        single.append(time.perf_counter() - t)
+    batched = []
+    for start in range(0, len(images) - batch_size + 1, batch_size):
+        t = time.perf_counter()
+        predictor.predict(images[start : start + batch_size])
+        batched.append((time.perf_counter() - t) / batch_size)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "model": model,
+        "threads": torch.get_num_threads(),
+        "load_s": round(load_seconds, 2),
+        "top1": report.top1,
+        "top3": report.top3,
+        "top1_unseen": report.top1_unseen,
+        "top3_unseen": report.top3_unseen,
+        "not_a_dog_recall": report.not_a_dog_recall,
+        "not_a_dog_precision": report.not_a_dog_precision,
+        "auto_accept_95": report.auto_accept["0.95"],
+        "p50_ms": round(float(np.percentile(single, 50)) * 1000, 1),
+        "p95_ms": round(float(np.percentile(single, 95)) * 1000, 1),
+        "batched_ms_per_photo": round(float(np.median(batched)) * 1000, 1),
+        "peak_rss_mb": round(peak_mb),
+    }
+
+
+def table(results: list[dict], batch_size: int) -> str:
+    lines = [
+        f"| model | top-1 | top-3 | top-1 not ImageNet | top-3 not ImageNet | not-a-dog recall / precision "
+        f"| auto-accept at 95 % | p50 ms (batch 1) | p95 ms (batch 1) | ms/photo (batch {batch_size}) "
+        f"| peak RSS MB | load s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        auto = r["auto_accept_95"]
+        lines.append(
+            f"| {r['model']} | {r['top1']:.3f} | {r['top3']:.3f} | {r['top1_unseen']:.3f} | {r['top3_unseen']:.3f} "
+            f"| {r['not_a_dog_recall']:.3f} / {r['not_a_dog_precision']:.3f} "
+            f"| {auto['coverage']:.1%} (conf >= {auto['threshold']:.2f}) | {r['p50_ms']} | {r['p95_ms']} "
+            f"| {r['batched_ms_per_photo']} | {r['peak_rss_mb']} | {r['load_s']} |"
+        )
+    return "\n".join(lines)
+
+
+def write_section(readme: Path, heading: str, body: str) -> None:
+    """Replace the section under ``heading`` (up to the next ``## ``) or append it."""
+    text = readme.read_text() if readme.exists() else "# Benchmarks\n"
+    start = text.find(heading)
+    if start < 0:
+        text = text.rstrip() + "\n\n" + heading + "\n" + body + "\n"
+    else:
+        end = text.find("\n## ", start + len(heading))
+        end = len(text) if end < 0 else end + 1
+        text = text[:start] + heading + "\n" + body + "\n" + text[end:]
+    readme.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DOGBOT_EVAL_DATA", DEFAULT_DATA)))
+    parser.add_argument("--models", nargs="+", default=["lite0", "lite2"])
+    parser.add_argument("--latency-photos", type=int, default=96)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--write", action="store_true", help="update bench/README.md")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model in this process
+    args = parser.parse_args()
+
+    if args.one:
+        print(json.dumps(measure(args.one, args.data, args.latency_photos, args.batch_size)))
+        return
+    results = []
+    for model in args.models:
+        command = [sys.executable, __file__, "--one", model, "--data", str(args.data),
+                   "--latency-photos", str(args.latency_photos), "--batch-size", str(args.batch_size)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+        results.append(json.loads(output.strip().splitlines()[-1]))
+    markdown = table(results, args.batch_size)
+    print(markdown)
+    if args.write:
+        command = "`.venv/bin/python bench/bench_model.py --write`"
+        body = (
+            f"\nMade by {command} on {os.cpu_count()} CPU cores ({results[0]['threads']} torch threads), "
+            f"on `manifest.csv` of the shared dev photos ({results[0]['model']} first).\n\n{markdown}\n"
+        )
+        write_section(ROOT / "bench" / "README.md", "## Model", body)
+
+
+if __name__ == "__main__":
+    main()

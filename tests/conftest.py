@@ -1,0 +1,417 @@
+"""Shared fixtures: where the real evaluation photos live, and how to read their manifests.
+
+The photos stay in the shared dataset folder, outside the repository; tests that need them skip
+with a clear reason when it is absent (a fresh clone, a CI runner without the dataset).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import itertools
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DEFAULT_EVAL_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "dogs"
+
+ManifestReader = Callable[[str], list[dict[str, str]]]
+
+
+@pytest.fixture(scope="session")
+def eval_data_dir() -> Path:
+    """The labelled dog photos: $DOGBOT_EVAL_DATA, else ../shared/datasets/dogs beside the repo."""
+    configured = os.environ.get("DOGBOT_EVAL_DATA")
+    folder = Path(configured) if configured else DEFAULT_EVAL_DATA
+    if not (folder / "manifest.csv").is_file():
+        source = "DOGBOT_EVAL_DATA" if configured else "the default location"
+        pytest.skip(f"evaluation photos not found at {folder} ({source}); set DOGBOT_EVAL_DATA")
+    return folder.resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_manifest(eval_data_dir: Path) -> ManifestReader:
+    """Read a manifest CSV of the shared dataset (`manifest.csv`, `other_breeds.csv`) as dict rows.
+
+    Columns are described in the dataset's README; `path` is relative to `eval_data_dir`.
+    Skips the calling test when that CSV is missing.
+    """
+
+    def read(name: str) -> list[dict[str, str]]:
+        path = eval_data_dir / name
+        if not path.is_file():
+            pytest.skip(f"{name} not found in {eval_data_dir}")
+        with path.open(newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+
+    return read
+
+
+# --- databases ----------------------------------------------------------------------------------
+POSTGRES_URL = os.environ.get("DOGBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_schema_url() -> tuple[str, Callable[[], None]]:
+    """A fresh schema in the test database, dropped afterwards; skip when no server answers."""
+    import uuid
+
+    import sqlalchemy
+
+    schema = f"dogbot_test_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    except sqlalchemy.exc.OperationalError as error:
+        admin.dispose()
+        pytest.skip(f"no PostgreSQL server answers at {POSTGRES_URL}: {error.orig}")
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}", drop
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path: Path):
+    """Each storage test runs on SQLite (a file, WAL) and on PostgreSQL (its own schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'dogbot.db'}"
+        return
+    url, drop = _postgres_schema_url()
+    yield url
+    drop()
+
+
+# --- the real model -----------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def predictor():
+    """The real pretrained Lite0, loaded once per test session (about 2 s)."""
+    from dogbot.taxonomy import Taxonomy
+    from ml.predictor import Predictor
+
+    breeds = [(breed.imagenet_index, breed.key) for breed in Taxonomy().imagenet_breeds()]
+    return Predictor.pretrained("lite0", breeds)
+
+
+@pytest.fixture
+def make_catalog(tmp_path: Path, predictor):
+    """Build a Catalog on a given database URL with photos under a temp dir."""
+    from dogbot.catalog import Catalog, load_taxonomy
+    from storage.blobs import LocalPhotoStore
+    from storage.db import make_engine
+
+    engines = []
+
+    def build(url: str | None = None, **options):
+        engine = make_engine(url or f"sqlite:///{tmp_path / 'dogbot.db'}")
+        engines.append(engine)
+        predictor.use_head(predictor.base_head(), "lite0-v0")  # undo any test's head swap
+        return Catalog(
+            engine, LocalPhotoStore(tmp_path / "photos"), predictor, load_taxonomy(engine), **options
+        )
+
+    yield build
+    for engine in engines:
+        engine.dispose()
+
+
+# --- the Telegram bot ----------------------------------------------------------------------------
+# Handler tests run the real PTB Application with a recording request object instead of the network
+# (``RecordingRequest``), push real ``Update`` objects through ``process_update`` and record every
+# exception the handlers raise. End-to-end tests use tests/e2e/fake_telegram.py instead.
+from telegram.request import BaseRequest  # noqa: E402
+
+BOT_TOKEN = "123456789:TEST-token-for-handler-tests"
+ADMIN_ID, STAFF_ID, STAFF2_ID, STRANGER_ID = 1001, 2002, 2003, 6666
+
+
+@dataclass
+class BotCall:
+    method: str
+    params: dict
+    files: dict
+    result: object = None  # what the fake Bot API answered (the message, for send/edit calls)
+
+
+class RecordingRequest(BaseRequest):
+    """A PTB request object that answers like the Bot API, records every call, and serves files."""
+
+    def __init__(self) -> None:
+        self.calls: list[BotCall] = []
+        self.files: dict[str, bytes] = {}  # file_id (also its file_path) -> bytes
+        self.messages: dict[int, dict] = {}  # the bot's messages as they are now, by message id
+        self._ids = itertools.count(500)
+
+    @property
+    def read_timeout(self) -> float:
+        return 5.0
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    async def do_request(self, url, method, request_data=None, **timeouts):
+        if "/file/bot" in url:
+            return 200, self.files[url.rsplit("/", 1)[1]]
+        endpoint = url.rsplit("/", 1)[1]
+        params = dict(request_data.parameters) if request_data else {}
+        files = dict(request_data.multipart_data) if request_data and request_data.contains_files else {}
+        call = BotCall(endpoint, params, files)
+        call.result = self._result(endpoint, params)
+        self.calls.append(call)
+        return 200, json.dumps({"ok": True, "result": call.result}).encode()
+
+    def _result(self, endpoint: str, params: dict):
+        if endpoint == "getMe":
+            return {"id": 123456789, "is_bot": True, "first_name": "Dogbot", "username": "dogbot_test_bot"}
+        if endpoint == "getFile":
+            file_id = params["file_id"]
+            return {
+                "file_id": file_id,
+                "file_unique_id": file_id,
+                "file_path": file_id,
+                "file_size": len(self.files[file_id]),
+            }
+        if endpoint.startswith(("send", "edit")) and endpoint != "sendChatAction":
+            return self._message(endpoint, params)
+        return True
+
+    def _message(self, endpoint: str, params: dict) -> dict:
+        message_id = params.get("message_id") or next(self._ids)
+        message = dict(self.messages.get(message_id, {}))
+        message.update(
+            message_id=message_id,
+            date=int(time.time()),
+            chat={"id": params.get("chat_id"), "type": "private"},
+            **{"from": {"id": 123456789, "is_bot": True, "first_name": "Dogbot"}},
+        )
+        for key in ("text", "caption", "reply_markup"):
+            if key in params:
+                message[key] = params[key]
+        if endpoint.startswith("edit") and "reply_markup" not in params:
+            message.pop("reply_markup", None)  # an edit without a keyboard removes it, as on Telegram
+        if endpoint == "sendPhoto":
+            message["photo"] = [{"file_id": "sent", "file_unique_id": "sent", "width": 1, "height": 1}]
+        if endpoint == "sendDocument":
+            message["document"] = {"file_id": "doc", "file_unique_id": "doc", "file_name": "export.csv"}
+        self.messages[message_id] = message
+        return message
+
+
+class BotHarness:
+    """Users talking to the real Application: build updates, process them, read what the bot did."""
+
+    def __init__(self, application, request, container) -> None:
+        self.app, self.request, self.container = application, request, container
+        self.errors: list[BaseException] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1)
+
+    @property
+    def catalog(self):
+        return self.container.catalog
+
+    def sent(self, method: str | None = None, chat_id: int | None = None) -> list[BotCall]:
+        return [
+            c
+            for c in self.request.calls
+            if (method is None or c.method == method)
+            and (chat_id is None or c.params.get("chat_id") == chat_id)
+        ]
+
+    def replies(self, chat_id: int) -> list[BotCall]:
+        """Messages, photos and documents sent to ``chat_id`` (not chat actions or edits)."""
+        return [
+            c for c in self.sent(chat_id=chat_id) if c.method in ("sendMessage", "sendPhoto", "sendDocument")
+        ]
+
+    def last_reply(self, chat_id: int) -> BotCall:
+        found = self.replies(chat_id)
+        assert found, f"the bot sent nothing to {chat_id}; calls: {[c.method for c in self.request.calls]}"
+        return found[-1]
+
+    @staticmethod
+    def buttons(call: BotCall) -> dict[str, str]:
+        markup = call.params.get("reply_markup") or {}
+        return {b["text"]: b.get("callback_data") for row in markup.get("inline_keyboard", []) for b in row}
+
+    def _user(self, user_id: int) -> dict:
+        return {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
+
+    def _message(self, user_id: int, **content) -> dict:
+        return {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private"},
+            "from": self._user(user_id),
+            **content,
+        }
+
+    async def push(self, payload: dict) -> None:
+        from telegram import Update
+
+        update = Update.de_json({"update_id": next(self._update_ids), **payload}, self.app.bot)
+        await self.app.process_update(update)
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Wait for the handlers PTB runs as tasks (block=False) and the tasks they started."""
+        current = asyncio.current_task()
+        for _ in range(200):
+            pending = [
+                t
+                for t in asyncio.all_tasks()
+                if t is not current
+                and not t.done()
+                and "batcher" not in t.get_name()
+                and (
+                    "process_update_non_blocking" in t.get_name()
+                    or "dogbot" in t.get_name()
+                    or "process_error" in t.get_name()
+                )
+            ]
+            if not pending:
+                return
+            await asyncio.wait(pending, timeout=30)
+
+    async def send_text(self, user_id: int, text: str, reply_to: dict | None = None) -> None:
+        content: dict = {"text": text}
+        if text.startswith("/"):
+            content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        if reply_to is not None:
+            content["reply_to_message"] = reply_to
+        await self.push({"message": self._message(user_id, **content)})
+
+    def add_file(self, data: bytes) -> str:
+        file_id = f"f{len(self.request.files) + 1}"
+        self.request.files[file_id] = data
+        return file_id
+
+    def photo_content(self, data: bytes) -> dict:
+        file_id = self.add_file(data)
+        return {
+            "photo": [
+                {
+                    "file_id": file_id,
+                    "file_unique_id": file_id,
+                    "width": 100,
+                    "height": 100,
+                    "file_size": len(data),
+                }
+            ]
+        }
+
+    async def send_photo(self, user_id: int, data: bytes, **extra) -> None:
+        await self.push({"message": self._message(user_id, **self.photo_content(data), **extra)})
+
+    async def send_document(
+        self, user_id: int, data: bytes, file_name: str, mime_type: str, file_size: int | None = None
+    ) -> None:
+        file_id = self.add_file(data)
+        document = {
+            "file_id": file_id,
+            "file_unique_id": file_id,
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "file_size": file_size if file_size is not None else len(data),
+        }
+        await self.push({"message": self._message(user_id, document=document)})
+
+    async def send(self, user_id: int, **content) -> None:
+        await self.push({"message": self._message(user_id, **content)})
+
+    async def press(self, user_id: int, call: BotCall, data: str) -> None:
+        """``user_id`` presses a button with ``data`` on the message ``call`` sent (as it is now)."""
+        query = {
+            "id": str(next(self._update_ids)),
+            "from": self._user(user_id),
+            "chat_instance": "ci",
+            "message": self.message_of(call),
+            "data": data,
+        }
+        await self.push({"callback_query": query})
+
+    def message_of(self, call: BotCall) -> dict:
+        """The message a send call created, in its current state (after edits)."""
+        return self.request.messages[call.result["message_id"]]
+
+    def answers(self) -> list[BotCall]:
+        return self.sent("answerCallbackQuery")
+
+
+@pytest.fixture
+def bot_container(tmp_path: Path, predictor):
+    """A Container on a temp data dir with the session's model and fixed admin/staff ids."""
+    from dogbot.app import Container
+    from dogbot.settings import Settings
+
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        telegram_token=BOT_TOKEN,
+        admin_ids=[ADMIN_ID],
+        staff_ids=[STAFF_ID, STAFF2_ID],
+        batch_window_ms=5,
+    )
+    container = Container(settings)
+    predictor.use_head(predictor.base_head(), "lite0-v0")
+    container.predictor = predictor  # cached_property: the instance attribute wins
+    yield container
+    container.engine.dispose()
+
+
+@pytest.fixture
+async def bot(bot_container):
+    """The real bot Application over a recording request; fails the test if a handler raised."""
+    from bot.app import build_application
+
+    request = RecordingRequest()
+    application = build_application(bot_container, request=request)
+    harness = BotHarness(application, request, bot_container)
+
+    async def record(update, context) -> None:
+        harness.errors.append(context.error)
+
+    application.add_error_handler(record)
+    async with application:
+        yield harness
+        await application.bot_data["services"].batcher.stop()
+    assert not harness.errors, f"handlers raised: {harness.errors!r}"
+
+
+@pytest.fixture(scope="session")
+def dog_photos(eval_data_dir: Path, predictor) -> dict[str, bytes]:
+    """Real photos the model is sure about ("sure"), unsure about ("unsure"), and a non-dog ("not_dog")."""
+    rows = list(csv.DictReader((eval_data_dir / "manifest.csv").open(newline="", encoding="utf-8")))
+    from ml.images import load_image
+
+    predictor.use_head(predictor.base_head(), "lite0-v0")
+    found: dict[str, bytes] = {}
+    for row in rows:
+        if row["format"] != "JPEG" or row["quirks"]:
+            continue
+        data = (eval_data_dir / row["path"]).read_bytes()
+        output = predictor.predict([load_image(data)])[0]
+        confidence = output.top(1)[0][1]
+        if row["breed"] == "not_a_dog":
+            kind = "not_dog" if output.dog_probability < 0.2 else None
+        elif output.dog_probability > 0.9:
+            kind = "sure" if confidence > 0.9 else ("unsure" if confidence < 0.5 else None)
+        else:
+            kind = None
+        if kind and kind not in found:
+            found[kind] = data
+        if len(found) == 3:
+            return found
+    pytest.skip(f"could not find sure/unsure/non-dog photos in {eval_data_dir}")
