@@ -1,0 +1,107 @@
+"""The `dogbot` command line as users run it: a subprocess of the installed console script."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DOGBOT = str(Path(sys.executable).with_name("dogbot"))
+
+
+def run_cli(*args: str, data_dir: Path, check_status: int | None = 0) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DOGBOT_DATA_DIR": str(data_dir), "DOGBOT_TORCH_THREADS": "2"}
+    env.pop("DOGBOT_DATABASE_URL", None)
+    result = subprocess.run([DOGBOT, *args], capture_output=True, text=True, env=env, timeout=600)
+    if check_status is not None:
+        assert result.returncode == check_status, result.stderr
+    return result
+
+
+def write_manifest(path: Path, rows: list[dict], eval_data_dir: Path) -> Path:
+    """A CSV in our temp dir whose ``path`` column is relative to it, like a shelter's own list."""
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "breed", "imagenet_overlap"])
+        writer.writeheader()
+        for row in rows:
+            relative = os.path.relpath(eval_data_dir / row["path"], path.parent)
+            writer.writerow({"path": relative, "breed": row["breed"], "imagenet_overlap": row["imagenet_overlap"]})
+    return path
+
+
+def test_predict_json_reports_each_file_and_fails_on_an_unreadable_one(tmp_path, shared_manifest, eval_data_dir):
+    dog = next(r for r in shared_manifest("manifest.csv") if r["breed"] == "pug" and r["imagenet_overlap"] == "no")
+    junk = tmp_path / "notes.jpg"
+    junk.write_text("not a photo")
+    result = run_cli("predict", "--json", str(eval_data_dir / dog["path"]), str(junk), data_dir=tmp_path,
+                     check_status=1)
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert set(first) == {"path", "is_dog", "breed", "confidence", "top", "model_version"}
+    assert first["is_dog"] and first["breed"] == "Pug" and first["model_version"] == "lite0-v0"
+    assert len(first["top"]) == 3 and set(first["top"][0]) == {"breed", "p"}
+    assert set(second) == {"path", "error"} and "image" in second["error"]
+    assert not (tmp_path / "photos").exists()  # predict stores no photo
+
+
+def test_every_quirky_file_is_classified_or_clearly_rejected(tmp_path, shared_manifest, eval_data_dir):
+    quirky = [eval_data_dir / r["path"] for r in shared_manifest("manifest.csv") if r["quirks"]]
+    result = run_cli("predict", "--json", *map(str, quirky), data_dir=tmp_path, check_status=None)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == len(quirky)
+    assert all(("top" in line) or line.get("error") for line in lines)
+    assert result.returncode in (0, 1), result.stderr
+
+
+def test_import_then_export_and_ingest_waits_for_review(tmp_path, shared_manifest, eval_data_dir):
+    rows = shared_manifest("manifest.csv")
+    labeled = [r for r in rows if r["breed"] == "pug"][:2] + [r for r in rows if r["breed"] == "beagle"][:2]
+    labeled += [r for r in shared_manifest("other_breeds.csv") if r["breed"] == "shiba_inu"][:2]
+    manifest = write_manifest(tmp_path / "labeled.csv", labeled, eval_data_dir)
+    data_dir = tmp_path / "data"
+    result = run_cli("import", "--manifest", str(manifest), data_dir=data_dir)
+    assert "6 photos stored (6 new" in result.stdout
+
+    again = run_cli("import", "--manifest", str(manifest), data_dir=data_dir)
+    assert "0 new, 6 already known" in again.stdout
+
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    for row in [r for r in rows if r["breed"] == "Chihuahua"][:2]:
+        (camera / Path(row["path"]).name).write_bytes((eval_data_dir / row["path"]).read_bytes())
+    run_cli("ingest", str(camera), data_dir=data_dir)
+
+    out = tmp_path / "catalog.csv"
+    run_cli("export", "--out", str(out), data_dir=data_dir)
+    exported = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(exported) == 8
+    imported = [r for r in exported if r["label_source"] == "import"]
+    assert sorted({r["label"] for r in imported}) == ["Beagle", "Pug", "Shiba Inu"]
+    assert all(r["model_version"] == "lite0-v0" and r["predicted_breed"] for r in exported)
+
+
+def test_eval_json_on_a_small_manifest(tmp_path, shared_manifest, eval_data_dir):
+    rows = shared_manifest("manifest.csv")
+    sample = [r for r in rows if r["imagenet_overlap"] == "no"][:20] + [r for r in rows if r["breed"] == "not_a_dog"][:5]
+    manifest = write_manifest(tmp_path / "sample.csv", sample, eval_data_dir)
+    report = json.loads(run_cli("eval", "--manifest", str(manifest), "--json", data_dir=tmp_path).stdout)
+    assert report["n"] == 25 and report["n_dogs"] == 20
+    assert 0.5 <= report["top1"] <= report["top3"] <= 1.0
+    assert set(report["auto_accept"]) == {"0.95", "0.98", "0.99"}
+
+
+@pytest.mark.slow
+def test_dev_set_accuracy_meets_the_bar(predictor, eval_data_dir):
+    """The recognition-core acceptance numbers, on the whole shared dev manifest."""
+    from dogbot.evaluation import evaluate
+    from dogbot.manifest import read_manifest
+    from dogbot.taxonomy import Taxonomy
+
+    report = evaluate(predictor, Taxonomy(), read_manifest(eval_data_dir / "manifest.csv"), dog_threshold=0.5)
+    assert report.n_dogs >= 500 and not report.unknown_labels and not report.errors
+    assert report.top1 >= 0.78 and report.top3 >= 0.92
+    assert report.top1_unseen >= 0.77 and report.top3_unseen >= 0.92  # not ImageNet images
+    assert report.not_a_dog_recall >= 0.9 and report.not_a_dog_precision >= 0.9
