@@ -33,8 +33,8 @@ class Settings(BaseSettings):
 
     # --- Bot behaviour --------------------------------------------------------------------------
     # Photos arriving within this window are classified in one forward pass.
-    batch_window_ms: int = 15
-    batch_max_size: int = 16
+    batch_window_ms: int = 5
+    batch_max_size: int = 8
     # Per staff member: more photos than this in a minute are refused (stops one account flooding).
     photos_per_minute: int = 60
     # A stranger gets at most one refusal in this many seconds (an album is one refusal, not ten).
@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # --- Storage --------------------------------------------------------------------------------
     data_dir: Path = Path("data")
     database_url: str = ""  # empty: SQLite file under data_dir
+    # Where photo bytes live: empty is a folder under data_dir; s3://bucket/prefix an S3-compatible
+    # bucket shared by bot replicas and the worker (credentials from the standard AWS_* variables).
+    photo_store: str = ""
+    s3_endpoint_url: str = ""  # empty: AWS itself; else e.g. http://minio:9000
 
     # --- Model ----------------------------------------------------------------------------------
     model: ModelName = "lite0"
@@ -66,6 +70,28 @@ class Settings(BaseSettings):
     drift_interval_minutes: int = 24 * 60
     drift_window: int = 200
     retrain_min_new_labels: int = 50
+    # How often the worker checks whether a retrain is due (enough new labels, or a drift alarm).
+    retrain_interval_minutes: int = 60
+    # Share of photos (by hash, fixed per photo) held out for validation; golden set size.
+    validation_share: float = Field(default=0.2, gt=0.0, lt=1.0)
+    golden_size: int = 200
+    # Promotion: golden top-1 may drop at most this much; validation top-1 must rise by more than
+    # min_improvement; fewer people-labeled validation photos than min_validation: no promotion.
+    promotion_golden_tolerance: float = 0.01
+    promotion_min_improvement: float = 0.0
+    promotion_min_validation: int = 20
+    # Drift alarms: domain-classifier AUC above this (and significant); any test with p below this.
+    drift_auc_threshold: float = 0.6
+    drift_p_value: float = 0.01
+    drift_min_photos: int = 50
+    # Train on auto-accepted labels too (people's labels are always used).
+    train_on_auto_labels: bool = True
+    # A training lease not renewed for this long is taken over (a worker died mid-training).
+    lock_ttl_minutes: int = 30
+    # Run fold/drift/retrain inside the bot process instead of a separate `dogbot worker`.
+    jobs_in_bot: bool = False
+    # How often the bot checks the registry for a newly promoted champion (no restart needed).
+    champion_check_seconds: int = 60
 
     @field_validator("admin_ids", "staff_ids", mode="before")
     @classmethod
@@ -75,6 +101,13 @@ class Settings(BaseSettings):
             return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
         if isinstance(value, int):
             return [value]
+        return value
+
+    @field_validator("photo_store")
+    @classmethod
+    def _check_photo_store(cls, value: str) -> str:
+        if value and not (value.startswith("s3://") and value.removeprefix("s3://").split("/")[0]):
+            raise ValueError("photo_store must be empty (a local folder) or s3://bucket/prefix")
         return value
 
     @property

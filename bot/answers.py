@@ -1,0 +1,193 @@
+"""Staff answering questions: button presses, typed breed names after "Other…", and /review."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update
+from telegram.constants import ChatAction
+from telegram.error import BadRequest
+
+from bot import keyboards, texts
+from bot.callbacks import Action, Press, breed_matches
+from bot.context import DogContext, chat_action, member
+from dogbot import review
+from dogbot.catalog import UnknownBreed
+from dogbot.labels import SKIP, SPECIAL_LABELS
+from dogbot.members import Role
+from storage.tables import LabelSource
+
+_ANSWER_SEPARATOR = "\n—\n"
+_ASKED_PHOTO = re.compile(r"^Photo #(\d+):")
+
+
+async def on_button(update: Update, context: DogContext) -> None:
+    """A press on a question's button: record the answer, or offer more choices."""
+    query = update.callback_query
+    press = context.services.codec.decode(query.data)
+    if press is None:
+        await query.answer(texts.FORGED, show_alert=True)
+        return
+    role = await member(update, context)
+    if role is None:
+        return
+    if press.action is Action.LABEL:
+        await _record(query, context, press, role)
+    elif press.action is Action.OTHER:
+        await _ask_breed_name(query, context, press)
+    else:  # WRONG, IS_DOG: show the full question again
+        await _reopen(query, context, press)
+
+
+async def _record(query: CallbackQuery, context: DogContext, press: Press, role: Role) -> None:
+    services = context.services
+    breed = _breed_key(press.arg, context)
+    source = LabelSource.ADMIN if role is Role.ADMIN else LabelSource.STAFF
+    try:
+        result = await asyncio.to_thread(
+            review.answer,
+            services.catalog,
+            press.prediction_id,
+            breed,
+            source=source,
+            user_id=query.from_user.id,
+        )
+    except review.StaleAnswer:
+        await query.answer(texts.STALE, show_alert=True)
+        return
+    except UnknownBreed:
+        await query.answer(texts.UNKNOWN_BREED, show_alert=True)
+        return
+    await query.answer(texts.answer_toast(breed, result.created, services.breed_name))
+    if not result.created:
+        return  # a double tap: the message already says this
+    photo_id = result.label.photo_id
+    decided = result.resolved.breed if result.resolved else None
+    conflict = bool(result.resolved and result.resolved.conflict)
+    said = texts.answer_saved(photo_id, breed, decided, conflict, services.breed_name)
+    markup = None if breed == SKIP else keyboards.wrong(services.codec, press.prediction_id)
+    await _edit(query, said, markup)
+    if press.review:
+        await send_next_for_review(context, query.message.chat.id, after_photo_id=photo_id)
+
+
+async def _reopen(query: CallbackQuery, context: DogContext, press: Press) -> None:
+    services = context.services
+    try:
+        question = await asyncio.to_thread(review.current_question, services.catalog, press.prediction_id)
+    except review.StaleAnswer:
+        await query.answer(texts.STALE, show_alert=True)
+        return
+    await query.answer()
+    choices = [(breed.key, breed.display_name) for breed, _ in question.top]
+    markup = keyboards.question(services.codec, press.prediction_id, choices, review=press.review)
+    try:
+        await query.edit_message_reply_markup(markup)
+    except BadRequest as error:
+        if "not modified" not in error.message.lower():
+            raise
+
+
+async def _ask_breed_name(query: CallbackQuery, context: DogContext, press: Press) -> None:
+    try:
+        question = await asyncio.to_thread(
+            review.current_question, context.services.catalog, press.prediction_id
+        )
+    except review.StaleAnswer:
+        await query.answer(texts.STALE, show_alert=True)
+        return
+    await query.answer()
+    # The typed name usually comes back as a reply to this message; user_data covers clients that drop it.
+    context.user_data["asked_photo"] = question.photo.id
+    await query.message.reply_text(
+        texts.ask_breed_name(question.photo.id), reply_markup=keyboards.type_breed()
+    )
+
+
+async def on_text(update: Update, context: DogContext) -> None:
+    """Plain text: a breed name after "Other…", else a hint that photos are what this bot wants."""
+    message = update.effective_message
+    role = await member(update, context)
+    if role is None:
+        return
+    photo_id = _asked_photo(update, context)
+    if photo_id is None:
+        await message.reply_text(texts.TEXT_HINT)
+        return
+    typed = " ".join(message.text.split())[:64]
+    services = context.services
+    prediction, found = await asyncio.to_thread(review.breed_choices, services.catalog, photo_id, typed)
+    if prediction is None:
+        await message.reply_text(texts.STALE)
+        return
+    if not found:
+        await message.reply_text(texts.no_breed_match(typed, role))
+        return
+    context.user_data.pop("asked_photo", None)
+    choices = [(breed.key, breed.display_name) for breed in found]
+    await message.reply_text(
+        texts.breed_matches(photo_id, typed),
+        reply_markup=keyboards.matches(services.codec, prediction.id, choices),
+    )
+
+
+async def on_review(update: Update, context: DogContext) -> None:
+    """/review: show the oldest photo still waiting for a label, with the question keyboard."""
+    if await member(update, context) is None:
+        return
+    await send_next_for_review(context, update.effective_chat.id, after_photo_id=0)
+
+
+async def send_next_for_review(context: DogContext, chat_id: int, *, after_photo_id: int) -> None:
+    services = context.services
+    async with chat_action(context, chat_id, ChatAction.UPLOAD_PHOTO):
+        found = await asyncio.to_thread(review.next_question, services.catalog, after_photo_id)
+        if found is None:
+            await context.bot.send_message(chat_id, texts.REVIEW_DONE)
+            return
+        question, data = found
+        top = [(breed.display_name, p) for breed, p in question.top]
+        caption = texts.review_caption(
+            question.photo.id,
+            question.photo.received_at.strftime("%Y-%m-%d %H:%M UTC"),
+            top,
+            question.prediction.is_dog,
+        )
+        choices = [(breed.key, breed.display_name) for breed, _ in question.top]
+        markup = keyboards.question(services.codec, question.prediction.id, choices, review=True)
+        await context.bot.send_photo(chat_id, photo=data, caption=caption, reply_markup=markup)
+
+
+def _asked_photo(update: Update, context: DogContext) -> int | None:
+    """Which photo a typed breed name is for: the question it replies to, else the last one asked."""
+    replied = update.effective_message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
+        match = _ASKED_PHOTO.match(replied.text or "")
+        if match:
+            return int(match.group(1))
+    return context.user_data.get("asked_photo")
+
+
+def _breed_key(arg: str, context: DogContext) -> str:
+    """The breed key a button names (buttons for very long custom names carry a hash of the key)."""
+    taxonomy = context.services.catalog.taxonomy
+    if arg in SPECIAL_LABELS or arg in taxonomy:
+        return arg
+    return next((breed.key for breed in taxonomy.all() if breed_matches(arg, breed.key)), arg)
+
+
+async def _edit(query: CallbackQuery, said: str, markup: InlineKeyboardMarkup | None) -> None:
+    """Put the outcome under the question, keeping the model's verdict above it."""
+    message = query.message
+    is_photo = bool(getattr(message, "photo", None))
+    current = (message.caption if is_photo else getattr(message, "text", None)) or ""
+    text = current.split(_ANSWER_SEPARATOR)[0] + _ANSWER_SEPARATOR + said
+    try:
+        if is_photo:
+            await query.edit_message_caption(caption=text[:1024], reply_markup=markup)
+        else:
+            await query.edit_message_text(text[:4096], reply_markup=markup)
+    except BadRequest as error:
+        if "not modified" not in error.message.lower():
+            raise

@@ -1,0 +1,199 @@
+"""Wiring the Telegram application: request settings, handlers, error handling, polling or webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import sys
+from functools import partial
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+from telegram.request import BaseRequest, HTTPXRequest
+
+from bot import answers, commands, intake, texts
+from bot.batcher import MicroBatcher
+from bot.callbacks import CallbackCodec, derive_secret
+from bot.context import DogContext, Services
+from bot.errors import RetryingRateLimiter, install_redaction, on_error
+from bot.lifecycle import register_lifecycle_handlers
+from bot.throttle import PerUserLimit
+from dogbot.app import Container
+from dogbot.intake import receive
+from dogbot.members import Members
+
+log = logging.getLogger(__name__)
+
+# Only what the handlers use: edited messages and other update types never reach the bot.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+
+_OTHER_MEDIA = (
+    filters.ANIMATION
+    | filters.Sticker.ALL
+    | filters.VOICE
+    | filters.AUDIO
+    | filters.VIDEO
+    | filters.VIDEO_NOTE
+)
+
+
+def build_application(
+    container: Container,
+    *,
+    request: BaseRequest | None = None,
+    get_updates_request: BaseRequest | None = None,
+) -> Application:
+    """The bot, ready to run; ``request`` replaces the network layer (tests)."""
+    settings = container.settings
+    if not settings.telegram_token:
+        raise ValueError("DOGBOT_TELEGRAM_TOKEN is not set")
+    services = Services(
+        container=container,
+        members=Members(
+            container.engine,
+            admin_ids=settings.admin_ids,
+            staff_ids=settings.staff_ids,
+            cache_seconds=settings.member_cache_s,
+        ),
+        codec=CallbackCodec(derive_secret(settings.telegram_token, settings.callback_secret)),
+        batcher=MicroBatcher(
+            lambda items: receive(container.catalog, items),
+            window_s=settings.batch_window_ms / 1000,
+            max_size=settings.batch_max_size,
+        ),
+        photo_limit=PerUserLimit(settings.photos_per_minute, 60.0),
+        stranger_limit=PerUserLimit(1, settings.stranger_reply_cooldown_s),
+        max_download_bytes=settings.max_upload_mb * 1024 * 1024,
+        download_timeout_s=settings.download_timeout_s,
+    )
+    builder = (
+        Application.builder()
+        .token(settings.telegram_token)
+        .base_url(settings.telegram_base_url)
+        .base_file_url(settings.telegram_base_file_url)
+        .context_types(ContextTypes(context=DogContext))
+        .rate_limiter(RetryingRateLimiter(max_retries=settings.telegram_max_retries))
+        .post_init(partial(_post_init, services=services))
+        .post_shutdown(_post_shutdown)
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(get_updates_request or request)
+    else:
+        # Uploads of review photos and CSV exports, downloads of 20 MB files: generous write/read
+        # timeouts; a pool big enough for 20 staff sending at once.
+        builder = builder.request(
+            HTTPXRequest(
+                connection_pool_size=64,
+                connect_timeout=10.0,
+                read_timeout=20.0,
+                write_timeout=20.0,
+                pool_timeout=10.0,
+                media_write_timeout=60.0,
+            )
+        )
+    application = builder.build()
+    application.bot_data["services"] = services
+    add_handlers(application, container)
+    return application
+
+
+def add_handlers(application: Application, container: Container) -> None:
+    register_lifecycle_handlers(application, container)
+    for handler in commands.handlers():
+        application.add_handler(handler)
+    application.add_handler(CommandHandler("review", answers.on_review))
+    handled = {
+        name for group in application.handlers.values() for h in group if isinstance(h, CommandHandler)
+        for name in h.commands
+    }  # fmt: skip
+    missing = [name for name in commands.LIFECYCLE_COMMANDS if name not in handled]
+    if missing:
+        application.add_handler(CommandHandler(missing, commands.on_lifecycle_pending))
+    # Photos never wait for each other: each is handled in its own task (block=False).
+    application.add_handler(MessageHandler(filters.PHOTO, intake.on_photo, block=False))
+    application.add_handler(MessageHandler(_OTHER_MEDIA, intake.on_other_media))
+    application.add_handler(MessageHandler(filters.Document.ALL, intake.on_document, block=False))
+    application.add_handler(CallbackQueryHandler(answers.on_button, block=False))
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, answers.on_text))
+    application.add_handler(MessageHandler(filters.COMMAND, commands.on_unknown_command))
+    application.add_handler(MessageHandler(filters.ALL, intake.on_other_media))
+    application.add_error_handler(on_error)
+
+
+async def _post_init(application: Application, *, services: Services) -> None:
+    # Load the model before the first update, so the first photo is answered as fast as the rest.
+    await asyncio.to_thread(lambda: services.catalog)
+    await _set_commands(application, services)
+
+
+async def _post_shutdown(application: Application) -> None:
+    await application.bot_data["services"].batcher.stop()
+
+
+async def _set_commands(application: Application, services: Services) -> None:
+    """The command menu: staff commands for everyone, plus admin commands in admins' chats."""
+    staff = [BotCommand(name, what) for name, what in texts.COMMANDS_STAFF.items()]
+    admin = staff + [BotCommand(name, what) for name, what in texts.COMMANDS_ADMIN.items()]
+    try:
+        await application.bot.set_my_commands(staff, scope=BotCommandScopeDefault())
+    except TelegramError as error:
+        log.warning("could not set the command menu: %s", error.message)
+    for admin_id in sorted(services.members.admin_ids):
+        try:
+            await application.bot.set_my_commands(admin, scope=BotCommandScopeChat(admin_id))
+        except TelegramError as error:  # an admin who never opened the bot: "chat not found"
+            log.info("no admin command menu for %s: %s", admin_id, error.message)
+
+
+def webhook_secret(token: str, configured: str = "") -> str:
+    """The secret Telegram sends with every webhook request: configured, else derived from the token."""
+    if configured:
+        return configured
+    return hmac.new(token.encode(), b"dogbot webhook v1", hashlib.sha256).hexdigest()
+
+
+def run_bot(container: Container) -> int:
+    """Run until stopped (Ctrl-C, SIGTERM); webhook mode when DOGBOT_WEBHOOK_URL is set, else polling."""
+    settings = container.settings
+    if not settings.telegram_token:
+        print(texts.BOTFATHER, file=sys.stderr)
+        return 2
+    secret = webhook_secret(settings.telegram_token, settings.webhook_secret)
+    install_redaction([settings.telegram_token, secret, settings.callback_secret])
+    application = build_application(container)
+    try:
+        if settings.webhook_url:
+            path = urlsplit(settings.webhook_url).path.lstrip("/")
+            log.info("webhook mode on %s:%s/%s", settings.webhook_listen, settings.webhook_port, path)
+            application.run_webhook(
+                listen=settings.webhook_listen,
+                port=settings.webhook_port,
+                url_path=path,
+                webhook_url=settings.webhook_url,
+                secret_token=secret,
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=False,  # photos sent while the bot was down are still answered
+                bootstrap_retries=5,
+            )
+        else:
+            log.info("polling mode")
+            application.run_polling(
+                allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False, bootstrap_retries=5
+            )
+    except InvalidToken:
+        print(
+            "Telegram refused the bot token. Check DOGBOT_TELEGRAM_TOKEN (from @BotFather).", file=sys.stderr
+        )
+        return 2
+    return 0

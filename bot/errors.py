@@ -1,0 +1,147 @@
+"""One error handler for the whole bot, log redaction, and retries for Telegram's transient failures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from telegram import Update
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
+from telegram.ext import AIORateLimiter
+
+from bot import texts
+from bot.context import DogContext
+
+log = logging.getLogger(__name__)
+
+# Methods that may be repeated after a timeout without the user seeing anything twice.
+_SAFE_AFTER_TIMEOUT = frozenset(
+    {"getMe", "getFile", "sendChatAction", "answerCallbackQuery", "editMessageText",
+     "editMessageCaption", "editMessageReplyMarkup", "setMyCommands", "deleteWebhook", "setWebhook"}
+)  # fmt: skip
+_ADMIN_ALERT_INTERVAL_S = 60.0
+
+
+class RetryingRateLimiter(AIORateLimiter):
+    """PTB's limiter (Telegram's flood limits, retries on ``RetryAfter``) that also retries transient errors.
+
+    A 5xx answer or a refused connection means Telegram did not act, so any call is retried; a timeout
+    may mean it acted but the answer was lost, so only calls that are harmless to repeat are retried.
+    """
+
+    def __init__(self, max_retries: int = 3, backoff_s: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(max_retries=max_retries, **kwargs)
+        self.network_retries = max_retries
+        self.backoff_s = backoff_s
+
+    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):  # type: ignore[override]
+        for attempt in range(self.network_retries + 1):
+            try:
+                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+            except BadRequest:
+                raise
+            except TimedOut:
+                if endpoint not in _SAFE_AFTER_TIMEOUT or attempt == self.network_retries:
+                    raise
+                log.info("%s timed out; retrying", endpoint)
+            except NetworkError as error:
+                if attempt == self.network_retries:
+                    raise
+                log.info("%s failed (%s); retrying", endpoint, error.message)
+            await asyncio.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable")
+
+
+async def on_error(update: object, context: DogContext) -> None:
+    """Log the failure without secrets or message content, apologise to the user, and alert admins."""
+    error = context.error
+    if isinstance(error, Forbidden):
+        log.info("a user blocked the bot or left the chat: %s", error.message)
+        return
+    if isinstance(error, BadRequest) and "message is not modified" in error.message.lower():
+        return
+    where = describe(update)
+    log.error("error while handling %s", where, exc_info=error)
+    if isinstance(update, Update):
+        with contextlib.suppress(TelegramError):
+            if update.callback_query is not None:
+                await update.callback_query.answer(texts.internal_error(), show_alert=True)
+            elif update.effective_message is not None:
+                await update.effective_message.reply_text(texts.internal_error())
+    await _alert_admins(context, type(error).__name__, where)
+
+
+def describe(update: object) -> str:
+    """Where an error happened, in words that carry no message text, file ids or secrets."""
+    if not isinstance(update, Update):
+        return "a background task"
+    user = update.effective_user
+    who = f" from user {user.id}" if user else ""
+    if update.callback_query is not None:
+        return f"a button press{who}"
+    message = update.effective_message
+    if message is not None:
+        kind = next(
+            (
+                k
+                for k in ("photo", "document", "text", "sticker", "voice", "animation")
+                if getattr(message, k)
+            ),
+            "message",
+        )
+        return f"a {kind}{who}"
+    return f"update {update.update_id}"
+
+
+async def _alert_admins(context: DogContext, kind: str, where: str) -> None:
+    # At most one alert per kind of error a minute: a failure loop must not become a message flood.
+    last: dict[str, float] = context.bot_data.setdefault("admin_alerts", {})
+    now = time.monotonic()
+    if now - last.get(kind, -_ADMIN_ALERT_INTERVAL_S) < _ADMIN_ALERT_INTERVAL_S:
+        return
+    last[kind] = now
+    for admin_id in sorted(context.services.members.admin_ids):
+        try:
+            await context.bot.send_message(admin_id, texts.error_for_admins(kind, where))
+        except TelegramError as failed:
+            log.warning("could not alert admin %s: %s", admin_id, failed.message)
+
+
+class Redact(logging.Filter):
+    """Replaces secrets (the bot token, the webhook secret) in every log record it sees."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 8}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        redacted, exc_text = self._clean(message), self._clean(record.exc_text)
+        if redacted != message or exc_text != record.exc_text:
+            record.msg, record.args, record.exc_text = redacted, None, exc_text
+        return True
+
+    def _clean(self, text: str | None) -> str | None:
+        if text:
+            for secret in self.secrets:
+                text = text.replace(secret, "[redacted]")
+        return text
+
+
+def install_redaction(secrets: Iterable[str]) -> None:
+    """Redact ``secrets`` from everything the root logger's handlers write."""
+    redact = Redact(secrets)
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in root.handlers:
+        handler.addFilter(redact)
+    # httpx logs every request URL at INFO, and the URL contains the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)

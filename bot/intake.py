@@ -1,0 +1,129 @@
+"""Photo intake handlers: a photo (or image file) in, the breed and a question out.
+
+Each handler checks who is asking before touching the file (nothing of a stranger's is downloaded,
+stored or classified), checks the declared size before downloading, then hands the bytes to the
+micro-batcher, which stores every photo before classifying it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram import Message, Update
+from telegram.error import BadRequest, NetworkError
+
+from bot import keyboards, texts
+from bot.context import DogContext, chat_action, member
+from dogbot.catalog import Classification, Outcome
+from dogbot.intake import Incoming
+from dogbot.labels import NOT_A_DOG
+
+log = logging.getLogger(__name__)
+
+# Files Telegram calls documents that are certainly not photos: refused without downloading.
+_NOT_IMAGES = ("text/", "audio/", "video/", "application/pdf", "application/zip", "application/msword")
+
+
+async def on_photo(update: Update, context: DogContext) -> None:
+    """A compressed photo: classify its largest size."""
+    message = update.effective_message
+    if await member(update, context) is None:
+        return
+    largest = message.photo[-1]
+    await _take(update, context, largest.file_id, largest.file_size, file_name=None)
+
+
+async def on_document(update: Update, context: DogContext) -> None:
+    """A file: classify it if it is an image (uncompressed photos arrive this way), else say why not."""
+    message = update.effective_message
+    if await member(update, context) is None:
+        return
+    document = message.document
+    mime = (document.mime_type or "").lower()
+    if mime.startswith(_NOT_IMAGES):
+        await message.reply_text(texts.not_an_image(document.file_name, document.mime_type))
+        return
+    await _take(update, context, document.file_id, document.file_size, file_name=document.file_name)
+
+
+async def on_other_media(update: Update, context: DogContext) -> None:
+    """Stickers, voice, GIFs, videos: a clear "I need a photo"."""
+    message = update.effective_message
+    if await member(update, context) is None:
+        return
+    if message.sticker:
+        reply = texts.STICKER
+    elif message.voice or message.audio or message.video_note:
+        reply = texts.VOICE
+    elif message.animation:
+        reply = texts.ANIMATION
+    elif message.video:
+        reply = texts.VIDEO
+    else:
+        reply = texts.UNSUPPORTED
+    await message.reply_text(reply)
+
+
+async def _take(
+    update: Update, context: DogContext, file_id: str, file_size: int | None, *, file_name: str | None
+) -> None:
+    message, services = update.effective_message, context.services
+    user_id = update.effective_user.id
+    if file_size is not None and file_size > services.max_download_bytes:
+        await message.reply_text(texts.too_big(file_size, services.max_download_bytes // (1024 * 1024)))
+        return
+    if not services.photo_limit.allow(user_id):
+        await message.reply_text(texts.slow_down(services.photo_limit.limit))
+        return
+    async with chat_action(context, message.chat_id):
+        data = await _download(context, file_id)
+        if isinstance(data, str):
+            await message.reply_text(data)
+            return
+        received = await services.batcher.submit(
+            Incoming(data, sender_id=user_id, chat_id=message.chat_id, file_name=file_name)
+        )
+    if received.rejected is not None:
+        log.info("photo from %s refused: %s", user_id, received.rejected.code)
+        await message.reply_text(texts.rejected(received.rejected.message))
+    elif received.stored is not None:
+        await message.reply_text(texts.stored_unclassified(received.stored.id))
+    else:
+        await reply_classification(message, context, received.classification)
+
+
+async def reply_classification(message: Message, context: DogContext, result: Classification) -> None:
+    """Answer a photo with the model's verdict and the right buttons."""
+    services = context.services
+    codec, prediction_id = services.codec, result.prediction.id
+    decided = result.label.breed if result.label is not None else None
+    if decided == NOT_A_DOG or (decided is None and result.outcome == Outcome.NOT_A_DOG):
+        markup = keyboards.not_a_dog(codec, prediction_id)
+    elif decided is not None:
+        markup = keyboards.wrong(codec, prediction_id)
+    else:
+        choices = [(breed.key, breed.display_name) for breed, _ in result.top]
+        markup = keyboards.question(codec, prediction_id, choices)
+    await message.reply_text(
+        texts.classification(result, services.breed_name), reply_markup=markup, do_quote=True
+    )
+
+
+async def _download(context: DogContext, file_id: str, attempts: int = 3) -> bytes | str:
+    """The file's bytes, retrying network errors; else what to tell the sender."""
+    timeout = context.services.download_timeout_s
+    for attempt in range(attempts):
+        try:
+            file = await context.bot.get_file(file_id)
+            return bytes(await file.download_as_bytearray(read_timeout=timeout, write_timeout=timeout))
+        except BadRequest as error:  # "file is too big", "wrong file_id": retrying will not help
+            log.info("cannot download a file: %s", error.message)
+            if "too big" in error.message.lower():
+                limit_mb = context.services.max_download_bytes // (1024 * 1024)
+                return texts.too_big(None, limit_mb)
+            return texts.download_failed()
+        except NetworkError as error:
+            log.warning("download attempt %d failed: %s", attempt + 1, error.message)
+            await asyncio.sleep(0.5 * 2**attempt)
+    return texts.download_failed()

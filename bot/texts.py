@@ -1,0 +1,309 @@
+"""Everything the bot says, as pure functions of plain values: easy to read, test and translate.
+
+Messages are plain text (no parse mode), so a breed name an admin typed can never break markup.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from dogbot.catalog import CatalogStatus, Classification, Outcome
+from dogbot.labels import MIXED_BREED, NOT_A_DOG, SKIP
+from dogbot.members import Role
+
+Name = Callable[[str], str]  # breed key (or special label) -> what people read
+
+BOTFATHER = (
+    "No Telegram bot token is set.\n"
+    "1. In Telegram, open a chat with @BotFather and send /newbot; follow its questions.\n"
+    "2. It answers with a token like 123456789:AAE...; put it in the environment or in .env:\n"
+    "   DOGBOT_TELEGRAM_TOKEN=123456789:AAE...\n"
+    "3. Put your own Telegram user id in DOGBOT_ADMIN_IDS (ask @userinfobot for it), then run again."
+)
+
+COMMANDS_STAFF = {
+    "start": "what this bot is",
+    "help": "what you can do",
+    "review": "label photos that are waiting",
+    "status": "model and catalog at a glance",
+    "stats": "counts per breed and label source",
+    "breeds": "the breeds I know (or /breeds NAME to search)",
+}
+COMMANDS_ADMIN = {
+    "export": "the catalog as a CSV file",
+    "conflicts": "photos where staff disagree",
+    "addbreed": "add a breed: /addbreed NAME",
+    "addstaff": "give someone staff rights: /addstaff USER_ID",
+    "removestaff": "take staff rights away: /removestaff USER_ID",
+    "staff": "who has staff rights",
+    "retrain": "retrain the breed model on new labels",
+    "drift": "check whether incoming photos changed",
+    "models": "model versions and their accuracy",
+    "rollback": "serve the previous model again",
+}
+
+
+def percent(p: float) -> str:
+    return f"{p:.0%}" if p >= 0.01 else "<1%"
+
+
+def special_name(key: str) -> str | None:
+    return {MIXED_BREED: "Mixed breed", NOT_A_DOG: "Not a dog", SKIP: "Skipped"}.get(key)
+
+
+# --- who may do what ----------------------------------------------------------------------------
+def stranger(user_id: int) -> str:
+    return (
+        "Sorry, this bot is only for the shelter's staff. "
+        f"If you work there, ask an admin to add you: your Telegram user id is {user_id}."
+    )
+
+
+def admin_only() -> str:
+    return "Only admins can do that."
+
+
+def welcome(role: Role, first_name: str) -> str:
+    who = "an admin" if role is Role.ADMIN else "staff"
+    return (
+        f"Hello {first_name}! I help the shelter catalog new arrivals by breed. You are {who} here.\n"
+        "Send me a photo of a dog and I tell you its breed; if I am unsure, you pick the right one.\n"
+        "/help lists everything you can do."
+    )
+
+
+def help_text(role: Role) -> str:
+    lines = [
+        "I catalog new arrivals by dog breed.",
+        "",
+        "Send a photo (or an image file up to 20 MB, or an album) and I answer with the likely breed.",
+        "When I'm sure, the dog is registered at once; press “Wrong?” if I'm not right.",
+        "When I'm unsure, pick the breed, Mixed breed, Not a dog, Other… (type a name) or Skip.",
+        "",
+        "Staff commands:",
+        *(f"/{name} — {what}" for name, what in COMMANDS_STAFF.items()),
+    ]
+    if role is Role.ADMIN:
+        lines += ["", "Admin commands:", *(f"/{name} — {what}" for name, what in COMMANDS_ADMIN.items())]
+    else:
+        lines += ["", "Admins can also export the catalog, add breeds and staff, and retrain the model."]
+    return "\n".join(lines)
+
+
+# --- photos ---------------------------------------------------------------------------------------
+def classification(result: Classification, name: Name) -> str:
+    """The answer to a photo: what the model thinks and what happens next."""
+    photo_id = result.photo.id
+    lines = [f"I've seen this photo before (#{photo_id})."] if result.duplicate else []
+    guesses = ", ".join(f"{breed.display_name} {percent(p)}" for breed, p in result.top)
+    if result.outcome == Outcome.NOT_A_DOG:
+        lines.append(f"This does not look like a dog ({percent(result.prediction.confidence)} sure).")
+        lines.append(f"Saved as photo #{photo_id}. If it is a dog, press “It is a dog”.")
+    elif result.outcome == Outcome.AUTO_ACCEPTED:
+        top, p = result.top[0]
+        lines.append(f"🐕 {top.display_name} ({percent(p)} sure).")
+        if len(result.top) > 1:
+            lines.append(
+                "Also possible: " + ", ".join(f"{b.display_name} {percent(q)}" for b, q in result.top[1:])
+            )
+    else:
+        lines.append(f"🤔 I'm not sure. Best guesses: {guesses}.")
+    decided = result.label
+    if decided is not None and decided.breed != NOT_A_DOG:
+        lines.append(f"Registered as #{photo_id}: {name(decided.breed)}.")
+    elif decided is None and result.outcome != Outcome.NOT_A_DOG:
+        lines.append(f"Which breed is photo #{photo_id}?")
+    return "\n".join(lines)
+
+
+def stored_unclassified(photo_id: int) -> str:
+    return (
+        f"Saved as photo #{photo_id}, but I couldn't classify it just now. "
+        "It is safe and waiting for review (/review)."
+    )
+
+
+def rejected(reason: str) -> str:
+    return f"{reason} Nothing was saved. Please send a photo of the dog."
+
+
+def too_big(size_bytes: int | None, limit_mb: int) -> str:
+    size = f" ({size_bytes / 1024 / 1024:.1f} MB)" if size_bytes is not None else ""
+    return (
+        f"This file is too big{size}; I can take files up to {limit_mb} MB. "
+        "Please send it as a photo instead, or a smaller file."
+    )
+
+
+def not_an_image(file_name: str | None, mime_type: str | None) -> str:
+    what = f"“{file_name}”" if file_name else "This file"
+    kind = f" ({mime_type})" if mime_type else ""
+    return f"{what}{kind} is not an image. Please send a photo of the dog."
+
+
+def download_failed() -> str:
+    return "I couldn't download that file from Telegram. Please send it again."
+
+
+def slow_down(limit: int) -> str:
+    return f"That's more than {limit} photos in a minute. Please wait a moment, then send the rest again."
+
+
+STICKER = "Nice sticker! To catalog a dog I need a photo, though."
+VOICE = "I can't listen to voice or audio messages. Please send a photo of the dog."
+ANIMATION = "I can't catalog GIFs or animations. Please send a still photo of the dog."
+VIDEO = "I can't catalog videos. Please send a still photo of the dog."
+UNSUPPORTED = "I only understand photos of dogs (and /help)."
+TEXT_HINT = "Send me a photo of a dog, or /help to see what I can do."
+
+
+# --- answers -------------------------------------------------------------------------------------
+def answer_saved(photo_id: int, given: str, decided: str | None, conflict: bool, name: Name) -> str:
+    """The question message after someone answered it."""
+    if given == SKIP:
+        return f"⏭ Skipped photo #{photo_id}; it waits in /review."
+    if given == NOT_A_DOG:
+        line = f"✅ Photo #{photo_id}: not a dog."
+    else:
+        line = f"✅ Registered as #{photo_id}: {name(given)}."
+    if decided is not None and decided != given:
+        line += f"\nThe catalog says {name(decided)} (an admin's or most people's answer)."
+    if conflict:
+        line += "\nStaff disagree about this photo; admins see it in /conflicts."
+    return line
+
+
+def answer_toast(given: str, created: bool, name: Name) -> str:
+    if not created:
+        return "Already saved."
+    return "Skipped." if given == SKIP else f"Saved: {name(given)}"
+
+
+STALE = "This question is out of date (the photo was re-examined). Use /review to answer it again."
+FORGED = "Sorry, I can't use that button. Send the photo again or use /review."
+NOT_STAFF_BUTTON = "Only shelter staff can answer."
+UNKNOWN_BREED = "I don't know that breed any more. Please choose again."
+
+
+def ask_breed_name(photo_id: int) -> str:
+    return f"Photo #{photo_id}: which breed is it? Type its name as a reply to this message."
+
+
+def breed_matches(photo_id: int, typed: str) -> str:
+    return f"Photo #{photo_id}: which breed did you mean by “{typed}”?"
+
+
+def no_breed_match(typed: str, role: Role) -> str:
+    hint = (
+        f"Add it with /addbreed {typed}, then type it again."
+        if role is Role.ADMIN
+        else "Try another spelling, or ask an admin to add it with /addbreed."
+    )
+    return f"I don't know a breed called “{typed}”. {hint}"
+
+
+# --- review ----------------------------------------------------------------------------------------
+def review_caption(photo_id: int, received: str, top: Sequence[tuple[str, float]], is_dog: bool) -> str:
+    guesses = ", ".join(f"{breed} {percent(p)}" for breed, p in top)
+    verdict = (
+        f"Best guesses: {guesses}." if is_dog else f"The model thinks it is not a dog ({guesses} if it is)."
+    )
+    return f"Photo #{photo_id} (received {received}). {verdict}\nWhich breed is it?"
+
+
+REVIEW_DONE = "🎉 Nothing is waiting for review."
+
+
+# --- admin ---------------------------------------------------------------------------------------
+def status(report: CatalogStatus, extra: Mapping[str, object]) -> str:
+    accuracy = extra.get("accuracy")
+    accuracy_text = percent(float(accuracy)) if isinstance(accuracy, int | float) else str(accuracy or "n/a")
+    return "\n".join(
+        [
+            f"Model: {report.model_version} (accuracy {accuracy_text})",
+            f"Photos: {report.photos_today} today, {report.photos_total} in total",
+            f"Waiting for a label: {report.awaiting_label}",
+            f"Labels: {report.labels_total} ({report.conflicts} photos with disagreement)",
+            f"Last drift check: {extra.get('last_drift_check') or 'never'}",
+            f"Last retrain: {extra.get('last_retrain') or 'never'}",
+        ]
+    )
+
+
+def stats(rows: Iterable[Mapping[str, object]], conflicts: int, limit: int = 30) -> str:
+    """Per-breed counts of the catalog, where labels came from, and how many photos are disputed."""
+    rows = list(rows)
+    breeds = Counter(str(row["label"]) for row in rows if row["label"])
+    sources = Counter(str(row["label_source"]) for row in rows if row["label_source"])
+    unlabeled = sum(1 for row in rows if not row["label"])
+    lines = [f"{len(rows)} photos, {unlabeled} without a label, {conflicts} with disagreement."]
+    if sources:
+        lines.append("Decided by: " + ", ".join(f"{source} {n}" for source, n in sources.most_common()))
+    if breeds:
+        lines.append("")
+        lines += [f"{breed}: {n}" for breed, n in breeds.most_common(limit)]
+        if len(breeds) > limit:
+            lines.append(f"… and {len(breeds) - limit} more breeds (/export has them all)")
+    return "\n".join(lines)
+
+
+def conflicts(items: Sequence[tuple[int, Sequence[tuple[int | None, str, str]]]], name: Name) -> str:
+    """Photos people disagree about: ``(photo id, [(user id, source, breed key), ...])``."""
+    if not items:
+        return "No disagreements. 👍"
+    lines = [f"{len(items)} photos where people disagree:"]
+    for photo_id, answers in items[-20:]:
+        said = "; ".join(f"{user} ({source}): {name(breed)}" for user, source, breed in answers)
+        lines.append(f"#{photo_id}: {said}")
+    return "\n".join(lines)
+
+
+def breed_list(names: Sequence[str]) -> str:
+    return f"I know {len(names)} breeds (plus Mixed breed and Not a dog):\n" + ", ".join(names)
+
+
+def breed_search(typed: str, names: Sequence[str]) -> str:
+    if not names:
+        return f"No breed matches “{typed}”."
+    return f"Breeds matching “{typed}”:\n" + "\n".join(names)
+
+
+def breed_added(display_name: str, key: str) -> str:
+    return (
+        f"Added “{display_name}” ({key}). Staff can choose it now (Other… → type the name); "
+        "the model learns it at the next retrain."
+    )
+
+
+def usage(command: str, argument: str) -> str:
+    return f"Usage: /{command} {argument}"
+
+
+def staff_changed(user_id: int, added: bool, changed: bool) -> str:
+    if not changed:
+        return f"{user_id} {'already has' if added else 'does not have'} staff rights."
+    return f"{user_id} {'now has' if added else 'no longer has'} staff rights."
+
+
+def staff_list(admins: Iterable[int], staff: Iterable[int]) -> str:
+    return (
+        f"Admins: {', '.join(map(str, sorted(admins))) or 'none'}\n"
+        f"Staff: {', '.join(map(str, staff)) or 'none'}"
+    )
+
+
+def export_caption(rows: int) -> str:
+    return f"The catalog: {rows} photos."
+
+
+def lifecycle_pending(command: str) -> str:
+    return f"/{command} is not available yet: the model lifecycle jobs are not installed."
+
+
+def error_for_admins(kind: str, where: str) -> str:
+    return f"⚠️ Something went wrong ({kind}) while handling {where}. Details are in the bot's log."
+
+
+def internal_error() -> str:
+    return "Sorry, something went wrong on my side. Please try again in a moment."

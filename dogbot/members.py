@@ -1,0 +1,105 @@
+"""Who may use the bot: admins and staff from settings, plus staff that admins add from the chat.
+
+Ids from settings are always trusted (they are how a shelter bootstraps the bot); ids added with
+/addstaff live in the ``Member`` table, so every bot process sharing the database agrees on them.
+Lookups are cached for a few seconds because every update asks "who is this?".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+
+from sqlalchemy.engine import Engine
+
+from storage import repository
+from storage.db import session as open_session
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    STAFF = "staff"
+    STRANGER = "stranger"
+
+
+class MembershipError(ValueError):
+    """A change to the staff list that cannot be made; the message is meant for the admin."""
+
+
+class Members:
+    """Roles of Telegram users. Thread-safe; call from worker threads (it reads the database)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        admin_ids: Iterable[int] = (),
+        staff_ids: Iterable[int] = (),
+        cache_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.admin_ids = frozenset(admin_ids)
+        self.staff_ids = frozenset(staff_ids) - self.admin_ids
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._added: dict[int, Role] = {}
+        self._loaded_at: float | None = None
+
+    def role(self, user_id: int | None) -> Role:
+        """The user's role now; strangers are everyone not listed."""
+        if user_id is None:
+            return Role.STRANGER
+        if user_id in self.admin_ids:
+            return Role.ADMIN
+        added = self._members().get(user_id)
+        if added is not None:
+            return added
+        return Role.STAFF if user_id in self.staff_ids else Role.STRANGER
+
+    def add_staff(self, user_id: int, *, by: int | None) -> bool:
+        """Make ``user_id`` staff; False when they already were."""
+        if self.role(user_id) in (Role.STAFF, Role.ADMIN):
+            return False
+        self._write(user_id, active=True, by=by)
+        return True
+
+    def remove_staff(self, user_id: int, *, by: int | None) -> bool:
+        """Take staff rights away; False when ``user_id`` was not staff."""
+        if user_id in self.admin_ids:
+            raise MembershipError(f"{user_id} is an admin (from the settings) and cannot be removed here.")
+        if user_id in self.staff_ids:
+            raise MembershipError(
+                f"{user_id} is staff through DOGBOT_STAFF_IDS; remove them there and restart the bot."
+            )
+        if self.role(user_id) is not Role.STAFF:
+            return False
+        self._write(user_id, active=False, by=by)
+        return True
+
+    def staff(self) -> list[int]:
+        """Everyone with staff rights (admins not included), sorted."""
+        added = {uid for uid, role in self._members().items() if role is Role.STAFF}
+        return sorted((self.staff_ids | added) - self.admin_ids)
+
+    def _write(self, user_id: int, *, active: bool, by: int | None) -> None:
+        with open_session(self.engine) as session:
+            repository.set_member(user_id, Role.STAFF.value, active, by=by, session=session)
+            session.commit()
+        with self._lock:
+            self._loaded_at = None  # re-read on the next lookup
+
+    def _members(self) -> dict[int, Role]:
+        with self._lock:
+            now = self.clock()
+            if self._loaded_at is None or now - self._loaded_at >= self.cache_seconds:
+                with open_session(self.engine) as session:
+                    rows = repository.members(session=session, active_only=True)
+                self._added = {
+                    row.user_id: Role(row.role) for row in rows if row.role in (Role.ADMIN, Role.STAFF)
+                }
+                self._loaded_at = now
+            return self._added

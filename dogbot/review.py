@@ -1,0 +1,105 @@
+"""The questions staff answer: "which breed is photo #12?", asked at intake or later from /review.
+
+A question is keyed to one prediction. An answer to a prediction that is no longer its photo's
+latest (the model was retrained and the photo re-scored) is refused as stale rather than recorded
+against a question nobody asked any more; the person gets the current question instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from dogbot.catalog import Catalog, LabelResult, UnknownBreed
+from dogbot.taxonomy import Breed
+from ml.images import ImageRejected
+from storage.tables import Photo, Prediction
+
+log = logging.getLogger(__name__)
+
+
+class StaleAnswer(LookupError):
+    """The button refers to an unknown prediction, or one that is not its photo's latest."""
+
+
+@dataclass(frozen=True)
+class Question:
+    photo: Photo
+    prediction: Prediction
+    top: list[tuple[Breed, float]]
+
+
+def current_question(catalog: Catalog, prediction_id: int) -> Question:
+    """The question a button belongs to, if it is still open to answers."""
+    prediction = catalog.prediction(prediction_id)
+    if prediction is None:
+        raise StaleAnswer(f"no prediction #{prediction_id}")
+    latest = catalog.latest_prediction(prediction.photo_id)
+    if latest is None or latest.id != prediction.id:
+        raise StaleAnswer(f"prediction #{prediction_id} was replaced")
+    photo = catalog.photo(prediction.photo_id)
+    if photo is None:  # deleted underneath us
+        raise StaleAnswer(f"photo #{prediction.photo_id} is gone")
+    return Question(photo, prediction, catalog.top_breeds(prediction))
+
+
+def answer(
+    catalog: Catalog, prediction_id: int, breed: str, *, source: str, user_id: int | None
+) -> LabelResult:
+    """Record ``breed`` as this person's answer to the question; a repeat adds nothing."""
+    question = current_question(catalog, prediction_id)
+    try:
+        return _record(catalog, question, breed, source=source, user_id=user_id)
+    except UnknownBreed:
+        # Another bot process may have added the breed since this one loaded its breed list.
+        catalog.reload_taxonomy()
+        return _record(catalog, question, breed, source=source, user_id=user_id)
+
+
+def _record(
+    catalog: Catalog, question: Question, breed: str, *, source: str, user_id: int | None
+) -> LabelResult:
+    return catalog.record_label(
+        question.photo.id, breed, source=source, user_id=user_id, prediction_id=question.prediction.id
+    )
+
+
+def next_question(
+    catalog: Catalog, after_photo_id: int = 0, *, attempts: int = 20
+) -> tuple[Question, bytes] | None:
+    """The oldest photo still waiting for a person after ``after_photo_id``, with its bytes.
+
+    A waiting photo that was never classified (the model failed at intake) is classified now; one
+    that still cannot be is passed over, and stays in the queue for the next /review.
+    """
+    for _ in range(attempts):
+        found = catalog.next_for_review(after_photo_id)
+        if found is None:
+            return None
+        photo, prediction = found
+        after_photo_id = photo.id
+        try:
+            data = catalog.photo_bytes(photo)
+            if prediction is None:
+                result = catalog.classify_stored([(photo, True)], [catalog.decode(data)])[0]
+                if result.label is not None:  # the model is sure now: nothing to ask
+                    continue
+                prediction = result.prediction
+        except (OSError, ImageRejected):
+            log.exception("photo #%s cannot be shown for review", photo.id)
+            continue
+        return Question(photo, prediction, catalog.top_breeds(prediction)), data
+    return None
+
+
+def breed_choices(
+    catalog: Catalog, photo_id: int, typed: str, *, limit: int = 5
+) -> tuple[Prediction | None, list[Breed]]:
+    """The photo's open question and the breeds that match a typed name, best first (typos forgiven)."""
+    taxonomy = catalog.taxonomy
+    exact = taxonomy.lookup(typed)
+    found = [exact] if exact is not None else []
+    for breed, _score in taxonomy.suggest(typed, limit):
+        if breed not in found:
+            found.append(breed)
+    return catalog.latest_prediction(photo_id), found[:limit]

@@ -1,0 +1,277 @@
+"""`dogbot simulate`: replay a stream of labeled photos through the real services on a simulated clock.
+
+Simulated staff answer every question the bot would ask (from the manifest's true labels, wrong
+with probability ``staff_error_rate``), plus a small random audit slice of auto-accepted photos so
+that the catalog's accuracy is measured without bias. At the end of each simulated day the
+scheduled jobs run exactly as the worker would run them (fold, drift check, retrain and promote),
+through the same functions, against the same database.
+
+The stream is built from the manifests: dogs of the breeds the base model knows and non-dogs from
+day 1; breeds it has never seen from ``new_breeds@D``; photos darkened like a night-time kennel shot
+from ``dark@D`` (PIL brightness factor 0.4, as in the drift benchmark).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from PIL import Image, ImageEnhance
+
+from dogbot.catalog import Catalog, Outcome
+from dogbot.labels import NOT_A_DOG
+from dogbot.manifest import ManifestRow
+from storage.tables import LabelSource
+
+SIMULATION_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+STAFF_IDS = (1001, 1002, 1003)
+ADMIN_ID = 9001
+
+
+@dataclass(frozen=True)
+class Shift:
+    kind: str  # new_breeds | dark | mix
+    day: int
+    value: float = 0.0
+
+
+def parse_shifts(spec: str) -> list[Shift]:
+    """``"new_breeds@10,dark@20"``; ``dark@20:0.3`` sets the brightness factor, ``new_breeds@10:0.4``
+    the share of new-breed photos, ``mix@15`` reverses which known breeds are common."""
+    defaults = {"new_breeds": 0.3, "dark": 0.4, "mix": 0.0}
+    shifts = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, rest = part.partition("@")
+        day, _, value = rest.partition(":")
+        if name not in defaults or not day.isdigit():
+            raise ValueError(f"bad shift {part!r}: use new_breeds@DAY, dark@DAY[:FACTOR] or mix@DAY")
+        shifts.append(Shift(name, int(day), float(value) if value else defaults[name]))
+    return shifts
+
+
+@dataclass(frozen=True)
+class StreamPhoto:
+    day: int
+    truth: str  # breed key or not_a_dog
+    new_breed: bool  # a breed the base model does not know
+    data: bytes
+    darkened: bool
+
+
+@dataclass
+class DayReport:
+    day: int
+    photos: int = 0
+    asked: int = 0
+    audited: int = 0
+    staff_errors: int = 0
+    model_top1: float | None = None  # on this day's dog photos, before any label
+    new_breed_top1: float | None = None
+    new_breed_photos: int = 0
+    new_breed_hits: list[bool] = field(default_factory=list)
+    catalog_accuracy: float | None = None  # all photos so far, end of day
+    model_version: str = ""
+    retrained: bool = False
+    promoted: bool = False
+    drift_alarm: bool = False
+    events: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Lifecycle:
+    """What runs at the end of each simulated day; the real jobs implement it (see jobs.simulation)."""
+
+    def end_of_day(self, now: datetime, report: DayReport) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def build_stream(
+    known: Sequence[tuple[ManifestRow, str]],
+    new: Sequence[tuple[ManifestRow, str]],
+    *,
+    days: int,
+    photos_per_day: int,
+    shifts: Sequence[Shift],
+    seed: int,
+) -> list[StreamPhoto]:
+    """Photos per day, each drawn once (no photo is sent twice) while the pools last."""
+    rng = random.Random(seed)
+    known_pool, new_pool = list(known), list(new)
+    rng.shuffle(known_pool)
+    rng.shuffle(new_pool)
+    by_kind = {s.kind: s for s in shifts}
+    stream = []
+    for day in range(1, days + 1):
+        new_share = by_kind["new_breeds"].value if "new_breeds" in by_kind and day >= by_kind["new_breeds"].day else 0
+        dark = "dark" in by_kind and day >= by_kind["dark"].day
+        for _ in range(photos_per_day):
+            pool = new_pool if new_pool and rng.random() < new_share else known_pool
+            if not pool:
+                pool = new_pool or known_pool
+            if not pool:
+                return stream
+            if "mix" in by_kind and day >= by_kind["mix"].day and pool is known_pool:
+                row, truth = pool.pop()  # the other end of the shuffled pool: a different breed mix
+            else:
+                row, truth = pool.pop(0)
+            data = row.path.read_bytes()
+            if dark:
+                data = darken(data, by_kind["dark"].value)
+            stream.append(StreamPhoto(day, truth, pool is new_pool, data, dark))
+    return stream
+
+
+def darken(data: bytes, factor: float) -> bytes:
+    image = Image.open(io.BytesIO(data))
+    image = image.convert("RGB")
+    out = io.BytesIO()
+    ImageEnhance.Brightness(image).enhance(factor).save(out, format="JPEG", quality=92)
+    return out.getvalue()
+
+
+class Staff:
+    """Simulated staff: right from the manifest, wrong with probability ``error_rate``."""
+
+    def __init__(self, catalog: Catalog, error_rate: float, rng: random.Random) -> None:
+        self.catalog, self.error_rate, self.rng = catalog, error_rate, rng
+
+    def answer(self, truth: str, offered: Sequence[str]) -> tuple[str, bool]:
+        """The label a staff member gives, and whether it is a mistake."""
+        if self.rng.random() >= self.error_rate:
+            return self._known(truth), False
+        # Real mistakes are plausible breeds: one the bot offered, else any known breed.
+        wrong = [key for key in offered if key != truth] or [b.key for b in self.catalog.taxonomy.all()]
+        return self.rng.choice(wrong), True
+
+    def _known(self, truth: str) -> str:
+        """Staff type a breed the bot does not list yet: an admin adds it (as /addbreed does)."""
+        if truth == NOT_A_DOG or truth in self.catalog.taxonomy:
+            return truth
+        return self.catalog.add_breed(truth.replace("_", " "), by=ADMIN_ID).key
+
+
+@dataclass
+class SimulationResult:
+    days: list[DayReport]
+    total: dict
+
+    def to_json(self) -> dict:
+        return {"days": [asdict(day) for day in self.days], "total": self.total}
+
+
+def simulate(
+    catalog: Catalog,
+    lifecycle: Lifecycle,
+    stream: Sequence[StreamPhoto],
+    *,
+    staff_error_rate: float,
+    audit_share: float,
+    seed: int,
+    clock: Callable[[datetime], None],
+    progress: Callable = lambda iterable, **_: iterable,
+) -> SimulationResult:
+    """Run the stream day by day; ``clock(now)`` moves the services' simulated clock."""
+    rng = random.Random(seed + 1)
+    staff = Staff(catalog, staff_error_rate, rng)
+    truths: dict[int, str] = {}  # photo id -> true label
+    staff_wrong: set[int] = set()
+    new_breed_photos: set[int] = set()
+    reports: list[DayReport] = []
+    by_day: dict[int, list[StreamPhoto]] = defaultdict(list)
+    for photo in stream:
+        by_day[photo.day].append(photo)
+
+    for day in progress(sorted(by_day), desc="simulate", unit="day"):
+        report = DayReport(day=day, model_version=catalog.predictor.model_version)
+        hits, new_hits = [], []
+        started = time.perf_counter()
+        photos = by_day[day]
+        for i, item in enumerate(photos):
+            now = SIMULATION_START + timedelta(days=day - 1, minutes=8 * 60 * i / max(len(photos), 1))
+            clock(now)
+            sender = STAFF_IDS[i % len(STAFF_IDS)]
+            result = catalog.submit(item.data, source="simulate", sender_id=sender, chat_id=sender)
+            photo_id = result.photo.id
+            truths[photo_id] = item.truth
+            report.photos += 1
+            if item.truth != NOT_A_DOG:
+                top1 = result.top[0][0].key if result.top else None
+                hits.append(top1 == item.truth)
+                if item.new_breed:
+                    new_hits.append(top1 == item.truth)
+                    new_breed_photos.add(photo_id)
+            asked = result.outcome == Outcome.ASK
+            audited = not asked and rng.random() < audit_share
+            if asked or audited:
+                report.asked += asked
+                report.audited += audited
+                offered = [breed.key for breed, _ in result.top]
+                label, mistake = staff.answer(item.truth, offered)
+                report.staff_errors += mistake
+                if mistake:
+                    staff_wrong.add(photo_id)
+                catalog.record_label(
+                    photo_id, label, source=LabelSource.STAFF, user_id=sender, prediction_id=result.prediction.id
+                )
+        report.seconds["intake"] = round(time.perf_counter() - started, 2)
+        report.model_top1 = _mean(hits)
+        report.new_breed_top1 = _mean(new_hits)
+        report.new_breed_photos = len(new_hits)
+        report.new_breed_hits = new_hits
+
+        started = time.perf_counter()
+        lifecycle.end_of_day(SIMULATION_START + timedelta(days=day - 1, hours=20), report)
+        report.seconds["jobs"] = round(time.perf_counter() - started, 2)
+        report.catalog_accuracy = _catalog_accuracy(catalog, truths)
+        reports.append(report)
+
+    return SimulationResult(reports, _totals(catalog, reports, truths, staff_wrong, new_breed_photos))
+
+
+def _catalog_accuracy(catalog: Catalog, truths: dict[int, str], only: set[int] | None = None) -> float | None:
+    labels = catalog.catalog_labels()
+    counted = [photo_id for photo_id in truths if only is None or photo_id in only]
+    right = sum(labels.get(photo_id) == truths[photo_id] for photo_id in counted)
+    return round(right / len(counted), 4) if counted else None
+
+
+def _totals(catalog, reports, truths, staff_wrong, new_breed_photos) -> dict:
+    photos = sum(r.photos for r in reports)
+    labels = catalog.catalog_labels()
+    wrong = [pid for pid, truth in truths.items() if labels.get(pid) != truth]
+    wrong_by_staff = [pid for pid in wrong if pid in staff_wrong]
+    retrain_days = [r.day for r in reports if r.retrained]
+    first = retrain_days[0] if retrain_days else None
+    after_first_retrain = [
+        hit for r in reports if first is not None and r.day > first for hit in r.new_breed_hits
+    ]
+    before_first_retrain = [hit for r in reports if first is None or r.day <= first for hit in r.new_breed_hits]
+    return {
+        "photos": photos,
+        "asked_share": round(sum(r.asked for r in reports) / max(photos, 1), 4),
+        "audited_share": round(sum(r.audited for r in reports) / max(photos, 1), 4),
+        "catalog_accuracy": _catalog_accuracy(catalog, truths),
+        "catalog_errors": len(wrong),
+        "catalog_errors_from_staff": len(wrong_by_staff),
+        "catalog_errors_from_model": len(wrong) - len(wrong_by_staff),
+        # The model's top-1 on new-breed photos it had not seen yet, once it could have learned them.
+        "new_breed_top1": _mean(after_first_retrain),
+        "new_breed_top1_before_retrain": _mean(before_first_retrain),
+        "new_breed_catalog_accuracy": _catalog_accuracy(catalog, truths, new_breed_photos),
+        "retrains": sum(r.retrained for r in reports),
+        "promotions": sum(r.promoted for r in reports),
+        "drift_alarms": sum(r.drift_alarm for r in reports),
+        "drift_alarm_days": [r.day for r in reports if r.drift_alarm],
+        "retrain_days": retrain_days,
+        "staff_errors": sum(r.staff_errors for r in reports),
+        "seconds": dict(sum((Counter(r.seconds) for r in reports), Counter())),
+    }
+
+
+def _mean(values: Sequence[bool | float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None

@@ -1,0 +1,209 @@
+"""End to end: `dogbot run` as users start it, against a fake Telegram Bot API server over real HTTP.
+
+One bot process per mode (long polling, webhook) serves every test of this module; the tests play
+staff, an admin and a stranger, press the buttons the bot really sent, and check the database the
+process wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from fake_telegram import DOWNLOAD, FakeTelegram, Sent, free_port
+from sqlmodel import select
+
+from storage.db import make_engine
+from storage.db import session as open_session
+from storage.tables import Label, Photo
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+ADMIN, STAFF, STRANGER = 1001, 2002, 6666
+DOGBOT = Path(sys.executable).parent / "dogbot"
+START_TIMEOUT = 90.0  # importing torch and loading the model on a busy 2-core machine
+ANSWER_TIMEOUT = 30.0
+
+
+class Users(FakeTelegram):
+    """The fake server plus a user action it lacks: sending a GIF (Telegram: animation + document)."""
+
+    async def send_animation(self, user_id: int, data: bytes, file_name: str = "dog.gif") -> int:
+        stored = self._store(data, "animations", file_name=file_name, mime_type="image/gif")
+        common = stored.as_json()
+        content = {
+            "animation": {**common, "width": 16, "height": 16, "duration": 1, "mime_type": "image/gif"},
+            "document": {**common, "file_name": file_name, "mime_type": "image/gif"},
+        }
+        return await self._user_message(user_id, content, f"animation {file_name!r}")
+
+
+@dataclass
+class RunningBot:
+    server: Users
+    process: asyncio.subprocess.Process
+    data_dir: Path
+    log_path: Path
+    mode: str
+
+    def rows(self, table) -> list:
+        engine = make_engine(f"sqlite:///{self.data_dir / 'dogbot.db'}")
+        try:
+            with open_session(engine) as session:
+                return list(session.exec(select(table)))
+        finally:
+            engine.dispose()
+
+    async def reply_to(self, user_id: int, contains: str, *, since: int) -> Sent:
+        return await self.server.wait_for(
+            lambda s: s.chat_id == user_id and contains in s.text, timeout=ANSWER_TIMEOUT, since=since
+        )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["polling", "webhook"])
+async def running(request, tmp_path_factory) -> AsyncIterator[RunningBot]:
+    mode = request.param
+    home = tmp_path_factory.mktemp(f"bot-{mode}")
+    log_path = home / "bot.log"
+    async with Users() as server:
+        env = {
+            **os.environ,
+            "DOGBOT_TELEGRAM_TOKEN": server.token,
+            "DOGBOT_TELEGRAM_BASE_URL": server.base_url,
+            "DOGBOT_TELEGRAM_BASE_FILE_URL": server.base_file_url,
+            "DOGBOT_DATA_DIR": str(home / "data"),
+            "DOGBOT_ADMIN_IDS": str(ADMIN),
+            "DOGBOT_STAFF_IDS": str(STAFF),
+            "DOGBOT_TORCH_THREADS": "2",
+        }
+        if mode == "webhook":
+            port = free_port()
+            env |= {
+                "DOGBOT_WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram-hook",
+                "DOGBOT_WEBHOOK_LISTEN": "127.0.0.1",
+                "DOGBOT_WEBHOOK_PORT": str(port),
+                "DOGBOT_WEBHOOK_SECRET": "e2e-webhook-secret-value",
+            }
+        with log_path.open("wb") as log:
+            # cwd: the temp dir, so a developer's .env in the repository cannot leak into the test.
+            process = await asyncio.create_subprocess_exec(
+                str(DOGBOT), "-v", "run", env=env, cwd=home, stdout=log, stderr=asyncio.subprocess.STDOUT
+            )
+        bot = RunningBot(server, process, home / "data", log_path, mode)
+        try:
+            ready = "getUpdates" if mode == "polling" else "setWebhook"
+            await server.wait_for_call(ready, lambda call: call.status in (None, 200), timeout=START_TIMEOUT)
+            yield bot
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), 20)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+    log_text = log_path.read_text(errors="replace")
+    assert process.returncode == 0, f"dogbot run exited with {process.returncode}:\n{log_text[-3000:]}"
+    assert server.token not in log_text and server.token.split(":")[1] not in log_text, "the token was logged"
+    assert "Traceback" not in log_text, log_text[-3000:]
+
+
+async def test_staff_photo_correction_stranger_and_admin(running: RunningBot, dog_photos) -> None:
+    server = running.server
+    since = len(server.sent)
+    await server.send_photo(STAFF, dog_photos["sure"])
+    answer = await running.reply_to(STAFF, "Registered as #", since=since)
+    photo_id = running.rows(Photo)[0].id
+    assert f"#{photo_id}" in answer.text and "sure" in answer.text
+
+    pressed = await server.press_button(STAFF, answer, server.find_button(answer, "Wrong?"))
+    await server.wait_for_answer(pressed, timeout=ANSWER_TIMEOUT)
+    await server.wait_for_call("editMessageReplyMarkup", lambda c: c.ok, timeout=ANSWER_TIMEOUT)
+    current = server.messages_to(STAFF)[-1]
+    breeds = [
+        text for text, _ in current.buttons if text not in ("Mixed breed", "Not a dog", "Other…", "Skip")
+    ]
+    correction = breeds[1]  # the runner-up: a real correction of the model's top answer
+    since = len(server.sent)
+    pressed = await server.press_button(STAFF, current, server.find_button(current, correction))
+    answered = await server.wait_for_answer(pressed, timeout=ANSWER_TIMEOUT)
+    assert answered.params.get("text") == f"Saved: {correction}"
+    await running.reply_to(STAFF, f"Registered as #{photo_id}: {correction}", since=since)
+    staff_labels = [
+        (label.photo_id, label.source, label.user_id) for label in running.rows(Label) if label.user_id
+    ]
+    assert staff_labels == [(photo_id, "staff", STAFF)]
+
+    since = len(server.sent)
+    downloads = len(server.downloads)
+    await server.send_photo(STRANGER, dog_photos["unsure"])
+    await running.reply_to(STRANGER, "only for the shelter's staff", since=since)
+    assert len(server.downloads) == downloads, "a stranger's photo is not downloaded"
+    assert [photo.id for photo in running.rows(Photo)] == [photo_id]
+
+    since = len(server.sent)
+    await server.send_text(ADMIN, "/status")
+    status = await running.reply_to(ADMIN, "Model:", since=since)
+    assert "1 in total" in status.text
+    await server.send_text(ADMIN, "/export")
+    export = await server.wait_for(lambda s: s.chat_id == ADMIN and s.method == "sendDocument", since=since)
+    table = list(csv.DictReader(io.StringIO(export.file_data.decode())))
+    assert export.file_name.endswith(".csv")
+    assert [(r["photo_id"], r["label"], r["labeled_by"]) for r in table] == [
+        (str(photo_id), correction, str(STAFF))
+    ]
+
+    since = len(server.sent)
+    await server.send_text(STAFF, "/export")
+    await running.reply_to(STAFF, "Only admins", since=since)
+
+
+async def test_bad_input_gets_clear_answers_and_the_next_photo_is_served(
+    running: RunningBot, dog_photos
+) -> None:
+    server = running.server
+    jpeg = dog_photos["unsure"]
+    cases = [
+        (server.send_document(STAFF, b"milk, eggs, dog food\n", "list.txt", "text/plain"), "is not an image"),
+        (server.send_document(STAFF, jpeg[: len(jpeg) // 2], "cut.jpg", "image/jpeg"), "cut off"),
+        (
+            server.send_document(STAFF, jpeg, "huge.jpg", "image/jpeg", file_size=21 * 1024 * 1024),
+            "too big",
+        ),
+        (server.send_sticker(STAFF), "sticker"),
+        (server.send_voice(STAFF), "voice"),
+        (server.send_animation(STAFF, b"GIF89a" + bytes(40)), "GIF"),
+    ]
+    for send, expected in cases:
+        since = len(server.sent)
+        await send
+        await running.reply_to(STAFF, expected, since=since)
+    if running.mode == "webhook":
+        assert await server.post_raw_webhook({"update_id": 999999}, secret="wrong") == 403
+    since = len(server.sent)
+    await server.send_document(STAFF, jpeg, "arrival.jpg", "image/jpeg")
+    answer = await running.reply_to(STAFF, "Which breed is photo", since=since)
+    assert "Other…" in [text for text, _ in answer.buttons]
+    assert "arrival.jpg" in [photo.file_name for photo in running.rows(Photo)]
+
+
+async def test_telegram_hiccups_are_retried(running: RunningBot, dog_photos) -> None:
+    """A 502, flood control and a failed download mid-conversation: the staff member still gets the answer."""
+    server = running.server
+    for fault_method, fault in (("sendMessage", 502), ("sendMessage", ("retry_after", 1)), (DOWNLOAD, 502)):
+        server.fail_next(fault_method, fault)
+        since = len(server.sent)
+        await server.send_photo(STAFF, dog_photos["not_dog"])
+        answer = await running.reply_to(STAFF, "photo", since=since)
+        assert "#" in answer.text
+    failed = [call.status for call in server.calls if call.status not in (None, 200)]
+    assert failed == [502, 429], "each fault hit once, then the retry went through"

@@ -1,0 +1,154 @@
+"""The bot's small parts without Telegram: roles, batching, throttling, texts, redaction, settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from bot import texts
+from bot.app import run_bot, webhook_secret
+from bot.batcher import MicroBatcher
+from bot.errors import Redact
+from bot.throttle import PerUserLimit
+from dogbot.members import Members, MembershipError, Role
+from dogbot.settings import Settings
+from storage.db import make_engine
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- roles -------------------------------------------------------------------------------------
+@pytest.fixture
+def members(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    yield Members(engine, admin_ids=[1], staff_ids=[2, 1])
+    engine.dispose()
+
+
+def test_roles_from_settings_and_database(members: Members) -> None:
+    assert [members.role(uid) for uid in (1, 2, 3, None)] == [
+        Role.ADMIN,
+        Role.STAFF,
+        Role.STRANGER,
+        Role.STRANGER,
+    ]
+    assert members.add_staff(3, by=1) is True
+    assert members.add_staff(3, by=1) is False
+    assert members.role(3) is Role.STAFF and members.staff() == [2, 3]
+    assert members.remove_staff(3, by=1) is True and members.role(3) is Role.STRANGER
+    assert members.remove_staff(3, by=1) is False
+    with pytest.raises(MembershipError):
+        members.remove_staff(1, by=1)
+    with pytest.raises(MembershipError):
+        members.remove_staff(2, by=1)
+
+
+def test_roles_added_by_another_process_show_up_after_the_cache(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    now = [0.0]
+    reader = Members(engine, cache_seconds=30, clock=lambda: now[0])
+    writer = Members(engine)
+    assert reader.role(7) is Role.STRANGER
+    writer.add_staff(7, by=None)
+    assert reader.role(7) is Role.STRANGER  # cached
+    now[0] = 31.0
+    assert reader.role(7) is Role.STAFF
+    engine.dispose()
+
+
+# --- batching and throttling -------------------------------------------------------------------
+async def test_micro_batcher_groups_a_burst_and_keeps_order() -> None:
+    seen: list[list[int]] = []
+
+    def double(items):
+        seen.append(list(items))
+        return [item * 2 for item in items]
+
+    batcher = MicroBatcher(double, window_s=0.05, max_size=4)
+    results = await asyncio.gather(*(batcher.submit(i) for i in range(6)))
+    await batcher.stop()
+    assert results == [0, 2, 4, 6, 8, 10]
+    assert [len(batch) for batch in seen] == [4, 2]
+
+
+async def test_micro_batcher_failure_fails_only_its_batch() -> None:
+    def picky(items):
+        if 13 in items:
+            raise ValueError("unlucky")
+        return list(items)
+
+    batcher = MicroBatcher(picky, window_s=0.001)
+    with pytest.raises(ValueError):
+        await batcher.submit(13)
+    assert await batcher.submit(14) == 14
+    await batcher.stop()
+
+
+def test_per_user_limit_slides() -> None:
+    now = [0.0]
+    limit = PerUserLimit(2, 60, clock=lambda: now[0])
+    assert [limit.allow(1), limit.allow(1), limit.allow(1), limit.allow(2)] == [True, True, False, True]
+    now[0] = 60.0
+    assert limit.allow(1)
+    assert PerUserLimit(0).allow(1)
+
+
+# --- texts -------------------------------------------------------------------------------------
+def test_help_differs_by_role() -> None:
+    assert "/export" in texts.help_text(Role.ADMIN) and "/export" not in texts.help_text(Role.STAFF)
+    assert "/review" in texts.help_text(Role.STAFF)
+
+
+def test_percent_and_status_before_lifecycle_jobs() -> None:
+    from dogbot.catalog import CatalogStatus
+
+    assert [texts.percent(p) for p in (0.934, 0.004)] == ["93%", "<1%"]
+    status = texts.status(CatalogStatus("lite0-v0", 10, 2, 3, 7, 1), {})
+    assert (
+        "accuracy n/a" in status and "Last drift check: never" in status and "2 today, 10 in total" in status
+    )
+    status = texts.status(
+        CatalogStatus("lite0-v3", 1, 1, 0, 1, 0), {"accuracy": 0.91, "last_retrain": "2026-01-02"}
+    )
+    assert "accuracy 91%" in status and "Last retrain: 2026-01-02" in status
+
+
+# --- secrets -----------------------------------------------------------------------------------
+def test_redaction_removes_secrets_from_messages_and_tracebacks() -> None:
+    token = "123456:SECRET-token-value"
+    record = logging.LogRecord(
+        "httpx", logging.ERROR, __file__, 1, "POST %s failed", (f"/bot{token}/x",), None
+    )
+    try:
+        raise RuntimeError(f"boom at https://api.telegram.org/bot{token}/getMe")
+    except RuntimeError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    Redact([token]).filter(record)
+    assert token not in record.getMessage() and token not in record.exc_text
+    assert "[redacted]" in record.getMessage()
+
+
+def test_webhook_secret_is_derived_not_the_token() -> None:
+    derived = webhook_secret("123:abc")
+    assert derived != "123:abc" and re.fullmatch(r"[0-9a-f]{64}", derived)
+    assert webhook_secret("123:abc", "mine") == "mine"
+
+
+def test_run_without_token_explains_botfather(tmp_path, capsys) -> None:
+    from dogbot.app import Container
+
+    assert run_bot(Container(Settings(_env_file=None, data_dir=tmp_path, telegram_token=""))) == 2
+    assert "@BotFather" in capsys.readouterr().err
+
+
+def test_env_example_lists_every_setting() -> None:
+    documented = set(re.findall(r"^(DOGBOT_[A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+    expected = {f"DOGBOT_{name.upper()}" for name in Settings.model_fields}
+    assert expected - documented == set(), "add these to .env.example with a comment"
+    assert documented - expected == set(), "these are documented but are not settings"
