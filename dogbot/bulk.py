@@ -1,6 +1,7 @@
 """Bulk intake for `dogbot import` and `dogbot ingest`: many files, batched through the model.
 
-One bad file never stops the rest: it is reported with its reason and the others go on.
+One bad file never stops the rest: it is reported with its reason and the others go on. The work
+per batch is the bot's own intake path (:func:`dogbot.intake.receive`).
 """
 
 from __future__ import annotations
@@ -9,11 +10,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
 from dogbot.catalog import Catalog, Classification
-from ml.images import ImageRejected
-from storage.tables import LabelSource, Photo
+from dogbot.intake import Incoming, receive
+from storage.tables import LabelSource
 
 
 @dataclass(frozen=True)
@@ -39,39 +38,35 @@ def submit_files(
     progress: Callable = lambda iterable, **_: iterable,
 ) -> list[BulkResult]:
     """Store, classify and (for imports) label each file; return one result per item, in order."""
-    results: dict[int, BulkResult] = {}
-    batch: list[tuple[int, Photo, bool, Image.Image]] = []
+    results: list[BulkResult] = []
+    batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
+    for batch in progress(batches, desc=source, unit="batch"):
+        outcome: dict[int, BulkResult] = {}
+        readable, incoming = [], []
+        for position, item in enumerate(batch):
+            try:
+                incoming.append(Incoming(item.path.read_bytes(), file_name=item.path.name))
+                readable.append(position)
+            except OSError as error:
+                outcome[position] = BulkResult(item.path, error=f"cannot read file: {error.strerror or error}")
+        for position, received in zip(readable, receive(catalog, incoming, source=source), strict=True):
+            outcome[position] = _record(catalog, batch[position], received, user_id)
+        results.extend(outcome[position] for position in range(len(batch)))
+    return results
 
-    def flush() -> None:
-        stored = [(photo, known) for _, photo, known, _ in batch]
-        classified = catalog.classify_stored(stored, [image for *_, image in batch])
-        for (position, *_), classification in zip(batch, classified, strict=True):
-            label = items[position].label
-            if label is not None:
-                catalog.record_label(
-                    classification.photo.id,
-                    label,
-                    source=LabelSource.IMPORT,
-                    user_id=user_id,
-                    prediction_id=classification.prediction.id,
-                )
-            results[position] = BulkResult(items[position].path, classification)
-        batch.clear()
 
-    for position, item in enumerate(progress(items, desc=source, unit="photo")):
-        try:
-            data = item.path.read_bytes()
-            image = catalog.decode(data)
-        except ImageRejected as error:
-            results[position] = BulkResult(item.path, error=error.message)
-            continue
-        except OSError as error:
-            results[position] = BulkResult(item.path, error=f"cannot read file: {error.strerror or error}")
-            continue
-        photo, known = catalog.store_photo(data, image, source=source, file_name=item.path.name)
-        batch.append((position, photo, known, image))
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
-    return [results[i] for i in range(len(items))]
+def _record(catalog: Catalog, item: BulkItem, received, user_id: int | None) -> BulkResult:
+    if received.rejected is not None:
+        return BulkResult(item.path, error=received.rejected.message)
+    if received.classification is None:
+        return BulkResult(item.path, error="stored, but classification failed: it waits in /review")
+    classification = received.classification
+    if item.label is not None:
+        catalog.record_label(
+            classification.photo.id,
+            item.label,
+            source=LabelSource.IMPORT,
+            user_id=user_id,
+            prediction_id=classification.prediction.id,
+        )
+    return BulkResult(item.path, classification)
