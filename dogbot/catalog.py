@@ -162,14 +162,13 @@ class Catalog:
             return photo, False
 
     def submit(self, data: bytes, *, source: str, **sender) -> Classification:
-        """Validate, store, classify and auto-label one photo (the whole intake path)."""
-        return self.submit_many([data], source=source, **sender)[0]
+        """Validate, store, classify and auto-label one photo (the whole intake path, synchronously).
 
-    def submit_many(self, items: Sequence[bytes], *, source: str, **sender) -> list[Classification]:
-        """Like :meth:`submit` for a batch (one forward pass). Raises on the first undecodable item."""
-        images = [self.decode(data) for data in items]
-        stored = [self.store_photo(d, im, source=source, **sender) for d, im in zip(items, images, strict=True)]
-        return self.classify_stored(stored, images)
+        The bot and bulk commands batch many photos through :func:`dogbot.intake.receive` instead.
+        """
+        image = self.decode(data)
+        stored = self.store_photo(data, image, source=source, **sender)
+        return self.classify_stored([stored], [image])[0]
 
     def classify_stored(
         self, stored: Sequence[tuple[Photo, bool]], images: Sequence[Image.Image]
@@ -371,6 +370,14 @@ class Catalog:
                 if resolved is not None and resolved.conflict:
                     found.append((session.get(Photo, photo_id), labels))
         return found
+
+    def catalog_labels(self) -> dict[int, str | None]:
+        """Every photo's catalog label (breed key or special label; None while unlabelled)."""
+        with open_session(self.engine) as session:
+            photo_ids = list(session.exec(select(Photo.id)))
+            labels = repository.labels_by_photo(photo_ids, session=session)
+        resolved = {photo_id: resolve_label(labels.get(photo_id, [])) for photo_id in photo_ids}
+        return {photo_id: (r.breed if r else None) for photo_id, r in resolved.items()}
 
     def export_rows(self) -> Iterable[dict]:
         """One row per photo: what the model said and what the catalog holds."""

@@ -275,3 +275,38 @@ def _totals(catalog, reports, truths, staff_wrong, new_breed_photos) -> dict:
 
 def _mean(values: Sequence[bool | float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
+
+
+class ScheduledJobs(Lifecycle):
+    """The worker's jobs, run once at the end of each simulated day (fold, drift, retrain if due)."""
+
+    def __init__(self, jobs) -> None:  # jobs.service.LifecycleJobs
+        self.jobs = jobs
+
+    def end_of_day(self, now: datetime, report: DayReport) -> None:
+        outcome = self.jobs.tick(now)
+        drift = outcome["drift"]
+        if drift["drift"]:
+            report.drift_alarm = True
+            alarms = [t["name"] for t in drift["tests"] if t.get("drift")]
+            report.events.append(f"drift alarm: {', '.join(alarms)}")
+        retrain = outcome["retrain"]
+        if retrain and retrain["version"]:
+            report.retrained = True
+            report.promoted = retrain["promoted"]
+            verdict = "promoted" if retrain["promoted"] else "rejected"
+            report.events.append(f"retrain ({retrain['trigger']}): {retrain['version']} {verdict}: {retrain['reason']}")
+
+
+def split_pools(rows: Sequence[ManifestRow], taxonomy) -> tuple[list, list]:
+    """Rows of breeds the base model knows (and non-dogs) vs breeds it has never seen."""
+    known, new = [], []
+    for row in rows:
+        breed = taxonomy.resolve(row.breed)
+        if breed is None:
+            continue  # e.g. "unlabelled_dog:…": no truth to simulate staff with
+        if breed.key == NOT_A_DOG or breed.imagenet_index is not None:
+            known.append((row, breed.key))
+        elif not breed.is_special:
+            new.append((row, breed.key))
+    return known, new

@@ -1,0 +1,108 @@
+"""Set up and run a simulation: a scratch deployment built by the real composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from dogbot.app import Container
+from dogbot.manifest import read_manifest
+from dogbot.settings import Settings
+from dogbot.simulation import (
+    SIMULATION_START,
+    ScheduledJobs,
+    SimulationResult,
+    build_stream,
+    parse_shifts,
+    simulate,
+    split_pools,
+)
+
+
+class SimulatedClock:
+    def __init__(self) -> None:
+        self.now = SIMULATION_START
+
+    def __call__(self):
+        return self.now
+
+    def set(self, now) -> None:
+        self.now = now
+
+
+def run_simulation(
+    settings: Settings,
+    manifests: Sequence[Path],
+    *,
+    data_dir: Path,
+    days: int,
+    photos_per_day: int,
+    staff_error_rate: float,
+    audit_share: float,
+    seed: int,
+    shifts: str,
+    report_dir: Path | None = None,
+    progress: Callable = lambda iterable, **_: iterable,
+) -> SimulationResult:
+    """Same settings as the real deployment (thresholds, schedules), but a fresh database and photo
+    folder under ``data_dir``, and the clock the simulation moves."""
+    scratch = settings.model_copy(update={"data_dir": data_dir, "database_url": "", "photo_store": ""})
+    container = Container(scratch)
+    clock = SimulatedClock()
+    catalog = container.catalog
+    catalog.clock = clock
+    jobs = container.lifecycle
+    jobs.clock = clock
+
+    rows = [row for manifest in manifests for row in read_manifest(manifest)]
+    known, new = split_pools(rows, catalog.taxonomy)
+    stream = build_stream(
+        known, new, days=days, photos_per_day=photos_per_day, shifts=parse_shifts(shifts), seed=seed
+    )
+    result = simulate(
+        catalog,
+        ScheduledJobs(jobs),
+        stream,
+        staff_error_rate=staff_error_rate,
+        audit_share=audit_share,
+        seed=seed,
+        clock=clock.set,
+        progress=progress,
+    )
+    result.total["settings"] = {
+        "days": days,
+        "photos_per_day": photos_per_day,
+        "staff_error_rate": staff_error_rate,
+        "audit_share": audit_share,
+        "seed": seed,
+        "shift": shifts,
+        "auto_accept_threshold": scratch.auto_accept_threshold,
+        "model": scratch.model,
+    }
+    if report_dir is not None:
+        from dogbot.simulation_report import write_report
+
+        write_report(result.to_json(), report_dir)
+    return result
+
+
+def format_summary(result: SimulationResult) -> str:
+    t = result.total
+    lines = [
+        f"{t['photos']} photos over {len(result.days)} days: staff asked on {t['asked_share']:.1%} "
+        f"(+{t['audited_share']:.1%} audit), catalog accuracy {t['catalog_accuracy']:.1%}",
+        f"catalog errors: {t['catalog_errors']} ({t['catalog_errors_from_staff']} from staff mistakes, "
+        f"{t['catalog_errors_from_model']} from the model)",
+        f"new breeds: model top-1 {_pct(t['new_breed_top1_before_retrain'])} before the first retrain, "
+        f"{_pct(t['new_breed_top1'])} after",
+        f"retrains {t['retrains']} (promoted {t['promotions']}) on days {t['retrain_days']}; "
+        f"drift alarms {t['drift_alarms']} on days {t['drift_alarm_days']}",
+    ]
+    for day in result.days:
+        for event in day.events:
+            lines.append(f"  day {day.day}: {event}")
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
