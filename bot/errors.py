@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from collections.abc import Iterable
@@ -39,14 +40,22 @@ class RetryingRateLimiter(AIORateLimiter):
         self.backoff_s = backoff_s
 
     async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):  # type: ignore[override]
+        timed_out = False
         for attempt in range(self.network_retries + 1):
             try:
                 return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
-            except BadRequest:
+            except BadRequest as error:
+                # The timed-out attempt did answer the query (only its reply was lost): Telegram now
+                # refuses the repeat as "too old". That is the success the caller asked for.
+                too_old = "query is too old" in error.message.lower()
+                if timed_out and endpoint == "answerCallbackQuery" and too_old:
+                    log.info("answerCallbackQuery had gone through before it timed out")
+                    return True
                 raise
             except TimedOut:
                 if endpoint not in _SAFE_AFTER_TIMEOUT or attempt == self.network_retries:
                     raise
+                timed_out = True
                 log.info("%s timed out; retrying", endpoint)
             except NetworkError as error:
                 if attempt == self.network_retries:
@@ -71,8 +80,15 @@ async def on_error(update: object, context: DogContext) -> None:
             if update.callback_query is not None:
                 await update.callback_query.answer(texts.internal_error(), show_alert=True)
             elif update.effective_message is not None:
-                await update.effective_message.reply_text(texts.internal_error())
+                await update.effective_message.reply_text(_apology(error))
     await _alert_admins(context, type(error).__name__, where)
+
+
+def _apology(error: BaseException | None) -> str:
+    # A full disk is not "try again in a moment": say what happened, so staff keep the photo for later.
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return texts.storage_full()
+    return texts.internal_error()
 
 
 def describe(update: object) -> str:

@@ -307,3 +307,10 @@ def error_for_admins(kind: str, where: str) -> str:
 
 def internal_error() -> str:
     return "Sorry, something went wrong on my side. Please try again in a moment."
+
+
+def storage_full() -> str:
+    return (
+        "I couldn't save this photo: the bot's storage is full. The admins have been told. "
+        "Please keep the photo and send it again later."
+    )

@@ -15,8 +15,10 @@ from sqlalchemy.engine import Engine
 from dogbot.catalog import Catalog, load_taxonomy
 from dogbot.settings import Settings
 from dogbot.taxonomy import Taxonomy
+from jobs.service import LifecycleJobs
+from jobs.wiring import lifecycle_jobs, serve_champion
 from ml.predictor import Predictor
-from storage.blobs import LocalPhotoStore
+from storage.blobs import PhotoStore, open_photo_store
 from storage.db import make_engine
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,10 @@ class Container:
         return make_engine(self.settings.sqlalchemy_url)
 
     @cached_property
-    def photo_store(self) -> LocalPhotoStore:
-        return LocalPhotoStore(self.settings.photo_dir)
+    def photo_store(self) -> PhotoStore:
+        return open_photo_store(
+            self.settings.photo_store, self.settings.photo_dir, s3_endpoint_url=self.settings.s3_endpoint_url
+        )
 
     @cached_property
     def taxonomy(self) -> Taxonomy:
@@ -49,6 +53,7 @@ class Container:
             self.settings.model,
             [(breed.imagenet_index, breed.key) for breed in self.taxonomy.imagenet_breeds()],
         )
+        serve_champion(self, predictor)  # the registry's champion, not always version 0
         log.info("model %s loaded", predictor.model_version)
         return predictor
 
@@ -64,3 +69,16 @@ class Container:
             max_bytes=self.settings.max_upload_mb * 1024 * 1024,
             max_pixels=self.settings.max_megapixels * 1_000_000,
         )
+
+    # --- lifecycle jobs (jobs/): fold, drift, retrain, the model registry ---------------------------
+    @cached_property
+    def lifecycle(self) -> LifecycleJobs:
+        return lifecycle_jobs(self)
+
+    def refresh_model(self) -> bool:
+        """Serve the champion another process promoted (no restart); True if the model changed."""
+        return self.lifecycle.refresh()
+
+    def lifecycle_status(self) -> dict:
+        """Champion accuracy and the last drift check and retrain, for /status."""
+        return self.lifecycle.status()

@@ -16,6 +16,7 @@ from dogbot.bulk import BulkItem, submit_files
 from dogbot.manifest import image_paths, read_folder, read_manifest
 from dogbot.settings import Settings
 from ml.images import ImageRejected, load_image
+from storage.migrations import SchemaError
 
 
 def _progress(iterable, **kwargs):
@@ -134,6 +135,113 @@ def cmd_run(container: Container, args: argparse.Namespace) -> int:
     return run_bot(container)
 
 
+def cmd_backup(container: Container, args: argparse.Namespace) -> int:
+    """Write the database and the photos to one .tar.gz (safe while the bot runs)."""
+    from dogbot.backup import create_backup
+
+    # Photos in a bucket are backed up by the bucket's versioning and replication, not through here.
+    include = args.photos if args.photos is not None else not container.settings.photo_store
+    report = create_backup(
+        container.engine,
+        container.photo_store,
+        Path(args.out),
+        include_photos=include,
+        model_dir=container.settings.model_dir,
+    )
+    photos = f"{report.photos} photos" if include else "no photos (they are in the object store)"
+    print(
+        f"backup written to {report.path}: {sum(report.rows.values())} rows, {photos}, "
+        f"{report.model_files} model files"
+    )
+    if report.missing_photos:
+        print(
+            f"{len(report.missing_photos)} photos named by the database were not in the photo store; "
+            "their digests are listed in the backup's missing-photos.txt",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def cmd_restore(container: Container, args: argparse.Namespace) -> int:
+    """Load a backup into an empty database (or replace everything with --force)."""
+    from dogbot.backup import BackupError, restore_backup
+
+    try:
+        report = restore_backup(
+            container.engine,
+            container.photo_store,
+            Path(args.archive),
+            force=args.force,
+            model_dir=container.settings.model_dir,
+            work_dir=container.settings.data_dir,
+        )
+    except BackupError as error:
+        print(f"restore refused: {error}", file=sys.stderr)
+        return 2
+    photos = f"{report.photos} photos" if report.photos_included else "no photos (kept in the object store)"
+    print(f"restored {sum(report.rows.values())} rows, {photos}, {report.model_files} model files")
+    if report.missing_photos:
+        print(f"{len(report.missing_photos)} photos were missing when the backup was made", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_db(container: Container, args: argparse.Namespace) -> int:
+    """Database schema: show its revision, upgrade it, or (developers) write a new migration."""
+    from storage import migrations
+    from storage.db import make_engine
+
+    if args.action == "revision":
+        if not args.message:
+            print("give a message: dogbot db revision 'add a column to photo'", file=sys.stderr)
+            return 2
+        print(f"wrote {migrations.revision(args.message)}; read it and fix what autogenerate missed")
+        return 0
+    container.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(container.settings.sqlalchemy_url, prepare_schema=False)
+    try:
+        if args.action == "upgrade":
+            before, after = migrations.upgrade(engine)
+            print(f"schema at {after}" + ("" if before == after else f" (was {before or 'unversioned'})"))
+            return 0
+        now, newest = migrations.current(engine), migrations.head()
+        print(f"schema at {now or 'none (new or made before migrations)'}; this dogbot needs {newest}")
+        return 0 if now == newest else 1
+    finally:
+        engine.dispose()
+
+
+def cmd_simulate(container: Container, args: argparse.Namespace) -> int:
+    """Replay labeled photos through the real services and jobs on a simulated clock."""
+    import tempfile
+
+    from dogbot.simulation_run import run_simulation
+
+    with tempfile.TemporaryDirectory(prefix="dogbot-simulation-") as scratch:
+        data_dir = Path(args.data_dir) if args.data_dir else Path(scratch)
+        result = run_simulation(
+            container.settings,
+            [Path(m) for m in args.manifest],
+            data_dir=data_dir,
+            days=args.days,
+            photos_per_day=args.photos_per_day,
+            staff_error_rate=args.staff_error_rate,
+            audit_share=args.audit_share,
+            seed=args.seed,
+            shifts=args.shift,
+            report_dir=Path(args.report) if args.report else None,
+            progress=_progress,
+        )
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        from dogbot.simulation_run import format_summary
+
+        print(format_summary(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dogbot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -166,8 +274,44 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", metavar="FILE")
     export.set_defaults(handler=cmd_export)
 
+    simulate = commands.add_parser("simulate", help="replay labeled photos through the whole lifecycle")
+    simulate.add_argument("--manifest", action="append", required=True, metavar="CSV",
+                          help="labeled photos (repeat for several CSVs)")
+    simulate.add_argument("--days", type=int, default=30)
+    simulate.add_argument("--photos-per-day", type=int, default=30)
+    simulate.add_argument("--staff-error-rate", type=float, default=0.0)
+    simulate.add_argument("--audit-share", type=float, default=0.05,
+                          help="share of auto-accepted photos also shown to staff (unbiased accuracy)")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--shift", default="", metavar="SPEC",
+                          help="e.g. new_breeds@10,dark@20 (dark@D:FACTOR, new_breeds@D:SHARE, mix@D)")
+    simulate.add_argument("--json", action="store_true")
+    simulate.add_argument("--report", metavar="DIR", help="write simulation.json and simulation.png here")
+    simulate.add_argument("--data-dir", metavar="DIR", help="keep the simulated catalog here (default: temporary)")
+    simulate.set_defaults(handler=cmd_simulate)
+
     run = commands.add_parser("run", help="start the Telegram bot")
     run.set_defaults(handler=cmd_run)
+
+    backup = commands.add_parser("backup", help="database and photos to one .tar.gz (bot may keep running)")
+    backup.add_argument("out", metavar="OUT.tar.gz")
+    backup.add_argument(
+        "--photos",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="include the photos (default: yes for a local photo folder, no for an S3 bucket)",
+    )
+    backup.set_defaults(handler=cmd_backup)
+
+    restore = commands.add_parser("restore", help="load a backup into an empty database (stop the bot first)")
+    restore.add_argument("archive", metavar="IN.tar.gz")
+    restore.add_argument("--force", action="store_true", help="replace a database that already has data")
+    restore.set_defaults(handler=cmd_restore)
+
+    database = commands.add_parser("db", help="database schema: current, upgrade, revision")
+    database.add_argument("action", choices=["current", "upgrade", "revision"])
+    database.add_argument("message", nargs="?", help="revision: what changed in the tables")
+    database.set_defaults(handler=cmd_db)
 
     try:
         from jobs.commands import register as register_jobs
@@ -187,7 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # httpx logs every request URL, which contains the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     container = Container(Settings())
-    return args.handler(container, args)
+    try:
+        return args.handler(container, args)
+    except SchemaError as error:
+        print(error, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -56,7 +56,9 @@ class Settings(BaseSettings):
 
     # --- Model ----------------------------------------------------------------------------------
     model: ModelName = "lite0"
-    torch_threads: int = 0  # 0: let torch decide
+    # Threads for the model. 1 leaves the other core to the bot's event loop and the database; on a
+    # busy 2-core machine more threads made one forward pass 50x slower (bench/README.md). 0: torch decides.
+    torch_threads: int = 1
     # A photo is "a dog" when the model puts at least this much probability on dog classes.
     dog_threshold: float = 0.5
     # Above this breed confidence the label is accepted without asking staff. `dogbot eval` on the

@@ -288,7 +288,7 @@ class ScheduledJobs(Lifecycle):
         drift = outcome["drift"]
         if drift["drift"]:
             report.drift_alarm = True
-            alarms = [t["name"] for t in drift["tests"] if t.get("drift")]
+            alarms = [t["name"] for t in drift["tests"] if t.get("alarm")]
             report.events.append(f"drift alarm: {', '.join(alarms)}")
         retrain = outcome["retrain"]
         if retrain and retrain["version"]:

@@ -7,13 +7,18 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
-from storage import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from storage import lifecycle_tables, migrations, tables  # noqa: F401  (tables register on SQLModel.metadata)
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine and the schema. ``sqlite://`` (no path) gives a shared in-memory database."""
+def make_engine(url: str, *, prepare_schema: bool = True) -> Engine:
+    """Create an engine and the schema. ``sqlite://`` (no path) gives a shared in-memory database.
+
+    A new database gets the newest schema; an older one is upgraded (SQLite) or refused with
+    :class:`storage.migrations.SchemaError` (PostgreSQL: run ``dogbot db upgrade``). See
+    :mod:`storage.migrations`. ``prepare_schema=False`` leaves the database as it is.
+    """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
@@ -29,7 +34,12 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    SQLModel.metadata.create_all(engine)
+    if prepare_schema:
+        try:
+            migrations.prepare(engine)
+        except BaseException:
+            engine.dispose()  # a refused start must not leave connections open
+            raise
     return engine
 
 

@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 
+# PTB 22 warns on flood-control errors unless this opts in to timedelta durations; with warnings
+# as errors that warning would replace the RetryAfter the code under test handles.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
+
 DEFAULT_EVAL_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "dogs"
 
 ManifestReader = Callable[[str], list[dict[str, str]]]

@@ -83,7 +83,7 @@ async def running(request, tmp_path_factory) -> AsyncIterator[RunningBot]:
             "DOGBOT_DATA_DIR": str(home / "data"),
             "DOGBOT_ADMIN_IDS": str(ADMIN),
             "DOGBOT_STAFF_IDS": str(STAFF),
-            "DOGBOT_TORCH_THREADS": "2",
+            "DOGBOT_TORCH_THREADS": "1",
         }
         if mode == "webhook":
             port = free_port()

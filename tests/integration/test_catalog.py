@@ -18,7 +18,11 @@ def photo_bytes(shared_manifest, eval_data_dir):
     """Bytes of a real photo of the given manifest label (first one that is not an ImageNet image)."""
 
     def pick(breed: str) -> bytes:
-        rows = [r for r in shared_manifest("manifest.csv") if r["breed"] == breed and r["imagenet_overlap"] == "no"]
+        rows = [
+            r
+            for r in shared_manifest("manifest.csv")
+            if r["breed"] == breed and r["imagenet_overlap"] == "no"
+        ]
         return (eval_data_dir / rows[0]["path"]).read_bytes()
 
     return pick

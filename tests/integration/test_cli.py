@@ -14,7 +14,7 @@ DOGBOT = str(Path(sys.executable).with_name("dogbot"))
 
 
 def run_cli(*args: str, data_dir: Path, check_status: int | None = 0) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DOGBOT_DATA_DIR": str(data_dir), "DOGBOT_TORCH_THREADS": "2"}
+    env = {**os.environ, "DOGBOT_DATA_DIR": str(data_dir), "DOGBOT_TORCH_THREADS": "1"}
     env.pop("DOGBOT_DATABASE_URL", None)
     result = subprocess.run([DOGBOT, *args], capture_output=True, text=True, env=env, timeout=600)
     if check_status is not None:
@@ -29,16 +29,23 @@ def write_manifest(path: Path, rows: list[dict], eval_data_dir: Path) -> Path:
         writer.writeheader()
         for row in rows:
             relative = os.path.relpath(eval_data_dir / row["path"], path.parent)
-            writer.writerow({"path": relative, "breed": row["breed"], "imagenet_overlap": row["imagenet_overlap"]})
+            writer.writerow(
+                {"path": relative, "breed": row["breed"], "imagenet_overlap": row["imagenet_overlap"]}
+            )
     return path
 
 
-def test_predict_json_reports_each_file_and_fails_on_an_unreadable_one(tmp_path, shared_manifest, eval_data_dir):
-    dog = next(r for r in shared_manifest("manifest.csv") if r["breed"] == "pug" and r["imagenet_overlap"] == "no")
+def test_predict_json_reports_each_file_and_fails_on_an_unreadable_one(
+    tmp_path, shared_manifest, eval_data_dir
+):
+    dog = next(
+        r for r in shared_manifest("manifest.csv") if r["breed"] == "pug" and r["imagenet_overlap"] == "no"
+    )
     junk = tmp_path / "notes.jpg"
     junk.write_text("not a photo")
-    result = run_cli("predict", "--json", str(eval_data_dir / dog["path"]), str(junk), data_dir=tmp_path,
-                     check_status=1)
+    result = run_cli(
+        "predict", "--json", str(eval_data_dir / dog["path"]), str(junk), data_dir=tmp_path, check_status=1
+    )
     first, second = (json.loads(line) for line in result.stdout.splitlines())
     assert set(first) == {"path", "is_dog", "breed", "confidence", "top", "model_version"}
     assert first["is_dog"] and first["breed"] == "Pug" and first["model_version"] == "lite0-v0"
@@ -85,7 +92,9 @@ def test_import_then_export_and_ingest_waits_for_review(tmp_path, shared_manifes
 
 def test_eval_json_on_a_small_manifest(tmp_path, shared_manifest, eval_data_dir):
     rows = shared_manifest("manifest.csv")
-    sample = [r for r in rows if r["imagenet_overlap"] == "no"][:20] + [r for r in rows if r["breed"] == "not_a_dog"][:5]
+    sample = [r for r in rows if r["imagenet_overlap"] == "no"][:20] + [
+        r for r in rows if r["breed"] == "not_a_dog"
+    ][:5]
     manifest = write_manifest(tmp_path / "sample.csv", sample, eval_data_dir)
     report = json.loads(run_cli("eval", "--manifest", str(manifest), "--json", data_dir=tmp_path).stdout)
     assert report["n"] == 25 and report["n_dogs"] == 20

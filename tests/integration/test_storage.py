@@ -50,8 +50,13 @@ def test_labels_append_and_the_review_queue_follows_them(database_url):
         for photo in photos:
             s.add(
                 Prediction(
-                    photo_id=photo.id, model_version="lite0-v0", is_dog=True, dog_probability=0.9,
-                    breed="pug", confidence=0.4, top=[{"breed": "pug", "p": 0.4}],
+                    photo_id=photo.id,
+                    model_version="lite0-v0",
+                    is_dog=True,
+                    dog_probability=0.9,
+                    breed="pug",
+                    confidence=0.4,
+                    top=[{"breed": "pug", "p": 0.4}],
                     embedding=repository.embedding_to_bytes([0.5, 1.5]),
                 )
             )
@@ -61,7 +66,9 @@ def test_labels_append_and_the_review_queue_follows_them(database_url):
         waiting = repository.photos_awaiting_label(session=s, limit=10)
         assert [p.id for p in waiting] == [photos[1].id, photos[2].id]  # skipped photos come back
         assert repository.count_awaiting_label(session=s) == 2
-        assert repository.photos_awaiting_label(session=s, after_id=photos[1].id, limit=10)[0].id == photos[2].id
+        assert (
+            repository.photos_awaiting_label(session=s, after_id=photos[1].id, limit=10)[0].id == photos[2].id
+        )
         s.add(Label(photo_id=photos[0].id, breed="boxer", source=LabelSource.ADMIN, user_id=2))
         s.commit()
         history = repository.labels_of(photos[0].id, session=s)

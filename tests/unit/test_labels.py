@@ -9,7 +9,9 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def label(breed: str, source: str, user: int | None, minutes: int) -> Label:
-    return Label(photo_id=1, breed=breed, source=source, user_id=user, created_at=T0 + timedelta(minutes=minutes))
+    return Label(
+        photo_id=1, breed=breed, source=source, user_id=user, created_at=T0 + timedelta(minutes=minutes)
+    )
 
 
 def test_no_labels_means_no_catalog_label():
@@ -18,7 +20,9 @@ def test_no_labels_means_no_catalog_label():
 
 
 def test_staff_correction_beats_auto_acceptance():
-    resolved = resolve_label([label("pug", LabelSource.AUTO, None, 0), label("boxer", LabelSource.STAFF, 7, 1)])
+    resolved = resolve_label(
+        [label("pug", LabelSource.AUTO, None, 0), label("boxer", LabelSource.STAFF, 7, 1)]
+    )
     assert resolved.breed == "boxer"
     assert resolved.label.user_id == 7
     assert not resolved.conflict

@@ -1,0 +1,232 @@
+"""CLI subcommands of the lifecycle: fold, drift, retrain, models, rollback, worker.
+
+``--json`` output is a contract for scripts: ``dogbot drift --json`` prints
+``{"drift": bool, "tests": [...], "reference_n": int, "current_n": int, ...}`` and
+``dogbot retrain --json`` the new version, its metrics, and whether it was promoted or why not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from jobs.lock import LockBusy
+from jobs.registry import RegistryError
+from jobs.retrain import FullRetrainUnavailable, RetrainResult
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the lifecycle subcommands to ``dogbot``'s parser."""
+    fold = subparsers.add_parser("fold", help="fold new labels into a numbered dataset version")
+    fold.add_argument("--json", action="store_true")
+    fold.set_defaults(handler=cmd_fold)
+
+    drift = subparsers.add_parser("drift", help="compare recent photos with the serving model's reference")
+    drift.add_argument("--json", action="store_true")
+    drift.set_defaults(handler=cmd_drift)
+
+    retrain = subparsers.add_parser("retrain", help="train a new breed head, promote it if it is better")
+    retrain.add_argument(
+        "--full", action="store_true", help="fine-tune backbone blocks too (not available yet)"
+    )
+    retrain.add_argument("--json", action="store_true")
+    retrain.set_defaults(handler=cmd_retrain)
+
+    models = subparsers.add_parser("models", help="model versions, the champion and its history")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(handler=cmd_models)
+
+    rollback = subparsers.add_parser("rollback", help="serve the previous champion again")
+    rollback.add_argument("--reason", default="", help="why (kept in the alias log)")
+    rollback.add_argument("--json", action="store_true")
+    rollback.set_defaults(handler=cmd_rollback)
+
+    worker = subparsers.add_parser("worker", help="run fold, drift and retrain on their schedule")
+    worker.set_defaults(handler=cmd_worker)
+
+
+def cmd_fold(container, args: argparse.Namespace) -> int:
+    try:
+        result = container.lifecycle.fold(trigger="cli")
+    except LockBusy as busy:
+        return _fail(str(busy), 3)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    elif result.version is None:
+        print("no labels yet: nothing to fold")
+    else:
+        made = "new dataset version" if result.created else "no new labels; latest dataset version"
+        print(
+            f"{made} v{result.version}: {result.n_items} photos ({result.n_train} train, {result.n_val} "
+            f"validation), {len(result.counts)} labels, {len(result.conflicts)} conflicts, "
+            f"golden set {result.golden_size} photos"
+        )
+    return 0
+
+
+def cmd_drift(container, args: argparse.Namespace) -> int:
+    result = container.lifecycle.drift(trigger="cli")
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return 0
+    print(
+        f"{'DRIFT' if result.drift else 'no drift'}: last {result.current_n} photos vs "
+        f"{result.reference} ({result.reference_n}) for {result.model_version}"
+    )
+    if not result.tests:
+        print(f"  {result.reason}")
+    for test in result.tests:
+        mark = "ALARM" if test["alarm"] else ("n/a" if test["statistic"] is None else "ok")
+        print(f"  {mark:>5} {test['name']}: {test['detail']}")
+    if result.chart:
+        print(f"chart: {result.chart}")
+    return 0
+
+
+def cmd_retrain(container, args: argparse.Namespace) -> int:
+    progress = (
+        (lambda message: None) if args.json else (lambda message: print(f"... {message}", file=sys.stderr))
+    )
+    try:
+        result = container.lifecycle.retrain(trigger="manual", actor="cli", full=args.full, progress=progress)
+    except FullRetrainUnavailable as missing:
+        return _fail(str(missing), 2)
+    except LockBusy as busy:
+        return _fail(str(busy), 3)
+    if args.json:
+        print(json.dumps(summary(result)))
+    else:
+        print(format_retrain(result))
+    return 0
+
+
+def cmd_models(container, args: argparse.Namespace) -> int:
+    from jobs import registry
+
+    rows = container.lifecycle.models()
+    moves = registry.history(container.engine)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "champion": next((m.version for m in rows if m.champion), None),
+                    "models": [
+                        {
+                            "version": m.version,
+                            "status": m.status,
+                            "champion": m.champion,
+                            "dataset_version": m.dataset_version,
+                            "breeds": m.n_breeds,
+                            "trigger": m.trigger,
+                            "actor": m.actor,
+                            "reason": m.reason,
+                            "created_at": m.created_at.isoformat(timespec="seconds"),
+                            "scores": _scores(m.metrics),
+                        }
+                        for m in rows
+                    ],
+                    "history": [
+                        {
+                            "from": mv.from_version,
+                            "to": mv.to_version,
+                            "kind": mv.kind,
+                            "actor": mv.actor,
+                            "reason": mv.reason,
+                            "at": mv.moved_at.isoformat(timespec="seconds"),
+                        }
+                        for mv in moves
+                    ],
+                }
+            )
+        )
+        return 0
+    print(format_models(rows))
+    print("\nchampion history:")
+    for move in moves:
+        print(
+            f"  {move.moved_at:%Y-%m-%d %H:%M}  {move.kind:<8} "
+            f"{move.from_version or '-'} -> {move.to_version}  ({move.actor or '?'}: {move.reason})"
+        )
+    return 0
+
+
+def cmd_rollback(container, args: argparse.Namespace) -> int:
+    try:
+        old, new = container.lifecycle.rollback(actor="cli", reason=args.reason)
+    except RegistryError as error:
+        return _fail(str(error), 1)
+    except LockBusy as busy:
+        return _fail(str(busy), 3)
+    print(json.dumps({"from": old, "to": new}) if args.json else f"champion rolled back: {old} -> {new}")
+    return 0
+
+
+def cmd_worker(container, args: argparse.Namespace) -> int:
+    from jobs.scheduler import run_worker
+    from jobs.wiring import intervals
+
+    run_worker(container.lifecycle, intervals(container))
+    return 0
+
+
+# --- formatting (shared with the bot's texts) ---------------------------------------------------------
+def summary(result: RetrainResult) -> dict:
+    """The ``retrain --json`` object: per-breed tables stay in the registry, not on stdout."""
+    data = result.to_json()
+    data["metrics"] = _scores(result.metrics)
+    return data
+
+
+def _scores(metrics: dict) -> dict:
+    keep = ("n", "top1", "top3", "top1_imagenet_breeds", "top1_new_breeds", "n_new_breeds")
+    out = {}
+    for model in ("candidate", "champion"):
+        if model in metrics:
+            out[model] = {s: {k: metrics[model][s].get(k) for k in keep} for s in ("validation", "golden")}
+    if "train" in metrics:
+        out["breeds_added"] = len(metrics["train"].get("breeds_added", []))
+        out["n_train"] = metrics["train"].get("n_train")
+    return out
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def format_retrain(result: RetrainResult) -> str:
+    if result.version is None:
+        return f"nothing trained: {result.reason}"
+    scores = _scores(result.metrics)
+    cand, champ = scores["candidate"], scores["champion"]
+    lines = [
+        f"{result.version} {'PROMOTED' if result.promoted else 'rejected'}: {result.reason}",
+        f"dataset v{result.dataset_version}, {scores.get('n_train')} training photos, "
+        f"{scores.get('breeds_added')} new breeds; now serving {result.champion}",
+        f"validation ({cand['validation']['n']} photos): top-1 {_pct(cand['validation']['top1'])} "
+        f"(champion {_pct(champ['validation']['top1'])}); "
+        f"new breeds {_pct(cand['validation']['top1_new_breeds'])} "
+        f"(champion {_pct(champ['validation']['top1_new_breeds'])})",
+        f"golden ({cand['golden']['n']} photos): top-1 {_pct(cand['golden']['top1'])} "
+        f"(champion {_pct(champ['golden']['top1'])})",
+    ]
+    if result.report:
+        lines.append(f"error analysis: {result.report}")
+    return "\n".join(lines)
+
+
+def format_models(rows) -> str:
+    lines = []
+    for m in rows:
+        val = (m.metrics.get("candidate") or {}).get("validation", {}).get("top1")
+        mark = "*" if m.champion else " "
+        lines.append(
+            f"{mark} {m.version:<10} {m.status:<9} {m.created_at:%Y-%m-%d %H:%M}  breeds {m.n_breeds:<4} "
+            f"val top-1 {_pct(val):>6}  {m.trigger}/{m.actor or '-'}  {m.reason}"
+        )
+    return "\n".join(lines) or "no models yet"
+
+
+def _fail(message: str, code: int) -> int:
+    print(message, file=sys.stderr)
+    return code

@@ -1,0 +1,284 @@
+"""Drift job: are the photos arriving now unlike the ones the serving model was trained on?
+
+The reference window is the champion's training photos (a seeded sample of at most
+``reference_max``), or, while the zero-shot model serves, the first ``window`` photos ever
+received. The current window is the last ``window`` photos. Both are re-scored with the serving
+head from their stored embeddings (no images needed), then compared on: the embeddings themselves
+(a domain classifier's AUC), predicted breeds (chi-squared), breed confidence, brightness and image
+size (Kolmogorov-Smirnov), and how often staff corrected the model (Fisher exact). Thresholds come
+from settings; the report is stored with a chart.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from sqlalchemy.engine import Engine
+
+from jobs import charts
+from ml import drift as stats
+from ml.head import BreedHead
+from storage import lifecycle_repository as repo
+from storage import repository
+from storage.db import session as open_session
+from storage.lifecycle_tables import DriftReport, Split
+from storage.tables import LabelSource
+
+PEOPLE = (LabelSource.STAFF, LabelSource.ADMIN)
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    """Alarm levels; defaults measured on the dev photos (``bench/bench_jobs.py``)."""
+
+    auc: float = 0.6  # domain classifier AUC above this (and significant) alarms; Evidently uses 0.55
+    p_value: float = 0.01  # every test with a p-value alarms below this
+    min_photos: int = 50  # fewer photos in either window: no verdict
+    min_labeled: int = 20  # fewer people-labeled photos: no correction-rate verdict
+
+
+@dataclass
+class DriftResult:
+    drift: bool
+    tests: list[dict]
+    reference_n: int
+    current_n: int
+    reference: str  # training | first_window | none
+    model_version: str
+    report_id: int | None = None
+    chart: str | None = None
+    reason: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """The ``dogbot drift --json`` contract: drift, tests, reference_n, current_n (+ details)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Window:
+    photo_ids: list[int]
+    embeddings: np.ndarray
+    dog_probability: np.ndarray
+    brightness: np.ndarray
+    pixels: np.ndarray
+    shown_breed: list[str | None]  # what the model said when staff saw it
+    people_label: list[str | None]
+    received: list[datetime]
+
+    def __len__(self) -> int:
+        return len(self.photo_ids)
+
+
+def check_drift(
+    engine: Engine,
+    *,
+    head: BreedHead,
+    model_version: str,
+    now: datetime,
+    window: int = 200,
+    reference_max: int = 1000,
+    thresholds: DriftThresholds = DriftThresholds(),
+    dog_threshold: float = 0.5,
+    chart_dir: Path | None = None,
+    trigger: str = "schedule",
+    seed: int = 0,
+) -> DriftResult:
+    """Compare the last ``window`` photos with the reference; store and return the report."""
+    with open_session(engine) as session:
+        current_ids = repo.recent_photo_ids(window, session=session, until=now)
+        reference_ids, reference_kind = _reference_ids(model_version, window, reference_max, seed, session)
+    reference_ids = [i for i in reference_ids if i not in set(current_ids)]
+    current = _load(engine, current_ids)
+    reference = _load(engine, reference_ids)
+    result = DriftResult(False, [], len(reference), len(current), reference_kind, model_version)
+    if len(reference) < thresholds.min_photos or len(current) < thresholds.min_photos:
+        result.reason = (
+            f"not enough photos to compare ({len(reference)} reference, {len(current)} recent; "
+            f"need {thresholds.min_photos} each)"
+        )
+    else:
+        tests, pictures = compare(
+            reference, current, head=head, thresholds=thresholds, dog_threshold=dog_threshold, seed=seed
+        )
+        result.tests = [t.to_json() for t in tests]
+        result.drift = any(t.alarm for t in tests)
+        alarms = [t.name for t in tests if t.alarm]
+        result.reason = f"drift in {', '.join(alarms)}" if alarms else "no drift"
+        if chart_dir is not None:
+            path = Path(chart_dir) / f"drift-{now:%Y%m%d-%H%M%S}.png"
+            verdict = "DRIFT" if result.drift else "no drift"
+            result.chart = str(
+                charts.drift_png(
+                    path,
+                    title=f"{verdict}: last {len(current)} photos vs {reference_kind} ({len(reference)})",
+                    tests=result.tests,
+                    **pictures,
+                )
+            )
+    with open_session(engine) as session:
+        row = DriftReport(
+            created_at=now,
+            drift=result.drift,
+            model_version=model_version,
+            reference=reference_kind,
+            reference_n=len(reference),
+            current_n=len(current),
+            current_from=current.received[0] if len(current) else None,
+            current_to=current.received[-1] if len(current) else None,
+            tests=result.tests,
+            chart=result.chart,
+            trigger=trigger,
+        )
+        session.add(row)
+        session.commit()
+        result.report_id = row.id
+    return result
+
+
+def compare(
+    reference: Window,
+    current: Window,
+    *,
+    head: BreedHead,
+    thresholds: DriftThresholds,
+    dog_threshold: float = 0.5,
+    seed: int = 0,
+) -> tuple[list[stats.DriftTest], dict]:
+    """The drift tests on two windows (pure: no database), and the arrays the chart draws."""
+    p = thresholds.p_value
+    ref_breed, ref_conf = _rescore(head, reference, dog_threshold)
+    cur_breed, cur_conf = _rescore(head, current, dog_threshold)
+    tests = [
+        stats.embedding_test(
+            reference.embeddings, current.embeddings, auc_threshold=thresholds.auc, p_threshold=p, seed=seed
+        ),
+        stats.category_test(ref_breed, cur_breed, p_threshold=p),
+        stats.ks_test("confidence", ref_conf, cur_conf, p_threshold=p, what="breed confidence"),
+        stats.ks_test(
+            "brightness", reference.brightness, current.brightness, p_threshold=p, what="brightness"
+        ),
+        stats.ks_test("size", reference.pixels / 1e6, current.pixels / 1e6, p_threshold=p, what="megapixels"),
+        _correction_test(reference, current, thresholds),
+    ]
+    keys = head.breed_keys
+
+    def shares(classes: np.ndarray) -> dict[str, float]:
+        counts = Counter("not a dog" if c < 0 else keys[c] for c in classes)
+        return {k: n / max(len(classes), 1) for k, n in counts.items()}
+
+    pictures = {
+        "brightness": (reference.brightness, current.brightness),
+        "confidence": (ref_conf, cur_conf),
+        "breeds": (shares(ref_breed), shares(cur_breed)),
+    }
+    return tests, pictures
+
+
+def window_from_arrays(
+    embeddings: np.ndarray,
+    dog_probability: np.ndarray,
+    brightness: np.ndarray,
+    pixels: np.ndarray,
+) -> Window:
+    """A window without a database (benchmarks, tests): no labels, no dates."""
+    n = len(embeddings)
+    return Window(
+        list(range(n)),
+        np.asarray(embeddings, np.float32),
+        np.asarray(dog_probability, float),
+        np.asarray(brightness, float),
+        np.asarray(pixels, float),
+        [None] * n,
+        [None] * n,
+        [],
+    )
+
+
+def _rescore(head: BreedHead, window: Window, dog_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    with torch.no_grad():
+        probabilities = head.probabilities(torch.from_numpy(window.embeddings)).numpy()
+    is_dog = window.dog_probability >= dog_threshold
+    breed = np.where(is_dog, probabilities.argmax(axis=1), -1)
+    return breed, probabilities.max(axis=1)[is_dog]
+
+
+def _correction_test(reference: Window, current: Window, thresholds: DriftThresholds) -> stats.DriftTest:
+    def counts(window: Window) -> tuple[int, int]:
+        pairs = [
+            (s, lab)
+            for s, lab in zip(window.shown_breed, window.people_label, strict=True)
+            if lab is not None
+        ]
+        return sum(s != lab for s, lab in pairs), len(pairs)
+
+    ref_hits, ref_n = counts(reference)
+    cur_hits, cur_n = counts(current)
+    return stats.rate_test(
+        "correction_rate",
+        ref_hits,
+        ref_n,
+        cur_hits,
+        cur_n,
+        p_threshold=thresholds.p_value,
+        min_n=thresholds.min_labeled,
+        what="staff corrected the model",
+    )
+
+
+def _reference_ids(
+    model_version: str, window: int, reference_max: int, seed: int, session
+) -> tuple[list[int], str]:
+    model = repo.model_version(model_version, session=session)
+    if model is not None and model.dataset_version is not None:
+        items = repo.dataset_items(model.dataset_version, session=session, split=Split.TRAIN)
+        ids = sorted(item.photo_id for item in items)
+        if len(ids) > reference_max:
+            ids = sorted(np.random.default_rng(seed).choice(ids, reference_max, replace=False).tolist())
+        return ids, "training"
+    return repo.first_photo_ids(window, session=session), "first_window"
+
+
+def _load(engine: Engine, photo_ids: list[int]) -> Window:
+    with open_session(engine) as session:
+        photos = repo.photos_by_id(photo_ids, session=session)
+        predictions = repository.latest_predictions(photo_ids, session=session)
+        labels = repository.labels_by_photo(photo_ids, session=session)
+        shown = repo.predictions_by_id(
+            [label.prediction_id for group in labels.values() for label in group if label.source in PEOPLE],
+            session=session,
+        )
+    kept = [i for i in photo_ids if i in predictions]
+    dim = len(predictions[kept[0]].embedding) // 4 if kept else 0
+    shown_breed, people_label = [], []
+    for photo_id in kept:
+        people = [
+            label for label in labels.get(photo_id, []) if label.source in PEOPLE and label.breed != "skip"
+        ]
+        if people:
+            last = people[-1]
+            seen = shown.get(last.prediction_id) if last.prediction_id else None
+            shown_breed.append((seen or predictions[photo_id]).breed or "not_a_dog")
+            people_label.append(last.breed)
+        else:
+            shown_breed.append(None)
+            people_label.append(None)
+    return Window(
+        photo_ids=kept,
+        embeddings=np.stack([repository.embedding_from_bytes(predictions[i].embedding) for i in kept]).astype(
+            np.float32
+        )
+        if kept
+        else np.zeros((0, dim), np.float32),
+        dog_probability=np.array([predictions[i].dog_probability for i in kept], float),
+        brightness=np.array([photos[i].brightness for i in kept], float),
+        pixels=np.array([photos[i].width * photos[i].height for i in kept], float),
+        shown_breed=shown_breed,
+        people_label=people_label,
+        received=[photos[i].received_at for i in kept],
+    )

@@ -1,0 +1,237 @@
+"""Model registry: every trained head, the ``champion`` alias, and the append-only log of its moves.
+
+The serving model is the target of the last ``champion`` move. ``<backbone>-v0`` (the ImageNet
+classifier's dog rows, no artifact) is registered and made champion on first use. A candidate
+becomes champion only through :func:`promote`, after evaluation, and a rejected one never can;
+rollback is a move too (to the champion before the current one), so the log says which model
+served when, why and on whose word.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from ml.head import BreedHead
+from ml.predictor import Predictor, base_version
+from storage import lifecycle_repository as repo
+from storage.db import session as open_session
+from storage.lifecycle_tables import AliasMove, ModelStatus, ModelVersion
+
+log = logging.getLogger(__name__)
+
+CHAMPION = repo.CHAMPION
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done; the message is meant for an admin."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model version as the CLI and the bot show it."""
+
+    version: str
+    status: str
+    champion: bool
+    created_at: datetime
+    dataset_version: int | None
+    n_breeds: int
+    trigger: str
+    actor: str | None
+    reason: str
+    metrics: dict
+
+
+def ensure_base(engine: Engine, *, backbone: str, breed_keys: list[str], now: datetime) -> str:
+    """Register ``<backbone>-v0``, point the champion alias at it if nothing does yet; return the champion."""
+    version = base_version(backbone)
+    with open_session(engine) as session:
+        if repo.model_version(version, session=session) is None:
+            session.add(
+                ModelVersion(
+                    version=version,
+                    backbone=backbone,
+                    created_at=now,
+                    breed_keys=list(breed_keys),
+                    trigger="base",
+                    actor="system",
+                    status=ModelStatus.PROMOTED,
+                    reason="zero-shot: the ImageNet classifier's dog rows",
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:  # another process registered it at the same moment
+                session.rollback()
+        champion = repo.alias_target(session=session)
+        if champion is None:
+            session.add(
+                AliasMove(to_version=version, kind="init", moved_at=now, reason="first start", actor="system")
+            )
+            session.commit()
+            champion = version
+        return champion
+
+
+def champion_version(engine: Engine) -> str | None:
+    with open_session(engine) as session:
+        return repo.alias_target(session=session)
+
+
+def load_head(
+    engine: Engine, version: str, *, model_dir: Path, base_head: Callable[[], BreedHead]
+) -> BreedHead:
+    """The head of ``version``; checks the artifact's hash against the registry's."""
+    with open_session(engine) as session:
+        row = repo.model_version(version, session=session)
+    if row is None:
+        raise RegistryError(f"no model {version}")
+    if row.artifact is None:
+        return base_head()
+    path = Path(model_dir) / row.artifact
+    head = BreedHead.load(path)  # checks the tensors against the sidecar's hash
+    if row.sha256 and hashlib.sha256(path.read_bytes()).hexdigest() != row.sha256:
+        raise RegistryError(f"{version}: artifact {path.name} does not match the registry's hash")
+    return head
+
+
+def serve_champion(
+    engine: Engine,
+    predictor: Predictor,
+    *,
+    model_dir: Path,
+    now: datetime,
+    on_change: Callable[[], None] = lambda: None,
+) -> bool:
+    """Make ``predictor`` serve the current champion; return True if it changed.
+
+    Cheap when nothing changed (one indexed query), so the bot can call it every minute. A champion
+    whose artifact cannot be loaded is logged and the predictor keeps serving what it has.
+    """
+    champion = ensure_base(
+        engine, backbone=predictor.backbone_name, breed_keys=predictor.base_head().breed_keys, now=now
+    )
+    if champion == predictor.model_version:
+        return False
+    try:
+        head = load_head(engine, champion, model_dir=model_dir, base_head=predictor.base_head)
+    except (OSError, ValueError, KeyError, RegistryError):
+        log.exception("cannot load champion %s; still serving %s", champion, predictor.model_version)
+        return False
+    on_change()  # e.g. reload the taxonomy first, so the new head's breeds have names
+    predictor.use_head(head, champion)
+    log.info("now serving %s", champion)
+    return True
+
+
+def next_version(session: Session, backbone: str) -> str:
+    numbers = [0]
+    for row in repo.model_versions(session=session):
+        match = re.fullmatch(rf"{re.escape(backbone)}-v(\d+)", row.version)
+        if match:
+            numbers.append(int(match.group(1)))
+    return f"{backbone}-v{max(numbers) + 1}"
+
+
+def promote(engine: Engine, version: str, *, reason: str, actor: str | None, now: datetime) -> None:
+    """Point the champion alias at ``version`` (which must have passed its gates or be promoted before)."""
+    with open_session(engine) as session:
+        row = repo.model_version(version, session=session)
+        if row is None:
+            raise RegistryError(f"no model {version}")
+        if row.status == ModelStatus.REJECTED:
+            raise RegistryError(f"{version} was rejected ({row.reason}); it cannot serve")
+        current = repo.alias_target(session=session)
+        row.status = ModelStatus.PROMOTED
+        row.reason = reason
+        session.add(row)
+        session.add(
+            AliasMove(
+                from_version=current,
+                to_version=version,
+                kind="promote",
+                moved_at=now,
+                reason=reason,
+                actor=actor,
+            )
+        )
+        session.commit()
+
+
+def reject(engine: Engine, version: str, *, reason: str) -> None:
+    with open_session(engine) as session:
+        row = repo.model_version(version, session=session)
+        if row is None:
+            raise RegistryError(f"no model {version}")
+        row.status, row.reason = ModelStatus.REJECTED, reason
+        session.add(row)
+        session.commit()
+
+
+def champion_stack(moves: list[AliasMove]) -> list[str]:
+    """Champions in order, the current last: promotions push, rollbacks pop."""
+    stack: list[str] = []
+    for move in moves:
+        if move.kind == "rollback" and stack:
+            stack.pop()
+            if not stack or stack[-1] != move.to_version:
+                stack.append(move.to_version)
+        else:
+            stack.append(move.to_version)
+    return stack
+
+
+def rollback(engine: Engine, *, actor: str | None, now: datetime, reason: str = "") -> tuple[str, str]:
+    """Move the champion back to the one before it; return ``(from, to)``."""
+    with open_session(engine) as session:
+        stack = champion_stack(repo.alias_moves(session=session))
+        if len(stack) < 2:
+            raise RegistryError("there is no earlier champion to roll back to")
+        current, previous = stack[-1], stack[-2]
+        session.add(
+            AliasMove(
+                from_version=current,
+                to_version=previous,
+                kind="rollback",
+                moved_at=now,
+                reason=reason or f"rollback from {current}",
+                actor=actor,
+            )
+        )
+        session.commit()
+        return current, previous
+
+
+def models(engine: Engine) -> list[ModelInfo]:
+    with open_session(engine) as session:
+        champion = repo.alias_target(session=session)
+        return [
+            ModelInfo(
+                version=row.version,
+                status=row.status,
+                champion=row.version == champion,
+                created_at=row.created_at,
+                dataset_version=row.dataset_version,
+                n_breeds=len(row.breed_keys),
+                trigger=row.trigger,
+                actor=row.actor,
+                reason=row.reason,
+                metrics=dict(row.metrics),
+            )
+            for row in repo.model_versions(session=session)
+        ]
+
+
+def history(engine: Engine) -> list[AliasMove]:
+    with open_session(engine) as session:
+        return repo.alias_moves(session=session)

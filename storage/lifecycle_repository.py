@@ -1,0 +1,178 @@
+"""Data access for the lifecycle jobs. Each function takes the session as a keyword argument.
+
+Callers own transactions, except for the lock functions, which commit: a lease is only worth
+anything once other processes can see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from storage.lifecycle_tables import (
+    AliasMove,
+    DatasetItem,
+    DatasetVersion,
+    DriftReport,
+    GoldenItem,
+    JobLock,
+    JobRun,
+    ModelVersion,
+)
+from storage.tables import Label, Photo, Prediction
+
+CHAMPION = "champion"
+
+
+# --- datasets -------------------------------------------------------------------------------------
+def latest_dataset_version(*, session: Session) -> DatasetVersion | None:
+    return session.exec(select(DatasetVersion).order_by(DatasetVersion.id.desc())).first()
+
+
+def dataset_items(version: int, *, session: Session, split: str | None = None) -> list[DatasetItem]:
+    statement = select(DatasetItem).where(DatasetItem.dataset_version == version)
+    if split is not None:
+        statement = statement.where(DatasetItem.split == split)
+    return list(session.exec(statement.order_by(DatasetItem.photo_id)))
+
+
+def max_label_id(*, session: Session) -> int:
+    return session.exec(select(func.max(Label.id))).one() or 0
+
+
+def labeled_photo_ids(*, session: Session, up_to_label_id: int) -> list[int]:
+    statement = select(Label.photo_id).where(Label.id <= up_to_label_id).distinct()
+    return sorted(session.exec(statement))
+
+
+def labels_up_to(
+    photo_ids: Iterable[int], up_to_label_id: int, *, session: Session
+) -> dict[int, list[Label]]:
+    grouped: dict[int, list[Label]] = {}
+    ids = list(photo_ids)
+    for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+        statement = (
+            select(Label)
+            .where(Label.photo_id.in_(ids[start : start + 500]), Label.id <= up_to_label_id)
+            .order_by(Label.created_at, Label.id)
+        )
+        for label in session.exec(statement):
+            grouped.setdefault(label.photo_id, []).append(label)
+    return grouped
+
+
+def photos_by_id(photo_ids: Iterable[int], *, session: Session) -> dict[int, Photo]:
+    found: dict[int, Photo] = {}
+    ids = list(photo_ids)
+    for start in range(0, len(ids), 500):
+        for photo in session.exec(select(Photo).where(Photo.id.in_(ids[start : start + 500]))):
+            found[photo.id] = photo
+    return found
+
+
+def predictions_by_id(prediction_ids: Iterable[int], *, session: Session) -> dict[int, Prediction]:
+    found: dict[int, Prediction] = {}
+    ids = [i for i in prediction_ids if i is not None]
+    for start in range(0, len(ids), 500):
+        statement = select(Prediction).where(Prediction.id.in_(ids[start : start + 500]))
+        for prediction in session.exec(statement):
+            found[prediction.id] = prediction
+    return found
+
+
+def golden_items(*, session: Session) -> list[GoldenItem]:
+    return list(session.exec(select(GoldenItem).order_by(GoldenItem.photo_id)))
+
+
+# --- photos for drift -----------------------------------------------------------------------------
+def recent_photo_ids(limit: int, *, session: Session, until: datetime | None = None) -> list[int]:
+    """The ``limit`` most recently received photos (at or before ``until``), oldest first."""
+    statement = select(Photo.id)
+    if until is not None:
+        statement = statement.where(Photo.received_at <= until)
+    ids = list(session.exec(statement.order_by(Photo.received_at.desc(), Photo.id.desc()).limit(limit)))
+    return ids[::-1]
+
+
+def first_photo_ids(limit: int, *, session: Session) -> list[int]:
+    statement = select(Photo.id).order_by(Photo.received_at, Photo.id).limit(limit)
+    return list(session.exec(statement))
+
+
+# --- model registry -------------------------------------------------------------------------------
+def model_version(version: str, *, session: Session) -> ModelVersion | None:
+    return session.exec(select(ModelVersion).where(ModelVersion.version == version)).first()
+
+
+def model_versions(*, session: Session, status: str | None = None) -> list[ModelVersion]:
+    statement = select(ModelVersion)
+    if status is not None:
+        statement = statement.where(ModelVersion.status == status)
+    return list(session.exec(statement.order_by(ModelVersion.id)))
+
+
+def alias_moves(*, session: Session, alias: str = CHAMPION) -> list[AliasMove]:
+    return list(session.exec(select(AliasMove).where(AliasMove.alias == alias).order_by(AliasMove.id)))
+
+
+def alias_target(*, session: Session, alias: str = CHAMPION) -> str | None:
+    statement = select(AliasMove.to_version).where(AliasMove.alias == alias).order_by(AliasMove.id.desc())
+    return session.exec(statement).first()
+
+
+# --- drift ----------------------------------------------------------------------------------------
+def drift_reports(*, session: Session, limit: int = 10) -> list[DriftReport]:
+    return list(session.exec(select(DriftReport).order_by(DriftReport.id.desc()).limit(limit)))
+
+
+# --- job runs -------------------------------------------------------------------------------------
+def last_run(job: str, *, session: Session, status: str | None = None) -> JobRun | None:
+    statement = select(JobRun).where(JobRun.job == job)
+    if status is not None:
+        statement = statement.where(JobRun.status == status)
+    return session.exec(statement.order_by(JobRun.id.desc())).first()
+
+
+# --- locks ----------------------------------------------------------------------------------------
+def try_lock(name: str, owner: str, *, now: datetime, expires_at: datetime, session: Session) -> bool:
+    """Take the lease ``name`` if it is free, expired or already ours. Commits.
+
+    Either one conditional UPDATE (the row exists) or one INSERT (it does not) decides it; the
+    database makes each atomic, so two workers racing for the lease cannot both win.
+    """
+    taken = session.exec(
+        update(JobLock)
+        .where(JobLock.name == name, (JobLock.expires_at < now) | (JobLock.owner == owner))
+        .values(owner=owner, acquired_at=now, expires_at=expires_at)
+    )
+    if taken.rowcount == 1:
+        session.commit()
+        return True
+    try:
+        session.exec(insert(JobLock).values(name=name, owner=owner, acquired_at=now, expires_at=expires_at))
+        session.commit()
+        return True
+    except IntegrityError:  # someone holds it (or took it between our UPDATE and INSERT)
+        session.rollback()
+        return False
+
+
+def renew_lock(name: str, owner: str, *, expires_at: datetime, session: Session) -> bool:
+    renewed = session.exec(
+        update(JobLock).where(JobLock.name == name, JobLock.owner == owner).values(expires_at=expires_at)
+    )
+    session.commit()
+    return renewed.rowcount == 1
+
+
+def release_lock(name: str, owner: str, *, session: Session) -> None:
+    session.exec(delete(JobLock).where(JobLock.name == name, JobLock.owner == owner))
+    session.commit()
+
+
+def lock_holder(name: str, *, session: Session) -> JobLock | None:
+    return session.get(JobLock, name)

@@ -1,0 +1,125 @@
+"""Tables of the lifecycle jobs: dataset versions, the model registry, drift reports, job runs and locks.
+
+* ``DatasetVersion`` / ``DatasetItem`` — an immutable, numbered snapshot of what each photo is
+  (resolved label, train or validation split), made by the fold job. Rows are never changed.
+* ``GoldenItem`` — a fixed set of validation photos every candidate model is compared on; filled
+  once from the first folds and then frozen.
+* ``ModelVersion`` — every trained head: artifact and hash, dataset version, breeds, metrics, who or
+  what triggered it, and whether it passed the promotion gates (with the reason).
+* ``AliasMove`` — append-only log of where the ``champion`` alias pointed, when, why and by whom:
+  the serving model is the last move's target; rollback is a move too.
+* ``DriftReport`` — one row per drift check, tests as JSON.
+* ``JobRun`` — when each scheduled job last ran and how it ended (re-registration at start uses it).
+* ``JobLock`` — a lease with owner and expiry, so two workers never train at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import JSON, Field, SQLModel
+
+from storage.tables import utcnow
+
+
+class Split:
+    TRAIN = "train"
+    VALIDATION = "val"
+
+
+class ModelStatus:
+    CANDIDATE = "candidate"  # trained and stored, not yet judged (or interrupted before it was)
+    PROMOTED = "promoted"  # passed the promotion gates and became champion (the alias says if it still is)
+    REJECTED = "rejected"  # failed a gate or was interrupted: never served
+
+
+class DatasetVersion(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)  # the version number
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    # Every label with id <= this was folded in; the next fold starts after it.
+    last_label_id: int = 0
+    n_items: int = 0
+    n_train: int = 0
+    n_val: int = 0
+    counts: dict = Field(default_factory=dict, sa_type=JSON)  # label -> {"train": n, "val": n}
+    conflicts: list = Field(default_factory=list, sa_type=JSON)  # photo ids where people disagreed
+    trigger: str = Field(default="schedule", max_length=32)
+
+
+class DatasetItem(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("dataset_version", "photo_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_version: int = Field(foreign_key="datasetversion.id", index=True)
+    photo_id: int = Field(foreign_key="photo.id", index=True)
+    prediction_id: int | None = Field(default=None, foreign_key="prediction.id")  # whose embedding to use
+    label: str = Field(max_length=64)  # breed key, mixed_breed or not_a_dog
+    source: str = Field(max_length=16)  # of the deciding label: staff, admin, import, auto_accepted
+    split: str = Field(max_length=8)
+    conflict: bool = False
+
+
+class GoldenItem(SQLModel, table=True):
+    photo_id: int = Field(primary_key=True, foreign_key="photo.id")
+    label: str = Field(max_length=64)
+    added_in: int = Field(foreign_key="datasetversion.id")
+    added_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelVersion(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    version: str = Field(max_length=64, unique=True, index=True)  # lite0-v3
+    backbone: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    artifact: str | None = Field(default=None, max_length=255)  # file name under the model folder
+    sha256: str | None = Field(default=None, max_length=64)
+    dataset_version: int | None = Field(default=None, foreign_key="datasetversion.id")
+    breed_keys: list = Field(default_factory=list, sa_type=JSON)
+    metrics: dict = Field(default_factory=dict, sa_type=JSON)
+    report: str | None = Field(default=None, max_length=255)  # error-analysis PNG under the model folder
+    trigger: str = Field(default="manual", max_length=32)  # base, manual, schedule, new_labels, drift
+    actor: str | None = Field(default=None, max_length=64)  # user id, "cli", "worker"
+    status: str = Field(default=ModelStatus.CANDIDATE, max_length=16, index=True)
+    reason: str = Field(default="", max_length=1000)
+
+
+class AliasMove(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    alias: str = Field(default="champion", max_length=32, index=True)
+    from_version: str | None = Field(default=None, max_length=64)
+    to_version: str = Field(max_length=64)
+    kind: str = Field(max_length=16)  # init, promote, rollback
+    moved_at: datetime = Field(default_factory=utcnow)
+    reason: str = Field(default="", max_length=1000)
+    actor: str | None = Field(default=None, max_length=64)
+
+
+class DriftReport(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    drift: bool = False
+    model_version: str = Field(max_length=64)
+    reference: str = Field(max_length=32)  # "training" (the champion's training photos) or "first_window"
+    reference_n: int = 0
+    current_n: int = 0
+    current_from: datetime | None = None
+    current_to: datetime | None = None
+    tests: list = Field(default_factory=list, sa_type=JSON)
+    chart: str | None = Field(default=None, max_length=255)
+    trigger: str = Field(default="schedule", max_length=32)
+
+
+class JobRun(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=32, index=True)  # fold, drift, retrain
+    started_at: datetime = Field(default_factory=utcnow, index=True)
+    finished_at: datetime | None = None
+    status: str = Field(default="running", max_length=16)  # running, ok, skipped, failed
+    detail: dict = Field(default_factory=dict, sa_type=JSON)
+
+
+class JobLock(SQLModel, table=True):
+    name: str = Field(primary_key=True, max_length=32)
+    owner: str = Field(max_length=128)
+    acquired_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime

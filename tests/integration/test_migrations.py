@@ -1,0 +1,282 @@
+"""Schema migrations on SQLite and PostgreSQL: upgrades keep data, and tables never drift from migrations."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel, select
+
+from storage import migrations, repository
+from storage.db import make_engine, session
+from storage.tables import Label, Photo
+
+# The first release's tables as it wrote them, spelled out here so later changes to the models do not
+# change what this test inserts.
+photo_v1 = sa.table(
+    "photo",
+    *(
+        sa.column(c)
+        for c in (
+            "id",
+            "sha256",
+            "received_at",
+            "source",
+            "sender_id",
+            "size_bytes",
+            "width",
+            "height",
+            "brightness",
+            "contrast",
+            "saturation",
+        )
+    ),
+)
+prediction_v1 = sa.table(
+    "prediction",
+    *(
+        sa.column(c)
+        for c in (
+            "id",
+            "photo_id",
+            "model_version",
+            "created_at",
+            "is_dog",
+            "dog_probability",
+            "breed",
+            "confidence",
+            "top",
+            "embedding",
+            "auto_accepted",
+        )
+    ),
+)
+label_v1 = sa.table(
+    "label",
+    *(sa.column(c) for c in ("id", "photo_id", "prediction_id", "breed", "source", "user_id", "created_at")),
+)
+
+
+def fill_first_release(connection) -> None:
+    when = (
+        "2026-01-02 03:04:05+00:00"
+        if connection.dialect.name == "postgresql"
+        else "2026-01-02 03:04:05.000000"
+    )
+    connection.execute(
+        photo_v1.insert(),
+        [
+            {
+                "id": i,
+                "sha256": f"{i:064x}",
+                "received_at": when,
+                "source": "telegram",
+                "sender_id": 5_000_000_000 + i,
+                "size_bytes": 100,
+                "width": 10,
+                "height": 10,
+                "brightness": 0.5,
+                "contrast": 0.2,
+                "saturation": 0.3,
+            }
+            for i in (1, 2)
+        ],
+    )
+    connection.execute(
+        prediction_v1.insert(),
+        [
+            {
+                "id": 1,
+                "photo_id": 1,
+                "model_version": "lite0-v0",
+                "created_at": when,
+                "is_dog": True,
+                "dog_probability": 0.9,
+                "breed": "pug",
+                "confidence": 0.8,
+                "top": '[{"breed": "pug", "p": 0.8}]',
+                "embedding": b"\x00\x00\x80?",
+                "auto_accepted": True,
+            }
+        ],
+    )
+    connection.execute(
+        label_v1.insert(),
+        [
+            {
+                "id": 1,
+                "photo_id": 1,
+                "prediction_id": 1,
+                "breed": "pug",
+                "source": "auto_accepted",
+                "user_id": None,
+                "created_at": when,
+            },
+            {
+                "id": 2,
+                "photo_id": 2,
+                "prediction_id": None,
+                "breed": "boxer",
+                "source": "staff",
+                "user_id": 2002,
+                "created_at": when,
+            },
+        ],
+    )
+    if connection.dialect.name == "postgresql":
+        for table in ("photo", "prediction", "label"):
+            connection.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 10)")
+
+
+def assert_first_release_rows_kept(engine) -> None:
+    with session(engine) as s:
+        photos = s.exec(select(Photo).order_by(Photo.id)).all()
+        assert [(p.id, p.sha256, p.sender_id) for p in photos] == [
+            (1, f"{1:064x}", 5_000_000_001),
+            (2, f"{2:064x}", 5_000_000_002),
+        ]
+        assert photos[0].received_at.year == 2026
+        prediction = repository.latest_prediction(1, session=s)
+        assert prediction.top == [{"breed": "pug", "p": 0.8}]
+        assert repository.embedding_from_bytes(prediction.embedding).tolist() == [1.0]
+        assert [label.breed for label in s.exec(select(Label).order_by(Label.id))] == ["pug", "boxer"]
+        s.add(Label(photo_id=2, breed="pug", source="admin", user_id=1001))  # ids carry on after the old ones
+        s.commit()
+
+
+def migrate(engine, revision: str, location: Path = migrations.HERE) -> None:
+    with engine.begin() as connection:
+        command.upgrade(migrations.config(connection, location=location), revision)
+
+
+def test_the_tables_and_the_migrations_agree(database_url):
+    """`alembic check`: a table change without a migration fails here (write one: `dogbot db revision`)."""
+    engine = make_engine(database_url, prepare_schema=False)
+    migrate(engine, "head")
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, SQLModel.metadata)
+    assert differences == [], f"the tables differ from the migrations' head; add a migration: {differences}"
+    engine.dispose()
+
+
+def test_a_database_from_the_first_release_is_upgraded_and_keeps_its_rows(database_url):
+    engine = make_engine(database_url, prepare_schema=False)
+    migrate(engine, migrations.FIRST_RELEASE)
+    with engine.begin() as connection:
+        fill_first_release(connection)
+    before, after = migrations.upgrade(engine)  # what `dogbot db upgrade` does
+    assert (before, after) == (migrations.FIRST_RELEASE, migrations.head())
+    engine.dispose()
+
+    engine = make_engine(database_url)  # a normal start finds the schema current
+    assert migrations.current(engine) == migrations.head()
+    assert_first_release_rows_kept(engine)
+    engine.dispose()
+
+
+def test_a_database_made_before_migrations_is_adopted(database_url):
+    """Tables but no alembic_version (the pre-release skeleton): stamped at the first release, kept."""
+    engine = make_engine(database_url, prepare_schema=False)
+    core = [
+        SQLModel.metadata.tables[name] for name in ("photo", "prediction", "label", "custombreed", "member")
+    ]
+    with engine.begin() as connection:
+        SQLModel.metadata.create_all(connection, tables=core)
+        fill_first_release(connection)
+    assert migrations.upgrade(engine) == (None, migrations.head())
+    assert set(SQLModel.metadata.tables) <= set(sa.inspect(engine).get_table_names())  # lifecycle tables too
+    engine.dispose()
+    engine = make_engine(database_url)
+    assert_first_release_rows_kept(engine)
+    engine.dispose()
+
+
+def test_a_new_database_is_created_at_head(database_url):
+    engine = make_engine(database_url)
+    assert migrations.current(engine) == migrations.head()
+    assert migrations.prepare(engine) == migrations.head()  # a second start changes nothing
+    engine.dispose()
+
+
+@pytest.fixture
+def next_release(tmp_path) -> Path:
+    """A copy of our migrations plus one more revision, as the next release would ship them."""
+    location = tmp_path / "migrations"
+    shutil.copytree(migrations.HERE, location, ignore=shutil.ignore_patterns("__pycache__"))
+    (location / "versions" / "0999_next.py").write_text(
+        f'''"""next release: a table for notes"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0999_next"
+down_revision = {migrations.head()!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("note", sa.Column("id", sa.Integer(), primary_key=True), sa.Column("text", sa.Text()))
+
+
+def downgrade() -> None:
+    op.drop_table("note")
+'''
+    )
+    return location
+
+
+def test_an_older_database_is_upgraded_on_sqlite_and_refused_on_postgres(database_url, next_release):
+    engine = make_engine(database_url, prepare_schema=False)
+    migrate(engine, migrations.FIRST_RELEASE)
+    with engine.begin() as connection:
+        fill_first_release(connection)
+    migrate(engine, "head")  # this release's schema, with this release's data
+
+    if engine.dialect.name == "sqlite":
+        assert migrations.prepare(engine, location=next_release) == "0999_next"
+        saved = Path(f"{engine.url.database}.before-{migrations.head()}")
+        assert saved.is_file()  # the file as it was, in case the migration goes wrong
+    else:
+        with pytest.raises(migrations.SchemaError, match="dogbot db upgrade"):
+            migrations.prepare(engine, location=next_release)
+        assert migrations.current(engine) == migrations.head()  # refused: nothing changed
+        assert migrations.upgrade(engine, location=next_release) == (migrations.head(), "0999_next")
+    assert "note" in sa.inspect(engine).get_table_names()
+    assert_first_release_rows_kept(engine)
+    engine.dispose()
+
+
+def test_a_database_from_a_newer_dogbot_is_refused(database_url):
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    engine.dispose()
+    with pytest.raises(migrations.SchemaError, match="newer version"):
+        make_engine(database_url)
+
+
+def test_dogbot_db_upgrade_from_the_command_line(tmp_path):
+    env = {**os.environ, "DOGBOT_DATA_DIR": str(tmp_path)}
+    env.pop("DOGBOT_DATABASE_URL", None)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dogbot")), "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert migrations.head() in result.stdout
+    engine = make_engine(f"sqlite:///{tmp_path / 'dogbot.db'}", prepare_schema=False)
+    assert migrations.current(engine) == migrations.head()
+    engine.dispose()

@@ -1,0 +1,96 @@
+"""ml.training on synthetic embeddings: new breeds are learned, old ones kept, output is one linear head."""
+
+import numpy as np
+import pytest
+import torch
+
+from ml.head import BreedHead
+from ml.training import TrainConfig, evaluate_head, fit_temperature, train_head
+
+DIM = 32
+
+
+def _clusters(rng, centres: dict[str, np.ndarray], n: int, noise: float = 0.6):
+    x, y = [], []
+    for key, centre in centres.items():
+        x.append(centre + noise * rng.standard_normal((n, DIM)))
+        y += [key] * n
+    return np.concatenate(x).astype(np.float32), y
+
+
+@pytest.fixture
+def world():
+    """Three known breeds the base head separates, two new ones it has no rows for."""
+    rng = np.random.default_rng(0)
+    centres = {k: rng.normal(0, 2.0, DIM) for k in ("a", "b", "c", "new1", "new2")}
+    known = ("a", "b", "c")
+    weight = torch.tensor(np.stack([centres[k] for k in known]), dtype=torch.float32)
+    bias = -0.5 * (weight**2).sum(dim=1)
+    base = BreedHead(list(known), weight, bias, "lite0")
+    return rng, centres, base
+
+
+def test_new_breeds_get_rows_and_are_learned_while_known_ones_stay_right(world):
+    rng, centres, base = world
+    x, y = _clusters(rng, centres, 12)
+    xv, yv = _clusters(rng, centres, 6)
+    xt, yt = _clusters(rng, centres, 30)
+    head, report = train_head(base, x, y, x_val=xv, y_val=yv)
+    assert head.breed_keys == ["a", "b", "c", "new1", "new2"]
+    assert report.breeds_added == ["new1", "new2"] and report.n_train == len(y)
+    metrics = evaluate_head(head, xt, yt)
+    assert metrics.per_breed["new1"]["top1"] > 0.9 and metrics.per_breed["new2"]["top1"] > 0.9
+    old, _ = metrics.subset_top1(["a", "b", "c"])
+    base_old, _ = evaluate_head(base, xt, yt).subset_top1(["a", "b", "c"])
+    assert old >= base_old - 0.01
+
+
+def test_the_result_is_one_linear_layer_on_raw_embeddings(world):
+    rng, centres, base = world
+    x, y = _clusters(rng, centres, 8)
+    head, _ = train_head(base, x, y, config=TrainConfig(calibrate=False))
+    manual = torch.from_numpy(x) @ head.weight.T + head.bias
+    assert torch.allclose(head.logits(torch.from_numpy(x)), manual, atol=1e-5)
+    assert head.weight.shape == (5, DIM) and head.backbone == "lite0"
+
+
+def test_breeds_with_too_few_photos_get_no_row(world):
+    rng, centres, base = world
+    x, y = _clusters(rng, {k: centres[k] for k in ("a", "b", "new1")}, 5)
+    x = np.concatenate([x, centres["new2"][None].astype(np.float32)])
+    head, report = train_head(base, x, [*y, "new2"], config=TrainConfig(min_photos=2))
+    assert "new2" not in head.breed_keys and report.breeds_too_few == ["new2"]
+
+
+def test_training_is_deterministic(world):
+    rng, centres, base = world
+    x, y = _clusters(rng, centres, 6)
+    first, _ = train_head(base, x, y)
+    second, _ = train_head(base, x, y)
+    assert torch.equal(first.weight, second.weight) and torch.equal(first.bias, second.bias)
+
+
+def test_strong_anchor_keeps_old_rows_near_their_start(world):
+    rng, centres, base = world
+    x, y = _clusters(rng, centres, 6)
+    loose, _ = train_head(base, x, y, config=TrainConfig(old_anchor=1e-4))
+    tight, _ = train_head(base, x, y, config=TrainConfig(old_anchor=100.0))
+    moved = lambda head: float((head.weight[:3] - base.weight).norm())  # noqa: E731
+    assert moved(tight) < moved(loose)
+
+
+def test_temperature_fitting_undoes_overconfidence():
+    rng = np.random.default_rng(1)
+    y = torch.as_tensor(rng.integers(0, 4, 400))
+    logits = torch.as_tensor(rng.normal(0, 1, (400, 4)), dtype=torch.float32)
+    logits[torch.arange(400), y] += 1.0
+    assert fit_temperature(logits * 5, y) > fit_temperature(logits, y) > 0
+
+
+def test_evaluation_counts_unknown_breeds_as_misses_and_lists_confusions(world):
+    _, centres, base = world
+    x = np.stack([centres["a"], centres["a"], centres["new1"]]).astype(np.float32)
+    metrics = evaluate_head(base, x, ["a", "b", "new1"])
+    assert metrics.n == 3 and metrics.top1 == pytest.approx(1 / 3)
+    assert metrics.per_breed["new1"]["top1"] == 0.0
+    assert {"truth": "b", "predicted": "a", "n": 1} in metrics.confusions
