@@ -28,7 +28,10 @@ lint: install
 	$(BIN)/ruff format --check .
 
 bench: install
-	$(BIN)/python bench/bench_model.py
+	$(BIN)/python bench/bench_model.py --write
+	$(BIN)/python bench/bench_bot.py --write
+	$(BIN)/python bench/bench_load.py --write
+	$(BIN)/python bench/bench_jobs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -40,6 +40,7 @@ def register_lifecycle_handlers(application: Application, container) -> None:
     application.add_handler(CommandHandler("drift", on_drift, block=False))
     application.add_handler(CommandHandler("models", on_models))
     application.add_handler(CommandHandler("rollback", on_rollback))
+    application.add_handler(CommandHandler("report", on_report))
     queue = application.job_queue
     if queue is None:  # PTB without its job-queue extra: no background refresh
         log.warning("no JobQueue: a champion promoted elsewhere is served only after a restart")
@@ -130,6 +131,22 @@ async def on_rollback(update: Update, context: DogContext) -> None:
         await update.effective_message.reply_text(f"Not rolled back: {refused}")
         return
     await update.effective_message.reply_text(f"Rolled back: {old} -> {new}. Now serving {new}.")
+
+
+async def on_report(update: Update, context: DogContext) -> None:
+    """/report (admins): the chart of the last `dogbot simulate --report` run."""
+    if await member(update, context, admin=True) is None:
+        return
+    from dogbot.simulation_report import last_report
+
+    found = last_report(context.services.container.settings.data_dir)
+    if found is None:
+        await update.effective_message.reply_text(
+            "No simulation report yet. Run `dogbot simulate --manifest CSV --report DIR` on the server."
+        )
+        return
+    summary, chart = found
+    await _reply_with_chart(update, summary, str(chart))
 
 
 async def check_registry(context: DogContext) -> None:

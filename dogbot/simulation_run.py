@@ -80,9 +80,9 @@ def run_simulation(
         "model": scratch.model,
     }
     if report_dir is not None:
-        from dogbot.simulation_report import write_report
+        from dogbot.simulation_report import remember_report, write_report
 
-        write_report(result.to_json(), report_dir)
+        remember_report(settings.data_dir, write_report(result.to_json(), report_dir))
     return result
 
 

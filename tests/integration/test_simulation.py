@@ -4,6 +4,7 @@ import json
 
 from dogbot.settings import Settings
 from dogbot.simulation import parse_shifts
+from dogbot.simulation_report import last_report
 from dogbot.simulation_run import run_simulation
 
 
@@ -19,7 +20,7 @@ def test_shift_spec_is_parsed_and_checked():
 
 
 def test_a_small_simulation_reports_every_day(tmp_path, eval_data_dir):
-    settings = Settings(_env_file=None, torch_threads=1)
+    settings = Settings(_env_file=None, torch_threads=1, data_dir=tmp_path / "live")
     result = run_simulation(
         settings,
         [eval_data_dir / "manifest.csv", eval_data_dir / "other_breeds.csv"],
@@ -47,3 +48,7 @@ def test_a_small_simulation_reports_every_day(tmp_path, eval_data_dir):
     saved = json.loads((tmp_path / "report" / "simulation.json").read_text())
     assert saved["total"]["photos"] == 32
     assert (tmp_path / "report" / "simulation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The bot's /report sends the last run's chart from the live deployment's data folder.
+    summary, chart = last_report(tmp_path / "live")
+    assert "32 photos" in summary and chart.read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "live" / "dogbot.db").exists()  # the simulation never touches the live catalog
