@@ -82,7 +82,8 @@ def table(results: list[dict], batch_size: int) -> str:
     for r in results:
         auto = r["auto_accept_95"]
         lines.append(
-            f"| {r['model']} | {r['top1']:.3f} | {r['top3']:.3f} | {r['top1_unseen']:.3f} | {r['top3_unseen']:.3f} "
+            f"| {r['model']} | {r['top1']:.3f} | {r['top3']:.3f} "
+            f"| {r['top1_unseen']:.3f} | {r['top3_unseen']:.3f} "
             f"| {r['not_a_dog_recall']:.3f} / {r['not_a_dog_precision']:.3f} "
             f"| {auto['coverage']:.1%} (conf >= {auto['threshold']:.2f}) | {r['p50_ms']} | {r['p95_ms']} "
             f"| {r['batched_ms_per_photo']} | {r['peak_rss_mb']} | {r['load_s']} |"
@@ -118,8 +119,18 @@ def main() -> None:
         return
     results = []
     for model in args.models:
-        command = [sys.executable, __file__, "--one", model, "--data", str(args.data),
-                   "--latency-photos", str(args.latency_photos), "--batch-size", str(args.batch_size)]
+        command = [
+            sys.executable,
+            __file__,
+            "--one",
+            model,
+            "--data",
+            str(args.data),
+            "--latency-photos",
+            str(args.latency_photos),
+            "--batch-size",
+            str(args.batch_size),
+        ]
         output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
     markdown = table(results, args.batch_size)

@@ -48,7 +48,9 @@ def submit_files(
                 incoming.append(Incoming(item.path.read_bytes(), file_name=item.path.name))
                 readable.append(position)
             except OSError as error:
-                outcome[position] = BulkResult(item.path, error=f"cannot read file: {error.strerror or error}")
+                outcome[position] = BulkResult(
+                    item.path, error=f"cannot read file: {error.strerror or error}"
+                )
         for position, received in zip(readable, receive(catalog, incoming, source=source), strict=True):
             outcome[position] = _record(catalog, batch[position], received, user_id)
         results.extend(outcome[position] for position in range(len(batch)))

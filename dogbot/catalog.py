@@ -86,7 +86,10 @@ def load_taxonomy(engine: Engine) -> Taxonomy:
     with open_session(engine) as session:
         rows = repository.custom_breeds(session=session)
     return Taxonomy(
-        extra=[Breed(key=r.key, display_name=r.display_name, imagenet_index=None, aliases=tuple(r.aliases)) for r in rows]
+        extra=[
+            Breed(key=r.key, display_name=r.display_name, imagenet_index=None, aliases=tuple(r.aliases))
+            for r in rows
+        ]
     )
 
 
@@ -178,16 +181,14 @@ class Catalog:
         with open_session(self.engine) as session:
             known = repository.latest_predictions([photo.id for photo, _ in stored], session=session)
         todo = [
-            i for i, (photo, _) in enumerate(stored)
+            i
+            for i, (photo, _) in enumerate(stored)
             if known.get(photo.id) is None or known[photo.id].model_version != version
         ]
         outputs = dict(zip(todo, self.predictor.predict([images[i] for i in todo]), strict=True))
         results = []
         for i, (photo, duplicate) in enumerate(stored):
-            if i in outputs:
-                prediction = self._record_prediction(photo, outputs[i])
-            else:
-                prediction = known[photo.id]
+            prediction = self._record_prediction(photo, outputs[i]) if i in outputs else known[photo.id]
             results.append(self._classification(photo, prediction, duplicate))
         return results
 

@@ -33,7 +33,9 @@ def cmd_predict(container: Container, args: argparse.Namespace) -> int:
         try:
             image = load_image(path.read_bytes())
         except (ImageRejected, OSError) as error:
-            message = getattr(error, "message", None) or f"cannot read file: {getattr(error, 'strerror', error)}"
+            message = (
+                getattr(error, "message", None) or f"cannot read file: {getattr(error, 'strerror', error)}"
+            )
             status = 1
             print(json.dumps({"path": str(path), "error": message}) if args.json else f"{path}: {message}")
             continue
@@ -109,8 +111,10 @@ def _report_bulk(results, unknown: set[str]) -> int:
         if result.error:
             print(f"skipped {result.path}: {result.error}", file=sys.stderr)
     if unknown:
-        print(f"unknown breeds (not imported; add them or use --add-breeds): {', '.join(sorted(unknown))}",
-              file=sys.stderr)
+        print(
+            f"unknown breeds (not imported; add them or use --add-breeds): {', '.join(sorted(unknown))}",
+            file=sys.stderr,
+        )
     print(
         f"{len(stored)} photos stored ({len(new)} new, {len(stored) - len(new)} already known), "
         f"{len(waiting)} waiting for staff review, {len(results) - len(stored)} rejected"
@@ -261,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--manifest", metavar="CSV")
     importer.add_argument("folder", nargs="?", metavar="DIR", help="one sub-folder per breed")
     importer.add_argument(
-        "--no-add-breeds", dest="add_breeds", action="store_false",
+        "--no-add-breeds",
+        dest="add_breeds",
+        action="store_false",
         help="do not add breed names the catalog does not know yet",
     )
     importer.set_defaults(handler=cmd_import)
@@ -275,19 +281,34 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=cmd_export)
 
     simulate = commands.add_parser("simulate", help="replay labeled photos through the whole lifecycle")
-    simulate.add_argument("--manifest", action="append", required=True, metavar="CSV",
-                          help="labeled photos (repeat for several CSVs)")
+    simulate.add_argument(
+        "--manifest",
+        action="append",
+        required=True,
+        metavar="CSV",
+        help="labeled photos (repeat for several CSVs)",
+    )
     simulate.add_argument("--days", type=int, default=30)
     simulate.add_argument("--photos-per-day", type=int, default=30)
     simulate.add_argument("--staff-error-rate", type=float, default=0.0)
-    simulate.add_argument("--audit-share", type=float, default=0.05,
-                          help="share of auto-accepted photos also shown to staff (unbiased accuracy)")
+    simulate.add_argument(
+        "--audit-share",
+        type=float,
+        default=0.05,
+        help="share of auto-accepted photos also shown to staff (unbiased accuracy)",
+    )
     simulate.add_argument("--seed", type=int, default=0)
-    simulate.add_argument("--shift", default="", metavar="SPEC",
-                          help="e.g. new_breeds@10,dark@20 (dark@D:FACTOR, new_breeds@D:SHARE, mix@D)")
+    simulate.add_argument(
+        "--shift",
+        default="",
+        metavar="SPEC",
+        help="e.g. new_breeds@10,dark@20 (dark@D:FACTOR, new_breeds@D:SHARE, mix@D)",
+    )
     simulate.add_argument("--json", action="store_true")
     simulate.add_argument("--report", metavar="DIR", help="write simulation.json and simulation.png here")
-    simulate.add_argument("--data-dir", metavar="DIR", help="keep the simulated catalog here (default: temporary)")
+    simulate.add_argument(
+        "--data-dir", metavar="DIR", help="keep the simulated catalog here (default: temporary)"
+    )
     simulate.set_defaults(handler=cmd_simulate)
 
     run = commands.add_parser("run", help="start the Telegram bot")

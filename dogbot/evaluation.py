@@ -68,7 +68,9 @@ def score_manifest(
 
     def flush() -> None:
         outputs = predictor.predict([image for _, _, image in pending])
-        scored.extend(ScoredPhoto(row, truth, out) for (row, truth, _), out in zip(pending, outputs, strict=True))
+        scored.extend(
+            ScoredPhoto(row, truth, out) for (row, truth, _), out in zip(pending, outputs, strict=True)
+        )
         pending.clear()
 
     for row in progress(rows, desc="eval", unit="photo"):

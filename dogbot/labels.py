@@ -48,9 +48,7 @@ def resolve_label(labels: Sequence[Label]) -> ResolvedLabel | None:
     if latest_by_person:
         votes = Counter(label.breed for label in latest_by_person.values())
         best = max(votes.values())
-        winner = max(
-            (label for label in latest_by_person.values() if votes[label.breed] == best), key=_order
-        )
+        winner = max((label for label in latest_by_person.values() if votes[label.breed] == best), key=_order)
         return ResolvedLabel(winner.breed, winner, conflict)
     imports = [label for label in answers if label.source == LabelSource.IMPORT]
     decided = imports[-1] if imports else answers[-1]

@@ -48,6 +48,8 @@ def image_paths(paths: list[Path]) -> Iterator[Path]:
     """Files as given, and the images inside any folder given."""
     for path in paths:
         if path.is_dir():
-            yield from (p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            yield from (
+                p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
         else:
             yield path

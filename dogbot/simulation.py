@@ -107,7 +107,9 @@ def build_stream(
     by_kind = {s.kind: s for s in shifts}
     stream = []
     for day in range(1, days + 1):
-        new_share = by_kind["new_breeds"].value if "new_breeds" in by_kind and day >= by_kind["new_breeds"].day else 0
+        new_share = (
+            by_kind["new_breeds"].value if "new_breeds" in by_kind and day >= by_kind["new_breeds"].day else 0
+        )
         dark = "dark" in by_kind and day >= by_kind["dark"].day
         for _ in range(photos_per_day):
             pool = new_pool if new_pool and rng.random() < new_share else known_pool
@@ -216,7 +218,11 @@ def simulate(
                 if mistake:
                     staff_wrong.add(photo_id)
                 catalog.record_label(
-                    photo_id, label, source=LabelSource.STAFF, user_id=sender, prediction_id=result.prediction.id
+                    photo_id,
+                    label,
+                    source=LabelSource.STAFF,
+                    user_id=sender,
+                    prediction_id=result.prediction.id,
                 )
         report.seconds["intake"] = round(time.perf_counter() - started, 2)
         report.model_top1 = _mean(hits)
@@ -250,7 +256,9 @@ def _totals(catalog, reports, truths, staff_wrong, new_breed_photos) -> dict:
     after_first_retrain = [
         hit for r in reports if first is not None and r.day > first for hit in r.new_breed_hits
     ]
-    before_first_retrain = [hit for r in reports if first is None or r.day <= first for hit in r.new_breed_hits]
+    before_first_retrain = [
+        hit for r in reports if first is None or r.day <= first for hit in r.new_breed_hits
+    ]
     return {
         "photos": photos,
         "asked_share": round(sum(r.asked for r in reports) / max(photos, 1), 4),
@@ -295,7 +303,9 @@ class ScheduledJobs(Lifecycle):
             report.retrained = True
             report.promoted = retrain["promoted"]
             verdict = "promoted" if retrain["promoted"] else "rejected"
-            report.events.append(f"retrain ({retrain['trigger']}): {retrain['version']} {verdict}: {retrain['reason']}")
+            report.events.append(
+                f"retrain ({retrain['trigger']}): {retrain['version']} {verdict}: {retrain['reason']}"
+            )
 
 
 def split_pools(rows: Sequence[ManifestRow], taxonomy) -> tuple[list, list]:

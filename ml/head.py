@@ -78,9 +78,7 @@ class BreedHead:
             "sha256": digest,
             "metadata": self.metadata,
         }
-        _atomic_write(
-            sidecar_path(path), lambda handle: handle.write(json.dumps(sidecar, indent=2).encode())
-        )
+        _atomic_write(sidecar_path(path), lambda handle: handle.write(json.dumps(sidecar, indent=2).encode()))
         return digest
 
     @classmethod
@@ -106,7 +104,8 @@ def sidecar_path(path: Path) -> Path:
 
 
 def _atomic_write(path: Path, write) -> None:
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
+    # delete=False: the file must outlive the handle so it can be renamed into place.
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)  # noqa: SIM115
     try:
         with handle:
             write(handle)

@@ -125,4 +125,3 @@ class Predictor:
 
 def base_version(backbone_name: str) -> str:
     return f"{backbone_name}-v0"
-

@@ -37,13 +37,22 @@ def test_a_small_simulation_reports_every_day(tmp_path, eval_data_dir):
     total = report["total"]
     assert [day["day"] for day in report["days"]] == [1, 2, 3, 4]
     assert total["photos"] == 32 == sum(day["photos"] for day in report["days"])
-    assert set(total) >= {"photos", "asked_share", "catalog_accuracy", "new_breed_top1", "retrains", "drift_alarms"}
+    assert set(total) >= {
+        "photos",
+        "asked_share",
+        "catalog_accuracy",
+        "new_breed_top1",
+        "retrains",
+        "drift_alarms",
+    }
     assert 0 <= total["asked_share"] <= 1
     # Staff who never err answer everything they are asked correctly: the model is the only error source.
     assert total["catalog_errors_from_staff"] == 0
     assert total["catalog_accuracy"] >= 0.7
     # New breeds arrive on day 2; the base model cannot name them.
-    assert report["days"][0]["new_breed_photos"] == 0 and sum(d["new_breed_photos"] for d in report["days"]) > 0
+    assert (
+        report["days"][0]["new_breed_photos"] == 0 and sum(d["new_breed_photos"] for d in report["days"]) > 0
+    )
     assert total["new_breed_top1_before_retrain"] == 0.0
     saved = json.loads((tmp_path / "report" / "simulation.json").read_text())
     assert saved["total"]["photos"] == 32
