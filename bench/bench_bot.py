@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from readme import write_section  # bench/readme.py: scripts run from bench/ put it on the path
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "dogs"
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
@@ -177,11 +179,9 @@ def table(model: dict[str, float], bot: dict, threads: int) -> str:
     return "\n".join(["| measure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)])
 
 
-def write_section(markdown: str, command: str) -> None:
-    readme = ROOT / "bench" / "README.md"
-    text = readme.read_text(encoding="utf-8") if readme.exists() else "# Benchmarks\n"
-    section = (
-        "## Bot\n\n"
+def write_section_for(markdown: str, command: str) -> None:
+    body = (
+        "\n"
         f"Photo-to-answer latency of `dogbot run` (long polling) through the fake Bot API server of the\n"
         f"end-to-end tests, on loopback, next to the model's own time. Reproduce with:\n\n"
         f"    {command}\n\n{markdown}\n\n"
@@ -189,13 +189,7 @@ def write_section(markdown: str, command: str) -> None:
         "answer. On a busy machine both p95 rows are CPU contention, not the bot: compare them with each\n"
         "other, and read the load average row before comparing runs.\n"
     )
-    start = text.find("## Bot\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    readme.write_text(text, encoding="utf-8")
+    write_section("## Bot", body)
 
 
 def main() -> None:
@@ -215,7 +209,7 @@ def main() -> None:
     markdown = table(model, bot, args.threads)
     print(markdown)
     if args.write:
-        write_section(markdown, ".venv/bin/python bench/bench_bot.py --write")
+        write_section_for(markdown, ".venv/bin/python bench/bench_bot.py --write")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from readme import write_section  # bench/readme.py: scripts run from bench/ put it on the path
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT))
@@ -136,11 +138,9 @@ def table(r: dict, staff: int, threads: int) -> str:
     return "\n".join(["| measure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)])
 
 
-def write_section(markdown: str, command: str) -> None:
-    readme = ROOT / "bench" / "README.md"
-    text = readme.read_text(encoding="utf-8") if readme.exists() else "# Benchmarks\n"
-    section = (
-        "## Load\n\n"
+def write_section_for(markdown: str, command: str) -> None:
+    body = (
+        "\n"
         "50 staff at once, each sending a photo, waiting for the answer, pressing a breed button and\n"
         "waiting for the toast, then the next photo: `dogbot run` (long polling) through the fake Bot API\n"
         "server of the end-to-end tests, on loopback. Photos are small generated JPEGs, each different;\n"
@@ -152,13 +152,7 @@ def write_section(markdown: str, command: str) -> None:
         "short. `make test` runs the same load scaled down (50 staff, 200 photos, 200 presses) on SQLite\n"
         "and PostgreSQL in tests/e2e/test_load.py.\n"
     )
-    start = text.find("## Load\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    readme.write_text(text, encoding="utf-8")
+    write_section("## Load", body)
 
 
 def main() -> None:
@@ -185,7 +179,7 @@ def main() -> None:
         command = ".venv/bin/python bench/bench_load.py --write"
         if args.database_url:
             command += f" --database-url {args.database_url}"
-        write_section(markdown, command)
+        write_section_for(markdown, command)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from readme import write_section  # bench/readme.py: scripts run from bench/ put it on the path
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "dogs"
 
@@ -91,19 +93,6 @@ def table(results: list[dict], batch_size: int) -> str:
     return "\n".join(lines)
 
 
-def write_section(readme: Path, heading: str, body: str) -> None:
-    """Replace the section under ``heading`` (up to the next ``## ``) or append it."""
-    text = readme.read_text() if readme.exists() else "# Benchmarks\n"
-    start = text.find(heading)
-    if start < 0:
-        text = text.rstrip() + "\n\n" + heading + "\n" + body + "\n"
-    else:
-        end = text.find("\n## ", start + len(heading))
-        end = len(text) if end < 0 else end + 1
-        text = text[:start] + heading + "\n" + body + "\n" + text[end:]
-    readme.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("DOGBOT_EVAL_DATA", DEFAULT_DATA)))
@@ -141,7 +130,7 @@ def main() -> None:
             f"\nMade by {command} on {os.cpu_count()} CPU cores ({results[0]['threads']} torch threads), "
             f"on `manifest.csv` of the shared dev photos ({results[0]['model']} first).\n\n{markdown}\n"
         )
-        write_section(ROOT / "bench" / "README.md", "## Model", body)
+        write_section("## Model", body)
 
 
 if __name__ == "__main__":
