@@ -197,9 +197,13 @@ def judge(candidate: dict, champion: dict, gates: PromotionGates) -> tuple[bool,
     if val_n < gates.min_validation:
         return False, f"only {val_n} labeled validation photos (need {gates.min_validation}) to judge it"
     cand_val, champ_val = candidate["validation"]["top1"], champion["validation"]["top1"]
-    if candidate["golden"]["n"]:
+    golden_n = candidate["golden"]["n"]
+    if golden_n:
         cand_gold, champ_gold = candidate["golden"]["top1"], champion["golden"]["top1"]
-        if cand_gold < champ_gold - gates.golden_tolerance:
+        # A young golden set has a few dozen photos: one photo moves top-1 by more than the
+        # tolerance, so never reject for less than one photo's worth (measured in the simulation).
+        tolerance = max(gates.golden_tolerance, 1.0 / golden_n)
+        if cand_gold < champ_gold - tolerance - 1e-9:
             return False, f"worse on the golden set: top-1 {cand_gold:.3f} < champion {champ_gold:.3f}"
         golden = f"golden {cand_gold:.3f} vs {champ_gold:.3f}"
     else:

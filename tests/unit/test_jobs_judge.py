@@ -1,0 +1,28 @@
+"""Promotion gates: a small golden set does not reject a candidate for one photo's noise."""
+
+from jobs.retrain import PromotionGates, judge
+
+
+def scores(val_top1: float, golden_top1: float, val_n: int = 40, golden_n: int = 20) -> dict:
+    return {"validation": {"n": val_n, "top1": val_top1}, "golden": {"n": golden_n, "top1": golden_top1}}
+
+
+def test_better_on_new_data_and_one_golden_photo_down_is_promoted():
+    promoted, reason = judge(scores(0.60, 0.45), scores(0.50, 0.50), PromotionGates())
+    assert promoted, reason
+
+
+def test_two_golden_photos_down_is_rejected():
+    promoted, reason = judge(scores(0.60, 0.40), scores(0.50, 0.50), PromotionGates())
+    assert not promoted and "golden" in reason
+
+
+def test_a_large_golden_set_uses_the_configured_tolerance():
+    gates = PromotionGates(golden_tolerance=0.01)
+    assert not judge(scores(0.6, 0.48, golden_n=1000), scores(0.5, 0.50, golden_n=1000), gates)[0]
+    assert judge(scores(0.6, 0.495, golden_n=1000), scores(0.5, 0.50, golden_n=1000), gates)[0]
+
+
+def test_not_better_on_new_data_is_rejected():
+    promoted, reason = judge(scores(0.50, 0.50), scores(0.50, 0.50), PromotionGates())
+    assert not promoted and "not better" in reason
