@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "dogs"
 
 
-def measure(model: str, data: Path, latency_photos: int, batch_size: int) -> dict:
+def measure(model: str, data: Path, latency_photos: int, batch_size: int, threads: int) -> dict:
     import numpy as np
     import torch
 
@@ -35,6 +35,7 @@ def measure(model: str, data: Path, latency_photos: int, batch_size: int) -> dic
     from ml.images import load_image
     from ml.predictor import Predictor
 
+    torch.set_num_threads(threads)
     taxonomy = Taxonomy()
     started = time.perf_counter()
     predictor = Predictor.pretrained(model, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()])
@@ -99,12 +100,13 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["lite0", "lite2"])
     parser.add_argument("--latency-photos", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the bot's default is 1)")
     parser.add_argument("--write", action="store_true", help="update bench/README.md")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model in this process
     args = parser.parse_args()
 
     if args.one:
-        print(json.dumps(measure(args.one, args.data, args.latency_photos, args.batch_size)))
+        print(json.dumps(measure(args.one, args.data, args.latency_photos, args.batch_size, args.threads)))
         return
     results = []
     for model in args.models:
@@ -127,8 +129,9 @@ def main() -> None:
     if args.write:
         command = "`.venv/bin/python bench/bench_model.py --write`"
         body = (
-            f"\nMade by {command} on {os.cpu_count()} CPU cores ({results[0]['threads']} torch threads), "
-            f"on `manifest.csv` of the shared dev photos ({results[0]['model']} first).\n\n{markdown}\n"
+            f"\nMade by {command} on {os.cpu_count()} CPU cores, {results[0]['threads']} torch thread(s), "
+            f"load average {os.getloadavg()[0]:.1f} at the end (other work shares these cores: compare the\n"
+            f"two rows with each other), on `manifest.csv` of the shared dev photos.\n\n{markdown}\n"
         )
         write_section("## Model", body)
 
