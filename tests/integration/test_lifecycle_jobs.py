@@ -29,6 +29,7 @@ from jobs.service import LifecycleJobs
 from ml.predictor import Predictor
 from storage.blobs import LocalPhotoStore
 from storage.db import make_engine
+from storage.snapshot import load_snapshot, open_snapshot
 from storage.db import session as open_session
 from storage.lifecycle_tables import DatasetItem, JobRun, ModelStatus, ModelVersion
 from storage.tables import LabelSource
@@ -85,12 +86,18 @@ def seeded(tmp_path_factory, predictor, eval_data_dir):
 
 
 @pytest.fixture
-def env(seeded, tmp_path, predictor):
-    """A private copy of the seeded database, a catalog and the lifecycle jobs on it."""
+def env(seeded, tmp_path, predictor, database_url):
+    """A private copy of the seeded database (on SQLite and on PostgreSQL), a catalog and the jobs on it."""
     root, paths = seeded
-    shutil.copy(root / "dogbot.db", tmp_path / "dogbot.db")
     shutil.copytree(root / "photos", tmp_path / "photos")
-    engine = make_engine(f"sqlite:///{tmp_path / 'dogbot.db'}")
+    if database_url.startswith("sqlite"):
+        shutil.copy(root / "dogbot.db", tmp_path / "dogbot.db")
+        engine = make_engine(database_url)
+    else:
+        engine = make_engine(database_url)
+        seeded_engine = open_snapshot(root / "dogbot.db")
+        load_snapshot(seeded_engine, engine)  # the same rows, copied table by table
+        seeded_engine.dispose()
     predictor.use_head(predictor.base_head(), "lite0-v0")
     catalog = Catalog(
         engine,
