@@ -29,9 +29,9 @@ from jobs.service import LifecycleJobs
 from ml.predictor import Predictor
 from storage.blobs import LocalPhotoStore
 from storage.db import make_engine
-from storage.snapshot import load_snapshot, open_snapshot
 from storage.db import session as open_session
 from storage.lifecycle_tables import DatasetItem, JobRun, ModelStatus, ModelVersion
+from storage.snapshot import load_snapshot, open_snapshot
 from storage.tables import LabelSource
 
 pytestmark = pytest.mark.slow
