@@ -73,12 +73,15 @@ def render_chart(result: dict, title: str) -> bytes:
 
     for axis in (effort, accuracy):
         for d in days:
-            if d["retrained"]:
-                axis.axvline(d["day"] + 0.5, color="#2ca02c", linestyle="--", linewidth=1)
+            if d["promoted"]:
+                axis.axvline(d["day"] + 0.5, color="#2ca02c", linestyle="--", linewidth=1.5)
+            elif d["retrained"]:
+                axis.axvline(d["day"] + 0.5, color="#999999", linestyle="--", linewidth=0.8)
             if d["drift_alarm"]:
                 axis.axvline(d["day"] + 0.5, color="#d62728", linestyle=":", linewidth=1.5)
     # Legend entries for the markers, once.
-    accuracy.plot([], [], color="#2ca02c", linestyle="--", label="retrain + promote (end of day)")
+    accuracy.plot([], [], color="#2ca02c", linestyle="--", label="retrain, promoted (end of day)")
+    accuracy.plot([], [], color="#999999", linestyle="--", label="retrain, candidate rejected")
     accuracy.plot([], [], color="#d62728", linestyle=":", label="drift alarm (end of day)")
     effort.legend(loc="upper right", fontsize=8)
     accuracy.legend(loc="lower left", fontsize=8)
