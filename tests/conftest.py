@@ -96,6 +96,17 @@ def database_url(request, tmp_path: Path):
 
 
 # --- the real model -----------------------------------------------------------------------------
+@pytest.fixture
+def one_torch_thread():
+    """Two torch threads fighting other work for two busy cores are ~50x slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def predictor():
     """The real pretrained Lite0, loaded once per test session (about 2 s)."""

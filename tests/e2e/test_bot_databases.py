@@ -20,17 +20,6 @@ from storage.tables import Photo
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Two torch threads fighting other work for two busy cores are ~50x slower than one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 async def test_scenario(tmp_path: Path, predictor, dog_photos, one_torch_thread, database_url) -> None:
     async with live_bot(tmp_path / "data", predictor, database_url=database_url) as bot:
         server = bot.server

@@ -35,17 +35,6 @@ def timedelta_retry_after(monkeypatch):
     monkeypatch.setenv("PTB_TIMEDELTA", "1")
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Two torch threads fighting other work for two busy cores are ~50x slower than one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 async def send_until_answered(bot: LiveBot, data: bytes) -> Sent:
     """Send a photo; if the answer was lost and the bot apologised instead, send it again (as staff do)."""
     since = len(bot.server.sent)

@@ -24,17 +24,6 @@ PHOTOS = 200
 PRESSES = 200
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Two torch threads fighting other work for two busy cores are ~50x slower than one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 async def test_fifty_staff_photos_and_presses(
     tmp_path: Path, predictor, one_torch_thread, database_url
 ) -> None:

@@ -40,14 +40,8 @@ EXAMPLES = settings(
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Two torch threads fighting other work for two busy cores are ~50x slower than one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every test here runs the model on one thread (see tests/conftest.py)."""
 
 
 def counts(bot) -> dict[str, int]:
