@@ -24,7 +24,7 @@ from dogbot.taxonomy import Breed, Taxonomy
 from ml.images import ImageRejected, image_statistics, load_image, sniff_format
 from ml.predictor import ModelOutput, Predictor
 from storage import repository
-from storage.blobs import LocalPhotoStore
+from storage.blobs import PhotoStore
 from storage.db import session as open_session
 from storage.tables import CustomBreed, Label, LabelSource, Photo, Prediction, utcnow
 
@@ -97,7 +97,7 @@ class Catalog:
     def __init__(
         self,
         engine: Engine,
-        photos: LocalPhotoStore,
+        photos: PhotoStore,
         predictor: Predictor,
         taxonomy: Taxonomy,
         *,

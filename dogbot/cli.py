@@ -15,6 +15,7 @@ from dogbot.app import Container
 from dogbot.bulk import BulkItem, submit_files
 from dogbot.manifest import image_paths, read_folder, read_manifest
 from dogbot.settings import Settings
+from jobs.commands import register as register_jobs
 from ml.images import ImageRejected, load_image
 from storage.migrations import SchemaError
 
@@ -334,12 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     database.add_argument("message", nargs="?", help="revision: what changed in the tables")
     database.set_defaults(handler=cmd_db)
 
-    try:
-        from jobs.commands import register as register_jobs
-    except ImportError:  # the lifecycle jobs are optional for a bot-only install
-        register_jobs = None
-    if register_jobs is not None:
-        register_jobs(commands)
+    register_jobs(commands)  # fold, drift, retrain, models, rollback, worker
     return parser
 
 
