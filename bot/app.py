@@ -31,6 +31,7 @@ from bot.lifecycle import register_lifecycle_handlers
 from bot.throttle import PerUserLimit
 from dogbot.app import Container
 from dogbot.intake import receive
+from dogbot.limits import SharedPerUserLimit
 from dogbot.members import Members
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,11 @@ def build_application(
             window_s=settings.batch_window_ms / 1000,
             max_size=settings.batch_max_size,
         ),
-        photo_limit=PerUserLimit(settings.photos_per_minute, 60.0),
+        photo_limit=(
+            SharedPerUserLimit(container.engine, settings.photos_per_minute, 60.0)
+            if settings.shared_rate_limit
+            else PerUserLimit(settings.photos_per_minute, 60.0)
+        ),
         stranger_limit=PerUserLimit(1, settings.stranger_reply_cooldown_s),
         max_download_bytes=settings.max_upload_mb * 1024 * 1024,
         download_timeout_s=settings.download_timeout_s,

@@ -19,6 +19,7 @@ from bot.throttle import PerUserLimit
 from dogbot.app import Container
 from dogbot.catalog import Catalog
 from dogbot.intake import Incoming, Received
+from dogbot.limits import SharedPerUserLimit
 from dogbot.members import Members, Role
 
 
@@ -28,7 +29,7 @@ class Services:
     members: Members
     codec: CallbackCodec
     batcher: MicroBatcher[Incoming, Received]
-    photo_limit: PerUserLimit
+    photo_limit: PerUserLimit | SharedPerUserLimit
     stranger_limit: PerUserLimit
     max_download_bytes: int
     download_timeout_s: float

@@ -14,7 +14,8 @@ from telegram import Message, Update
 from telegram.error import BadRequest, NetworkError
 
 from bot import keyboards, texts
-from bot.context import DogContext, chat_action, member
+from bot.context import DogContext, Services, chat_action, member
+from bot.throttle import PerUserLimit
 from dogbot.catalog import Classification, Outcome
 from dogbot.intake import Incoming
 from dogbot.labels import NOT_A_DOG
@@ -73,7 +74,7 @@ async def _take(
     if file_size is not None and file_size > services.max_download_bytes:
         await message.reply_text(texts.too_big(file_size, services.max_download_bytes // (1024 * 1024)))
         return
-    if not services.photo_limit.allow(user_id):
+    if not await _within_limit(services, user_id):
         await message.reply_text(texts.slow_down(services.photo_limit.limit))
         return
     async with chat_action(context, message.chat_id):
@@ -108,6 +109,14 @@ async def reply_classification(message: Message, context: DogContext, result: Cl
     await message.reply_text(
         texts.classification(result, services.breed_name), reply_markup=markup, do_quote=True
     )
+
+
+async def _within_limit(services: Services, user_id: int) -> bool:
+    """Count the photo against the sender's limit: in memory here, or in the database off the event loop."""
+    limit = services.photo_limit
+    if isinstance(limit, PerUserLimit):
+        return limit.allow(user_id)
+    return await asyncio.to_thread(limit.allow, user_id)
 
 
 async def _download(context: DogContext, file_id: str, attempts: int = 3) -> bytes | str:

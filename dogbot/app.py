@@ -66,6 +66,8 @@ class Container:
             self.taxonomy,
             dog_threshold=self.settings.dog_threshold,
             auto_accept_threshold=self.settings.auto_accept_threshold,
+            lookalike_min_corrections=self.settings.lookalike_min_corrections,
+            lookalike_days=self.settings.lookalike_days,
             max_bytes=self.settings.max_upload_mb * 1024 * 1024,
             max_pixels=self.settings.max_megapixels * 1_000_000,
         )

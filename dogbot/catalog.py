@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from dogbot.labels import NOT_A_DOG, SKIP, SPECIAL_LABELS, ResolvedLabel, resolve_label
+from dogbot.lookalikes import Lookalikes
 from dogbot.taxonomy import Breed, Taxonomy
 from ml.images import ImageRejected, image_statistics, load_image, sniff_format
 from ml.predictor import ModelOutput, Predictor
@@ -106,6 +107,8 @@ class Catalog:
         max_bytes: int = 20 * 1024 * 1024,
         max_pixels: int = 40_000_000,
         clock: Callable[[], datetime] = utcnow,
+        lookalike_min_corrections: int = 2,
+        lookalike_days: int = 30,
     ) -> None:
         self.engine = engine
         self.photos = photos
@@ -117,6 +120,15 @@ class Catalog:
         self.max_pixels = max_pixels
         self.clock = clock
         self._taxonomy_lock = threading.Lock()
+        # Confident answers that staff have shown to hide a breed the model does not know yet are
+        # asked about, not auto-accepted (see dogbot/lookalikes.py).
+        self.lookalikes = Lookalikes(
+            engine,
+            known=lambda: self.predictor.head.breed_keys,
+            clock=lambda: self.clock(),
+            min_corrections=lookalike_min_corrections,
+            days=lookalike_days,
+        )
 
     # --- photos -----------------------------------------------------------------------------------
     def decode(self, data: bytes) -> Image.Image:
@@ -199,7 +211,7 @@ class Catalog:
         auto_label = None
         if not is_dog:
             auto_label = NOT_A_DOG
-        elif confidence >= self.auto_accept_threshold:
+        elif confidence >= self.auto_accept_threshold and not self.lookalikes.is_shadowed(breed):
             auto_label = breed
         prediction = Prediction(
             photo_id=photo.id,
@@ -269,7 +281,9 @@ class Catalog:
             except KeyError:
                 raise UnknownBreed(f"unknown breed {breed!r}: an admin can add it with /addbreed") from None
         with open_session(self.engine) as session:
-            if session.get(Photo, photo_id) is None:
+            # On PostgreSQL the photo's row stays locked until the commit, so a double tap that two bot
+            # replicas answer at the same moment records one label, not two (SQLite ignores the lock).
+            if session.get(Photo, photo_id, with_for_update={"key_share": True}) is None:
                 raise KeyError(f"no photo #{photo_id}")
             labels = repository.labels_of(photo_id, session=session)
             mine = [label for label in labels if label.user_id == user_id and user_id is not None]
@@ -286,7 +300,9 @@ class Catalog:
             session.add(label)
             session.commit()
             session.refresh(label)
-            return LabelResult(label, True, resolve_label([*labels, label]))
+        if source in (LabelSource.STAFF, LabelSource.ADMIN):
+            self.lookalikes.invalidate()
+        return LabelResult(label, True, resolve_label([*labels, label]))
 
     def catalog_label(self, photo_id: int) -> ResolvedLabel | None:
         with open_session(self.engine) as session:

@@ -194,6 +194,7 @@ def cmd_restore(container: Container, args: argparse.Namespace) -> int:
 
 def cmd_db(container: Container, args: argparse.Namespace) -> int:
     """Database schema: show its revision, upgrade it, or (developers) write a new migration."""
+    from jobs import registry
     from storage import migrations
     from storage.db import make_engine
 
@@ -209,6 +210,9 @@ def cmd_db(container: Container, args: argparse.Namespace) -> int:
         if args.action == "upgrade":
             before, after = migrations.upgrade(engine)
             print(f"schema at {after}" + ("" if before == after else f" (was {before or 'unversioned'})"))
+            shared = registry.store_missing_artifacts(engine, container.settings.model_dir)
+            if shared:
+                print(f"copied the model files of {', '.join(shared)} into the database")
             return 0
         now, newest = migrations.current(engine), migrations.head()
         print(f"schema at {now or 'none (new or made before migrations)'}; this dogbot needs {newest}")
@@ -235,6 +239,7 @@ def cmd_simulate(container: Container, args: argparse.Namespace) -> int:
             audit_share=args.audit_share,
             seed=args.seed,
             shifts=args.shift,
+            new_breed_min_photos=args.new_breed_min_photos,
             report_dir=Path(args.report) if args.report else None,
             progress=_progress,
         )
@@ -304,6 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         metavar="SPEC",
         help="e.g. new_breeds@10,dark@20 (dark@D:FACTOR, new_breeds@D:SHARE, mix@D)",
+    )
+    simulate.add_argument(
+        "--new-breed-min-photos",
+        type=int,
+        default=1,
+        metavar="N",
+        help="new breeds arriving are only those with at least N photos in the manifests (default 1: "
+        "all; 4 simulates breeds that recur, which a retrain can learn)",
     )
     simulate.add_argument("--json", action="store_true")
     simulate.add_argument("--report", metavar="DIR", help="write simulation.json and simulation.png here")

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     batch_max_size: int = 8
     # Per staff member: more photos than this in a minute are refused (stops one account flooding).
     photos_per_minute: int = 60
+    # Count that limit in the database, so bot replicas share it (else each replica allows its own).
+    shared_rate_limit: bool = False
     # A stranger gets at most one refusal in this many seconds (an album is one refusal, not ten).
     stranger_reply_cooldown_s: float = 10.0
     # How long an admin/staff list read from the database is trusted before re-reading it.
@@ -64,6 +66,11 @@ class Settings(BaseSettings):
     # Above this breed confidence the label is accepted without asking staff. `dogbot eval` on the
     # dev photos: confidence >= 0.69 keeps 95 % precision and covers 67 % of dog photos.
     auto_accept_threshold: float = 0.7
+    # ...unless staff recently corrected at least this many of the model's answers of that breed to
+    # a breed the model does not know yet (a look-alike it cannot name, dogbot/lookalikes.py), within
+    # the last lookalike_days. 0 turns this off.
+    lookalike_min_corrections: int = 2
+    lookalike_days: int = 30
     max_upload_mb: int = 20
     max_megapixels: int = 40
 
@@ -86,6 +93,9 @@ class Settings(BaseSettings):
     drift_auc_threshold: float = 0.6
     drift_p_value: float = 0.01
     drift_min_photos: int = 50
+    # Which drift tests raise the alarm (comma-separated); the others are still reported and drawn.
+    # "size" is left out by default: the model resizes every photo (see jobs/drift.py).
+    drift_alarm_tests: str = "embedding_auc,breed_distribution,confidence,brightness,correction_rate"
     # Train on auto-accepted labels too (people's labels are always used).
     train_on_auto_labels: bool = True
     # A training lease not renewed for this long is taken over (a worker died mid-training).

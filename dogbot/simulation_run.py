@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def run_simulation(
     audit_share: float,
     seed: int,
     shifts: str,
+    new_breed_min_photos: int = 1,
     report_dir: Path | None = None,
     progress: Callable = lambda iterable, **_: iterable,
 ) -> SimulationResult:
@@ -56,6 +58,8 @@ def run_simulation(
 
     rows = [row for manifest in manifests for row in read_manifest(manifest)]
     known, new = split_pools(rows, catalog.taxonomy)
+    photos_of = Counter(truth for _, truth in new)
+    new = [(row, truth) for row, truth in new if photos_of[truth] >= new_breed_min_photos]
     stream = build_stream(
         known, new, days=days, photos_per_day=photos_per_day, shifts=parse_shifts(shifts), seed=seed
     )
@@ -76,6 +80,8 @@ def run_simulation(
         "audit_share": audit_share,
         "seed": seed,
         "shift": shifts,
+        "new_breed_min_photos": new_breed_min_photos,
+        "new_breed_pool": {"photos": len(new), "breeds": len({truth for _, truth in new})},
         "auto_accept_threshold": scratch.auto_accept_threshold,
         "model": scratch.model,
     }

@@ -5,13 +5,20 @@ classifier's dog rows, no artifact) is registered and made champion on first use
 becomes champion only through :func:`promote`, after evaluation, and a rejected one never can;
 rollback is a move too (to the champion before the current one), so the log says which model
 served when, why and on whose word.
+
+A trained head's files live in the database (``ModelArtifact``), registered in the same transaction
+as its version; the model folder is only a cache. So a bot replica on another machine loads a model
+the worker trained without a shared volume: it finds the file missing, copies it from the database
+(checking the registry's hash) and serves it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from ml.head import BreedHead
+from ml.head import BreedHead, sidecar_path
 from ml.predictor import Predictor, base_version
 from storage import lifecycle_repository as repo
 from storage.db import session as open_session
@@ -88,10 +95,22 @@ def champion_version(engine: Engine) -> str | None:
         return repo.alias_target(session=session)
 
 
+def store_artifact(session: Session, version: str, path: Path) -> None:
+    """Add the files :meth:`BreedHead.save` wrote at ``path`` to the registry (the caller commits).
+
+    Commit it with the version's row: a version every process can see is one every process can load.
+    """
+    for file in (path, sidecar_path(path)):
+        repo.add_artifact(version, file.name, file.read_bytes(), session=session)
+
+
 def load_head(
     engine: Engine, version: str, *, model_dir: Path, base_head: Callable[[], BreedHead]
 ) -> BreedHead:
-    """The head of ``version``; checks the artifact's hash against the registry's."""
+    """The head of ``version``; checks the artifact's hash against the registry's.
+
+    Read from ``model_dir`` when the file there is intact, else copied there from the database first.
+    """
     with open_session(engine) as session:
         row = repo.model_version(version, session=session)
     if row is None:
@@ -99,10 +118,67 @@ def load_head(
     if row.artifact is None:
         return base_head()
     path = Path(model_dir) / row.artifact
-    head = BreedHead.load(path)  # checks the tensors against the sidecar's hash
-    if row.sha256 and hashlib.sha256(path.read_bytes()).hexdigest() != row.sha256:
-        raise RegistryError(f"{version}: artifact {path.name} does not match the registry's hash")
-    return head
+    if not _intact(path, row.sha256):
+        _fetch_artifact(engine, row, path)
+    return BreedHead.load(path)  # checks the tensors against the sidecar's hash
+
+
+def store_missing_artifacts(engine: Engine, model_dir: Path) -> list[str]:
+    """Copy into the database the model files of versions registered before artifacts lived there.
+
+    Run by the worker at start and by ``dogbot db upgrade``; returns the versions it stored.
+    """
+    stored = []
+    with open_session(engine) as session:
+        shared = repo.artifact_versions(session=session)
+        for row in repo.model_versions(session=session):
+            if row.artifact is None or row.version in shared:
+                continue
+            path = Path(model_dir) / row.artifact
+            if not _intact(path, row.sha256) or not sidecar_path(path).is_file():
+                log.warning("%s: %s is not in %s; replicas cannot load it", row.version, path.name, model_dir)
+                continue
+            store_artifact(session, row.version, path)
+            session.commit()
+            stored.append(row.version)
+    return stored
+
+
+def _intact(path: Path, sha256: str | None) -> bool:
+    return path.is_file() and (not sha256 or hashlib.sha256(path.read_bytes()).hexdigest() == sha256)
+
+
+def _fetch_artifact(engine: Engine, row: ModelVersion, path: Path) -> None:
+    """Write the version's files from the database into the model folder (a cache), tensors last."""
+    with open_session(engine) as session:
+        files = repo.artifacts(row.version, session=session)
+    data = files.get(row.artifact)
+    if data is None:
+        where = "does not match the registry's hash" if path.exists() else f"is not in {path.parent}"
+        raise RegistryError(f"{row.version}: artifact {path.name} {where}, and the database has no copy")
+    if row.sha256 and hashlib.sha256(data).hexdigest() != row.sha256:
+        raise RegistryError(f"{row.version}: the database's copy of {path.name} does not match its hash")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A reader that finds the tensors finds their sidecar too.
+    for name in sorted(files, key=lambda name: name == row.artifact):
+        if Path(name).name != name or name.startswith("."):
+            raise RegistryError(f"{row.version}: unexpected artifact name {name!r}")
+        _write_atomically(path.parent / name, files[name])
+    log.info("%s: copied %s from the database into %s", row.version, ", ".join(sorted(files)), path.parent)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    # Replicas sharing a folder may fetch the same file at once: each renames a complete copy into place.
+    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 def serve_champion(

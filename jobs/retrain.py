@@ -154,6 +154,7 @@ def retrain(
                     status=ModelStatus.CANDIDATE,
                 )
             )
+            registry.store_artifact(session, version, model_dir / f"{version}.pt")  # for every replica
             session.commit()
 
         chart = _error_chart(

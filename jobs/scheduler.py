@@ -86,6 +86,7 @@ def run_worker(jobs: LifecycleJobs, intervals: Intervals) -> None:
     """Block, running the jobs on schedule, until interrupted (Ctrl-C or SIGTERM)."""
     scheduler = BlockingScheduler(timezone=UTC)
     add_jobs(scheduler, jobs, intervals, now=jobs.clock())
+    jobs.share_artifacts()
     jobs.refresh()
     try:
         scheduler.start()

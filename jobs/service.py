@@ -136,6 +136,10 @@ class LifecycleJobs:
             on_change=self.on_champion_change,
         )
 
+    def share_artifacts(self) -> list[str]:
+        """Put model files trained before they lived in the database there too (replicas load them)."""
+        return registry.store_missing_artifacts(self.engine, self.model_dir)
+
     def models(self) -> list[registry.ModelInfo]:
         self.refresh()
         return registry.models(self.engine)

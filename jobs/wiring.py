@@ -30,7 +30,10 @@ def lifecycle_jobs(container: Container) -> LifecycleJobs:
         golden_size=s.golden_size,
         drift_window=s.drift_window,
         drift_thresholds=DriftThresholds(
-            auc=s.drift_auc_threshold, p_value=s.drift_p_value, min_photos=s.drift_min_photos
+            auc=s.drift_auc_threshold,
+            p_value=s.drift_p_value,
+            min_photos=s.drift_min_photos,
+            alarm_tests=tuple(name.strip() for name in s.drift_alarm_tests.split(",") if name.strip()),
         ),
         dog_threshold=s.dog_threshold,
         gates=PromotionGates(

@@ -21,6 +21,7 @@ from storage.lifecycle_tables import (
     GoldenItem,
     JobLock,
     JobRun,
+    ModelArtifact,
     ModelVersion,
 )
 from storage.tables import Label, Photo, Prediction
@@ -113,6 +114,20 @@ def model_versions(*, session: Session, status: str | None = None) -> list[Model
     if status is not None:
         statement = statement.where(ModelVersion.status == status)
     return list(session.exec(statement.order_by(ModelVersion.id)))
+
+
+def add_artifact(version: str, name: str, data: bytes, *, session: Session) -> None:
+    session.add(ModelArtifact(version=version, name=name, data=data))
+
+
+def artifacts(version: str, *, session: Session) -> dict[str, bytes]:
+    """The files stored for ``version``, by name."""
+    rows = session.exec(select(ModelArtifact).where(ModelArtifact.version == version))
+    return {row.name: row.data for row in rows}
+
+
+def artifact_versions(*, session: Session) -> set[str]:
+    return set(session.exec(select(ModelArtifact.version).distinct()))
 
 
 def alias_moves(*, session: Session, alias: str = CHAMPION) -> list[AliasMove]:

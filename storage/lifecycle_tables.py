@@ -6,6 +6,10 @@
   once from the first folds and then frozen.
 * ``ModelVersion`` — every trained head: artifact and hash, dataset version, breeds, metrics, who or
   what triggered it, and whether it passed the promotion gates (with the reason).
+* ``ModelArtifact`` — the bytes of each file a trained head was saved as (tensors, JSON sidecar),
+  written with its ``ModelVersion``: every process loads a model from the database, so replicas on
+  other machines need no shared model folder. Kept apart from ``ModelVersion`` so listing models
+  never reads megabytes.
 * ``AliasMove`` — append-only log of where the ``champion`` alias pointed, when, why and by whom:
   the serving model is the last move's target; rollback is a move too.
 * ``DriftReport`` — one row per drift check, tests as JSON.
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Column, LargeBinary, UniqueConstraint
 from sqlmodel import JSON, Field, SQLModel
 
 from storage.tables import utcnow
@@ -81,6 +85,12 @@ class ModelVersion(SQLModel, table=True):
     actor: str | None = Field(default=None, max_length=64)  # user id, "cli", "worker"
     status: str = Field(default=ModelStatus.CANDIDATE, max_length=16, index=True)
     reason: str = Field(default="", max_length=1000)
+
+
+class ModelArtifact(SQLModel, table=True):
+    version: str = Field(primary_key=True, max_length=64)
+    name: str = Field(primary_key=True, max_length=255)  # file name under the model folder
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class AliasMove(SQLModel, table=True):

@@ -6,10 +6,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import func
+from sqlalchemy import case, func, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from storage.tables import CustomBreed, Label, Member, Photo, Prediction, utcnow
+from storage.tables import CustomBreed, Label, Member, Photo, Prediction, RateWindow, utcnow
 
 
 def photo_by_sha(sha256: str, *, session: Session) -> Photo | None:
@@ -97,6 +98,43 @@ def set_member(user_id: int, role: str, active: bool, *, by: int | None, session
         member.role, member.active, member.added_by, member.updated_at = role, active, by, utcnow()
     session.add(member)
     return member
+
+
+def count_event(kind: str, user_id: int, *, window_start: int, limit: int, session: Session) -> bool:
+    """Count one event of ``user_id`` in the window that began at ``window_start``. Commits.
+
+    False, and nothing counted, when ``limit`` events are counted in it already. One conditional UPDATE
+    decides (or one INSERT, for the user's first event), atomically in the database, so replicas
+    counting the same user at the same moment never let more than ``limit`` through. A counter already
+    in a later window (another replica's clock runs ahead) takes the event there.
+    """
+    older = RateWindow.window_start < window_start
+    mine = (RateWindow.kind == kind) & (RateWindow.user_id == user_id)
+    for _ in range(3):  # each retry follows another replica's change between two of our statements
+        counted = session.exec(
+            update(RateWindow)
+            .where(mine, older | (RateWindow.events < limit))
+            .values(
+                window_start=case((older, window_start), else_=RateWindow.window_start),
+                events=case((older, 1), else_=RateWindow.events + 1),
+            )
+        )
+        if counted.rowcount == 1:
+            session.commit()
+            return True
+        row = session.get(RateWindow, (kind, user_id), populate_existing=True)
+        if row is not None:
+            session.rollback()
+            if row.window_start >= window_start and row.events >= limit:
+                return False  # full
+            continue  # another replica made or reset it after our UPDATE looked: look again
+        session.add(RateWindow(kind=kind, user_id=user_id, window_start=window_start, events=1))
+        try:
+            session.commit()
+            return True
+        except IntegrityError:  # another replica counted this user's first event at the same moment
+            session.rollback()
+    return False
 
 
 def embedding_to_bytes(embedding: np.ndarray) -> bytes:

@@ -20,6 +20,8 @@ from sqlmodel import SQLModel
 from storage import db, migrations  # noqa: F401  (db registers every table on SQLModel.metadata)
 
 BATCH = 1000  # rows per round trip; a prediction row carries a 5 KB embedding
+# A model artifact row carries a whole trained head (about 1 MB): a few at a time.
+BATCH_OF = {"modelartifact": 8}
 
 
 def tables() -> list[Table]:
@@ -112,7 +114,7 @@ def _copy_rows(source: Connection, target: Connection, ordered: Iterable[Table])
     for table in ordered:
         counts[table.name] = 0
         statement = select(table).order_by(*table.primary_key.columns)
-        result = source.execution_options(yield_per=BATCH).execute(statement)
+        result = source.execution_options(yield_per=BATCH_OF.get(table.name, BATCH)).execute(statement)
         for batch in result.partitions():
             target.execute(table.insert(), [dict(row._mapping) for row in batch])
             counts[table.name] += len(batch)

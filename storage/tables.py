@@ -5,6 +5,8 @@
 * ``Label`` — append-only: every answer from staff, admins, auto-acceptance or imports, with who and when.
 * ``CustomBreed`` — breeds staff added that the base model does not know.
 * ``Member`` — staff and admins added from the chat (ids from settings are always trusted too).
+* ``RateWindow`` — per user, how many photos arrived in the current fixed time window, when bot
+  replicas share one photo limit (``DOGBOT_SHARED_RATE_LIMIT``).
 """
 
 from __future__ import annotations
@@ -90,3 +92,12 @@ class Member(SQLModel, table=True):
     active: bool = True
     added_by: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class RateWindow(SQLModel, table=True):
+    """One counter per (kind, user): ``events`` counted in the fixed window that began at ``window_start``."""
+
+    kind: str = Field(primary_key=True, max_length=16)  # photo
+    user_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    window_start: int = Field(sa_column=Column(BigInteger, nullable=False))  # Unix seconds
+    events: int = 0

@@ -95,6 +95,50 @@ def database_url(request, tmp_path: Path):
     drop()
 
 
+@pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL schema, for tests that only make sense there (mark them ``postgres``)."""
+    url, drop = _postgres_schema_url()
+    yield url
+    drop()
+
+
+# --- an S3-compatible object store ----------------------------------------------------------------
+_buckets = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A moto S3 server on a free port of 127.0.0.1 for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, monkeypatch) -> str:
+    """A new empty bucket; credentials through the standard AWS variables, as in production."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    import boto3
+
+    bucket = f"dogbot-test-{next(_buckets)}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    return bucket
+
+
 # --- the real model -----------------------------------------------------------------------------
 @pytest.fixture
 def one_torch_thread():

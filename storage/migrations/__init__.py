@@ -36,6 +36,12 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 FIRST_RELEASE = "0001_first_release"
+# The tables 0001_first_release creates (a released migration never changes, so neither does this).
+# Valid while no later migration alters one of them; one that does must adopt such databases itself.
+_FIRST_RELEASE_TABLES = (
+    "aliasmove", "custombreed", "datasetversion", "driftreport", "joblock", "jobrun", "member", "photo",
+    "goldenitem", "modelversion", "prediction", "datasetitem", "label",
+)  # fmt: skip
 # Key of the PostgreSQL advisory lock held while the schema is created or migrated.
 _ADVISORY_LOCK = 0x646F67626F74  # "dogbot"
 
@@ -103,11 +109,21 @@ def _prepare(connection: Connection, scripts: ScriptDirectory, upgrade: bool, lo
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
         context = MigrationContext.configure(connection)
         revision = context.get_current_revision()
+        saved = False
         if revision is None:
             ours = set(SQLModel.metadata.tables) & set(inspect(connection).get_table_names())
+            if ours and upgrade and connection.dialect.name == "sqlite":
+                # Copied before anything is written: SQLite cannot back up a database that the
+                # copying connection has uncommitted writes in (the backup would wait forever).
+                _save_copy(connection, "migrations")
+                saved = True
             # A new database is created straight from the tables (faster and the same, as a test
-            # checks); one made before migrations existed is stamped at the first release.
-            SQLModel.metadata.create_all(connection)
+            # checks); one made before migrations existed gets the first release's tables, is stamped
+            # there, and the migrations since then do the rest.
+            tables = SQLModel.metadata.tables
+            SQLModel.metadata.create_all(
+                connection, tables=[tables[name] for name in _FIRST_RELEASE_TABLES] if ours else None
+            )
             revision = FIRST_RELEASE if ours else newest
             context.stamp(scripts, revision)
             if not ours:
@@ -127,7 +143,7 @@ def _prepare(connection: Connection, scripts: ScriptDirectory, upgrade: bool, lo
                 f"the database is at schema revision {revision}; this dogbot needs {newest}. "
                 "Stop every bot and worker, back up, then run `dogbot db upgrade` once."
             )
-        if connection.dialect.name == "sqlite":
+        if connection.dialect.name == "sqlite" and not saved:
             _save_copy(connection, revision)
         log.warning("upgrading the database schema from %s to %s", revision, newest)
         command.upgrade(config(connection, location=location), "head")

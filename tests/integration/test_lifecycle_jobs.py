@@ -172,9 +172,12 @@ def test_retrain_learns_new_breeds_promotes_and_the_predictor_serves_it(env, pre
     assert row.sha256 and row.dataset_version == result.dataset_version and row.actor == "42"
     assert row.status == ModelStatus.PROMOTED and "dachshund" in row.breed_keys
 
-    # A second process (fresh predictor) picks up the champion from the registry.
+    # A second process on another machine (fresh predictor, its own empty model folder) picks up the
+    # champion from the registry: the artifact comes out of the database.
     other = Predictor(predictor.backbone, "lite0", predictor.imagenet_breeds)
-    assert jobs_for(jobs, other).refresh(NOW) and other.model_version == "lite0-v1"
+    replica_dir = jobs.model_dir.parent / "replica-models"
+    assert jobs_for(jobs, other, model_dir=replica_dir).refresh(NOW) and other.model_version == "lite0-v1"
+    assert (replica_dir / "lite0-v1.pt").read_bytes() == (jobs.model_dir / "lite0-v1.pt").read_bytes()
 
     old, new = jobs.rollback(actor="42", now=NOW, reason="test")
     assert (old, new) == ("lite0-v1", "lite0-v0") and predictor.model_version == "lite0-v0"
@@ -284,8 +287,10 @@ def test_cli_retrain_models_rollback_and_predict_use_the_champion(seeded, tmp_pa
     assert json.loads(capsys.readouterr().out)["model_version"] == "lite0-v0"
 
 
-def jobs_for(jobs: LifecycleJobs, predictor: Predictor) -> LifecycleJobs:
-    return LifecycleJobs(engine=jobs.engine, predictor=predictor, model_dir=jobs.model_dir, clock=jobs.clock)
+def jobs_for(jobs: LifecycleJobs, predictor: Predictor, model_dir: Path | None = None) -> LifecycleJobs:
+    return LifecycleJobs(
+        engine=jobs.engine, predictor=predictor, model_dir=model_dir or jobs.model_dir, clock=jobs.clock
+    )
 
 
 def _flipped(path: Path) -> bytes:

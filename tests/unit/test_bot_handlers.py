@@ -360,10 +360,13 @@ async def test_a_user_who_blocked_the_bot_is_not_an_error(bot, caplog) -> None:
     bot.errors.clear()  # the recording handler saw the Forbidden too
 
 
-async def test_one_account_cannot_flood_the_classifier(bot, dog_photos) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["in_memory", "in_the_database"])
+async def test_one_account_cannot_flood_the_classifier(bot, dog_photos, shared) -> None:
     from bot.throttle import PerUserLimit
+    from dogbot.limits import SharedPerUserLimit
 
-    bot.app.bot_data["services"].photo_limit = PerUserLimit(1, 60)
+    services = bot.app.bot_data["services"]
+    services.photo_limit = SharedPerUserLimit(bot.container.engine, 1, 60) if shared else PerUserLimit(1, 60)
     await bot.send_photo(STAFF_ID, dog_photos["sure"])
     await bot.send_photo(STAFF_ID, dog_photos["unsure"])
     assert "wait a moment" in bot.last_reply(STAFF_ID).params["text"]

@@ -97,6 +97,19 @@ def test_per_user_limit_slides() -> None:
     assert PerUserLimit(0).allow(1)
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_replicas_may_share_the_photo_limit(tmp_path, shared) -> None:
+    from bot.app import build_application
+    from dogbot.app import Container
+    from dogbot.limits import SharedPerUserLimit
+
+    settings = Settings(_env_file=None, data_dir=tmp_path, telegram_token="123:abc", shared_rate_limit=shared)
+    container = Container(settings)
+    limit = build_application(container).bot_data["services"].photo_limit
+    assert isinstance(limit, SharedPerUserLimit if shared else PerUserLimit) and limit.limit == 60
+    container.engine.dispose()
+
+
 # --- texts -------------------------------------------------------------------------------------
 def test_help_differs_by_role() -> None:
     assert "/export" in texts.help_text(Role.ADMIN) and "/export" not in texts.help_text(Role.STAFF)

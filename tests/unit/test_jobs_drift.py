@@ -76,3 +76,69 @@ def test_compare_alarms_on_a_dark_shifted_window_and_not_on_a_fresh_sample():
     alarmed = {t.name for t in tests if t.alarm}
     assert {"embedding_auc", "brightness"} <= alarmed
     assert set(pictures) == {"brightness", "confidence", "breeds"}
+
+
+def _labeled(window, shown, labels):
+    """The same window with what the model showed staff and what they answered."""
+    from dataclasses import replace
+
+    return replace(window, shown_breed=list(shown), people_label=list(labels))
+
+
+def test_size_is_reported_but_alarms_only_when_chosen():
+    rng = np.random.default_rng(3)
+    head = _head()
+    reference = _window(rng, 200)
+    smaller = _window(rng, 200)
+    smaller = window_from_arrays(
+        smaller.embeddings, smaller.dog_probability, smaller.brightness, smaller.pixels / 4
+    )
+    tests, _ = compare(reference, smaller, head=head, thresholds=DriftThresholds())
+    size = next(t for t in tests if t.name == "size")
+    assert not size.alarm and size.p_value < 0.01 and "not alarmed" in size.detail
+    chosen = DriftThresholds(alarm_tests=("size",))
+    tests, _ = compare(reference, smaller, head=head, thresholds=chosen)
+    assert next(t for t in tests if t.name == "size").alarm
+
+
+def test_correction_rate_counts_only_breeds_the_model_knows():
+    rng = np.random.default_rng(4)
+    head = _head()  # knows b0..b4
+    n = 100
+    # Reference: staff confirmed the model 95 times in 100.
+    reference = _labeled(_window(rng, n), ["b0"] * n, ["b0"] * 95 + ["b1"] * 5)
+    # Now 60 photos of a breed the model has never seen (corrected, necessarily), the rest confirmed.
+    new_breed = _labeled(_window(rng, n), ["b0"] * n, ["shiba_inu"] * 60 + ["b0"] * 38 + ["b1"] * 2)
+    tests, _ = compare(reference, new_breed, head=head, thresholds=DriftThresholds())
+    rate = next(t for t in tests if t.name == "correction_rate")
+    assert not rate.alarm
+    assert "60 recent labels name breeds the model does not know yet" in rate.detail
+    # Staff correcting the model on breeds it knows does alarm.
+    worse = _labeled(_window(rng, n), ["b0"] * n, ["b0"] * 60 + ["b1"] * 40)
+    tests, _ = compare(reference, worse, head=head, thresholds=DriftThresholds())
+    assert next(t for t in tests if t.name == "correction_rate").alarm
+
+
+def _scaled(window, factor):
+    """Same photos, embeddings scaled: a linear head answers them more (or less) confidently."""
+    return window_from_arrays(
+        window.embeddings * factor, window.dog_probability, window.brightness, window.pixels
+    )
+
+
+def test_confidence_is_compared_with_photos_the_head_did_not_train_on():
+    rng = np.random.default_rng(6)
+    head = _head()
+    fresh = _window(rng, 200)
+    # The head is over-confident on its training photos (here: embeddings scaled up) ...
+    trained_on = _scaled(_window(rng, 200), 3.0)
+    tests, _ = compare(trained_on, fresh, head=head, thresholds=DriftThresholds())
+    assert next(t for t in tests if t.name == "confidence").alarm
+    # ... so its answers are compared with the held-out photos, which look like new ones.
+    tests, _ = compare(trained_on, fresh, head=head, thresholds=DriftThresholds(), held_out=_window(rng, 200))
+    assert not next(t for t in tests if t.name == "confidence").alarm
+    # Too few held-out photos: no verdict on the answers rather than a biased one.
+    tests, _ = compare(trained_on, fresh, head=head, thresholds=DriftThresholds(), held_out=_window(rng, 10))
+    answers = [t for t in tests if t.name in ("confidence", "breed_distribution")]
+    assert len(answers) == 2 and all(t.statistic is None and not t.alarm for t in answers)
+    assert "not trained on" in answers[0].detail

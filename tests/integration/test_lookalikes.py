@@ -1,0 +1,68 @@
+"""Confident answers that staff showed to hide an unknown breed are asked about (dogbot/lookalikes.py)."""
+
+import torch
+
+from dogbot.catalog import Outcome
+from ml.head import BreedHead
+from storage.tables import LabelSource
+
+
+def _photos(shared_manifest, eval_data_dir, breed: str, n: int) -> list[bytes]:
+    rows = [r for r in shared_manifest("manifest.csv") if r["breed"] == breed]
+    assert len(rows) >= n, f"need {n} photos of {breed}"
+    return [(eval_data_dir / r["path"]).read_bytes() for r in rows[:n]]
+
+
+def test_a_breed_staff_keep_correcting_to_an_unknown_breed_is_asked_until_the_model_learns_it(
+    make_catalog, database_url, shared_manifest, eval_data_dir, predictor
+):
+    # Threshold 0: every dog would be auto-accepted, so only the look-alike rule can make it ask.
+    catalog = make_catalog(database_url, auto_accept_threshold=0.0)
+    goldens = _photos(shared_manifest, eval_data_dir, "golden retriever", 4)
+    pug = _photos(shared_manifest, eval_data_dir, "pug", 1)[0]
+    shiba = catalog.taxonomy.get("shiba_inu").key  # a breed the base model has no row for
+
+    corrected = []
+    for data in goldens[:2]:
+        result = catalog.submit(data, source="telegram", sender_id=7, chat_id=7)
+        assert result.outcome == Outcome.AUTO_ACCEPTED and result.prediction.breed == "golden_retriever"
+        catalog.record_label(
+            result.photo.id, shiba, source=LabelSource.STAFF, user_id=7, prediction_id=result.prediction.id
+        )
+        corrected.append(result)
+        # One correction is not a pattern yet; two are.
+        assert catalog.lookalikes.is_shadowed("golden_retriever") == (len(corrected) == 2)
+
+    asked = catalog.submit(goldens[2], source="telegram", sender_id=7, chat_id=7)
+    assert asked.prediction.breed == "golden_retriever"
+    assert asked.outcome == Outcome.ASK and asked.label is None
+    # Other breeds are not affected.
+    assert catalog.submit(pug, source="telegram", sender_id=7, chat_id=7).outcome == Outcome.AUTO_ACCEPTED
+
+    # A model that knows the new breed is promoted: its old corrections no longer count.
+    base = predictor.base_head()
+    learned = BreedHead(
+        [*base.breed_keys, shiba],
+        torch.cat([base.weight, torch.zeros(1, base.embedding_dim)]),
+        torch.cat([base.bias, torch.tensor([-1e4])]),
+        base.backbone,
+    )
+    predictor.use_head(learned, "lite0-v1")
+    try:
+        result = catalog.submit(goldens[3], source="telegram", sender_id=7, chat_id=7)
+        assert result.prediction.breed == "golden_retriever"
+        assert result.outcome == Outcome.AUTO_ACCEPTED
+    finally:
+        predictor.use_head(predictor.base_head(), "lite0-v0")
+
+
+def test_off_when_min_corrections_is_zero(make_catalog, database_url, shared_manifest, eval_data_dir):
+    catalog = make_catalog(database_url, auto_accept_threshold=0.0, lookalike_min_corrections=0)
+    goldens = _photos(shared_manifest, eval_data_dir, "golden retriever", 3)
+    shiba = catalog.taxonomy.get("shiba_inu").key  # a breed the base model has no row for
+    for data in goldens[:2]:
+        result = catalog.submit(data, source="telegram", sender_id=7, chat_id=7)
+        catalog.record_label(
+            result.photo.id, shiba, source=LabelSource.STAFF, user_id=7, prediction_id=result.prediction.id
+        )
+    assert catalog.submit(goldens[2], source="telegram").outcome == Outcome.AUTO_ACCEPTED
