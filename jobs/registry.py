@@ -255,14 +255,16 @@ def reject(engine: Engine, version: str, *, reason: str) -> None:
 
 
 def champion_stack(moves: list[AliasMove]) -> list[str]:
-    """Champions in order, the current last: promotions push, rollbacks pop."""
+    """Champions in order, the current last: promotions push, rollbacks pop.
+
+    A move to the champion already serving changes nothing (two replicas starting on a fresh
+    database may both record the first "init" move), so a rollback never goes from v0 to v0.
+    """
     stack: list[str] = []
     for move in moves:
         if move.kind == "rollback" and stack:
             stack.pop()
-            if not stack or stack[-1] != move.to_version:
-                stack.append(move.to_version)
-        else:
+        if not stack or stack[-1] != move.to_version:
             stack.append(move.to_version)
     return stack
 

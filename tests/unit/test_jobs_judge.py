@@ -26,3 +26,18 @@ def test_a_large_golden_set_uses_the_configured_tolerance():
 def test_not_better_on_new_data_is_rejected():
     promoted, reason = judge(scores(0.50, 0.50), scores(0.50, 0.50), PromotionGates())
     assert not promoted and "not better" in reason
+
+
+def test_a_tie_on_top1_is_broken_by_top3():
+    def with_top3(val_top1: float, top3: float | None) -> dict:
+        result = scores(val_top1, 0.5)
+        result["validation"]["top3"] = top3
+        return result
+
+    promoted, reason = judge(with_top3(0.5, 0.77), with_top3(0.5, 0.67), PromotionGates())
+    assert promoted and "top-3" in reason
+    assert not judge(with_top3(0.5, 0.67), with_top3(0.5, 0.67), PromotionGates())[0]
+    assert not judge(with_top3(0.475, 0.9), with_top3(0.5, 0.67), PromotionGates())[0]  # top-1 lower
+    assert not judge(with_top3(0.5, None), with_top3(0.5, 0.67), PromotionGates())[0]
+    # An admin who asked for a real improvement (min_improvement > 0) gets no tie-break.
+    assert not judge(with_top3(0.5, 0.9), with_top3(0.5, 0.67), PromotionGates(min_improvement=0.01))[0]
