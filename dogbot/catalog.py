@@ -301,7 +301,7 @@ class Catalog:
             session.commit()
             session.refresh(label)
         if source in (LabelSource.STAFF, LabelSource.ADMIN):
-            self.lookalikes.invalidate()
+            self.lookalikes.label_recorded(breed)
         return LabelResult(label, True, resolve_label([*labels, label]))
 
     def catalog_label(self, photo_id: int) -> ResolvedLabel | None:

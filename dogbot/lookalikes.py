@@ -34,23 +34,33 @@ PEOPLE = (LabelSource.STAFF, LabelSource.ADMIN)
 def shadowed_breeds(
     engine: Engine, *, known: Collection[str], since: datetime, min_corrections: int
 ) -> dict[str, Counter]:
-    """Predicted breed -> Counter of the unknown breeds staff named instead (only the shadowed ones)."""
+    """Predicted breed -> Counter of the unknown breeds staff named instead (only the shadowed ones).
+
+    One vote per photo, its latest people label: two staff answering the same photo, or one person
+    changing their answer, is still one photo.
+    """
     query = (
-        select(Prediction.breed, Label.breed)
+        select(Label.photo_id, Prediction.breed, Label.breed)
         .join(Prediction, Label.prediction_id == Prediction.id)
         .where(Label.source.in_(PEOPLE), Label.created_at >= since, Prediction.breed.is_not(None))
+        .order_by(Label.id)
     )
-    hidden: dict[str, Counter] = {}
     with open_session(engine) as session:
-        for shown, named in session.exec(query):
-            if named == shown or named in known or named in SPECIAL_LABELS:
-                continue
-            hidden.setdefault(shown, Counter())[named] += 1
+        latest = {photo_id: (shown, named) for photo_id, shown, named in session.exec(query)}
+    hidden: dict[str, Counter] = {}
+    for shown, named in latest.values():
+        if named == shown or named in known or named in SPECIAL_LABELS:
+            continue
+        hidden.setdefault(shown, Counter())[named] += 1
     return {shown: names for shown, names in hidden.items() if sum(names.values()) >= min_corrections}
 
 
 class Lookalikes:
-    """A cached view of :func:`shadowed_breeds` for the intake path (one query a minute, not a photo)."""
+    """A cached view of :func:`shadowed_breeds` for the intake path: one query a minute, not a photo.
+
+    Labels that name a breed the model does not know clear the cache (they are what the rule is
+    about, and rare), so the next photo already sees them; others wait for the next refresh.
+    """
 
     def __init__(
         self,
@@ -68,32 +78,34 @@ class Lookalikes:
         self.min_corrections = min_corrections
         self.days = days
         self.refresh = refresh
+        # Held while querying: one thread refreshes, the others wait for its answer, and a label
+        # recorded meanwhile clears the cache after the query, never before (no stale answer kept).
         self._lock = threading.Lock()
         self._cached: tuple[datetime, frozenset[str], dict[str, Counter]] | None = None
 
-    def invalidate(self) -> None:
-        """Forget the cache (a label was just recorded by this process)."""
-        with self._lock:
-            self._cached = None
+    def label_recorded(self, breed: str) -> None:
+        """A person labelled a photo ``breed``: forget the cache if the model does not know it."""
+        if self.min_corrections > 0 and breed not in SPECIAL_LABELS and breed not in set(self.known()):
+            with self._lock:
+                self._cached = None
 
     def shadowed(self) -> dict[str, Counter]:
         if self.min_corrections <= 0:
             return {}
-        now = self.clock()
         known = frozenset(self.known())
         with self._lock:
+            now = self.clock()
             cached = self._cached
-        if cached is not None and cached[1] == known and now - cached[0] < self.refresh:
-            return cached[2]
-        result = shadowed_breeds(
-            self.engine,
-            known=known,
-            since=now - timedelta(days=self.days),
-            min_corrections=self.min_corrections,
-        )
-        with self._lock:
+            if cached is not None and cached[1] == known and timedelta(0) <= now - cached[0] < self.refresh:
+                return cached[2]
+            result = shadowed_breeds(
+                self.engine,
+                known=known,
+                since=now - timedelta(days=self.days),
+                min_corrections=self.min_corrections,
+            )
             self._cached = (now, known, result)
-        return result
+            return result
 
     def is_shadowed(self, breed: str) -> bool:
         return breed in self.shadowed()

@@ -15,6 +15,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 ModelName = Literal["lite0", "lite2"]
 
 
+# The tests jobs.drift.compare runs, in order (tests/unit/test_jobs_drift.py checks they match).
+DRIFT_TESTS = ("embedding_auc", "breed_distribution", "confidence", "brightness", "size", "correction_rate")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOGBOT_", env_file=".env", extra="ignore")
 
@@ -113,6 +117,15 @@ class Settings(BaseSettings):
             return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
         if isinstance(value, int):
             return [value]
+        return value
+
+    @field_validator("drift_alarm_tests")
+    @classmethod
+    def _check_drift_tests(cls, value: str) -> str:
+        # A misspelt name would silently never alarm; the names are jobs.drift.compare's tests.
+        unknown = {name.strip() for name in value.split(",") if name.strip()} - set(DRIFT_TESTS)
+        if unknown:
+            raise ValueError(f"unknown drift tests {sorted(unknown)}; choose from {', '.join(DRIFT_TESTS)}")
         return value
 
     @field_validator("photo_store")

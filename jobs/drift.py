@@ -83,6 +83,9 @@ class Window:
     shown_breed: list[str | None]  # what the model said when staff saw it
     people_label: list[str | None]
     received: list[datetime]
+    # Per photo: could the model that answered have given the staff's label (one of its breeds, or
+    # not a dog)? None: unknown (no database), judged against the serving head's breeds instead.
+    answerable: list[bool | None] | None = None
 
     def __len__(self) -> int:
         return len(self.photo_ids)
@@ -265,20 +268,25 @@ def _correction_test(
 ) -> stats.DriftTest:
     """Has the share of the model's answers that staff corrected gone up?
 
-    Only labels the serving model could have given count (its breeds, or not a dog): a breed it has
-    no row for is not the model getting worse but a new breed arriving, which the retrain job
+    Only labels the answering model could have given count (its breeds, or not a dog): a breed it
+    had no row for is not the model getting worse but a new breed arriving, which the retrain job
     learns from (those labels count towards its trigger) and this test reports beside the rate.
+    Judged per photo against the model that answered it, so photos labelled before a retrain count
+    the same way in both windows.
     """
     countable = known | {"not_a_dog"}
 
     def counts(window: Window) -> tuple[int, int, int]:
-        pairs = [
-            (s, lab)
-            for s, lab in zip(window.shown_breed, window.people_label, strict=True)
-            if lab is not None
-        ]
-        scored = [(s, lab) for s, lab in pairs if lab in countable]
-        return sum(s != lab for s, lab in scored), len(scored), len(pairs) - len(scored)
+        answerable = window.answerable or [None] * len(window)
+        scored, unknown = [], 0
+        for shown, label, can in zip(window.shown_breed, window.people_label, answerable, strict=True):
+            if label is None:
+                continue
+            if can if can is not None else label in countable:
+                scored.append(shown != label)
+            else:
+                unknown += 1
+        return sum(scored), len(scored), unknown
 
     ref_hits, ref_n, _ = counts(reference)
     cur_hits, cur_n, cur_unknown = counts(current)
@@ -293,7 +301,7 @@ def _correction_test(
         what="staff corrected the model",
     )
     if cur_unknown:
-        note = f"; {cur_unknown} recent labels name breeds the model does not know yet"
+        note = f"; {cur_unknown} recent labels name breeds the model that answered did not know"
         test = replace(test, detail=test.detail + note)
     return test
 
@@ -326,21 +334,28 @@ def _load(engine: Engine, photo_ids: list[int]) -> Window:
             [label.prediction_id for group in labels.values() for label in group if label.source in PEOPLE],
             session=session,
         )
+        breeds_of = _breeds_of_models(
+            {p.model_version for p in shown.values()} | {p.model_version for p in predictions.values()},
+            session,
+        )
     kept = [i for i in photo_ids if i in predictions]
     dim = len(predictions[kept[0]].embedding) // 4 if kept else 0
-    shown_breed, people_label = [], []
+    shown_breed, people_label, answerable = [], [], []
     for photo_id in kept:
         people = [
             label for label in labels.get(photo_id, []) if label.source in PEOPLE and label.breed != "skip"
         ]
         if people:
             last = people[-1]
-            seen = shown.get(last.prediction_id) if last.prediction_id else None
-            shown_breed.append((seen or predictions[photo_id]).breed or "not_a_dog")
+            seen = (shown.get(last.prediction_id) if last.prediction_id else None) or predictions[photo_id]
+            shown_breed.append(seen.breed or "not_a_dog")
             people_label.append(last.breed)
+            breeds = breeds_of.get(seen.model_version)
+            answerable.append(None if breeds is None else last.breed in breeds or last.breed == "not_a_dog")
         else:
             shown_breed.append(None)
             people_label.append(None)
+            answerable.append(None)
     return Window(
         photo_ids=kept,
         embeddings=np.stack([repository.embedding_from_bytes(predictions[i].embedding) for i in kept]).astype(
@@ -354,4 +369,11 @@ def _load(engine: Engine, photo_ids: list[int]) -> Window:
         shown_breed=shown_breed,
         people_label=people_label,
         received=[photos[i].received_at for i in kept],
+        answerable=answerable,
     )
+
+
+def _breeds_of_models(versions: set[str], session) -> dict[str, set[str]]:
+    """The breeds each registered model version has a row for (unregistered versions are left out)."""
+    rows = [repo.model_version(version, session=session) for version in sorted(versions)]
+    return {row.version: set(row.breed_keys) for row in rows if row is not None and row.breed_keys}

@@ -118,9 +118,18 @@ def load_head(
     if row.artifact is None:
         return base_head()
     path = Path(model_dir) / row.artifact
-    if not _intact(path, row.sha256):
+    if not (_intact(path, row.sha256) and sidecar_path(path).is_file()):
         _fetch_artifact(engine, row, path)
-    return BreedHead.load(path)  # checks the tensors against the sidecar's hash
+    try:
+        head = BreedHead.load(path)  # checks the tensors against the sidecar's hash
+    except ValueError:  # a damaged local sidecar (bad JSON, another head's hash): take the shared copy
+        log.warning("%s: local copy of %s is damaged; copying it from the database", version, path.name)
+        _fetch_artifact(engine, row, path)
+        head = BreedHead.load(path)
+    # The registry's hash covers the tensors only; the breed list says which row is which breed.
+    if list(head.breed_keys) != list(row.breed_keys):
+        raise RegistryError(f"{version}: {path.name} names other breeds than the registry does")
+    return head
 
 
 def store_missing_artifacts(engine: Engine, model_dir: Path) -> list[str]:
@@ -139,7 +148,11 @@ def store_missing_artifacts(engine: Engine, model_dir: Path) -> list[str]:
                 log.warning("%s: %s is not in %s; replicas cannot load it", row.version, path.name, model_dir)
                 continue
             store_artifact(session, row.version, path)
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:  # the worker and `dogbot db upgrade` at the same moment: it is there
+                session.rollback()
+                continue
             stored.append(row.version)
     return stored
 

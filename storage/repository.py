@@ -124,9 +124,11 @@ def count_event(kind: str, user_id: int, *, window_start: int, limit: int, sessi
             return True
         row = session.get(RateWindow, (kind, user_id), populate_existing=True)
         if row is not None:
+            # Read before the rollback, which expires the row (reading it after would query again).
+            full = row.window_start >= window_start and row.events >= limit
             session.rollback()
-            if row.window_start >= window_start and row.events >= limit:
-                return False  # full
+            if full:
+                return False
             continue  # another replica made or reset it after our UPDATE looked: look again
         session.add(RateWindow(kind=kind, user_id=user_id, window_start=window_start, events=1))
         try:

@@ -90,6 +90,32 @@ def test_a_damaged_cached_copy_is_replaced_from_the_database(engine, tmp_path):
     assert torch.equal(loaded.weight, head.weight)
 
 
+def test_a_missing_or_damaged_cached_sidecar_is_replaced_from_the_database(engine, tmp_path):
+    head = register(engine, tmp_path / "worker")
+    replica = tmp_path / "replica"
+    registry.load_head(engine, "lite0-v1", model_dir=replica, base_head=no_base)
+    sidecar = sidecar_path(replica / "lite0-v1.pt")
+    sidecar.unlink()
+    assert registry.load_head(engine, "lite0-v1", model_dir=replica, base_head=no_base).breed_keys == [
+        "pug",
+        "boxer",
+    ]
+    sidecar.write_text("{not json")
+    loaded = registry.load_head(engine, "lite0-v1", model_dir=replica, base_head=no_base)
+    assert torch.equal(loaded.weight, head.weight)
+
+
+def test_a_sidecar_naming_other_breeds_than_the_registry_is_refused(engine, tmp_path):
+    register(engine, tmp_path / "worker")
+    with open_session(engine) as session:
+        row = session.exec(select(ModelVersion).where(ModelVersion.version == "lite0-v1")).one()
+        row.breed_keys = ["boxer", "pug"]  # rows swapped: every answer would name the wrong breed
+        session.add(row)
+        session.commit()
+    with pytest.raises(registry.RegistryError, match="other breeds"):
+        registry.load_head(engine, "lite0-v1", model_dir=tmp_path / "replica", base_head=no_base)
+
+
 def test_a_copy_that_does_not_match_the_registry_is_refused(engine, tmp_path):
     register(engine, tmp_path / "worker")
     with open_session(engine) as session:

@@ -112,7 +112,7 @@ def test_correction_rate_counts_only_breeds_the_model_knows():
     tests, _ = compare(reference, new_breed, head=head, thresholds=DriftThresholds())
     rate = next(t for t in tests if t.name == "correction_rate")
     assert not rate.alarm
-    assert "60 recent labels name breeds the model does not know yet" in rate.detail
+    assert "60 recent labels name breeds the model that answered did not know" in rate.detail
     # Staff correcting the model on breeds it knows does alarm.
     worse = _labeled(_window(rng, n), ["b0"] * n, ["b0"] * 60 + ["b1"] * 40)
     tests, _ = compare(reference, worse, head=head, thresholds=DriftThresholds())
@@ -142,3 +142,16 @@ def test_confidence_is_compared_with_photos_the_head_did_not_train_on():
     answers = [t for t in tests if t.name in ("confidence", "breed_distribution")]
     assert len(answers) == 2 and all(t.statistic is None and not t.alarm for t in answers)
     assert "not trained on" in answers[0].detail
+
+
+def test_the_settings_know_every_drift_test_and_refuse_a_misspelt_one():
+    import pytest
+    from pydantic import ValidationError
+
+    from dogbot.settings import DRIFT_TESTS, Settings
+
+    rng = np.random.default_rng(7)
+    tests, _ = compare(_window(rng, 60), _window(rng, 60), head=_head(), thresholds=DriftThresholds())
+    assert tuple(t.name for t in tests) == DRIFT_TESTS
+    with pytest.raises(ValidationError, match="brightnes"):
+        Settings(drift_alarm_tests="embedding_auc,brightnes")
