@@ -39,7 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from storage import migrations, snapshot
-from storage.blobs import PhotoStore, check_sha256, sha256_of
+from storage.blobs import PhotoStore, check_sha256, sha256_of, write_atomically
 from storage.tables import Photo
 
 FORMAT = 1
@@ -286,15 +286,4 @@ def _restore_model_file(name: str, data, model_dir: Path) -> None:
         or any(part in ("", ".", "..") for part in relative.parts)
     ):
         raise BadBackup(f"unexpected entry {name!r} in the backup")
-    target = model_dir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, incoming = tempfile.mkstemp(dir=target.parent, prefix=".incoming.")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            shutil.copyfileobj(data, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(incoming, target)
-    except BaseException:
-        Path(incoming).unlink(missing_ok=True)
-        raise
+    write_atomically(model_dir / relative, lambda handle: shutil.copyfileobj(data, handle))

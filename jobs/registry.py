@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +29,7 @@ from sqlmodel import Session
 from ml.head import BreedHead, sidecar_path
 from ml.predictor import Predictor, base_version
 from storage import lifecycle_repository as repo
+from storage.blobs import write_atomically
 from storage.db import session as open_session
 from storage.lifecycle_tables import AliasMove, ModelStatus, ModelVersion
 
@@ -176,22 +175,8 @@ def _fetch_artifact(engine: Engine, row: ModelVersion, path: Path) -> None:
     for name in sorted(files, key=lambda name: name == row.artifact):
         if Path(name).name != name or name.startswith("."):
             raise RegistryError(f"{row.version}: unexpected artifact name {name!r}")
-        _write_atomically(path.parent / name, files[name])
+        write_atomically(path.parent / name, lambda handle, data=files[name]: handle.write(data))
     log.info("%s: copied %s from the database into %s", row.version, ", ".join(sorted(files)), path.parent)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    # Replicas sharing a folder may fetch the same file at once: each renames a complete copy into place.
-    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
 
 
 def serve_champion(

@@ -11,8 +11,9 @@ import base64
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 
 def sha256_of(data: bytes) -> str:
@@ -52,18 +53,7 @@ class LocalPhotoStore:
         target = self.path_for(digest)
         if target.exists():
             return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, incoming = tempfile.mkstemp(dir=target.parent, prefix=".incoming.")
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(incoming, target)
-        except BaseException:
-            Path(incoming).unlink(missing_ok=True)
-            raise
-        _fsync_dir(target.parent)  # the rename itself survives a power cut only once its folder is synced
+        write_atomically(target, lambda handle: handle.write(data))
         return digest
 
     def get(self, sha256: str) -> bytes:
@@ -71,6 +61,26 @@ class LocalPhotoStore:
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).exists()
+
+
+def write_atomically(target: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write a file so that a reader (or a crash) sees the old file or the whole new one, never half.
+
+    ``write(handle)`` fills a temporary file in the same folder; it is fsynced, renamed into place
+    and the folder fsynced. Two processes writing the same file at once each rename a complete copy.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, incoming = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.incoming.")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(incoming, target)
+    except BaseException:
+        Path(incoming).unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)  # the rename itself survives a power cut only once its folder is synced
 
 
 def _fsync_dir(path: Path) -> None:
