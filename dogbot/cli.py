@@ -84,16 +84,29 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
         return 2
     rows = read_manifest(Path(args.manifest)) if args.manifest else read_folder(Path(args.folder))
     catalog = container.catalog
-    items, unknown = [], set()
+    items, unknown, not_breeds = [], set(), set()
     for row in rows:
         breed = catalog.taxonomy.resolve(row.breed)
         if breed is None and args.add_breeds:
-            breed = catalog.add_breed(row.breed.replace("_", " "), by=None)
+            try:
+                breed = catalog.add_breed(row.breed.replace("_", " "), by=None)
+            except ValueError:
+                # Not a breed name at all (e.g. "unlabelled_dog:kiss.jpg"): keep the photo, as
+                # `ingest` would, and let staff label it; one odd row must not stop the import.
+                not_breeds.add(row.breed)
+                items.append(BulkItem(row.path))
+                continue
         if breed is None:
             unknown.add(row.breed)
             continue
         items.append(BulkItem(row.path, breed.key))
     results = submit_files(catalog, items, source="import", progress=_progress)
+    if not_breeds:
+        print(
+            "labels that are not breed names (photos stored without a label): "
+            + ", ".join(sorted(not_breeds)),
+            file=sys.stderr,
+        )
     return _report_bulk(results, unknown)
 
 

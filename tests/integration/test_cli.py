@@ -90,6 +90,31 @@ def test_import_then_export_and_ingest_waits_for_review(tmp_path, shared_manifes
     assert all(r["model_version"] == "lite0-v0" and r["predicted_breed"] for r in exported)
 
 
+def test_import_adds_new_breeds_and_keeps_going_past_a_label_that_is_not_a_breed(
+    tmp_path, shared_manifest, eval_data_dir
+):
+    others = shared_manifest("other_breeds.csv")
+    unlabelled = [r for r in others if r["breed"].startswith("unlabelled_dog:")][:1]
+    assert unlabelled, "the shared CSV has rows labelled unlabelled_dog:<file>"
+    beagle = [r for r in shared_manifest("manifest.csv") if r["breed"] == "beagle"][:1]
+    new_breed = [dict(beagle[0], breed="Kangal Shepherd")]  # a breed no list of ours has
+    manifest = write_manifest(tmp_path / "labeled.csv", unlabelled + new_breed, eval_data_dir)
+    data_dir = tmp_path / "data"
+    result = run_cli("import", "--manifest", str(manifest), data_dir=data_dir)
+    assert "2 photos stored (2 new" in result.stdout
+    assert "not breed names" in result.stderr and unlabelled[0]["breed"] in result.stderr
+
+    out = tmp_path / "catalog.csv"
+    run_cli("export", "--out", str(out), data_dir=data_dir)
+    exported = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(exported) == 2
+    imported = [r for r in exported if r["label_source"] == "import"]
+    assert [r["label"] for r in imported] == ["Kangal Shepherd"]
+    # The unlabelled photo is in the catalog as if staff had sent it: the model's answer or a question.
+    [other] = [r for r in exported if r["label_source"] != "import"]
+    assert other["predicted_breed"] and "unlabelled" not in other["label"].lower()
+
+
 def test_eval_json_on_a_small_manifest(tmp_path, shared_manifest, eval_data_dir):
     rows = shared_manifest("manifest.csv")
     sample = [r for r in rows if r["imagenet_overlap"] == "no"][:20] + [
