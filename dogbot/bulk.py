@@ -7,7 +7,7 @@ per batch is the bot's own intake path (:func:`dogbot.intake.receive`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dogbot.catalog import Catalog, Classification
@@ -64,11 +64,13 @@ def _record(catalog: Catalog, item: BulkItem, received, user_id: int | None) -> 
         return BulkResult(item.path, error="stored, but classification failed: it waits in /review")
     classification = received.classification
     if item.label is not None:
-        catalog.record_label(
+        labelled = catalog.record_label(
             classification.photo.id,
             item.label,
             source=LabelSource.IMPORT,
             user_id=user_id,
             prediction_id=classification.prediction.id,
         )
+        # Report the photo as labelled: it does not wait for staff review.
+        classification = replace(classification, label=labelled.resolved)
     return BulkResult(item.path, classification)

@@ -71,6 +71,7 @@ def test_import_then_export_and_ingest_waits_for_review(tmp_path, shared_manifes
     data_dir = tmp_path / "data"
     result = run_cli("import", "--manifest", str(manifest), data_dir=data_dir)
     assert "6 photos stored (6 new" in result.stdout
+    assert "0 waiting for staff review" in result.stdout  # imported photos come with their labels
 
     again = run_cli("import", "--manifest", str(manifest), data_dir=data_dir)
     assert "0 new, 6 already known" in again.stdout
