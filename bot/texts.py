@@ -107,6 +107,13 @@ def classification(result: Classification, name: Name) -> str:
             lines.append(
                 "Also possible: " + ", ".join(f"{b.display_name} {percent(q)}" for b, q in result.top[1:])
             )
+    elif result.lookalikes:
+        top, p = result.top[0]
+        learning = " or ".join(name(key) for key in result.lookalikes)
+        lines.append(
+            f"🤔 It looks like a {top.display_name} ({percent(p)}), but staff lately corrected that "
+            f"to {learning}, which I am still learning. Best guesses: {guesses}."
+        )
     else:
         lines.append(f"🤔 I'm not sure. Best guesses: {guesses}.")
     decided = result.label

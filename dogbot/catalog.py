@@ -44,6 +44,9 @@ class Classification:
     top: list[tuple[Breed, float]]
     duplicate: bool  # this exact photo was already in the catalog
     label: ResolvedLabel | None  # the catalog label after this photo was handled
+    # Asked although confident: staff lately corrected this answer to these breeds the model does
+    # not know yet (dogbot/lookalikes.py), most frequent first.
+    lookalikes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,10 @@ class Catalog:
             outcome = Outcome.AUTO_ACCEPTED
         else:
             outcome = Outcome.ASK
+        lookalikes: tuple[str, ...] = ()
+        if outcome == Outcome.ASK and prediction.confidence >= self.auto_accept_threshold:
+            named = self.lookalikes.shadowed().get(prediction.breed)
+            lookalikes = tuple(key for key, _ in named.most_common(2)) if named else ()
         return Classification(
             photo=photo,
             prediction=prediction,
@@ -257,6 +264,7 @@ class Catalog:
             top=self.top_breeds(prediction),
             duplicate=duplicate,
             label=self.catalog_label(photo.id),
+            lookalikes=lookalikes,
         )
 
     def top_breeds(self, prediction: Prediction) -> list[tuple[Breed, float]]:

@@ -2,6 +2,7 @@
 
 import torch
 
+from bot import texts
 from dogbot.catalog import Outcome
 from ml.head import BreedHead
 from storage.tables import LabelSource
@@ -44,6 +45,10 @@ def test_a_breed_staff_keep_correcting_to_an_unknown_breed_is_asked_until_the_mo
     asked = catalog.submit(goldens[2], source="telegram", sender_id=7, chat_id=7)
     assert asked.prediction.breed == "golden_retriever"
     assert asked.outcome == Outcome.ASK and asked.label is None
+    # Staff are told why the bot asks about a confident answer.
+    assert asked.lookalikes == (shiba,)
+    answer = texts.classification(asked, lambda key: catalog.taxonomy.get(key).display_name)
+    assert "looks like a Golden Retriever" in answer and "Shiba Inu, which I am still learning" in answer
     # Other breeds are not affected.
     assert catalog.submit(pug, source="telegram", sender_id=7, chat_id=7).outcome == Outcome.AUTO_ACCEPTED
 
