@@ -103,9 +103,7 @@ async def run_bot_bench(sequential: list[bytes], burst: list[bytes], threads: in
         home = Path(tempfile.mkdtemp(prefix="dogbot-bench-"))
         env = {
             **os.environ,
-            "DOGBOT_TELEGRAM_TOKEN": server.token,
-            "DOGBOT_TELEGRAM_BASE_URL": server.base_url,
-            "DOGBOT_TELEGRAM_BASE_FILE_URL": server.base_file_url,
+            **server.bot_env,
             "DOGBOT_DATA_DIR": str(home / "data"),
             "DOGBOT_STAFF_IDS": ",".join(map(str, STAFF)),
             "DOGBOT_TORCH_THREADS": str(threads),

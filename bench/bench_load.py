@@ -85,9 +85,7 @@ async def bench(staff: list[int], photos: list[bytes], threads: int, database_ur
     async with LoadServer() as server:
         env = {
             **os.environ,
-            "DOGBOT_TELEGRAM_TOKEN": server.token,
-            "DOGBOT_TELEGRAM_BASE_URL": server.base_url,
-            "DOGBOT_TELEGRAM_BASE_FILE_URL": server.base_file_url,
+            **server.bot_env,
             "DOGBOT_DATA_DIR": str(home / "data"),
             "DOGBOT_DATABASE_URL": database_url,
             "DOGBOT_STAFF_IDS": ",".join(map(str, staff)),

@@ -348,6 +348,15 @@ class FakeTelegram:
         """For ``ApplicationBuilder().base_file_url``; PTB appends the token."""
         return f"http://127.0.0.1:{self.port}/file/bot"
 
+    @property
+    def bot_env(self) -> dict[str, str]:
+        """The settings that point a `dogbot run` process at this server instead of Telegram."""
+        return {
+            "DOGBOT_TELEGRAM_TOKEN": self.token,
+            "DOGBOT_TELEGRAM_BASE_URL": self.base_url,
+            "DOGBOT_TELEGRAM_BASE_FILE_URL": self.base_file_url,
+        }
+
     # ------------------------------------------------------------------ users act
 
     def user(

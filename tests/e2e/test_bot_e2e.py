@@ -77,9 +77,7 @@ async def running(request, tmp_path_factory) -> AsyncIterator[RunningBot]:
     async with Users() as server:
         env = {
             **os.environ,
-            "DOGBOT_TELEGRAM_TOKEN": server.token,
-            "DOGBOT_TELEGRAM_BASE_URL": server.base_url,
-            "DOGBOT_TELEGRAM_BASE_FILE_URL": server.base_file_url,
+            **server.bot_env,
             "DOGBOT_DATA_DIR": str(home / "data"),
             "DOGBOT_ADMIN_IDS": str(ADMIN),
             "DOGBOT_STAFF_IDS": str(STAFF),

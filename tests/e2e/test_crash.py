@@ -43,9 +43,7 @@ def rows(data_dir: Path, table) -> list:
 async def start_bot(server: FakeTelegram, home: Path, log_name: str) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
-        "DOGBOT_TELEGRAM_TOKEN": server.token,
-        "DOGBOT_TELEGRAM_BASE_URL": server.base_url,
-        "DOGBOT_TELEGRAM_BASE_FILE_URL": server.base_file_url,
+        **server.bot_env,
         "DOGBOT_DATA_DIR": str(home / "data"),
         "DOGBOT_STAFF_IDS": str(STAFF),
         "DOGBOT_TORCH_THREADS": "1",

@@ -169,9 +169,7 @@ async def replicas(
             replica_home.mkdir()
             env = {
                 **os.environ,
-                "DOGBOT_TELEGRAM_TOKEN": server.token,
-                "DOGBOT_TELEGRAM_BASE_URL": server.base_url,
-                "DOGBOT_TELEGRAM_BASE_FILE_URL": server.base_file_url,
+                **server.bot_env,
                 "DOGBOT_DATA_DIR": str(replica_home / "data"),
                 "DOGBOT_DATABASE_URL": postgres_url,
                 "DOGBOT_PHOTO_STORE": f"s3://{bucket}/photos",
