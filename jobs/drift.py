@@ -282,7 +282,9 @@ def _correction_test(
         for shown, label, can in zip(window.shown_breed, window.people_label, answerable, strict=True):
             if label is None:
                 continue
-            if can if can is not None else label in countable:
+            if can is None:  # the answering model is not registered: judge by the serving head
+                can = label in countable
+            if can:
                 scored.append(shown != label)
             else:
                 unknown += 1

@@ -117,7 +117,7 @@ def load_head(
     if row.artifact is None:
         return base_head()
     path = Path(model_dir) / row.artifact
-    if not (_intact(path, row.sha256) and sidecar_path(path).is_file()):
+    if not _intact(path, row.sha256):
         _fetch_artifact(engine, row, path)
     try:
         head = BreedHead.load(path)  # checks the tensors against the sidecar's hash
@@ -143,7 +143,7 @@ def store_missing_artifacts(engine: Engine, model_dir: Path) -> list[str]:
             if row.artifact is None or row.version in shared:
                 continue
             path = Path(model_dir) / row.artifact
-            if not _intact(path, row.sha256) or not sidecar_path(path).is_file():
+            if not _intact(path, row.sha256):
                 log.warning("%s: %s is not in %s; replicas cannot load it", row.version, path.name, model_dir)
                 continue
             store_artifact(session, row.version, path)
@@ -157,7 +157,10 @@ def store_missing_artifacts(engine: Engine, model_dir: Path) -> list[str]:
 
 
 def _intact(path: Path, sha256: str | None) -> bool:
-    return path.is_file() and (not sha256 or hashlib.sha256(path.read_bytes()).hexdigest() == sha256)
+    """Both files of a saved head are there, and the tensors match the registry's hash."""
+    if not (path.is_file() and sidecar_path(path).is_file()):
+        return False
+    return not sha256 or hashlib.sha256(path.read_bytes()).hexdigest() == sha256
 
 
 def _fetch_artifact(engine: Engine, row: ModelVersion, path: Path) -> None:
