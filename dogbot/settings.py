@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     drift_min_photos: int = 50
     # Which drift tests raise the alarm (comma-separated); the others are still reported and drawn.
     # "size" is left out by default: the model resizes every photo (see jobs/drift.py).
-    drift_alarm_tests: str = "embedding_auc,breed_distribution,confidence,brightness,correction_rate"
+    drift_alarm_tests: str = ",".join(name for name in DRIFT_TESTS if name != "size")
     # Train on auto-accepted labels too (people's labels are always used).
     train_on_auto_labels: bool = True
     # A training lease not renewed for this long is taken over (a worker died mid-training).

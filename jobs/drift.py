@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from sqlalchemy.engine import Engine
 
+from dogbot.settings import DRIFT_TESTS
 from jobs import charts
 from ml import drift as stats
 from ml.head import BreedHead
@@ -46,13 +47,7 @@ class DriftThresholds:
     # left out by default: the model resizes every photo to its input size, and in the 30-day
     # simulation a new photo source (smaller pictures of new breeds) raised it alone, days before
     # anything the model sees had changed.
-    alarm_tests: tuple[str, ...] = (
-        "embedding_auc",
-        "breed_distribution",
-        "confidence",
-        "brightness",
-        "correction_rate",
-    )
+    alarm_tests: tuple[str, ...] = tuple(name for name in DRIFT_TESTS if name != "size")
 
 
 @dataclass
