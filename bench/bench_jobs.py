@@ -1,16 +1,18 @@
 """Lifecycle benchmarks on the shared dev photos: new-breed learning, retrain speed, drift alarms.
 
-    .venv/bin/python bench/bench_jobs.py [--only retrain|speed|drift] [--trials 20]
+    .venv/bin/python bench/bench_jobs.py [--only retrain|speed|drift] [--trials 20] [--model lite0gem]
 
 Embeddings of every dev photo (and of a darkened copy) are computed once and cached
 (``bench/dev_embeddings.py``); the numbers below then take a minute or two on 2 CPU cores.
 
 * retrain: 5-fold cross-validation over the dog photos of ``manifest.csv`` + ``other_breeds.csv``
   (folds by photo hash). Inside each training fold, 20 % is held out by hash as the validation
-  split, exactly as ``jobs.fold`` does; ``ml.training.train_head`` trains on the rest. Reported on
+  split, exactly as ``jobs.fold`` does; ``ml.training.train_head`` trains on the rest and
+  ``refit_head`` then on both, as ``jobs.retrain`` does (``--no-refit``: the first head). Reported on
   the held-out fold: top-1 among all breeds on photos of new breeds with >= 4 photos, and on
   photos of ImageNet breeds (the zero-shot head's top-1 on the same photos beside it).
-* speed: ``train_head`` on 10,000 stored embeddings (dev embeddings resampled with noise).
+* speed: ``train_head`` and ``refit_head`` on 10,000 stored embeddings (dev embeddings resampled
+  with noise).
 * drift: ``jobs.drift.compare`` on windows of 200 photos: reference vs a disjoint same-distribution
   window, and reference vs a darkened window (PIL ``ImageEnhance.Brightness`` x0.4).
 """
@@ -33,25 +35,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dev_embeddings import load_dev_embeddings  # noqa: E402
 
 from jobs.drift import DriftThresholds, compare, window_from_arrays  # noqa: E402
-from ml.backbone import create_backbone  # noqa: E402
+from ml.backbone import DEFAULT_BACKBONE, create_backbone  # noqa: E402
 from ml.head import BreedHead  # noqa: E402
-from ml.training import TrainConfig, evaluate_head, train_head  # noqa: E402
+from ml.predictor import Predictor  # noqa: E402
+from ml.training import TrainConfig, evaluate_head, refit_head, train_head  # noqa: E402
 
 DOG_CLASSES = (*range(151, 269), 273, 274, 275)
 
 
-def base_head() -> BreedHead:
-    model = create_backbone("lite0")
-    return BreedHead.from_classifier(
-        model.get_classifier(), DOG_CLASSES, [f"in{i}" for i in DOG_CLASSES], "lite0"
-    )
+def base_head(model: str) -> BreedHead:
+    return Predictor(create_backbone(model), model, [(i, f"in{i}") for i in DOG_CLASSES]).base_head()
 
 
 def _bucket(sha: str, n: int, salt: str = "") -> int:
     return int(hashlib.sha256((salt + sha).encode()).hexdigest()[:8], 16) % n
 
 
-def bench_retrain(data: dict, base: BreedHead, config: TrainConfig, folds: int = 5) -> dict:
+def bench_retrain(
+    data: dict, base: BreedHead, config: TrainConfig, folds: int = 5, refit: bool = True
+) -> dict:
     labels = np.array(
         [f"in{i}" if i >= 0 else b for i, b in zip(data["imagenet_index"], data["breed"], strict=True)],
         dtype=object,
@@ -67,10 +69,14 @@ def bench_retrain(data: dict, base: BreedHead, config: TrainConfig, folds: int =
         test = dog & np.array([_bucket(s, folds, "bench") == fold for s in sha])
         train = dog & ~test & ~val_split
         val = dog & ~test & val_split
+        started = time.perf_counter()
         head, report = train_head(
             base, emb[train], labels[train], x_val=emb[val], y_val=labels[val], config=config
         )
-        seconds.append(report.seconds)
+        if refit:
+            both = train | val
+            head = refit_head(base, head, report, emb[both], labels[both], config)
+        seconds.append(time.perf_counter() - started)
         for name, model in (("model", head), ("zero", base)):
             metrics = evaluate_head(model, emb[test], labels[test])
             imagenet = [k for k in metrics.per_breed if k.startswith("in")]
@@ -102,7 +108,8 @@ def bench_speed(data: dict, base: BreedHead, n: int = 10_000) -> dict:
     x = data["emb"][pick] * rng.normal(1.0, 0.1, size=(len(pick), data["emb"].shape[1])).astype(np.float32)
     y = labels[pick]
     started = time.perf_counter()
-    _, report = train_head(base, x[:n], y[:n], x_val=x[n:], y_val=y[n:])
+    head, report = train_head(base, x[:n], y[:n], x_val=x[n:], y_val=y[n:])
+    refit_head(base, head, report, x, y)
     return {
         "n": n,
         "seconds": time.perf_counter() - started,
@@ -154,6 +161,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=("retrain", "speed", "drift"))
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--model", default=DEFAULT_BACKBONE, help="backbone (ml/backbone.py)")
+    parser.add_argument("--no-refit", action="store_true", help="score the head before its refit")
     parser.add_argument(
         "--folds",
         type=int,
@@ -163,11 +172,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(2)
-    data = load_dev_embeddings()
-    base = base_head()
+    data = load_dev_embeddings(args.model)
+    base = base_head(args.model)
     if args.only in (None, "retrain"):
-        r = bench_retrain(data, base, TrainConfig(), folds=args.folds)
-        print(f"\n{args.folds}-fold cross-validation")
+        r = bench_retrain(data, base, TrainConfig(), folds=args.folds, refit=not args.no_refit)
+        print(f"\n{args.model}, {args.folds}-fold cross-validation" + (", no refit" if args.no_refit else ""))
         print("\n| held-out photos | trained head | zero-shot |\n|---|---|---|")
         print(
             f"| new breeds (>= 4 photos; {r['new_breeds']} breeds, {r['n_new']} photos) "

@@ -3,7 +3,8 @@
 For every row of ``manifest.csv`` and ``other_breeds.csv``: the Lite0 embedding and dog probability of
 the photo as it is and darkened (PIL ``ImageEnhance.Brightness`` x0.4, a night-time kennel shot), plus
 the cheap image statistics the drift job compares. Lite0 takes ~25 ms a photo on 2 CPU cores, so the
-cache (``data/bench/dev_embeddings.npz``, ignored by git) saves a minute or two on every bench run.
+cache (``data/bench/dev_embeddings_<model>.npz``, ignored by git) saves a minute or two on every bench
+run. The model is the default one (``ml.backbone.DEFAULT_BACKBONE``) unless ``--model`` names another.
 """
 
 from __future__ import annotations
@@ -27,17 +28,17 @@ def eval_data_dir() -> Path:
     return Path(os.environ.get("DOGBOT_EVAL_DATA", ROOT.parent / "shared" / "datasets" / "dogs")).resolve()
 
 
-def cache_path() -> Path:
-    return ROOT / "data" / "bench" / "dev_embeddings.npz"
+def cache_path(model: str) -> Path:
+    return ROOT / "data" / "bench" / f"dev_embeddings_{model}.npz"
 
 
-def load_dev_embeddings(*, refresh: bool = False) -> dict[str, np.ndarray]:
+def load_dev_embeddings(model: str, *, refresh: bool = False) -> dict[str, np.ndarray]:
     """The cached arrays (computing them first if needed); rows follow the two CSVs in order."""
-    path = cache_path()
+    path = cache_path(model)
     if path.is_file() and not refresh:
         with np.load(path, allow_pickle=False) as cached:
             return {key: cached[key] for key in cached.files}
-    arrays = _compute()
+    arrays = _compute(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **arrays)
@@ -45,7 +46,7 @@ def load_dev_embeddings(*, refresh: bool = False) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _compute() -> dict[str, np.ndarray]:
+def _compute(model: str) -> dict[str, np.ndarray]:
     import torch
 
     from ml.backbone import create_backbone
@@ -59,7 +60,7 @@ def _compute() -> dict[str, np.ndarray]:
         with (folder / name).open(newline="", encoding="utf-8") as handle:
             rows.extend(dict(row, csv=name) for row in csv.DictReader(handle))
     # ImageNet dog classes 151-268: enough for the dog probability; breed keys are mapped later.
-    predictor = Predictor(create_backbone("lite0"), "lite0", [(i, f"in{i}") for i in range(151, 269)])
+    predictor = Predictor(create_backbone(model), model, [(i, f"in{i}") for i in range(151, 269)])
     out: dict[str, list] = {
         k: [] for k in ("emb", "dog", "stats", "emb_dark", "dog_dark", "stats_dark", "ok")
     }
@@ -111,5 +112,13 @@ def _compute() -> dict[str, np.ndarray]:
 
 
 if __name__ == "__main__":
-    arrays = load_dev_embeddings(refresh="--refresh" in sys.argv)
+    import argparse
+
+    from ml.backbone import DEFAULT_BACKBONE
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=DEFAULT_BACKBONE)
+    parser.add_argument("--refresh", action="store_true")
+    args = parser.parse_args()
+    arrays = load_dev_embeddings(args.model, refresh=args.refresh)
     print({k: v.shape for k, v in arrays.items()})

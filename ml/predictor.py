@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ml.backbone import create_backbone, create_eval_transform
+from ml.backbone import backbone_spec, create_backbone, create_eval_transform, pool_features
 from ml.head import BreedHead
 
 
@@ -52,6 +52,10 @@ class Predictor:
         self.backbone = backbone.eval()
         self.transform = create_eval_transform(backbone)
         self.backbone_name = backbone_name
+        self.pooling = backbone_spec(backbone_name).pooling
+        self._classifier = backbone.get_classifier()
+        # The ImageNet classifier reads the average-pooled block, which comes first in every embedding.
+        self.embedding_dim = self._classifier.in_features * len(self.pooling)
         self.imagenet_breeds = list(imagenet_breeds)
         self._dog_indices = torch.as_tensor([index for index, _ in self.imagenet_breeds])
         if head is None:
@@ -83,18 +87,19 @@ class Predictor:
     def base_head(self) -> BreedHead:
         """A fresh copy of version 0's head (the warm start for retraining, the target of rollback)."""
         return BreedHead.from_classifier(
-            self.backbone.get_classifier(),
+            self._classifier,
             [index for index, _ in self.imagenet_breeds],
             [key for _, key in self.imagenet_breeds],
             self.backbone_name,
+            embedding_dim=self.embedding_dim,
         )
 
     @torch.inference_mode()
     def embed(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings and dog probabilities for RGB images, in one batch."""
         batch = torch.stack([self.transform(image) for image in images])
-        embeddings = self.backbone.forward_head(self.backbone.forward_features(batch), pre_logits=True)
-        imagenet = self.backbone.get_classifier()(embeddings).softmax(dim=-1)
+        embeddings = pool_features(self.backbone.forward_features(batch), self.pooling)
+        imagenet = self._classifier(embeddings[:, : self._classifier.in_features]).softmax(dim=-1)
         dog_probability = imagenet[:, self._dog_indices].sum(dim=-1)
         return embeddings.numpy().astype(np.float32), dog_probability.numpy().astype(np.float32)
 
