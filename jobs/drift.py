@@ -108,11 +108,11 @@ def check_drift(
         )
     recent = set(current_ids)
     reference_ids = [i for i in reference_ids if i not in recent]
-    current = _load(engine, current_ids)
-    reference = _load(engine, reference_ids)
+    current = _load(engine, current_ids, head.backbone)
+    reference = _load(engine, reference_ids, head.backbone)
     held_out = None
     if held_out_ids is not None:
-        held_out = _load(engine, [i for i in held_out_ids if i not in recent])
+        held_out = _load(engine, [i for i in held_out_ids if i not in recent], head.backbone)
     result = DriftResult(False, [], len(reference), len(current), reference_kind, model_version)
     if len(reference) < thresholds.min_photos or len(current) < thresholds.min_photos:
         result.reason = (
@@ -322,7 +322,8 @@ def _reference_ids(
     return repo.first_photo_ids(window, session=session), None, "first_window"
 
 
-def _load(engine: Engine, photo_ids: list[int]) -> Window:
+def _load(engine: Engine, photo_ids: list[int], backbone: str) -> Window:
+    """The photos' latest answers by ``backbone``'s models (another backbone's embeddings differ)."""
     with open_session(engine) as session:
         photos = repo.photos_by_id(photo_ids, session=session)
         predictions = repository.latest_predictions(photo_ids, session=session)
@@ -335,7 +336,8 @@ def _load(engine: Engine, photo_ids: list[int]) -> Window:
             {p.model_version for p in shown.values()} | {p.model_version for p in predictions.values()},
             session,
         )
-    kept = [i for i in photo_ids if i in predictions]
+    ours = f"{backbone}-"
+    kept = [i for i in photo_ids if i in predictions and predictions[i].model_version.startswith(ours)]
     dim = len(predictions[kept[0]].embedding) // 4 if kept else 0
     shown_breed, people_label, answerable = [], [], []
     for photo_id in kept:

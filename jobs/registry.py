@@ -80,13 +80,29 @@ def ensure_base(engine: Engine, *, backbone: str, breed_keys: list[str], now: da
             except IntegrityError:  # another process registered it at the same moment
                 session.rollback()
         champion = repo.alias_target(session=session)
-        if champion is None:
+        if champion is None or _backbone_of(champion, session) != backbone:
+            # A deployment that changed DOGBOT_MODEL: the old champion reads other embeddings, so
+            # this model's line starts again at v0 (the old line stays listed, and comes back with
+            # the old DOGBOT_MODEL).
+            reason = "first start" if champion is None else f"model changed to {backbone} (was {champion})"
             session.add(
-                AliasMove(to_version=version, kind="init", moved_at=now, reason="first start", actor="system")
+                AliasMove(
+                    from_version=champion,
+                    to_version=version,
+                    kind="init",
+                    moved_at=now,
+                    reason=reason,
+                    actor="system",
+                )
             )
             session.commit()
             champion = version
         return champion
+
+
+def _backbone_of(version: str, session: Session) -> str | None:
+    row = repo.model_version(version, session=session)
+    return row.backbone if row is not None else None
 
 
 def champion_version(engine: Engine) -> str | None:
@@ -277,6 +293,11 @@ def rollback(engine: Engine, *, actor: str | None, now: datetime, reason: str = 
         if len(stack) < 2:
             raise RegistryError("there is no earlier champion to roll back to")
         current, previous = stack[-1], stack[-2]
+        if _backbone_of(previous, session) != _backbone_of(current, session):
+            raise RegistryError(
+                f"the champion before {current} is {previous}, made for another model: "
+                f"set DOGBOT_MODEL={_backbone_of(previous, session)} to serve it again"
+            )
         session.add(
             AliasMove(
                 from_version=current,

@@ -77,8 +77,11 @@ def test_a_label_counts_as_a_correction_only_if_the_answering_model_could_have_g
             _labelled_photo(session, 5, model="lite0gem-v0", shown="pug", label="mixed_breed"),
             _labelled_photo(session, 6, model="lite0gem-v9", shown="pug", label="pug"),  # not registered
             _labelled_photo(session, 7, model="lite0gem-v0", shown="pug", label=None),
+            # Embedded by another backbone (a deployment that changed DOGBOT_MODEL): not comparable.
+            _labelled_photo(session, 8, model="lite0-v0", shown="pug", label="pug"),
         ]
         session.commit()
-    window = drift._load(engine, ids)
+    window = drift._load(engine, ids, "lite0gem")
+    assert window.photo_ids == ids[:-1]
     assert window.answerable == [False, True, True, True, False, None, None]
     assert window.people_label[-1] is None

@@ -147,3 +147,16 @@ def test_the_worker_shares_heads_trained_before_artifacts_lived_in_the_database(
     assert names == ["lite0gem-v1.pt", "lite0gem-v1.pt.json", "lite0gem-v2.pt", "lite0gem-v2.pt.json"]
     registry.load_head(engine, "lite0gem-v1", model_dir=tmp_path / "replica", base_head=no_base)
     assert sidecar_path(tmp_path / "replica" / "lite0gem-v1.pt").is_file()
+
+
+def test_changing_the_model_starts_its_own_line_and_rollback_never_crosses_models(engine):
+    # A deployment on lite0 (1,280-number embeddings) upgrades to lite0gem (2,560): the lite0
+    # champion cannot read the new embeddings, so the new model's line starts at its v0.
+    assert registry.ensure_base(engine, backbone="lite0", breed_keys=["pug"], now=NOW) == "lite0-v0"
+    assert registry.ensure_base(engine, backbone="lite0gem", breed_keys=["pug"], now=NOW) == "lite0gem-v0"
+    assert registry.ensure_base(engine, backbone="lite0gem", breed_keys=["pug"], now=NOW) == "lite0gem-v0"
+    assert registry.champion_version(engine) == "lite0gem-v0"
+    with pytest.raises(registry.RegistryError, match="DOGBOT_MODEL=lite0 "):
+        registry.rollback(engine, actor="1", now=NOW)
+    moves = [(m.kind, m.from_version, m.to_version) for m in registry.history(engine)]
+    assert moves == [("init", None, "lite0-v0"), ("init", "lite0-v0", "lite0gem-v0")]
