@@ -209,7 +209,8 @@ def test_a_crash_between_saving_and_promoting_leaves_the_champion_serving(env, p
     with pytest.raises(SystemExit):
         jobs.retrain(NOW)
     monkeypatch.undo()
-    assert registry.champion_version(jobs.engine) == "lite0gem-v0" and predictor.model_version == "lite0gem-v0"
+    assert registry.champion_version(jobs.engine) == "lite0gem-v0"
+    assert predictor.model_version == "lite0gem-v0"
     assert (jobs.model_dir / "lite0gem-v1.pt").is_file()  # written, registered, never promoted
     # The dead worker could not release its lease: the next run waits for it to expire, then succeeds.
     assert try_acquire(jobs.engine, TRAIN_LOCK, "dead-worker", ttl=timedelta(minutes=30), clock=lambda: NOW)
