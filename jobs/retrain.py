@@ -25,7 +25,7 @@ from jobs import charts, registry
 from jobs.fold import NOT_BREEDS, fold
 from jobs.lock import TRAIN_LOCK, held
 from ml.head import BreedHead
-from ml.training import HeadMetrics, TrainConfig, evaluate_head, refit_head, train_head
+from ml.training import HeadMetrics, TrainConfig, evaluate_head, train_head
 from storage import lifecycle_repository as repo
 from storage import repository
 from storage.db import session as open_session
@@ -122,25 +122,14 @@ def retrain(
                 trigger,
             )
         progress(f"training on {len(train)} photos (dataset v{folded.version})")
-        judged, report = train_head(base_head, train.x, train.y, x_val=val.x, y_val=val.y, config=config)
-        head = judged
-        if len(val) and config.refit:
-            # Serve the same recipe fitted on the validation photos too (ml/training.py says why);
-            # it is judged on validation as the head above, which never saw those photos.
-            progress("refitting on training + validation photos")
-            head = refit_head(
-                base_head, judged, report, np.concatenate([train.x, val.x]), [*train.y, *val.y], config
-            )
+        head, report = train_head(base_head, train.x, train.y, x_val=val.x, y_val=val.y, config=config)
         champion_head = registry.load_head(engine, previous, model_dir=model_dir, base_head=lambda: base_head)
 
         progress("evaluating against the champion")
         new_keys = [k for k in head.breed_keys if k not in set(base_head.breed_keys)]
-        candidate = _scores(judged, val, golden, base_head.breed_keys)
-        if head is not judged:  # the golden set is never trained on: score the head that would serve
-            candidate["golden"] = _scores(head, val, golden, base_head.breed_keys)["golden"]
         metrics = {
-            "train": {**report.to_json(), "refit": head is not judged, "breeds_served": len(head.breed_keys)},
-            "candidate": candidate,
+            "train": report.to_json(),
+            "candidate": _scores(head, val, golden, base_head.breed_keys),
             "champion": _scores(champion_head, val, golden, base_head.breed_keys),
             "champion_version": previous,
         }
@@ -169,7 +158,7 @@ def retrain(
             session.commit()
 
         chart = _error_chart(
-            judged,  # its validation scores are honest ones
+            head,
             champion_head,
             val,
             golden,

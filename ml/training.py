@@ -18,10 +18,6 @@ with ``bench/bench_jobs.py``):
   within ``old_tolerance`` of the warm-start head (so learning a breed never costs the others).
 * **Calibration.** A temperature fitted on the validation split makes confidences mean what they
   say (the auto-accept threshold relies on it).
-* **Refit on everything.** Once the offset and temperature are chosen, :func:`refit_head` fits the
-  same recipe on training + validation photos (:mod:`jobs.retrain` judges the first head, serves the
-  refit one). A breed with six photos learns much more from six than from five: 0.45 -> 0.50 top-1 on
-  new breeds in the 10-fold bench.
 
 Pure torch/numpy: no database. ``jobs.retrain`` gathers the embeddings and stores the result.
 """
@@ -48,8 +44,6 @@ class TrainConfig:
     max_iter: int = 150  # L-BFGS iterations (full batch) on up to `full_iter_rows` photos
     full_iter_rows: int = 2000  # beyond this, iterations shrink in proportion (10,000 photos: 60)
     min_iter: int = 60
-    refit: bool = True  # jobs.retrain serves refit_head's head (train + validation photos)
-    refit_share: float = 0.5  # the refit starts from the trained head, so fewer steps suffice
     min_photos: int = 2  # a new breed gets a row once it has this many training photos
     balance: bool = True
     bias_offsets: tuple[float, ...] = tuple(float(o) for o in np.round(np.arange(-2.0, 4.01, 0.25), 2))
@@ -93,10 +87,28 @@ def train_head(
     """
     started = time.perf_counter()
     torch.manual_seed(config.seed)
-    rows = _Rows.of(base, y_train, config)
-    head, final_loss = _fit_rows(base, rows, x_train, y_train, config)
-    new_keys, n_old = rows.new_keys, len(base.breed_keys)
-    index = rows.index
+    x_train = np.asarray(x_train, np.float32)
+    counts = Counter(y_train)
+    known = set(base.breed_keys)
+    new_keys = sorted(k for k, n in counts.items() if k not in known and n >= config.min_photos)
+    too_few = sorted(k for k, n in counts.items() if k not in known and n < config.min_photos)
+    keys = list(base.breed_keys) + new_keys
+    index = {key: i for i, key in enumerate(keys)}
+    keep = np.array([label in index for label in y_train], dtype=bool)
+    x = torch.from_numpy(x_train[keep]) if len(x_train) else torch.zeros(0, base.embedding_dim)
+    y = torch.as_tensor([index[label] for label in np.asarray(y_train, dtype=object)[keep]], dtype=torch.long)
+
+    n_old = len(base.breed_keys)
+    init_w = torch.cat([base.weight.detach().float(), torch.zeros(len(new_keys), base.embedding_dim)])
+    init_b = torch.cat([base.bias.detach().float(), torch.zeros(len(new_keys))])
+    final_loss = float("nan")
+    if len(y) > 1:
+        weight, bias, final_loss = _fit(x, y, init_w, init_b, n_old, len(keys), config)
+    else:
+        weight, bias = init_w, init_b
+        bias[n_old:] = -1e4  # nothing to learn a new breed from: never predict it
+
+    head = BreedHead(keys, weight, bias, base.backbone, temperature=1.0, metadata=dict(base.metadata))
     offset, temperature, n_val = 0.0, 1.0, 0
     if x_val is not None and y_val is not None and len(y_val):
         val_keep = np.array([label in index for label in y_val], dtype=bool)
@@ -112,8 +124,8 @@ def train_head(
                 head.temperature = temperature
     report = TrainReport(
         breeds_added=new_keys,
-        breeds_too_few=rows.too_few,
-        n_train=rows.n_used(y_train),
+        breeds_too_few=too_few,
+        n_train=int(keep.sum()),
         n_val=n_val,
         new_bias_offset=float(offset),
         temperature=float(temperature),
@@ -121,92 +133,6 @@ def train_head(
         seconds=round(time.perf_counter() - started, 3),
     )
     return head, report
-
-
-def refit_head(
-    base: BreedHead,
-    trained: BreedHead,
-    report: TrainReport,
-    x: np.ndarray,
-    y: Sequence[str],
-    config: TrainConfig = TrainConfig(),  # noqa: B008 (frozen dataclass: a safe default)
-) -> BreedHead:
-    """``trained``'s recipe fitted again on ``x`` (its training and validation photos together).
-
-    Keeps the offset and temperature chosen on validation (there is no held-out split left to choose
-    them on) and starts from ``trained``'s rows, so it converges in fewer steps. A breed that reaches
-    ``min_photos`` only with the validation photos gets its row here.
-    """
-    torch.manual_seed(config.seed)
-    rows = _Rows.of(base, y, config)
-    n_old = len(base.breed_keys)
-    start = {key: i for i, key in enumerate(trained.breed_keys)}
-    start_w = torch.zeros(len(rows.keys), base.embedding_dim)
-    start_b = torch.zeros(len(rows.keys))
-    for i, key in enumerate(rows.keys):
-        if key in start:
-            start_w[i] = trained.weight.detach()[start[key]]
-            # The trained head's new rows carry the offset; the fit starts from the unshifted rows.
-            shift = report.new_bias_offset if i >= n_old else 0.0
-            start_b[i] = trained.bias.detach()[start[key]] - shift
-    head, _ = _fit_rows(base, rows, x, y, config, start=(start_w, start_b), share=config.refit_share)
-    head.bias[n_old:] += report.new_bias_offset
-    head.temperature = report.temperature
-    return head
-
-
-@dataclass(frozen=True)
-class _Rows:
-    """The head's rows for a set of labels: the base's breeds, then new breeds with enough photos."""
-
-    keys: list[str]
-    new_keys: list[str]
-    too_few: list[str]
-
-    @classmethod
-    def of(cls, base: BreedHead, labels: Sequence[str], config: TrainConfig) -> _Rows:
-        counts = Counter(labels)
-        known = set(base.breed_keys)
-        new_keys = sorted(k for k, n in counts.items() if k not in known and n >= config.min_photos)
-        too_few = sorted(k for k, n in counts.items() if k not in known and n < config.min_photos)
-        return cls(list(base.breed_keys) + new_keys, new_keys, too_few)
-
-    @property
-    def index(self) -> dict[str, int]:
-        return {key: i for i, key in enumerate(self.keys)}
-
-    def n_used(self, labels: Sequence[str]) -> int:
-        index = self.index
-        return sum(label in index for label in labels)
-
-
-def _fit_rows(
-    base: BreedHead,
-    rows: _Rows,
-    x_train: np.ndarray,
-    y_train: Sequence[str],
-    config: TrainConfig,
-    *,
-    start: tuple[torch.Tensor, torch.Tensor] | None = None,
-    share: float = 1.0,
-) -> tuple[BreedHead, float]:
-    """A head with ``rows``: the base's rows anchored, new rows learned (offset and temperature unset)."""
-    x_train = np.asarray(x_train, np.float32)
-    index = rows.index
-    keep = np.array([label in index for label in y_train], dtype=bool)
-    x = torch.from_numpy(x_train[keep]) if len(x_train) else torch.zeros(0, base.embedding_dim)
-    y = torch.as_tensor([index[label] for label in np.asarray(y_train, dtype=object)[keep]], dtype=torch.long)
-    n_old, n_new = len(base.breed_keys), len(rows.new_keys)
-    init_w = torch.cat([base.weight.detach().float(), torch.zeros(n_new, base.embedding_dim)])
-    init_b = torch.cat([base.bias.detach().float(), torch.zeros(n_new)])
-    final_loss = float("nan")
-    if len(y) > 1:
-        weight, bias, final_loss = _fit(x, y, init_w, init_b, n_old, len(rows.keys), config, start, share)
-    else:
-        weight, bias = init_w, init_b
-        bias[n_old:] = -1e4  # nothing to learn a new breed from: never predict it
-    head = BreedHead(rows.keys, weight, bias, base.backbone, temperature=1.0, metadata=dict(base.metadata))
-    return head, final_loss
 
 
 def _fit(
@@ -217,8 +143,6 @@ def _fit(
     n_old: int,
     n_classes: int,
     config: TrainConfig,
-    start: tuple[torch.Tensor, torch.Tensor] | None = None,
-    share: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     # Optimise in standardised coordinates, where L-BFGS converges in a hundred steps; the logits
     # are the same function: x W^T + b == ((x - mu) / sd) (W sd)^T + (b + W mu).
@@ -227,10 +151,8 @@ def _fit(
     xs = (x - mu) / sd
     init_ws = init_w * sd
     init_bs = init_b + init_w @ mu
-    # The anchors are always the warm-start rows; a refit merely starts nearer the answer.
-    start_w, start_b = start if start is not None else (init_w, init_b)
-    weight = (start_w * sd).clone().requires_grad_(True)
-    bias = (start_b + start_w @ mu).clone().requires_grad_(True)
+    weight = init_ws.clone().requires_grad_(True)
+    bias = init_bs.clone().requires_grad_(True)
     present = torch.bincount(y, minlength=n_classes).float()
     sample_weight = (1.0 / present.clamp_min(1.0))[y] if config.balance else torch.ones(len(y))
     sample_weight = sample_weight / sample_weight.sum()
@@ -239,7 +161,7 @@ def _fit(
     optimizer = torch.optim.LBFGS(
         [weight, bias],
         lr=1.0,
-        max_iter=max(1, int(_iterations(len(y), config) * share)),
+        max_iter=_iterations(len(y), config),
         history_size=20,
         line_search_fn="strong_wolfe",
     )
