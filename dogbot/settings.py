@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ModelName = Literal["lite0gem", "lite0", "lite2"]
+ModelName = Literal["lite0", "lite0gem", "lite2"]
 
 
 # The tests jobs.drift.compare runs, in order (tests/unit/test_jobs_drift.py checks they match).
@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     s3_endpoint_url: str = ""  # empty: AWS itself; else e.g. http://minio:9000
 
     # --- Model ----------------------------------------------------------------------------------
-    # Backbone and pooling (ml/backbone.py). lite0gem learns new breeds best (bench/README.md).
-    model: ModelName = "lite0gem"
+    # Backbone and pooling (ml/backbone.py); bench/README.md compares them.
+    model: ModelName = "lite0"
     # Threads for the model. 1 leaves the other core to the bot's event loop and the database; on a
     # busy 2-core machine more threads made one forward pass 50x slower (bench/README.md). 0: torch decides.
     torch_threads: int = 1

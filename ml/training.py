@@ -40,7 +40,7 @@ class TrainConfig:
     """Knobs of :func:`train_head`; the defaults were chosen on the dev photos (``bench/bench_jobs.py``)."""
 
     old_anchor: float = 1.0  # L2 pull of warm-start rows towards their initial values (standardised)
-    new_l2: float = 0.01  # L2 penalty on new rows (standardised)
+    new_l2: float = 0.001  # L2 penalty on new rows (standardised)
     max_iter: int = 150  # L-BFGS iterations (full batch) on up to `full_iter_rows` photos
     full_iter_rows: int = 2000  # beyond this, iterations shrink in proportion (10,000 photos: 60)
     min_iter: int = 60

@@ -158,7 +158,7 @@ def predictor():
     from ml.predictor import Predictor
 
     breeds = [(breed.imagenet_index, breed.key) for breed in Taxonomy().imagenet_breeds()]
-    return Predictor.pretrained("lite0gem", breeds)
+    return Predictor.pretrained("lite0", breeds)
 
 
 @pytest.fixture
@@ -173,7 +173,7 @@ def make_catalog(tmp_path: Path, predictor):
     def build(url: str | None = None, **options):
         engine = make_engine(url or f"sqlite:///{tmp_path / 'dogbot.db'}")
         engines.append(engine)
-        predictor.use_head(predictor.base_head(), "lite0gem-v0")  # undo any test's head swap
+        predictor.use_head(predictor.base_head(), "lite0-v0")  # undo any test's head swap
         return Catalog(
             engine, LocalPhotoStore(tmp_path / "photos"), predictor, load_taxonomy(engine), **options
         )
@@ -434,7 +434,7 @@ def bot_container(tmp_path: Path, predictor):
         batch_window_ms=5,
     )
     container = Container(settings)
-    predictor.use_head(predictor.base_head(), "lite0gem-v0")
+    predictor.use_head(predictor.base_head(), "lite0-v0")
     container.predictor = predictor  # cached_property: the instance attribute wins
     yield container
     container.engine.dispose()
@@ -468,7 +468,7 @@ def dog_photos(eval_data_dir: Path, predictor) -> dict[str, bytes]:
 
     with (eval_data_dir / "manifest.csv").open(newline="", encoding="utf-8") as f:
         rows = [row for row in csv.DictReader(f) if row["format"] == "JPEG" and not row["quirks"]]
-    predictor.use_head(predictor.base_head(), "lite0gem-v0")
+    predictor.use_head(predictor.base_head(), "lite0-v0")
     # Photos from outside ImageNet are where the model hesitates; cats are clearly not dogs.
     wanted = {
         "not_dog": ([r for r in rows if r["breed"] == "not_a_dog"], lambda o: o.dog_probability < 0.2),

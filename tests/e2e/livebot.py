@@ -140,7 +140,7 @@ async def live_bot(
                 **settings,
             )
         )
-        predictor.use_head(predictor.base_head(), "lite0gem-v0")
+        predictor.use_head(predictor.base_head(), "lite0-v0")
         container.predictor = predictor  # the session's model (cached_property: the instance wins)
         if photo_store is not None:
             container.photo_store = photo_store

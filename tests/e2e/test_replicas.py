@@ -303,21 +303,21 @@ async def test_two_replicas_share_photos_presses_the_limit_and_new_models(
         with open_session(bot.engine) as session:
             session.add(
                 ModelVersion(
-                    version="lite0gem-v1",
-                    backbone="lite0gem",
+                    version="lite0-v1",
+                    backbone="lite0",
                     created_at=now,
-                    artifact="lite0gem-v1.pt",
-                    sha256=head.save(worker_dir / "lite0gem-v1.pt"),
+                    artifact="lite0-v1.pt",
+                    sha256=head.save(worker_dir / "lite0-v1.pt"),
                     breed_keys=head.breed_keys,
                     status=ModelStatus.CANDIDATE,
                 )
             )
-            registry.store_artifact(session, "lite0gem-v1", worker_dir / "lite0gem-v1.pt")
+            registry.store_artifact(session, "lite0-v1", worker_dir / "lite0-v1.pt")
             session.commit()
-        assert not any((bot.model_dir(i) / "lite0gem-v1.pt").exists() for i in (0, 1))
-        registry.promote(bot.engine, "lite0gem-v1", reason="test", actor="worker", now=now)
+        assert not any((bot.model_dir(i) / "lite0-v1.pt").exists() for i in (0, 1))
+        registry.promote(bot.engine, "lite0-v1", reason="test", actor="worker", now=now)
         deadline = time.monotonic() + 20
-        while not all((bot.model_dir(i) / "lite0gem-v1.pt").is_file() for i in (0, 1)):
+        while not all((bot.model_dir(i) / "lite0-v1.pt").is_file() for i in (0, 1)):
             assert time.monotonic() < deadline, "the replicas did not fetch the new champion"
             await asyncio.sleep(0.2)
         await asyncio.sleep(0.5)  # fetched, then swapped in
@@ -331,11 +331,11 @@ async def test_two_replicas_share_photos_presses_the_limit_and_new_models(
         predictions = {p.photo_id: p for p in bot.rows(Prediction)}
         for sha, answer in served.values():
             prediction = predictions[by_sha[sha]]
-            assert (prediction.model_version, prediction.breed) == ("lite0gem-v1", head.breed_keys[0])
+            assert (prediction.model_version, prediction.breed) == ("lite0-v1", head.breed_keys[0])
             assert answer.chat_id in (STAFF, ADMIN)
         for i in (0, 1):
-            cached = (bot.model_dir(i) / "lite0gem-v1.pt").read_bytes()
-            assert cached == (worker_dir / "lite0gem-v1.pt").read_bytes()
+            cached = (bot.model_dir(i) / "lite0-v1.pt").read_bytes()
+            assert cached == (worker_dir / "lite0-v1.pt").read_bytes()
 
         # Every photo once, in the database and in the bucket.
         everything = [*first_round, flood, *later]

@@ -45,7 +45,7 @@ def populate(engine, store, *, photos: int = 5, seed: str = "a") -> None:
         for i, photo in enumerate(rows):
             prediction = Prediction(
                 photo_id=photo.id,
-                model_version="lite0gem-v0",
+                model_version="lite0-v0",
                 is_dog=i % 2 == 0,
                 dog_probability=0.25 + i / 10,
                 breed="pug" if i % 2 == 0 else None,
@@ -244,7 +244,7 @@ def test_the_cli_backs_up_and_restores(tmp_path):
     engine = make_engine(f"sqlite:///{old / 'dogbot.db'}")
     populate(engine, LocalPhotoStore(old / "photos"))
     (old / "models").mkdir()
-    (old / "models" / "lite0gem-v1.pt").write_bytes(b"weights")
+    (old / "models" / "lite0-v1.pt").write_bytes(b"weights")
     (old / "models" / ".incoming.x").write_bytes(b"half-written")
     before = contents(engine)
     engine.dispose()
@@ -254,8 +254,8 @@ def test_the_cli_backs_up_and_restores(tmp_path):
     run("restore", str(tmp_path / "nightly.tar.gz"), data_dir=new)
     refused = run("restore", str(tmp_path / "nightly.tar.gz"), data_dir=new, status=2)
     assert "--force" in refused.stderr
-    assert [p.name for p in (new / "models").iterdir()] == ["lite0gem-v1.pt"]
-    assert (new / "models" / "lite0gem-v1.pt").read_bytes() == b"weights"
+    assert [p.name for p in (new / "models").iterdir()] == ["lite0-v1.pt"]
+    assert (new / "models" / "lite0-v1.pt").read_bytes() == b"weights"
 
     engine = make_engine(f"sqlite:///{new / 'dogbot.db'}")
     assert contents(engine) == before

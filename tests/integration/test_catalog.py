@@ -33,11 +33,10 @@ def test_a_photo_is_stored_classified_and_deduplicated(make_catalog, database_ur
     data = photo_bytes("golden retriever")
     first = catalog.submit(data, source="telegram", sender_id=11, chat_id=11)
     assert first.outcome in (Outcome.AUTO_ACCEPTED, Outcome.ASK)
-    assert first.prediction.is_dog and first.prediction.model_version == "lite0gem-v0"
+    assert first.prediction.is_dog and first.prediction.model_version == "lite0-v0"
     assert [breed.key for breed, _ in first.top][0] == "golden_retriever"
     assert len(first.prediction.top) == 3
-    # Lite0 pooled two ways (average, GeM), 1280 channels each.
-    assert len(repository.embedding_from_bytes(first.prediction.embedding)) == 2560
+    assert len(repository.embedding_from_bytes(first.prediction.embedding)) == 1280
     assert catalog.photos.get(first.photo.sha256) == data
 
     again = catalog.submit(data, source="telegram", sender_id=12, chat_id=12)
@@ -103,4 +102,4 @@ def test_export_has_the_contract_columns(make_catalog, database_url, photo_bytes
     rows = list(csv.DictReader(io.StringIO(catalog.export_csv())))
     assert tuple(rows[0].keys()) == EXPORT_COLUMNS
     assert rows[0]["label"] == "Pug" and rows[0]["labeled_by"] == "11" and rows[0]["label_source"] == "staff"
-    assert rows[0]["sha256"] == result.photo.sha256 and rows[0]["model_version"] == "lite0gem-v0"
+    assert rows[0]["sha256"] == result.photo.sha256 and rows[0]["model_version"] == "lite0-v0"

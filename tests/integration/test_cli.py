@@ -48,7 +48,7 @@ def test_predict_json_reports_each_file_and_fails_on_an_unreadable_one(
     )
     first, second = (json.loads(line) for line in result.stdout.splitlines())
     assert set(first) == {"path", "is_dog", "breed", "confidence", "top", "model_version"}
-    assert first["is_dog"] and first["breed"] == "Pug" and first["model_version"] == "lite0gem-v0"
+    assert first["is_dog"] and first["breed"] == "Pug" and first["model_version"] == "lite0-v0"
     assert len(first["top"]) == 3 and set(first["top"][0]) == {"breed", "p"}
     assert set(second) == {"path", "error"} and "image" in second["error"]
     assert not (tmp_path / "photos").exists()  # predict stores no photo
@@ -88,7 +88,7 @@ def test_import_then_export_and_ingest_waits_for_review(tmp_path, shared_manifes
     assert len(exported) == 8
     imported = [r for r in exported if r["label_source"] == "import"]
     assert sorted({r["label"] for r in imported}) == ["Beagle", "Pug", "Shiba Inu"]
-    assert all(r["model_version"] == "lite0gem-v0" and r["predicted_breed"] for r in exported)
+    assert all(r["model_version"] == "lite0-v0" and r["predicted_breed"] for r in exported)
 
 
 def test_import_adds_new_breeds_and_keeps_going_past_a_label_that_is_not_a_breed(

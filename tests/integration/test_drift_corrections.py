@@ -55,13 +55,13 @@ def _labelled_photo(session, n: int, *, model: str, shown: str, label: str | Non
 def test_a_label_counts_as_a_correction_only_if_the_answering_model_could_have_given_it(engine):
     with open_session(engine) as session:
         for version, keys in (
-            ("lite0gem-v0", ["basenji", "pug"]),
-            ("lite0gem-v1", ["basenji", "pug", "shiba_inu"]),
+            ("lite0-v0", ["basenji", "pug"]),
+            ("lite0-v1", ["basenji", "pug", "shiba_inu"]),
         ):
             session.add(
                 ModelVersion(
                     version=version,
-                    backbone="lite0gem",
+                    backbone="lite0",
                     created_at=NOW,
                     breed_keys=keys,
                     status=ModelStatus.PROMOTED,
@@ -69,19 +69,19 @@ def test_a_label_counts_as_a_correction_only_if_the_answering_model_could_have_g
             )
         ids = [
             # v0 had no Shiba Inu row: a new breed, not the model getting worse ...
-            _labelled_photo(session, 1, model="lite0gem-v0", shown="basenji", label="shiba_inu"),
+            _labelled_photo(session, 1, model="lite0-v0", shown="basenji", label="shiba_inu"),
             # ... but v1 has one, so the same answer from v1 is a correction.
-            _labelled_photo(session, 2, model="lite0gem-v1", shown="basenji", label="shiba_inu"),
-            _labelled_photo(session, 3, model="lite0gem-v0", shown="basenji", label="pug"),
-            _labelled_photo(session, 4, model="lite0gem-v0", shown="pug", label="not_a_dog"),
-            _labelled_photo(session, 5, model="lite0gem-v0", shown="pug", label="mixed_breed"),
-            _labelled_photo(session, 6, model="lite0gem-v9", shown="pug", label="pug"),  # not registered
-            _labelled_photo(session, 7, model="lite0gem-v0", shown="pug", label=None),
+            _labelled_photo(session, 2, model="lite0-v1", shown="basenji", label="shiba_inu"),
+            _labelled_photo(session, 3, model="lite0-v0", shown="basenji", label="pug"),
+            _labelled_photo(session, 4, model="lite0-v0", shown="pug", label="not_a_dog"),
+            _labelled_photo(session, 5, model="lite0-v0", shown="pug", label="mixed_breed"),
+            _labelled_photo(session, 6, model="lite0-v9", shown="pug", label="pug"),  # not registered
+            _labelled_photo(session, 7, model="lite0-v0", shown="pug", label=None),
             # Embedded by another backbone (a deployment that changed DOGBOT_MODEL): not comparable.
-            _labelled_photo(session, 8, model="lite0-v0", shown="pug", label="pug"),
+            _labelled_photo(session, 8, model="lite2-v0", shown="pug", label="pug"),
         ]
         session.commit()
-    window = drift._load(engine, ids, "lite0gem")
+    window = drift._load(engine, ids, "lite0")
     assert window.photo_ids == ids[:-1]
     assert window.answerable == [False, True, True, True, False, None, None]
     assert window.people_label[-1] is None

@@ -71,7 +71,7 @@ def seeded(tmp_path_factory, predictor, eval_data_dir):
     for breed in NEW_BREEDS:
         rows += [r for r in other if r["breed"] == breed]
     engine = make_engine(f"sqlite:///{root / 'dogbot.db'}")
-    predictor.use_head(predictor.base_head(), "lite0gem-v0")
+    predictor.use_head(predictor.base_head(), "lite0-v0")
     catalog = Catalog(engine, LocalPhotoStore(root / "photos"), predictor, load_taxonomy(engine))
     items = []
     for row in rows:
@@ -98,7 +98,7 @@ def env(seeded, tmp_path, predictor, database_url):
         seeded_engine = open_snapshot(root / "dogbot.db")
         load_snapshot(seeded_engine, engine)  # the same rows, copied table by table
         seeded_engine.dispose()
-    predictor.use_head(predictor.base_head(), "lite0gem-v0")
+    predictor.use_head(predictor.base_head(), "lite0-v0")
     catalog = Catalog(
         engine,
         LocalPhotoStore(tmp_path / "photos"),
@@ -119,7 +119,7 @@ def env(seeded, tmp_path, predictor, database_url):
         on_champion_change=catalog.reload_taxonomy,
     )
     yield jobs, catalog, paths
-    predictor.use_head(predictor.base_head(), "lite0gem-v0")
+    predictor.use_head(predictor.base_head(), "lite0-v0")
     engine.dispose()
 
 
@@ -154,8 +154,8 @@ def test_retrain_learns_new_breeds_promotes_and_the_predictor_serves_it(env, pre
     jobs, catalog, paths = env
     steps = []
     result = jobs.retrain(NOW, actor="42", progress=steps.append)
-    assert result.version == "lite0gem-v1" and result.promoted, result.reason
-    assert result.champion == "lite0gem-v1" and predictor.model_version == "lite0gem-v1"
+    assert result.version == "lite0-v1" and result.promoted, result.reason
+    assert result.champion == "lite0-v1" and predictor.model_version == "lite0-v1"
     assert set(NEW_BREEDS) <= set(predictor.head.breed_keys)
     assert Path(result.report).is_file() and steps
     cand = result.metrics["candidate"]["validation"]
@@ -164,27 +164,27 @@ def test_retrain_learns_new_breeds_promotes_and_the_predictor_serves_it(env, pre
     # A photo of a new breed: the catalog's prediction names it (custom breed display name works).
     dachshund = next(p for p in paths if "dachshund" in str(p))
     classified = catalog.submit(_flipped(dachshund), source="telegram")
-    assert classified.prediction.model_version == "lite0gem-v1"
+    assert classified.prediction.model_version == "lite0-v1"
     assert any(breed.key == "dachshund" for breed, _ in classified.top)
 
     with open_session(jobs.engine) as session:
-        row = session.exec(select(ModelVersion).where(ModelVersion.version == "lite0gem-v1")).one()
+        row = session.exec(select(ModelVersion).where(ModelVersion.version == "lite0-v1")).one()
     assert row.sha256 and row.dataset_version == result.dataset_version and row.actor == "42"
     assert row.status == ModelStatus.PROMOTED and "dachshund" in row.breed_keys
 
     # A second process on another machine (fresh predictor, its own empty model folder) picks up the
     # champion from the registry: the artifact comes out of the database.
-    other = Predictor(predictor.backbone, "lite0gem", predictor.imagenet_breeds)
+    other = Predictor(predictor.backbone, "lite0", predictor.imagenet_breeds)
     replica_dir = jobs.model_dir.parent / "replica-models"
-    assert jobs_for(jobs, other, model_dir=replica_dir).refresh(NOW) and other.model_version == "lite0gem-v1"
-    assert (replica_dir / "lite0gem-v1.pt").read_bytes() == (jobs.model_dir / "lite0gem-v1.pt").read_bytes()
+    assert jobs_for(jobs, other, model_dir=replica_dir).refresh(NOW) and other.model_version == "lite0-v1"
+    assert (replica_dir / "lite0-v1.pt").read_bytes() == (jobs.model_dir / "lite0-v1.pt").read_bytes()
 
     old, new = jobs.rollback(actor="42", now=NOW, reason="test")
-    assert (old, new) == ("lite0gem-v1", "lite0gem-v0") and predictor.model_version == "lite0gem-v0"
+    assert (old, new) == ("lite0-v1", "lite0-v0") and predictor.model_version == "lite0-v0"
     with pytest.raises(registry.RegistryError):
         jobs.rollback(actor="42", now=NOW)
     moves = [(m.kind, m.to_version) for m in registry.history(jobs.engine)]
-    assert moves == [("init", "lite0gem-v0"), ("promote", "lite0gem-v1"), ("rollback", "lite0gem-v0")]
+    assert moves == [("init", "lite0-v0"), ("promote", "lite0-v1"), ("rollback", "lite0-v0")]
 
 
 def test_a_candidate_that_is_not_better_is_rejected_and_never_serves(env, predictor):
@@ -192,7 +192,7 @@ def test_a_candidate_that_is_not_better_is_rejected_and_never_serves(env, predic
     jobs.gates = PromotionGates(min_validation=3, min_improvement=1.0)
     result = jobs.retrain(NOW)
     assert not result.promoted and "not better" in result.reason
-    assert predictor.model_version == "lite0gem-v0" == registry.champion_version(jobs.engine)
+    assert predictor.model_version == "lite0-v0" == registry.champion_version(jobs.engine)
     with pytest.raises(registry.RegistryError, match="rejected"):
         registry.promote(jobs.engine, result.version, reason="force", actor="x", now=NOW)
     with pytest.raises(FullRetrainUnavailable, match="not available yet"):
@@ -209,17 +209,16 @@ def test_a_crash_between_saving_and_promoting_leaves_the_champion_serving(env, p
     with pytest.raises(SystemExit):
         jobs.retrain(NOW)
     monkeypatch.undo()
-    assert registry.champion_version(jobs.engine) == "lite0gem-v0"
-    assert predictor.model_version == "lite0gem-v0"
-    assert (jobs.model_dir / "lite0gem-v1.pt").is_file()  # written, registered, never promoted
+    assert registry.champion_version(jobs.engine) == "lite0-v0" and predictor.model_version == "lite0-v0"
+    assert (jobs.model_dir / "lite0-v1.pt").is_file()  # written, registered, never promoted
     # The dead worker could not release its lease: the next run waits for it to expire, then succeeds.
     assert try_acquire(jobs.engine, TRAIN_LOCK, "dead-worker", ttl=timedelta(minutes=30), clock=lambda: NOW)
     with pytest.raises(LockBusy):
         jobs.retrain(NOW + timedelta(minutes=5))
     result = jobs.retrain(NOW + timedelta(minutes=31))
-    assert result.version == "lite0gem-v2" and result.promoted
+    assert result.version == "lite0-v2" and result.promoted
     with open_session(jobs.engine) as session:
-        crashed = session.exec(select(ModelVersion).where(ModelVersion.version == "lite0gem-v1")).one()
+        crashed = session.exec(select(ModelVersion).where(ModelVersion.version == "lite0-v1")).one()
     assert crashed.status == ModelStatus.REJECTED and "interrupted" in crashed.reason
 
 
@@ -274,18 +273,18 @@ def test_cli_retrain_models_rollback_and_predict_use_the_champion(seeded, tmp_pa
     assert "not available yet" in capsys.readouterr().err
     assert main(["retrain", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["version"] == "lite0gem-v1" and out["promoted"] and "candidate" in out["metrics"]
+    assert out["version"] == "lite0-v1" and out["promoted"] and "candidate" in out["metrics"]
     dachshund = next(p for p in paths if "dachshund" in str(p))
     assert main(["predict", "--json", str(dachshund)]) == 0
-    assert json.loads(capsys.readouterr().out)["model_version"] == "lite0gem-v1"
+    assert json.loads(capsys.readouterr().out)["model_version"] == "lite0-v1"
     assert main(["models", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["champion"] == "lite0gem-v1"
+    assert json.loads(capsys.readouterr().out)["champion"] == "lite0-v1"
     assert main(["drift", "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) >= {"drift", "tests", "reference_n", "current_n"}
     assert main(["rollback"]) == 0
-    assert "lite0gem-v1 -> lite0gem-v0" in capsys.readouterr().out
+    assert "lite0-v1 -> lite0-v0" in capsys.readouterr().out
     assert main(["predict", "--json", str(dachshund)]) == 0
-    assert json.loads(capsys.readouterr().out)["model_version"] == "lite0gem-v0"
+    assert json.loads(capsys.readouterr().out)["model_version"] == "lite0-v0"
 
 
 def jobs_for(jobs: LifecycleJobs, predictor: Predictor, model_dir: Path | None = None) -> LifecycleJobs:

@@ -60,13 +60,13 @@ def test_a_breed_staff_keep_correcting_to_an_unknown_breed_is_asked_until_the_mo
         torch.cat([base.bias, torch.tensor([-1e4])]),
         base.backbone,
     )
-    predictor.use_head(learned, "lite0gem-v1")
+    predictor.use_head(learned, "lite0-v1")
     try:
         result = catalog.submit(goldens[3], source="telegram", sender_id=7, chat_id=7)
         assert result.prediction.breed == "golden_retriever"
         assert result.outcome == Outcome.AUTO_ACCEPTED
     finally:
-        predictor.use_head(predictor.base_head(), "lite0gem-v0")
+        predictor.use_head(predictor.base_head(), "lite0-v0")
 
 
 def test_off_when_min_corrections_is_zero(make_catalog, database_url, shared_manifest, eval_data_dir):

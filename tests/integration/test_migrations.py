@@ -96,7 +96,7 @@ def fill_first_release(connection) -> None:
             {
                 "id": 1,
                 "photo_id": 1,
-                "model_version": "lite0gem-v0",
+                "model_version": "lite0-v0",
                 "created_at": when,
                 "is_dog": True,
                 "dog_probability": 0.9,

@@ -119,7 +119,7 @@ def test_a_photo_submitted_with_the_s3_store_is_retrievable(
 
     engine = make_engine(database_url)
     store = S3PhotoStore(s3_bucket, "catalog", endpoint_url=s3_endpoint)
-    predictor.use_head(predictor.base_head(), "lite0gem-v0")
+    predictor.use_head(predictor.base_head(), "lite0-v0")
     catalog = Catalog(engine, store, predictor, load_taxonomy(engine))
     try:
         result = catalog.submit(dog_photos["sure"], source="telegram", sender_id=7, chat_id=7)

@@ -51,7 +51,7 @@ def test_labels_append_and_the_review_queue_follows_them(database_url):
             s.add(
                 Prediction(
                     photo_id=photo.id,
-                    model_version="lite0gem-v0",
+                    model_version="lite0-v0",
                     is_dog=True,
                     dog_probability=0.9,
                     breed="pug",

@@ -170,7 +170,7 @@ async def test_forged_and_stale_buttons_change_nothing(bot, dog_photos) -> None:
     # The photo is re-scored (a new model): the old question is stale.
     prediction = rows(bot.container, Prediction)[0]
     with open_session(bot.container.engine) as session:
-        session.add(Prediction(**{**prediction.model_dump(), "id": None, "model_version": "lite0gem-v2"}))
+        session.add(Prediction(**{**prediction.model_dump(), "id": None, "model_version": "lite0-v2"}))
         session.commit()
     await bot.press(STAFF_ID, reply, data)
     answers = [a.params for a in bot.answers()]
@@ -315,7 +315,7 @@ async def test_status_export_stats_breeds(bot, dog_photos) -> None:
     await bot.send_photo(STAFF_ID, dog_photos["unsure"])
     await bot.send_text(STAFF_ID, "/status")
     status = bot.last_reply(STAFF_ID).params["text"]
-    assert "lite0gem-v0" in status and "2 today, 2 in total" in status and "Waiting for a label: 1" in status
+    assert "lite0-v0" in status and "2 today, 2 in total" in status and "Waiting for a label: 1" in status
     assert "Last retrain: never" in status
 
     await bot.send_text(ADMIN_ID, "/export")

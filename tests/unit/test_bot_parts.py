@@ -120,12 +120,12 @@ def test_percent_and_status_before_lifecycle_jobs() -> None:
     from dogbot.catalog import CatalogStatus
 
     assert [texts.percent(p) for p in (0.934, 0.004)] == ["93%", "<1%"]
-    status = texts.status(CatalogStatus("lite0gem-v0", 10, 2, 3, 7, 1), {})
+    status = texts.status(CatalogStatus("lite0-v0", 10, 2, 3, 7, 1), {})
     assert (
         "accuracy n/a" in status and "Last drift check: never" in status and "2 today, 10 in total" in status
     )
     status = texts.status(
-        CatalogStatus("lite0gem-v3", 1, 1, 0, 1, 0), {"accuracy": 0.91, "last_retrain": "2026-01-02"}
+        CatalogStatus("lite0-v3", 1, 1, 0, 1, 0), {"accuracy": 0.91, "last_retrain": "2026-01-02"}
     )
     assert "accuracy 91%" in status and "Last retrain: 2026-01-02" in status
 

@@ -10,7 +10,7 @@ from ml.head import BreedHead, sidecar_path
 
 def small_head() -> BreedHead:
     torch.manual_seed(0)
-    return BreedHead(["pug", "boxer"], torch.randn(2, 4), torch.zeros(2), backbone="lite0gem")
+    return BreedHead(["pug", "boxer"], torch.randn(2, 4), torch.zeros(2), backbone="lite0")
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -33,9 +33,9 @@ def test_a_corrupted_artifact_is_refused(tmp_path):
 
 def test_rows_must_match_breeds():
     with pytest.raises(ValueError):
-        BreedHead(["pug"], torch.zeros(2, 4), torch.zeros(2), backbone="lite0gem")
+        BreedHead(["pug"], torch.zeros(2, 4), torch.zeros(2), backbone="lite0")
     with pytest.raises(ValueError):
-        BreedHead(["pug", "pug"], torch.zeros(2, 4), torch.zeros(2), backbone="lite0gem")
+        BreedHead(["pug", "pug"], torch.zeros(2, 4), torch.zeros(2), backbone="lite0")
 
 
 def test_probabilities_sum_to_one():

@@ -27,7 +27,7 @@ async def test_lifecycle_commands_are_for_admins_only(bot) -> None:
 
 async def test_admin_sees_models_and_cannot_roll_back_past_the_first(bot) -> None:
     await bot.send_text(ADMIN_ID, "/models")
-    assert "* lite0gem-v0" in bot.last_reply(ADMIN_ID).params["text"]
+    assert "* lite0-v0" in bot.last_reply(ADMIN_ID).params["text"]
     await bot.send_text(ADMIN_ID, "/rollback")
     assert "no earlier champion" in bot.last_reply(ADMIN_ID).params["text"]
 
@@ -48,14 +48,14 @@ async def test_a_champion_promoted_by_another_process_is_served_without_restart(
     head = predictor.base_head()
     head.bias[0] += 100.0  # a head that always says the first breed: easy to recognise
     model_dir = container.settings.model_dir
-    sha = head.save(model_dir / "lite0gem-v1.pt")
-    registry.ensure_base(container.engine, backbone="lite0gem", breed_keys=head.breed_keys, now=now)
+    sha = head.save(model_dir / "lite0-v1.pt")
+    registry.ensure_base(container.engine, backbone="lite0", breed_keys=head.breed_keys, now=now)
     with open_session(container.engine) as session:
         session.add(
             ModelVersion(
-                version="lite0gem-v1",
-                backbone="lite0gem",
-                artifact="lite0gem-v1.pt",
+                version="lite0-v1",
+                backbone="lite0",
+                artifact="lite0-v1.pt",
                 sha256=sha,
                 breed_keys=head.breed_keys,
                 status=ModelStatus.CANDIDATE,
@@ -63,10 +63,10 @@ async def test_a_champion_promoted_by_another_process_is_served_without_restart(
             )
         )
         session.commit()
-    registry.promote(container.engine, "lite0gem-v1", reason="test", actor="worker", now=now)
+    registry.promote(container.engine, "lite0-v1", reason="test", actor="worker", now=now)
     try:
-        assert container.refresh_model() and predictor.model_version == "lite0gem-v1"
+        assert container.refresh_model() and predictor.model_version == "lite0-v1"
         assert not container.refresh_model()  # cheap no-op when nothing changed
-        assert container.lifecycle_status()["model_version"] == "lite0gem-v1"
+        assert container.lifecycle_status()["model_version"] == "lite0-v1"
     finally:
-        predictor.use_head(predictor.base_head(), "lite0gem-v0")
+        predictor.use_head(predictor.base_head(), "lite0-v0")

@@ -23,7 +23,7 @@ def _head():
         [f"b{i}" for i in range(5)],
         torch.tensor(rng.normal(0, 0.3, (5, DIM)), dtype=torch.float32),
         torch.zeros(5),
-        "lite0gem",
+        "lite0",
     )
 
 

@@ -26,7 +26,7 @@ def world():
     known = ("a", "b", "c")
     weight = torch.tensor(np.stack([centres[k] for k in known]), dtype=torch.float32)
     bias = -0.5 * (weight**2).sum(dim=1)
-    base = BreedHead(list(known), weight, bias, "lite0gem")
+    base = BreedHead(list(known), weight, bias, "lite0")
     return rng, centres, base
 
 
@@ -51,7 +51,7 @@ def test_the_result_is_one_linear_layer_on_raw_embeddings(world):
     head, _ = train_head(base, x, y, config=TrainConfig(calibrate=False))
     manual = torch.from_numpy(x) @ head.weight.T + head.bias
     assert torch.allclose(head.logits(torch.from_numpy(x)), manual, atol=1e-5)
-    assert head.weight.shape == (5, DIM) and head.backbone == "lite0gem"
+    assert head.weight.shape == (5, DIM) and head.backbone == "lite0"
 
 
 def test_breeds_with_too_few_photos_get_no_row(world):
