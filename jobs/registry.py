@@ -85,6 +85,8 @@ def ensure_base(engine: Engine, *, backbone: str, breed_keys: list[str], now: da
             # this model's line starts again at v0 (the old line stays listed, and comes back with
             # the old DOGBOT_MODEL).
             reason = "first start" if champion is None else f"model changed to {backbone} (was {champion})"
+            if champion is not None:  # every minute, if processes disagree on DOGBOT_MODEL
+                log.warning("champion %s was made for another model: serving %s", champion, version)
             session.add(
                 AliasMove(
                     from_version=champion,
