@@ -26,6 +26,7 @@ from dogbot.settings import DRIFT_TESTS
 from jobs import charts
 from ml import drift as stats
 from ml.head import BreedHead
+from ml.predictor import backbone_of
 from storage import lifecycle_repository as repo
 from storage import repository
 from storage.db import session as open_session
@@ -336,8 +337,9 @@ def _load(engine: Engine, photo_ids: list[int], backbone: str) -> Window:
             {p.model_version for p in shown.values()} | {p.model_version for p in predictions.values()},
             session,
         )
-    ours = f"{backbone}-"
-    kept = [i for i in photo_ids if i in predictions and predictions[i].model_version.startswith(ours)]
+    kept = [
+        i for i in photo_ids if i in predictions and backbone_of(predictions[i].model_version) == backbone
+    ]
     dim = len(predictions[kept[0]].embedding) // 4 if kept else 0
     shown_breed, people_label, answerable = [], [], []
     for photo_id in kept:

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from ml.head import BreedHead, sidecar_path
-from ml.predictor import Predictor, base_version
+from ml.predictor import Predictor, backbone_of, base_version
 from storage import lifecycle_repository as repo
 from storage.blobs import write_atomically
 from storage.db import session as open_session
@@ -80,7 +80,7 @@ def ensure_base(engine: Engine, *, backbone: str, breed_keys: list[str], now: da
             except IntegrityError:  # another process registered it at the same moment
                 session.rollback()
         champion = repo.alias_target(session=session)
-        if champion is None or _backbone_of(champion, session) != backbone:
+        if champion is None or backbone_of(champion) != backbone:
             # A deployment that changed DOGBOT_MODEL: the old champion reads other embeddings, so
             # this model's line starts again at v0 (the old line stays listed, and comes back with
             # the old DOGBOT_MODEL).
@@ -100,11 +100,6 @@ def ensure_base(engine: Engine, *, backbone: str, breed_keys: list[str], now: da
             session.commit()
             champion = version
         return champion
-
-
-def _backbone_of(version: str, session: Session) -> str | None:
-    row = repo.model_version(version, session=session)
-    return row.backbone if row is not None else None
 
 
 def champion_version(engine: Engine) -> str | None:
@@ -295,10 +290,10 @@ def rollback(engine: Engine, *, actor: str | None, now: datetime, reason: str = 
         if len(stack) < 2:
             raise RegistryError("there is no earlier champion to roll back to")
         current, previous = stack[-1], stack[-2]
-        if _backbone_of(previous, session) != _backbone_of(current, session):
+        if backbone_of(previous) != backbone_of(current):
             raise RegistryError(
                 f"the champion before {current} is {previous}, made for another model: "
-                f"set DOGBOT_MODEL={_backbone_of(previous, session)} to serve it again"
+                f"set DOGBOT_MODEL={backbone_of(previous)} to serve it again"
             )
         session.add(
             AliasMove(

@@ -25,6 +25,7 @@ from jobs import charts, registry
 from jobs.fold import NOT_BREEDS, fold
 from jobs.lock import TRAIN_LOCK, held
 from ml.head import BreedHead
+from ml.predictor import backbone_of
 from ml.training import HeadMetrics, TrainConfig, evaluate_head, train_head
 from storage import lifecycle_repository as repo
 from storage import repository
@@ -272,10 +273,9 @@ def _gather(
         golden_predictions = repository.latest_predictions(
             [g.photo_id for g in golden_items], session=session
         )
-    prefix = f"{backbone}-"
 
     def embedding(prediction) -> np.ndarray | None:
-        if prediction is None or not prediction.model_version.startswith(prefix):
+        if prediction is None or backbone_of(prediction.model_version) != backbone:
             return None  # embedded by another backbone: not comparable
         return repository.embedding_from_bytes(prediction.embedding)
 

@@ -130,3 +130,8 @@ class Predictor:
 
 def base_version(backbone_name: str) -> str:
     return f"{backbone_name}-v0"
+
+
+def backbone_of(model_version: str) -> str:
+    """``lite0-v3`` -> ``lite0``: versions are named ``<backbone>-v<n>`` (backbone names have no "-v")."""
+    return model_version.rpartition("-v")[0]

@@ -1,4 +1,4 @@
-"""jobs.registry.champion_stack: which champion a rollback returns to."""
+"""jobs.registry: which champion a rollback returns to, and how a version names its backbone."""
 
 from jobs.registry import champion_stack
 from storage.lifecycle_tables import AliasMove
@@ -18,3 +18,10 @@ def test_two_replicas_recording_the_first_champion_do_not_make_a_rollback_to_its
     moves = _moves(("init", "v0"), ("init", "v0"), ("promote", "v1"))
     assert champion_stack(moves) == ["v0", "v1"]
     assert champion_stack(_moves(("init", "v0"), ("init", "v0"))) == ["v0"]  # nothing to roll back to
+
+
+def test_a_version_names_its_backbone():
+    from ml.predictor import backbone_of, base_version
+
+    assert backbone_of("lite0-v12") == "lite0" and backbone_of("lite0gem-v3") == "lite0gem"
+    assert backbone_of(base_version("lite2")) == "lite2"
