@@ -165,3 +165,24 @@ def test_env_example_lists_every_setting() -> None:
     expected = {f"DOGBOT_{name.upper()}" for name in Settings.model_fields}
     assert expected - documented == set(), "add these to .env.example with a comment"
     assert documented - expected == set(), "these are documented but are not settings"
+
+
+def test_webhook_mode_logs_host_and_port_but_not_the_secret_path(tmp_path, caplog, monkeypatch) -> None:
+    from telegram.ext import Application
+
+    from dogbot.app import Container
+
+    started = {}
+    monkeypatch.setattr(Application, "run_webhook", lambda self, **kwargs: started.update(kwargs))
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        telegram_token="123456789:TEST-token",
+        webhook_url="https://bots.example.org/hook-5f3a9c1e77d2",
+        webhook_port=8443,
+    )
+    with caplog.at_level(logging.INFO):
+        assert run_bot(Container(settings)) == 0
+    assert started["url_path"] == "hook-5f3a9c1e77d2"  # the bot listens there all the same
+    assert "webhook mode on 0.0.0.0:8443" in caplog.text
+    assert "hook-5f3a9c1e77d2" not in caplog.text
