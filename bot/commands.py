@@ -13,7 +13,7 @@ from bot import texts
 from bot.context import DogContext, chat_action, member
 from dogbot.app import Container
 from dogbot.catalog import Catalog
-from dogbot.members import MembershipError
+from dogbot.members import MembershipError, parse_user_id
 from storage.tables import LabelSource
 
 LIFECYCLE_COMMANDS = ("retrain", "drift", "models", "rollback", "report")
@@ -131,10 +131,13 @@ async def _change_staff(update: Update, context: DogContext, *, add: bool) -> No
         return
     command = "addstaff" if add else "removestaff"
     args = context.args or []
-    if len(args) != 1 or not args[0].lstrip("-").isdigit():
-        await update.effective_message.reply_text(texts.usage(command, "USER_ID (a number, e.g. 123456789)"))
+    user_id = parse_user_id(args[0]) if len(args) == 1 else None
+    if user_id is None:
+        await update.effective_message.reply_text(
+            texts.usage(command, "USER_ID (a person's Telegram id: a positive number, e.g. 123456789)")
+        )
         return
-    members, user_id, by = context.services.members, int(args[0]), update.effective_user.id
+    members, by = context.services.members, update.effective_user.id
     change = members.add_staff if add else members.remove_staff
     try:
         changed = await asyncio.to_thread(change, user_id, by=by)

@@ -83,6 +83,17 @@ async def test_admin_adds_and_removes_staff(bot, dog_photos) -> None:
     assert "Usage" in bot.last_reply(ADMIN_ID).params["text"]
 
 
+@pytest.mark.parametrize("command", ["addstaff", "removestaff"])
+@pytest.mark.parametrize("argument", ["99999999999999999999999", "²", "0", "-100123456", "12 34", "0x10", ""])
+async def test_staff_commands_refuse_what_is_not_a_user_id(bot, command, argument) -> None:
+    """Overflowing numbers, digits int() refuses, 0 and group chats (negative ids): a usage answer."""
+    await bot.send_text(ADMIN_ID, f"/{command} {argument}".strip())
+    assert "Usage" in bot.last_reply(ADMIN_ID).params["text"]
+    assert "positive number" in bot.last_reply(ADMIN_ID).params["text"]
+    assert rows(bot.container, Member) == []
+    assert not bot.sent("sendMessage", chat_id=ADMIN_ID)[:-1], "no error alert beside the answer"
+
+
 # --- photos ------------------------------------------------------------------------------------
 async def test_confident_photo_is_registered_and_can_be_corrected(bot, dog_photos) -> None:
     await bot.send_photo(STAFF_ID, dog_photos["sure"])

@@ -14,7 +14,7 @@ from bot.app import run_bot, webhook_secret
 from bot.batcher import MicroBatcher
 from bot.errors import Redact
 from bot.throttle import PerUserLimit
-from dogbot.members import Members, MembershipError, Role
+from dogbot.members import Members, MembershipError, Role, parse_user_id
 from dogbot.settings import Settings
 from storage.db import make_engine
 
@@ -22,6 +22,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- roles -------------------------------------------------------------------------------------
+def test_parse_user_id_takes_positive_telegram_ids_only() -> None:
+    assert parse_user_id("123456789") == 123456789
+    assert parse_user_id(str(2**52 - 1)) == 2**52 - 1
+    for typed in ("0", "-5", "²", "١٢٣", "1e3", " 7", "99999999999999999999999", "9" * 5000, ""):
+        assert parse_user_id(typed) is None, typed
+
+
+def test_staff_ids_out_of_range_never_reach_the_database(database_url) -> None:
+    engine = make_engine(database_url)
+    members = Members(engine, admin_ids=[1])
+    for user_id in (0, -100123456, 2**63, 10**23):
+        with pytest.raises(MembershipError, match="not a Telegram user id"):
+            members.add_staff(user_id, by=1)
+    assert members.staff() == []
+    engine.dispose()
+
+
 @pytest.fixture
 def members(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
