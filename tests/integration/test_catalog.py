@@ -10,7 +10,7 @@ from dogbot.catalog import EXPORT_COLUMNS, Outcome, UnknownBreed
 from ml.images import ImageRejected
 from storage import repository
 from storage.db import session
-from storage.tables import Label, LabelSource, Photo, Prediction
+from storage.tables import CustomBreed, Label, LabelSource, Photo, Prediction
 
 
 @pytest.fixture
@@ -93,6 +93,30 @@ def test_added_breeds_can_label_photos_and_survive_a_restart(make_catalog, datab
     restarted = make_catalog(database_url)
     assert restarted.taxonomy.resolve("bucovina shepherd").key == breed.key
     assert restarted.catalog_label(result.photo.id).breed == breed.key
+
+
+@pytest.mark.parametrize("name", ["Skip", "skipped", "Other", "Don't know", "Mixed", "Not a dog"])
+def test_breeds_cannot_take_the_names_of_special_answers(make_catalog, database_url, name):
+    catalog = make_catalog(database_url)
+    with pytest.raises(ValueError, match="buttons use|already in the breed list"):
+        catalog.add_breed(name, by=99)
+    with session(catalog.engine) as s:
+        assert s.exec(select(CustomBreed)).all() == []
+
+
+def test_a_breed_named_skip_from_before_the_check_cannot_turn_answers_into_skip(make_catalog, database_url):
+    """A custom breed keyed "skip" already in the database is left out; "skip" stays "I don't know"."""
+    catalog = make_catalog(database_url)
+    with session(catalog.engine) as s:
+        s.add(CustomBreed(key="skip", display_name="Skip", aliases=[], added_by=99))
+        s.add(Photo(sha256="ab" * 32, source="telegram"))
+        s.commit()
+    restarted = make_catalog(database_url)
+    assert "skip" not in restarted.taxonomy and restarted.taxonomy.resolve("Skip") is None
+    photo_id = restarted.status().photos_total
+    restarted.record_label(photo_id, "skip", source=LabelSource.STAFF, user_id=11)
+    assert restarted.catalog_label(photo_id) is None  # still waiting for a real answer
+    assert restarted.status().awaiting_label == 1
 
 
 def test_export_has_the_contract_columns(make_catalog, database_url, photo_bytes):

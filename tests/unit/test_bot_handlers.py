@@ -210,6 +210,14 @@ async def test_other_then_typed_breed_with_a_typo(bot, dog_photos) -> None:
     assert "don't know a breed called" in bot.last_reply(STAFF_ID).params["text"]
 
 
+async def test_a_breed_cannot_be_named_like_the_skip_button(bot) -> None:
+    await bot.send_text(ADMIN_ID, "/addbreed Skip")
+    assert bot.last_reply(ADMIN_ID).params["text"] == (
+        "“Skip” is a word the bot's own buttons use; please give the breed another name."
+    )
+    assert "skip" not in bot.catalog.taxonomy
+
+
 async def test_admin_adds_a_breed_and_staff_can_choose_it(bot, dog_photos) -> None:
     await bot.send_text(ADMIN_ID, "/addbreed kooikerhondje")
     assert "Added “Kooikerhondje”" in bot.last_reply(ADMIN_ID).params["text"]
