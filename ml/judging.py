@@ -1,0 +1,294 @@
+"""Judge a retrained head from the labels there are: cross-validation and a paired test for noise.
+
+A shelter labels a handful of photos a day, so holding a fifth of them out for validation (the old
+rule: wait for 20) meant judging nothing for weeks. Here every labelled photo is used twice: K-fold
+cross-validation trains K candidates, each on the photos outside one fold, and scores it on the fold;
+so each photo gets an answer from a candidate that never saw it. The golden set (the fixed yardstick
+every model is compared on) is never trained on, and is scored by every fold's candidate.
+
+Candidate and champion are compared photo by photo on the same photos, and only the photos where
+they disagree count (McNemar's exact test: under "no better, no worse", a disagreement goes either
+way with probability 1/2). The candidate is promoted when it is
+
+* better on what changed (photos of breeds the champion has no row for, or taken after a shift):
+  more of its disagreements won than lost, unlikely by luck (one-sided p below ``better_alpha``);
+  when nothing changed, it must be better that way on everything;
+* not worse on the rest: not losing more disagreements than luck explains (``worse_alpha``), on
+  the rest as a whole and on the unbiased photos alone. Staff label mostly the photos the model was
+  unsure of, where the champion is weakest, so a candidate can look good on those while getting
+  worse on the photos nobody asks about; the audit slice (auto-accepted photos staff checked at
+  random) is where that would show, and the golden set is checked on its own as before.
+
+Photos the champion was trained on are left out of the comparison: it would be graded on answers it
+had learned, the candidate on photos it never saw. Folds are chosen by a hash of each photo's group
+(its SHA-256, or its dog once dogs exist), so the same photos land in the same folds on every run
+and machine, and two photos of one dog never sit on both sides of a fold.
+
+Pure numpy/torch: the caller gathers the embeddings and supplies the training function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from math import comb
+
+import numpy as np
+import torch
+
+from ml.head import BreedHead
+
+
+@dataclass(frozen=True)
+class LabelledPhotos:
+    """Labelled embeddings and what the judge needs to know about each photo."""
+
+    x: np.ndarray  # (n, embedding_dim)
+    y: tuple[str, ...]  # breed keys
+    groups: tuple[str, ...]  # fold key: the photo's SHA-256 (or its dog): never split across folds
+    changed: np.ndarray  # bool (n,): a breed new to the champion, or taken after a shift
+    audited: np.ndarray  # bool (n,): from the unbiased audit slice (auto-accepted, checked at random)
+    champion_seen: np.ndarray  # bool (n,): the champion was trained on it (not compared)
+
+    @classmethod
+    def of(
+        cls,
+        x: np.ndarray,
+        y: Sequence[str],
+        groups: Sequence[str],
+        *,
+        changed: Sequence[bool] | None = None,
+        audited: Sequence[bool] | None = None,
+        champion_seen: Sequence[bool] | None = None,
+    ) -> LabelledPhotos:
+        n = len(y)
+        if len(groups) != n or len(x) != n:
+            raise ValueError("embeddings, labels and groups must have one row per photo")
+
+        def flags(values: Sequence[bool] | None) -> np.ndarray:
+            out = np.zeros(n, dtype=bool) if values is None else np.asarray(values, dtype=bool)
+            if out.shape != (n,):
+                raise ValueError("one flag per photo")
+            return out
+
+        matrix = np.asarray(x, dtype=np.float32).reshape(n, -1) if n else np.zeros((0, 0), np.float32)
+        return cls(matrix, tuple(y), tuple(groups), flags(changed), flags(audited), flags(champion_seen))
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, rows: np.ndarray) -> LabelledPhotos:
+        rows = np.asarray(rows, dtype=int)
+        return LabelledPhotos(
+            self.x[rows] if len(self.x) else self.x,
+            tuple(self.y[i] for i in rows),
+            tuple(self.groups[i] for i in rows),
+            self.changed[rows],
+            self.audited[rows],
+            self.champion_seen[rows],
+        )
+
+
+# What the retrain job does with labelled photos: the judge trains one candidate per fold with it.
+Trainer = Callable[[LabelledPhotos], BreedHead]
+
+
+@dataclass(frozen=True)
+class JudgeRules:
+    folds: int = 5
+    better_alpha: float = 0.05  # one-sided McNemar p below which "better" is not luck
+    worse_alpha: float = 0.10  # looser: doubt about getting worse counts against the candidate
+    min_compared: int = 5  # photos both models answered that neither trained on
+
+
+@dataclass(frozen=True)
+class SliceComparison:
+    """Candidate and champion on the same photos: hits, and the photos where exactly one was right."""
+
+    n: int
+    candidate_right: int
+    champion_right: int
+    wins: int  # the candidate right, the champion wrong
+    losses: int  # the champion right, the candidate wrong
+    p_better: float  # one-sided McNemar exact: P(>= wins of wins+losses | a coin)
+    p_worse: float  # P(>= losses of wins+losses | a coin)
+
+    @classmethod
+    def of(cls, candidate_hit: np.ndarray, champion_hit: np.ndarray) -> SliceComparison:
+        candidate_hit = np.asarray(candidate_hit, dtype=bool)
+        champion_hit = np.asarray(champion_hit, dtype=bool)
+        wins = int((candidate_hit & ~champion_hit).sum())
+        losses = int((~candidate_hit & champion_hit).sum())
+        return cls(
+            n=len(candidate_hit),
+            candidate_right=int(candidate_hit.sum()),
+            champion_right=int(champion_hit.sum()),
+            wins=wins,
+            losses=losses,
+            p_better=binomial_tail(wins, wins + losses),
+            p_worse=binomial_tail(losses, wins + losses),
+        )
+
+    @property
+    def candidate_top1(self) -> float | None:
+        return self.candidate_right / self.n if self.n else None
+
+    @property
+    def champion_top1(self) -> float | None:
+        return self.champion_right / self.n if self.n else None
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "candidate_top1": self.candidate_top1, "champion_top1": self.champion_top1}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision, the numbers behind it, and one sentence a shelter manager can read."""
+
+    promote: bool
+    reason: str
+    changed: SliceComparison  # new breeds / new conditions
+    rest: SliceComparison  # everything else compared (labelled photos not changed + golden set)
+    unbiased: SliceComparison  # the audit slice (labelled and golden photos flagged audited)
+    golden: SliceComparison
+    n_labelled: int
+    n_compared: int  # labelled photos compared (not seen by the champion) + golden photos
+    folds: int
+    new_breeds: tuple[str, ...] = field(default=())  # changed breeds the candidates learned
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        for name in ("changed", "rest", "unbiased", "golden"):
+            out[name] = getattr(self, name).to_json()
+        out["new_breeds"] = list(self.new_breeds)
+        return out
+
+
+def binomial_tail(k: int, n: int) -> float:
+    """P(X >= k) for X ~ Binomial(n, 1/2): McNemar's exact one-sided p-value (1.0 with no pairs)."""
+    if n <= 0 or k <= 0:
+        return 1.0
+    return sum(comb(n, i) for i in range(k, n + 1)) / 2**n
+
+
+def fold_of(group: str, folds: int) -> int:
+    """A group's fold, from a hash of its key: stable across runs, machines and Python versions."""
+    return int(hashlib.sha256(group.encode()).hexdigest()[:8], 16) % folds
+
+
+def hits(head: BreedHead, x: np.ndarray, y: Sequence[str]) -> np.ndarray:
+    """Top-1 right or not, per photo; a breed the head has no row for is always a miss."""
+    if not len(y):
+        return np.zeros(0, dtype=bool)
+    index = {key: i for i, key in enumerate(head.breed_keys)}
+    with torch.no_grad():
+        predicted = head.logits(torch.from_numpy(np.asarray(x, np.float32))).argmax(dim=1).numpy()
+    truth = np.array([index.get(label, -1) for label in y])
+    return predicted == truth
+
+
+def judge(
+    labelled: LabelledPhotos,
+    golden: LabelledPhotos,
+    champion: BreedHead,
+    train: Trainer,
+    rules: JudgeRules = JudgeRules(),  # noqa: B008 (frozen dataclass: a safe default)
+) -> Verdict:
+    """Cross-validate ``train`` on ``labelled``, compare with ``champion`` photo by photo, decide.
+
+    ``golden`` photos must not be in ``labelled`` (they are never trained on); a golden photo counts
+    as right for the candidate when most fold candidates get it right.
+    """
+    folds = max(1, min(rules.folds, len(set(labelled.groups))))
+    assignment = np.array([fold_of(g, folds) for g in labelled.groups], dtype=int)
+    candidate_hit = np.zeros(len(labelled), dtype=bool)
+    golden_votes = np.zeros(len(golden), dtype=int)
+    trained_folds = 0
+    learned: set[str] = set()
+    compared = ~labelled.champion_seen
+    for k in range(folds):
+        held_out = assignment == k
+        if not held_out.any() or held_out.all():
+            continue
+        if not (held_out & compared).any() and not len(golden):
+            continue  # nothing this fold's candidate would be graded on
+        head = train(labelled.subset(np.flatnonzero(~held_out)))
+        trained_folds += 1
+        rows = np.flatnonzero(held_out)
+        candidate_hit[rows] = hits(head, labelled.x[rows], [labelled.y[i] for i in rows])
+        golden_votes += hits(head, golden.x, golden.y)
+        learned |= set(head.breed_keys) - set(champion.breed_keys)
+    # With a single fold nothing can be held out: no candidate answers, so nothing is compared.
+    if trained_folds == 0:
+        compared = np.zeros(len(labelled), dtype=bool)
+    golden_candidate = golden_votes * 2 > trained_folds if trained_folds else np.zeros(len(golden), bool)
+    golden_in = np.full(len(golden), trained_folds > 0)
+
+    champion_hit = hits(champion, labelled.x, labelled.y)
+    golden_champion = hits(champion, golden.x, golden.y)
+
+    def compare(label_mask: np.ndarray, golden_mask: np.ndarray) -> SliceComparison:
+        return SliceComparison.of(
+            np.concatenate([candidate_hit[label_mask], golden_candidate[golden_mask]]),
+            np.concatenate([champion_hit[label_mask], golden_champion[golden_mask]]),
+        )
+
+    changed = compare(compared & labelled.changed, golden_in & golden.changed)
+    rest = compare(compared & ~labelled.changed, golden_in & ~golden.changed)
+    unbiased = compare(compared & labelled.audited, golden_in & golden.audited)
+    golden_only = compare(np.zeros(len(labelled), dtype=bool), golden_in)
+    everything = compare(compared, golden_in)
+    new_breeds = tuple(sorted({labelled.y[i] for i in np.flatnonzero(labelled.changed)} & learned))
+    promote, reason = _decide(changed, rest, unbiased, golden_only, everything, rules)
+    return Verdict(
+        promote=promote,
+        reason=reason,
+        changed=changed,
+        rest=rest,
+        unbiased=unbiased,
+        golden=golden_only,
+        n_labelled=len(labelled),
+        n_compared=everything.n,
+        folds=trained_folds,
+        new_breeds=new_breeds,
+    )
+
+
+def _decide(
+    changed: SliceComparison,
+    rest: SliceComparison,
+    unbiased: SliceComparison,
+    golden: SliceComparison,
+    everything: SliceComparison,
+    rules: JudgeRules,
+) -> tuple[bool, str]:
+    keep = "Kept the current model: "
+    if everything.n < rules.min_compared:
+        return False, (
+            keep + f"only {everything.n} labelled photos it has not learned from yet "
+            f"(need {rules.min_compared}) to compare the new one on."
+        )
+    for name, part in (
+        ("the breeds it already knew", rest),
+        ("the photos checked at random", unbiased),
+        ("the fixed test photos", golden),
+    ):
+        if part.losses > part.wins and part.p_worse < rules.worse_alpha:
+            return False, (
+                keep + f"the new one is worse on {name}: it got {part.losses} photos wrong that the "
+                f"current one got right, and only {part.wins} the other way."
+            )
+    target, what = (changed, "what changed") if changed.n else (everything, "the labelled photos")
+    if target.wins <= target.losses or target.p_better >= rules.better_alpha:
+        return False, (
+            keep + f"the new one is not clearly better on {what}: it got {target.wins} photos right "
+            f"that the current one got wrong, and {target.losses} the other way, which could be luck."
+        )
+    if everything.wins <= everything.losses:
+        return False, keep + "what the new one gains on what changed, it loses on the rest."
+    return True, (
+        f"The new model replaces the current one: on {what} it got {target.wins} photos right that "
+        f"the current one got wrong ({target.losses} the other way), and it is as good on the rest "
+        f"({rest.candidate_right} of {rest.n} right, against {rest.champion_right})."
+    )

@@ -1,0 +1,125 @@
+"""ml.judging on synthetic embeddings, with the real trainer: cross-validated, paired, few labels."""
+
+import numpy as np
+import pytest
+import torch
+
+from ml.head import BreedHead
+from ml.judging import JudgeRules, LabelledPhotos, binomial_tail, fold_of, judge
+from ml.training import TrainConfig, train_head
+
+DIM = 32
+KNOWN = ("a", "b", "c")
+
+
+@pytest.fixture
+def world():
+    """Three breeds the champion separates, two new ones it has no rows for."""
+    rng = np.random.default_rng(0)
+    centres = {k: rng.normal(0, 2.0, DIM) for k in (*KNOWN, "new1", "new2")}
+    weight = torch.tensor(np.stack([centres[k] for k in KNOWN]), dtype=torch.float32)
+    champion = BreedHead(list(KNOWN), weight, -0.5 * (weight**2).sum(dim=1), "lite0")
+    return rng, centres, champion
+
+
+def _photos(rng, centres, breeds, prefix, *, audited=False):
+    x = np.stack([centres[b] + 0.6 * rng.standard_normal(DIM) for b in breeds]).astype(np.float32)
+    return LabelledPhotos.of(
+        x,
+        list(breeds),
+        [f"{prefix}{i}" for i in range(len(breeds))],
+        changed=[b not in KNOWN for b in breeds],
+        audited=[audited] * len(breeds),
+    )
+
+
+def _trainer(champion):
+    def train(photos: LabelledPhotos) -> BreedHead:
+        return train_head(champion, photos.x, photos.y, config=TrainConfig(calibrate=False))[0]
+
+    return train
+
+
+def test_a_candidate_that_learned_new_breeds_is_promoted_from_ten_labels(world):
+    rng, centres, champion = world
+    labelled = _photos(rng, centres, ["new1"] * 4 + ["new2"] * 4 + ["a", "b"], "p")
+    golden = _photos(rng, centres, ["a", "b", "c"] * 4, "g")
+    verdict = judge(labelled, golden, champion, _trainer(champion))
+    assert verdict.promote, verdict.reason
+    assert verdict.n_labelled == 10 and verdict.folds >= 2
+    assert verdict.changed.wins >= 5 and verdict.changed.losses == 0
+    assert verdict.changed.champion_right == 0  # it has no row for them
+    assert verdict.rest.losses == 0 and verdict.golden.n == 12
+    assert set(verdict.new_breeds) == {"new1", "new2"}
+    assert verdict.reason.startswith("The new model replaces the current one")
+
+
+def test_a_candidate_worse_on_known_breeds_is_refused_even_when_it_learned_new_ones(world):
+    rng, centres, champion = world
+    labelled = _photos(rng, centres, ["new1"] * 4 + ["new2"] * 4 + ["a", "b"], "p")
+    golden = _photos(rng, centres, ["a", "b", "c"] * 4, "g")
+    train = _trainer(champion)
+
+    def confused(photos: LabelledPhotos) -> BreedHead:
+        head = train(photos)  # learns the new breeds, then swaps what it calls a and b
+        order = [1, 0, *range(2, len(head.breed_keys))]
+        return BreedHead(head.breed_keys, head.weight[order], head.bias[order], head.backbone)
+
+    verdict = judge(labelled, golden, champion, confused)
+    assert not verdict.promote
+    assert verdict.changed.wins >= 5  # better on what changed ...
+    assert verdict.rest.losses >= 8 and verdict.rest.wins == 0  # ... but it lost a and b
+    assert "worse on the breeds it already knew" in verdict.reason
+
+
+def test_no_labels_or_only_photos_the_champion_learned_from_is_no_evidence(world):
+    rng, centres, champion = world
+    calls = []
+
+    def train(photos):
+        calls.append(len(photos))
+        return champion
+
+    empty = LabelledPhotos.of(np.zeros((0, DIM)), [], [])
+    verdict = judge(empty, empty, champion, train)
+    assert not verdict.promote and verdict.n_compared == 0
+    assert "only 0 labelled photos" in verdict.reason
+
+    seen = _photos(rng, centres, ["new1"] * 6 + ["a"] * 6, "s")
+    seen = LabelledPhotos.of(seen.x, seen.y, seen.groups, changed=seen.changed, champion_seen=[True] * 12)
+    verdict = judge(seen, empty, champion, train)
+    assert not verdict.promote and verdict.n_compared == 0 and calls == []
+
+
+def test_the_champion_itself_retrained_is_not_promoted(world):
+    rng, centres, champion = world
+    labelled = _photos(rng, centres, ["a", "b", "c"] * 6, "p", audited=True)
+    verdict = judge(labelled, LabelledPhotos.of(np.zeros((0, DIM)), [], []), champion, lambda p: champion)
+    assert not verdict.promote
+    assert verdict.changed.n == 0 and verdict.rest.wins == verdict.rest.losses == 0
+    assert "not clearly better on the labelled photos" in verdict.reason
+
+
+def test_golden_photos_are_never_trained_on_and_folds_keep_groups_together(world):
+    rng, centres, champion = world
+    labelled = _photos(rng, centres, ["new1"] * 5 + ["a"] * 5, "p")
+    golden = _photos(rng, centres, ["a", "b"], "g")
+    train = _trainer(champion)
+    seen_groups = []
+
+    def recording(photos):
+        seen_groups.append(set(photos.groups))
+        return train(photos)
+
+    verdict = judge(labelled, golden, champion, recording, JudgeRules(folds=3))
+    assert all(not any(g.startswith("g") for g in groups) for groups in seen_groups)
+    for k, groups in enumerate(seen_groups):  # each fold's candidate lacks exactly its fold
+        assert all(fold_of(g, 3) != k for g in groups)
+    assert verdict.folds == len(seen_groups) == 3
+
+
+def test_mcnemar_exact_tail():
+    assert binomial_tail(5, 5) == pytest.approx(1 / 32)
+    assert binomial_tail(4, 4) == pytest.approx(1 / 16)
+    assert binomial_tail(0, 7) == 1.0 and binomial_tail(3, 0) == 1.0
+    assert binomial_tail(6, 8) == pytest.approx((28 + 8 + 1) / 256)
