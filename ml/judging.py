@@ -20,9 +20,9 @@ way with probability 1/2). The candidate is promoted when it is
   random) is where that would show, and the golden set is checked on its own as before.
 
 Photos the champion was trained on are left out of the comparison: it would be graded on answers it
-had learned, the candidate on photos it never saw. Folds are chosen by a hash of each photo's group
-(its SHA-256, or its dog once dogs exist), so the same photos land in the same folds on every run
-and machine, and two photos of one dog never sit on both sides of a fold.
+had learned, the candidate on photos it never saw. Folds keep each photo's group together (its
+SHA-256, or its dog once dogs exist: two photos of one dog never sit on both sides of a fold) and
+spread each breed's groups over the folds (``assign_folds``).
 
 Pure numpy/torch: the caller gathers the embeddings and supplies the training function.
 """
@@ -100,6 +100,10 @@ class JudgeRules:
     better_alpha: float = 0.05  # one-sided McNemar p below which "better" is not luck
     worse_alpha: float = 0.10  # looser: doubt about getting worse counts against the candidate
     min_compared: int = 5  # photos both models answered that neither trained on
+    # Photos of breeds the champion has no row for, named right by a candidate that never saw them.
+    # The champion cannot name them at all, so McNemar's coin does not apply: a fold's candidate
+    # names one of 120-odd breeds right by chance about once in a hundred tries, not one in two.
+    min_new_breed_hits: int = 2
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,7 @@ class Verdict:
     promote: bool
     reason: str
     changed: SliceComparison  # new breeds / new conditions
+    new_breeds_slice: SliceComparison  # the part of ``changed`` the champion has no row for
     rest: SliceComparison  # everything else compared (labelled photos not changed + golden set)
     unbiased: SliceComparison  # the audit slice (labelled and golden photos flagged audited)
     golden: SliceComparison
@@ -159,7 +164,7 @@ class Verdict:
 
     def to_json(self) -> dict:
         out = asdict(self)
-        for name in ("changed", "rest", "unbiased", "golden"):
+        for name in ("changed", "new_breeds_slice", "rest", "unbiased", "golden"):
             out[name] = getattr(self, name).to_json()
         out["new_breeds"] = list(self.new_breeds)
         return out
@@ -172,9 +177,30 @@ def binomial_tail(k: int, n: int) -> float:
     return sum(comb(n, i) for i in range(k, n + 1)) / 2**n
 
 
-def fold_of(group: str, folds: int) -> int:
-    """A group's fold, from a hash of its key: stable across runs, machines and Python versions."""
-    return int(hashlib.sha256(group.encode()).hexdigest()[:8], 16) % folds
+def _hash(key: str) -> int:
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+
+
+def assign_folds(groups: Sequence[str], labels: Sequence[str], folds: int) -> np.ndarray:
+    """Each photo's fold: a group's photos together, each breed's groups spread over the folds.
+
+    A breed new to the champion has two or three labelled photos at first, and a fold's candidate
+    learns it only from two photos outside the fold; dealt round-robin (in hash order, from a
+    hash-chosen fold) a breed's photos land in different folds whenever they can, which random
+    folds manage about half the time. The same photos give the same folds on every run and machine.
+    """
+    breed_of: dict[str, str] = {}
+    for group, label in zip(groups, labels, strict=True):
+        breed_of.setdefault(group, label)
+    by_breed: dict[str, list[str]] = {}
+    for group, label in breed_of.items():
+        by_breed.setdefault(label, []).append(group)
+    fold_of_group: dict[str, int] = {}
+    for label, members in by_breed.items():
+        start = _hash(label) % folds
+        for rank, group in enumerate(sorted(members, key=lambda g: (_hash(g), g))):
+            fold_of_group[group] = (start + rank) % folds
+    return np.array([fold_of_group[g] for g in groups], dtype=int)
 
 
 def hits(head: BreedHead, x: np.ndarray, y: Sequence[str]) -> np.ndarray:
@@ -198,10 +224,11 @@ def judge(
     """Cross-validate ``train`` on ``labelled``, compare with ``champion`` photo by photo, decide.
 
     ``golden`` photos must not be in ``labelled`` (they are never trained on); a golden photo counts
-    as right for the candidate when most fold candidates get it right.
+    as right for the candidate when most fold candidates get it right. A photo of a breed the
+    champion has no row for counts as changed whatever its flag says.
     """
     folds = max(1, min(rules.folds, len(set(labelled.groups))))
-    assignment = np.array([fold_of(g, folds) for g in labelled.groups], dtype=int)
+    assignment = assign_folds(labelled.groups, labelled.y, folds)
     candidate_hit = np.zeros(len(labelled), dtype=bool)
     golden_votes = np.zeros(len(golden), dtype=int)
     trained_folds = 0
@@ -234,17 +261,29 @@ def judge(
             np.concatenate([champion_hit[label_mask], golden_champion[golden_mask]]),
         )
 
-    changed = compare(compared & labelled.changed, golden_in & golden.changed)
-    rest = compare(compared & ~labelled.changed, golden_in & ~golden.changed)
+    champion_keys = set(champion.breed_keys)
+    unnamable = np.array([label not in champion_keys for label in labelled.y], dtype=bool)
+    golden_unnamable = np.array([label not in champion_keys for label in golden.y], dtype=bool)
+    labelled_changed = labelled.changed | unnamable
+    golden_changed = golden.changed | golden_unnamable
+    changed = compare(compared & labelled_changed, golden_in & golden_changed)
+    new_breeds_slice = compare(compared & unnamable, golden_in & golden_unnamable)
+    conditions = compare(
+        compared & labelled_changed & ~unnamable, golden_in & golden_changed & ~golden_unnamable
+    )
+    rest = compare(compared & ~labelled_changed, golden_in & ~golden_changed)
     unbiased = compare(compared & labelled.audited, golden_in & golden.audited)
     golden_only = compare(np.zeros(len(labelled), dtype=bool), golden_in)
     everything = compare(compared, golden_in)
-    new_breeds = tuple(sorted({labelled.y[i] for i in np.flatnonzero(labelled.changed)} & learned))
-    promote, reason = _decide(changed, rest, unbiased, golden_only, everything, rules)
+    new_breeds = tuple(sorted({labelled.y[i] for i in np.flatnonzero(unnamable)} & learned))
+    promote, reason = _decide(
+        changed, new_breeds_slice, conditions, rest, unbiased, golden_only, everything, rules
+    )
     return Verdict(
         promote=promote,
         reason=reason,
         changed=changed,
+        new_breeds_slice=new_breeds_slice,
         rest=rest,
         unbiased=unbiased,
         golden=golden_only,
@@ -257,6 +296,8 @@ def judge(
 
 def _decide(
     changed: SliceComparison,
+    new_breeds: SliceComparison,
+    conditions: SliceComparison,
     rest: SliceComparison,
     unbiased: SliceComparison,
     golden: SliceComparison,
@@ -279,16 +320,34 @@ def _decide(
                 keep + f"the new one is worse on {name}: it got {part.losses} photos wrong that the "
                 f"current one got right, and only {part.wins} the other way."
             )
-    target, what = (changed, "what changed") if changed.n else (everything, "the labelled photos")
-    if target.wins <= target.losses or target.p_better >= rules.better_alpha:
+
+    def clearly_better(part: SliceComparison) -> bool:
+        return part.wins > part.losses and part.p_better < rules.better_alpha
+
+    if changed.n:
+        what = "what changed"
+        better = (
+            new_breeds.candidate_right >= rules.min_new_breed_hits or clearly_better(conditions)
+        ) and changed.wins > changed.losses
+        gained = f"it got {changed.wins} photos right that the current one got wrong"
+        if new_breeds.n:
+            gained += (
+                f" ({new_breeds.candidate_right} of {new_breeds.n} photos of breeds the current "
+                "one cannot name)"
+            )
+    else:
+        what, better = "the labelled photos", clearly_better(everything)
+        gained = f"it got {everything.wins} photos right that the current one got wrong"
+    target = changed if changed.n else everything
+    if not better:
         return False, (
-            keep + f"the new one is not clearly better on {what}: it got {target.wins} photos right "
-            f"that the current one got wrong, and {target.losses} the other way, which could be luck."
+            keep + f"the new one is not clearly better on {what}: {gained}, and {target.losses} the "
+            "other way, which could be luck."
         )
     if everything.wins <= everything.losses:
         return False, keep + "what the new one gains on what changed, it loses on the rest."
     return True, (
-        f"The new model replaces the current one: on {what} it got {target.wins} photos right that "
-        f"the current one got wrong ({target.losses} the other way), and it is as good on the rest "
-        f"({rest.candidate_right} of {rest.n} right, against {rest.champion_right})."
+        f"The new model replaces the current one: on {what} {gained} ({target.losses} the other way), "
+        f"and it is as good on the rest ({rest.candidate_right} of {rest.n} right, against "
+        f"{rest.champion_right})."
     )

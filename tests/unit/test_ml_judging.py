@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ml.head import BreedHead
-from ml.judging import JudgeRules, LabelledPhotos, binomial_tail, fold_of, judge
+from ml.judging import JudgeRules, LabelledPhotos, assign_folds, binomial_tail, judge
 from ml.training import TrainConfig, train_head
 
 DIM = 32
@@ -113,9 +113,19 @@ def test_golden_photos_are_never_trained_on_and_folds_keep_groups_together(world
 
     verdict = judge(labelled, golden, champion, recording, JudgeRules(folds=3))
     assert all(not any(g.startswith("g") for g in groups) for groups in seen_groups)
+    folds = dict(zip(labelled.groups, assign_folds(labelled.groups, labelled.y, 3), strict=True))
     for k, groups in enumerate(seen_groups):  # each fold's candidate lacks exactly its fold
-        assert all(fold_of(g, 3) != k for g in groups)
+        assert groups == {g for g, fold in folds.items() if fold != k}
     assert verdict.folds == len(seen_groups) == 3
+
+
+def test_folds_keep_a_group_together_and_spread_a_breed():
+    groups = ["dog1", "dog1", "dog2", "dog3", "dog4", "dog5", "dog6"]
+    labels = ["new", "new", "new", "new", "a", "a", "a"]
+    folds = assign_folds(groups, labels, 3)
+    assert folds[0] == folds[1]  # one dog, one fold
+    assert len(set(folds[[0, 2, 3]])) == 3 and len(set(folds[[4, 5, 6]])) == 3
+    assert (folds == assign_folds(groups, labels, 3)).all()  # deterministic
 
 
 def test_mcnemar_exact_tail():
