@@ -11,8 +11,11 @@ they disagree count (McNemar's exact test: under "no better, no worse", a disagr
 way with probability 1/2). The candidate is promoted when it is
 
 * better on what changed (photos of breeds the champion has no row for, or taken after a shift):
-  more of its disagreements won than lost, unlikely by luck (one-sided p below ``better_alpha``);
-  when nothing changed, it must be better that way on everything;
+  more of its disagreements won than lost, and either it names at least ``min_new_breed_hits``
+  photos of breeds the champion cannot name (the champion scores zero there by construction, so a
+  hit by a candidate that never saw the photo is not a coin toss), or, on new conditions, its wins
+  are unlikely by luck (one-sided p below ``better_alpha``); when nothing changed, it must be
+  better that way on everything;
 * not worse on the rest: not losing more disagreements than luck explains (``worse_alpha``), on
   the rest as a whole and on the unbiased photos alone. Staff label mostly the photos the model was
   unsure of, where the champion is weakest, so a candidate can look good on those while getting
