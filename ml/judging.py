@@ -22,8 +22,9 @@ way with probability 1/2). The candidate is promoted when it is
   worse on the photos nobody asks about; the audit slice (auto-accepted photos staff checked at
   random) is where that would show, and the golden set is checked on its own as before.
 
-Photos the champion was trained on are left out of the comparison: it would be graded on answers it
-had learned, the candidate on photos it never saw. Folds keep each photo's group together (its
+Photos the champion was trained on, and auto-accepted photos (labelled by a model), are trained on
+but left out of the comparison: the champion would be graded on answers it had learned or given,
+the candidate on photos it never saw. Folds keep each photo's group together (its
 SHA-256, or its dog once dogs exist: two photos of one dog never sit on both sides of a fold) and
 spread each breed's groups over the folds (``assign_folds``).
 
@@ -52,7 +53,9 @@ class LabelledPhotos:
     groups: tuple[str, ...]  # fold key: the photo's SHA-256 (or its dog): never split across folds
     changed: np.ndarray  # bool (n,): a breed new to the champion, or taken after a shift
     audited: np.ndarray  # bool (n,): from the unbiased audit slice (auto-accepted, checked at random)
-    champion_seen: np.ndarray  # bool (n,): the champion was trained on it (not compared)
+    # bool (n,): trained on, never compared: the champion learned from it, or its label is a
+    # model's own (auto-accepted), so grading the champion on it would grade its own answers
+    train_only: np.ndarray
 
     @classmethod
     def of(
@@ -63,7 +66,7 @@ class LabelledPhotos:
         *,
         changed: Sequence[bool] | None = None,
         audited: Sequence[bool] | None = None,
-        champion_seen: Sequence[bool] | None = None,
+        train_only: Sequence[bool] | None = None,
     ) -> LabelledPhotos:
         n = len(y)
         if len(groups) != n or len(x) != n:
@@ -76,7 +79,7 @@ class LabelledPhotos:
             return out
 
         matrix = np.asarray(x, dtype=np.float32).reshape(n, -1) if n else np.zeros((0, 0), np.float32)
-        return cls(matrix, tuple(y), tuple(groups), flags(changed), flags(audited), flags(champion_seen))
+        return cls(matrix, tuple(y), tuple(groups), flags(changed), flags(audited), flags(train_only))
 
     def __len__(self) -> int:
         return len(self.y)
@@ -89,7 +92,7 @@ class LabelledPhotos:
             tuple(self.groups[i] for i in rows),
             self.changed[rows],
             self.audited[rows],
-            self.champion_seen[rows],
+            self.train_only[rows],
         )
 
 
@@ -236,7 +239,7 @@ def judge(
     golden_votes = np.zeros(len(golden), dtype=int)
     trained_folds = 0
     learned: set[str] = set()
-    compared = ~labelled.champion_seen
+    compared = ~labelled.train_only
     for k in range(folds):
         held_out = assignment == k
         if not held_out.any() or held_out.all():

@@ -86,7 +86,7 @@ def test_no_labels_or_only_photos_the_champion_learned_from_is_no_evidence(world
     assert "only 0 labelled photos" in verdict.reason
 
     seen = _photos(rng, centres, ["new1"] * 6 + ["a"] * 6, "s")
-    seen = LabelledPhotos.of(seen.x, seen.y, seen.groups, changed=seen.changed, champion_seen=[True] * 12)
+    seen = LabelledPhotos.of(seen.x, seen.y, seen.groups, changed=seen.changed, train_only=[True] * 12)
     verdict = judge(seen, empty, champion, train)
     assert not verdict.promote and verdict.n_compared == 0 and calls == []
 
