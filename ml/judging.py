@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from math import comb
 
 import numpy as np
@@ -168,12 +168,29 @@ class Verdict:
     folds: int
     new_breeds: tuple[str, ...] = field(default=())  # changed breeds the candidates learned
 
+    SLICES = ("changed", "new_breeds_slice", "rest", "unbiased", "golden")
+
     def to_json(self) -> dict:
         out = asdict(self)
-        for name in ("changed", "new_breeds_slice", "rest", "unbiased", "golden"):
+        for name in self.SLICES:
             out[name] = getattr(self, name).to_json()
         out["new_breeds"] = list(self.new_breeds)
         return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> Verdict:
+        slice_fields = {f.name for f in fields(SliceComparison)}
+
+        def comparison(part: dict) -> SliceComparison:
+            return SliceComparison(**{k: v for k, v in part.items() if k in slice_fields})
+
+        return cls(
+            **{
+                **data,
+                **{name: comparison(data[name]) for name in cls.SLICES},
+                "new_breeds": tuple(data.get("new_breeds", ())),
+            }
+        )
 
 
 def binomial_tail(k: int, n: int) -> float:

@@ -1,11 +1,13 @@
 """ml.judging on synthetic embeddings, with the real trainer: cross-validated, paired, few labels."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from ml.head import BreedHead
-from ml.judging import JudgeRules, LabelledPhotos, assign_folds, binomial_tail, judge
+from ml.judging import JudgeRules, LabelledPhotos, Verdict, assign_folds, binomial_tail, judge
 from ml.training import TrainConfig, train_head
 
 DIM = 32
@@ -52,6 +54,7 @@ def test_a_candidate_that_learned_new_breeds_is_promoted_from_ten_labels(world):
     assert verdict.rest.losses == 0 and verdict.golden.n == 12
     assert set(verdict.new_breeds) == {"new1", "new2"}
     assert verdict.reason.startswith("The new model replaces the current one")
+    assert Verdict.from_json(json.loads(json.dumps(verdict.to_json()))) == verdict
 
 
 def test_a_candidate_worse_on_known_breeds_is_refused_even_when_it_learned_new_ones(world):
