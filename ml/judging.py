@@ -170,6 +170,15 @@ class Verdict:
 
     SLICES = ("changed", "new_breeds_slice", "rest", "unbiased", "golden")
 
+    def headline(self) -> dict:
+        """Who won the disagreements, per slice: what ``retrain --json`` prints."""
+        return {
+            "promote": self.promote,
+            "n_compared": self.n_compared,
+            "folds": self.folds,
+            **{name: [getattr(self, name).wins, getattr(self, name).losses] for name in self.SLICES},
+        }
+
     def to_json(self) -> dict:
         out = asdict(self)
         for name in self.SLICES:
