@@ -357,29 +357,27 @@ def _decide(
         return part.wins > part.losses and part.p_better < rules.better_alpha
 
     if changed.n:
-        what = "what changed"
+        what, target = "what changed", changed
         better = (
             new_breeds.candidate_right >= rules.min_new_breed_hits or clearly_better(conditions)
         ) and changed.wins > changed.losses
-        gained = f"it got {changed.wins} photos right that the current one got wrong"
-        if new_breeds.n:
-            gained += (
-                f" ({new_breeds.candidate_right} of {new_breeds.n} photos of breeds the current "
-                "one cannot name)"
-            )
     else:
-        what, better = "the labelled photos", clearly_better(everything)
-        gained = f"it got {everything.wins} photos right that the current one got wrong"
-    target = changed if changed.n else everything
-    if not better:
-        return False, (
-            keep + f"the new one is not clearly better on {what}: {gained}, and {target.losses} the "
-            "other way, which could be luck."
+        what, target, better = "the labelled photos", everything, clearly_better(everything)
+    names = ""
+    if new_breeds.n:
+        names = (
+            f", naming {new_breeds.candidate_right} of {new_breeds.n} photos of breeds the current one "
+            "cannot name"
         )
+    tally = (
+        f"it got {target.wins} photos right that the current one got wrong and {target.losses} the "
+        f"other way{names}"
+    )
+    if not better:
+        return False, keep + f"the new one is not clearly better on {what}: {tally}, which could be luck."
     if everything.wins <= everything.losses:
         return False, keep + "what the new one gains on what changed, it loses on the rest."
     return True, (
-        f"The new model replaces the current one: on {what} {gained} ({target.losses} the other way), "
-        f"and it is as good on the rest ({rest.candidate_right} of {rest.n} right, against "
-        f"{rest.champion_right})."
+        f"The new model replaces the current one: on {what} {tally}; on the rest it is as good "
+        f"({rest.candidate_right} of {rest.n} right, against {rest.champion_right})."
     )
