@@ -101,11 +101,14 @@ class ExemplarIndex:
         *,
         known: Collection[str],
         shown: Sequence[str] = (),
+        predicted: str | None = None,
         rules: ExemplarRules = ExemplarRules(),  # noqa: B008 (frozen dataclass: a safe default)
     ) -> ExemplarAdvice:
         """Extra buttons and the veto for a photo, from exemplars of breeds not in ``known``.
 
-        ``known``: the breeds the serving head has a row for; ``shown``: buttons already offered.
+        ``known``: breeds whose exemplars are left out (the ones the model names well: the base
+        model's); ``shown``: buttons already offered; ``predicted``: the model's answer, which an
+        exemplar of the same breed does not veto.
         """
         neighbours = [(b, s) for b, s in self.nearest(embedding, rules.neighbours) if b not in known]
         if not neighbours:
@@ -117,7 +120,7 @@ class ExemplarIndex:
         breed, similarity = neighbours[0]
         return ExemplarAdvice(
             extra_buttons=tuple(extra[: rules.max_buttons]),
-            veto=similarity >= rules.veto_similarity,
+            veto=similarity >= rules.veto_similarity and breed != predicted,
             nearest_new_breed=breed,
             similarity=similarity,
         )

@@ -42,6 +42,11 @@ def test_a_photo_that_looks_like_known_breeds_is_left_alone(world):
     assert advice.extra_buttons == () and not advice.veto and advice.nearest_new_breed is None
 
 
+def test_a_model_that_names_the_breed_itself_is_not_vetoed_by_its_exemplars(world):
+    advice = _index(world).advise(world("akita", 1)[0], known={"beagle", "pug"}, predicted="akita")
+    assert not advice.veto and advice.nearest_new_breed == "akita"
+
+
 def test_once_the_model_has_a_row_for_the_breed_the_exemplars_stop_advising(world):
     advice = _index(world).advise(world("shiba", 1)[0], known={"beagle", "pug", "shiba", "akita"})
     assert advice.extra_buttons == () and not advice.veto
