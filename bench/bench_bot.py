@@ -52,7 +52,7 @@ def model_time(samples: list[bytes], threads: int) -> dict[str, float]:
     """Seconds for predict([image]) on a decoded image (median, p95) and for decode + predict (median)."""
     import torch
 
-    from dogbot.taxonomy import Taxonomy
+    from dogbot.core.taxonomy import Taxonomy
     from ml.images import load_image
     from ml.predictor import Predictor
 

@@ -29,9 +29,9 @@ def measure(model: str, data: Path, latency_photos: int, batch_size: int, thread
     import numpy as np
     import torch
 
-    from dogbot.evaluation import evaluate
-    from dogbot.manifest import read_manifest
-    from dogbot.taxonomy import Taxonomy
+    from dogbot.core.evaluation import evaluate
+    from dogbot.core.manifest import read_manifest
+    from dogbot.core.taxonomy import Taxonomy
     from ml.images import load_image
     from ml.predictor import Predictor
 

@@ -11,12 +11,11 @@ from telegram.error import BadRequest
 
 from bot import keyboards, texts
 from bot.callbacks import Action, Press, breed_matches
-from bot.context import DogContext, chat_action, member
-from dogbot import review
-from dogbot.catalog import UnknownBreed
-from dogbot.labels import SKIP, SPECIAL_LABELS
-from dogbot.members import Role
-from storage.tables import LabelSource
+from bot.context import DogContext, chat_action
+from dogbot.core import review
+from dogbot.core.catalog import UnknownBreed
+from dogbot.core.members import Role
+from storage.vocabulary import SKIP, SPECIAL_LABELS, LabelSource
 
 _ANSWER_SEPARATOR = "\n—\n"
 _ASKED_PHOTO = re.compile(r"^Photo #(\d+):")
@@ -25,13 +24,8 @@ _ASKED_PHOTO = re.compile(r"^Photo #(\d+):")
 async def on_button(update: Update, context: DogContext) -> None:
     """A press on a question's button: record the answer, or offer more choices."""
     query = update.callback_query
-    press = context.services.codec.decode(query.data)
-    if press is None:
-        await query.answer(texts.FORGED, show_alert=True)
-        return
-    role = await member(update, context)
-    if role is None:
-        return
+    press = context.services.codec.decode(query.data)  # not None: the gate refused forged data
+    role = context.role
     if press.action is Action.LABEL:
         await _record(query, context, press, role)
     elif press.action is Action.OTHER:
@@ -108,9 +102,7 @@ async def _ask_breed_name(query: CallbackQuery, context: DogContext, press: Pres
 async def on_text(update: Update, context: DogContext) -> None:
     """Plain text: a breed name after "Other…", else a hint that photos are what this bot wants."""
     message = update.effective_message
-    role = await member(update, context)
-    if role is None:
-        return
+    role = context.role
     photo_id = _asked_photo(update, context)
     if photo_id is None:
         await message.reply_text(texts.TEXT_HINT)
@@ -134,8 +126,6 @@ async def on_text(update: Update, context: DogContext) -> None:
 
 async def on_review(update: Update, context: DogContext) -> None:
     """/review: show the oldest photo still waiting for a label, with the question keyboard."""
-    if await member(update, context) is None:
-        return
     await send_next_for_review(context, update.effective_chat.id, after_photo_id=0)
 
 

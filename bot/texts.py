@@ -8,9 +8,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from dogbot.catalog import CatalogStatus, Classification, Outcome
-from dogbot.labels import MIXED_BREED, NOT_A_DOG, SKIP
-from dogbot.members import Role
+from dogbot.core.catalog import CatalogStatus, Classification
+from dogbot.core.members import Role
+from jobs.drift import DriftResult
+from jobs.retrain import RetrainResult, headline_scores
+from jobs.service import LifecycleStatus
+from storage.lifecycle_tables import ModelVersion
+from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP, ModelStatus, Outcome
 
 Name = Callable[[str], str]  # breed key (or special label) -> what people read
 
@@ -223,17 +227,22 @@ REVIEW_DONE = "🎉 Nothing is waiting for review."
 
 
 # --- admin ---------------------------------------------------------------------------------------
-def status(report: CatalogStatus, extra: Mapping[str, object]) -> str:
-    accuracy = extra.get("accuracy")
-    accuracy_text = percent(float(accuracy)) if isinstance(accuracy, int | float) else str(accuracy or "n/a")
+def status(report: CatalogStatus, lifecycle: LifecycleStatus) -> str:
+    accuracy = percent(lifecycle.accuracy) if lifecycle.accuracy is not None else "n/a"
+    drift, trained = lifecycle.last_drift_check, lifecycle.last_retrain
+    drift_text, retrain_text = "never", "never"
+    if drift is not None:
+        drift_text = f"{drift.created_at:%Y-%m-%d %H:%M} UTC ({'drift' if drift.drift else 'no drift'})"
+    if trained is not None:
+        retrain_text = f"{trained.created_at:%Y-%m-%d %H:%M} UTC ({trained.version} {trained.status})"
     return "\n".join(
         [
-            f"Model: {report.model_version} (accuracy {accuracy_text})",
+            f"Model: {report.model_version} (accuracy {accuracy})",
             f"Photos: {report.photos_today} today, {report.photos_total} in total",
             f"Waiting for a label: {report.awaiting_label}",
             f"Labels: {report.labels_total} ({report.conflicts} photos with disagreement)",
-            f"Last drift check: {extra.get('last_drift_check') or 'never'}",
-            f"Last retrain: {extra.get('last_retrain') or 'never'}",
+            f"Last drift check: {drift_text}",
+            f"Last retrain: {retrain_text}",
         ]
     )
 
@@ -304,8 +313,92 @@ def export_caption(rows: int) -> str:
     return f"The catalog: {rows} photos."
 
 
-def lifecycle_pending(command: str) -> str:
-    return f"/{command} is not available yet: the model lifecycle jobs are not installed."
+# --- model lifecycle (admins) ----------------------------------------------------------------------
+CHECKING_DRIFT = "Checking for drift…"
+NO_SIMULATION_REPORT = (
+    "No simulation report yet. Run `dogbot simulate --manifest CSV --report DIR` on the server."
+)
+
+
+def retrain_step(step: str) -> str:
+    return f"Retraining: {step}…"
+
+
+def not_retrained(why: str) -> str:
+    return f"Not retrained: {why}"
+
+
+def retrain_done(promoted: bool) -> str:
+    return "New model promoted." if promoted else "Retrain finished."
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def retrain_result(result: RetrainResult) -> str:
+    if result.version is None:
+        return f"nothing trained: {result.reason}"
+    scores = headline_scores(result.metrics)
+    cand, champ = scores["candidate"], scores["champion"]
+    lines = [
+        f"{result.version} {'PROMOTED' if result.promoted else 'rejected'}: {result.reason}",
+        f"dataset v{result.dataset_version}, {scores.get('n_train')} training photos, "
+        f"{scores.get('breeds_added')} new breeds; now serving {result.champion}",
+        f"validation ({cand['validation']['n']} photos): top-1 {_pct(cand['validation']['top1'])} "
+        f"(champion {_pct(champ['validation']['top1'])}); "
+        f"new breeds {_pct(cand['validation']['top1_new_breeds'])} "
+        f"(champion {_pct(champ['validation']['top1_new_breeds'])})",
+        f"golden ({cand['golden']['n']} photos): top-1 {_pct(cand['golden']['top1'])} "
+        f"(champion {_pct(champ['golden']['top1'])})",
+    ]
+    if result.report:
+        lines.append(f"error analysis: {result.report}")
+    return "\n".join(lines)
+
+
+def models(rows) -> str:
+    lines = []
+    for m in rows:
+        val = (m.metrics.get("candidate") or {}).get("validation", {}).get("top1")
+        mark = "*" if m.champion else " "
+        lines.append(
+            f"{mark} {m.version:<10} {m.status:<9} {m.created_at:%Y-%m-%d %H:%M}  breeds {m.n_breeds:<4} "
+            f"val top-1 {_pct(val):>6}  {m.trigger}/{m.actor or '-'}  {m.reason}"
+        )
+    return "\n".join(lines) or "no models yet"
+
+
+def drift_report(result: DriftResult) -> str:
+    """A drift report as a few lines an admin can read."""
+    head = "DRIFT: " if result.drift else "No drift: "
+    lines = [
+        f"{head}last {result.current_n} photos vs {result.reference} ({result.reference_n}), "
+        f"model {result.model_version}"
+    ]
+    if not result.tests:
+        lines.append(result.reason or "")
+    for test in result.tests:
+        mark = "⚠️" if test["alarm"] else ("·" if test["statistic"] is None else "✓")
+        lines.append(f"{mark} {test['name']}: {test['detail']}")
+    return "\n".join(lines)
+
+
+def drift_alarm(tests: Sequence[str]) -> str:
+    return f"Drift alarm ({', '.join(tests)}): recent photos differ from the reference."
+
+
+def model_trained_elsewhere(model: ModelVersion) -> str:
+    verdict = "promoted, now serving" if model.status == ModelStatus.PROMOTED else "rejected"
+    return f"Model {model.version} ({model.trigger}) {verdict}: {model.reason}"
+
+
+def not_rolled_back(why: str) -> str:
+    return f"Not rolled back: {why}"
+
+
+def rolled_back(old: str, new: str) -> str:
+    return f"Rolled back: {old} -> {new}. Now serving {new}."
 
 
 def error_for_admins(kind: str, where: str) -> str:

@@ -1,25 +1,32 @@
-"""The composition root: the one place that reads settings and wires storage, model and services.
+"""The composition root: the one place that reads settings and wires storage, model, domain and jobs.
 
-Everything below takes plain values; only this module and the CLI know about :class:`Settings`.
+Only entry points import it (the CLI, the bot's application, the simulation); everything below takes
+plain values (tests/unit/test_layers.py keeps it so).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 
 import torch
 from sqlalchemy.engine import Engine
 
-from dogbot.catalog import Catalog, load_taxonomy
+from dogbot.core.catalog import Catalog, load_taxonomy
+from dogbot.core.members import Members
+from dogbot.core.taxonomy import Taxonomy
 from dogbot.settings import Settings
-from dogbot.taxonomy import Taxonomy
+from jobs import registry
+from jobs.drift import DriftThresholds
+from jobs.retrain import PromotionGates
+from jobs.scheduler import Intervals
 from jobs.service import LifecycleJobs
-from jobs.wiring import lifecycle_jobs, serve_champion
 from ml.predictor import Predictor
 from storage.blobs import PhotoStore, open_photo_store
 from storage.db import make_engine
+from storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -53,34 +60,71 @@ class Container:
             self.settings.model,
             [(breed.imagenet_index, breed.key) for breed in self.taxonomy.imagenet_breeds()],
         )
-        serve_champion(self, predictor)  # the registry's champion, not always version 0
+        # The registry's champion, not always version 0 (a no-op on a fresh install).
+        registry.serve_champion(self.engine, predictor, model_dir=self.settings.model_dir, now=utcnow())
         log.info("model %s loaded", predictor.model_version)
         return predictor
 
     @cached_property
     def catalog(self) -> Catalog:
+        s = self.settings
         return Catalog(
             self.engine,
             self.photo_store,
             self.predictor,
             self.taxonomy,
-            dog_threshold=self.settings.dog_threshold,
-            auto_accept_threshold=self.settings.auto_accept_threshold,
-            lookalike_min_corrections=self.settings.lookalike_min_corrections,
-            lookalike_days=self.settings.lookalike_days,
-            max_bytes=self.settings.max_upload_mb * 1024 * 1024,
-            max_pixels=self.settings.max_megapixels * 1_000_000,
+            dog_threshold=s.dog_threshold,
+            auto_accept_threshold=s.auto_accept_threshold,
+            lookalike_min_corrections=s.lookalike_min_corrections,
+            lookalike_days=s.lookalike_days,
+            max_bytes=s.max_upload_mb * 1024 * 1024,
+            max_pixels=s.max_megapixels * 1_000_000,
         )
 
-    # --- lifecycle jobs (jobs/): fold, drift, retrain, the model registry ---------------------------
+    @cached_property
+    def members(self) -> Members:
+        s = self.settings
+        return Members(
+            self.engine, admin_ids=s.admin_ids, staff_ids=s.staff_ids, cache_seconds=s.member_cache_s
+        )
+
     @cached_property
     def lifecycle(self) -> LifecycleJobs:
-        return lifecycle_jobs(self)
+        """Fold, drift, retrain and the model registry, bound to this deployment."""
+        s = self.settings
+        catalog = self.catalog  # the breed names it reports, and the breeds a new champion may know
+        return LifecycleJobs(
+            engine=self.engine,
+            predictor=self.predictor,
+            model_dir=s.model_dir,
+            val_share=s.validation_share,
+            golden_size=s.golden_size,
+            drift_window=s.drift_window,
+            drift_thresholds=DriftThresholds(
+                auc=s.drift_auc_threshold,
+                p_value=s.drift_p_value,
+                min_photos=s.drift_min_photos,
+                alarm_tests=tuple(name.strip() for name in s.drift_alarm_tests.split(",") if name.strip()),
+            ),
+            dog_threshold=s.dog_threshold,
+            gates=PromotionGates(
+                golden_tolerance=s.promotion_golden_tolerance,
+                min_improvement=s.promotion_min_improvement,
+                min_validation=s.promotion_min_validation,
+            ),
+            retrain_min_new_labels=s.retrain_min_new_labels,
+            use_auto_labels=s.train_on_auto_labels,
+            lock_ttl=timedelta(minutes=s.lock_ttl_minutes),
+            breed_name=catalog.breed_name,
+            # A new champion may know breeds another process added: load their names before serving it.
+            on_champion_change=catalog.reload_taxonomy,
+        )
 
-    def refresh_model(self) -> bool:
-        """Serve the champion another process promoted (no restart); True if the model changed."""
-        return self.lifecycle.refresh()
-
-    def lifecycle_status(self) -> dict:
-        """Champion accuracy and the last drift check and retrain, for /status."""
-        return self.lifecycle.status()
+    @cached_property
+    def intervals(self) -> Intervals:
+        s = self.settings
+        return Intervals(
+            fold=timedelta(minutes=s.fold_interval_minutes),
+            drift=timedelta(minutes=s.drift_interval_minutes),
+            retrain=timedelta(minutes=s.retrain_interval_minutes),
+        )

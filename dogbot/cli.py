@@ -12,10 +12,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dogbot.app import Container
-from dogbot.bulk import BulkItem, submit_files
-from dogbot.manifest import image_paths, read_folder, read_manifest
+from dogbot.core.bulk import BulkItem, submit_files
+from dogbot.core.manifest import image_paths, read_folder, read_manifest
+from dogbot.lifecycle_cli import register as register_jobs
 from dogbot.settings import Settings
-from jobs.commands import register as register_jobs
 from ml.images import ImageRejected, load_image
 from storage.migrations import SchemaError
 
@@ -41,7 +41,7 @@ def cmd_predict(container: Container, args: argparse.Namespace) -> int:
             print(json.dumps({"path": str(path), "error": message}) if args.json else f"{path}: {message}")
             continue
         output = predictor.predict([image])[0]
-        is_dog = output.dog_probability >= threshold
+        is_dog = output.is_dog(threshold)
         top = [{"breed": taxonomy.get(key).display_name, "p": round(p, 4)} for key, p in output.top(3)]
         record = {
             "path": str(path),
@@ -63,7 +63,7 @@ def cmd_predict(container: Container, args: argparse.Namespace) -> int:
 
 def cmd_eval(container: Container, args: argparse.Namespace) -> int:
     """Score the serving model on a labeled CSV."""
-    from dogbot.evaluation import evaluate, format_report
+    from dogbot.core.evaluation import evaluate, format_report
 
     rows = read_manifest(Path(args.manifest))
     report = evaluate(

@@ -12,11 +12,9 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from storage.vocabulary import DRIFT_TESTS, DriftTest
+
 ModelName = Literal["lite0", "lite0gem", "lite2"]
-
-
-# The tests jobs.drift.compare runs, in order (tests/unit/test_jobs_drift.py checks they match).
-DRIFT_TESTS = ("embedding_auc", "breed_distribution", "confidence", "brightness", "size", "correction_rate")
 
 
 class Settings(BaseSettings):
@@ -72,7 +70,7 @@ class Settings(BaseSettings):
     # dev photos: confidence >= 0.69 keeps 95 % precision and covers 67 % of dog photos.
     auto_accept_threshold: float = 0.7
     # ...unless staff recently corrected at least this many of the model's answers of that breed to
-    # a breed the model does not know yet (a look-alike it cannot name, dogbot/lookalikes.py), within
+    # a breed the model does not know yet (a look-alike it cannot name, dogbot/core/lookalikes.py), within
     # the last lookalike_days. 0 turns this off.
     lookalike_min_corrections: int = 2
     lookalike_days: int = 30
@@ -100,7 +98,7 @@ class Settings(BaseSettings):
     drift_min_photos: int = 50
     # Which drift tests raise the alarm (comma-separated); the others are still reported and drawn.
     # "size" is left out by default: the model resizes every photo (see jobs/drift.py).
-    drift_alarm_tests: str = ",".join(name for name in DRIFT_TESTS if name != "size")
+    drift_alarm_tests: str = ",".join(name for name in DRIFT_TESTS if name != DriftTest.SIZE)
     # Train on auto-accepted labels too (people's labels are always used).
     train_on_auto_labels: bool = True
     # A training lease not renewed for this long is taken over (a worker died mid-training).

@@ -23,10 +23,9 @@ from datetime import UTC, datetime, timedelta
 
 from PIL import Image, ImageEnhance
 
-from dogbot.catalog import Catalog, Outcome
-from dogbot.labels import NOT_A_DOG
-from dogbot.manifest import ManifestRow
-from storage.tables import LabelSource
+from dogbot.core.catalog import Catalog
+from dogbot.core.manifest import ManifestRow
+from storage.vocabulary import NOT_A_DOG, LabelSource, Outcome
 
 SIMULATION_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 STAFF_IDS = (1001, 1002, 1003)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dogbot.app import Container
-from dogbot.manifest import read_manifest
+from dogbot.core.manifest import read_manifest
 from dogbot.settings import Settings
 from dogbot.simulation import (
     SIMULATION_START,

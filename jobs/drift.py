@@ -22,18 +22,15 @@ import numpy as np
 import torch
 from sqlalchemy.engine import Engine
 
-from dogbot.settings import DRIFT_TESTS
 from jobs import charts
 from ml import drift as stats
 from ml.head import BreedHead
-from ml.predictor import backbone_of
+from ml.predictor import backbone_of, is_dog
 from storage import lifecycle_repository as repo
 from storage import repository
 from storage.db import session as open_session
-from storage.lifecycle_tables import DriftReport, Split
-from storage.tables import LabelSource
-
-PEOPLE = (LabelSource.STAFF, LabelSource.ADMIN)
+from storage.lifecycle_tables import DriftReport
+from storage.vocabulary import DRIFT_TESTS, NOT_A_DOG, PEOPLE, SKIP, DriftTest, Split
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,7 @@ class DriftThresholds:
     # left out by default: the model resizes every photo to its input size, and in the 30-day
     # simulation a new photo source (smaller pictures of new breeds) raised it alone, days before
     # anything the model sees had changed.
-    alarm_tests: tuple[str, ...] = tuple(name for name in DRIFT_TESTS if name != "size")
+    alarm_tests: tuple[str, ...] = tuple(name for name in DRIFT_TESTS if name != DriftTest.SIZE)
 
 
 @dataclass
@@ -254,9 +251,9 @@ def window_from_arrays(
 def _rescore(head: BreedHead, window: Window, dog_threshold: float) -> tuple[np.ndarray, np.ndarray]:
     with torch.no_grad():
         probabilities = head.probabilities(torch.from_numpy(window.embeddings)).numpy()
-    is_dog = window.dog_probability >= dog_threshold
-    breed = np.where(is_dog, probabilities.argmax(axis=1), -1)
-    return breed, probabilities.max(axis=1)[is_dog]
+    dog = is_dog(window.dog_probability, dog_threshold)
+    breed = np.where(dog, probabilities.argmax(axis=1), -1)
+    return breed, probabilities.max(axis=1)[dog]
 
 
 def _correction_test(
@@ -270,7 +267,7 @@ def _correction_test(
     Judged per photo against the model that answered it, so photos labelled before a retrain count
     the same way in both windows.
     """
-    countable = known | {"not_a_dog"}
+    countable = known | {NOT_A_DOG}
 
     def counts(window: Window) -> tuple[int, int, int]:
         answerable = window.answerable or [None] * len(window)
@@ -344,15 +341,15 @@ def _load(engine: Engine, photo_ids: list[int], backbone: str) -> Window:
     shown_breed, people_label, answerable = [], [], []
     for photo_id in kept:
         people = [
-            label for label in labels.get(photo_id, []) if label.source in PEOPLE and label.breed != "skip"
+            label for label in labels.get(photo_id, []) if label.source in PEOPLE and label.breed != SKIP
         ]
         if people:
             last = people[-1]
             seen = (shown.get(last.prediction_id) if last.prediction_id else None) or predictions[photo_id]
-            shown_breed.append(seen.breed or "not_a_dog")
+            shown_breed.append(seen.breed or NOT_A_DOG)
             people_label.append(last.breed)
             breeds = breeds_of.get(seen.model_version)
-            answerable.append(None if breeds is None else last.breed in breeds or last.breed == "not_a_dog")
+            answerable.append(None if breeds is None else last.breed in breeds or last.breed == NOT_A_DOG)
         else:
             shown_breed.append(None)
             people_label.append(None)

@@ -31,7 +31,8 @@ from ml.predictor import Predictor, backbone_of, base_version
 from storage import lifecycle_repository as repo
 from storage.blobs import write_atomically
 from storage.db import session as open_session
-from storage.lifecycle_tables import AliasMove, ModelStatus, ModelVersion
+from storage.lifecycle_tables import AliasMove, ModelVersion
+from storage.vocabulary import ModelStatus
 
 log = logging.getLogger(__name__)
 

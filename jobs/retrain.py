@@ -30,8 +30,9 @@ from ml.training import HeadMetrics, TrainConfig, evaluate_head, train_head
 from storage import lifecycle_repository as repo
 from storage import repository
 from storage.db import session as open_session
-from storage.lifecycle_tables import DatasetVersion, DriftReport, ModelStatus, ModelVersion, Split
-from storage.tables import Label, LabelSource
+from storage.lifecycle_tables import DatasetVersion, DriftReport, ModelVersion
+from storage.tables import Label
+from storage.vocabulary import HUMAN_SOURCES, SKIP, LabelSource, ModelStatus, Split
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,19 @@ class RetrainResult:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def headline_scores(metrics: dict) -> dict:
+    """The scores people read (and ``retrain --json`` prints): per-breed tables stay in the registry."""
+    keep = ("n", "top1", "top3", "top1_imagenet_breeds", "top1_new_breeds", "n_new_breeds")
+    out = {}
+    for model in ("candidate", "champion"):
+        if model in metrics:
+            out[model] = {s: {k: metrics[model][s].get(k) for k in keep} for s in ("validation", "golden")}
+    if "train" in metrics:
+        out["breeds_added"] = len(metrics["train"].get("breeds_added", []))
+        out["n_train"] = metrics["train"].get("n_train")
+    return out
 
 
 @dataclass(frozen=True)
@@ -238,10 +252,9 @@ def retrain_trigger(engine: Engine, *, min_new_labels: int) -> str | None:
         if latest is not None:
             dataset = session.get(DatasetVersion, latest.dataset_version)
             after = dataset.last_label_id if dataset else 0
-        people = (LabelSource.STAFF, LabelSource.ADMIN, LabelSource.IMPORT)
         new_labels = session.exec(
             select(func.count(Label.id)).where(
-                Label.id > after, Label.source.in_(people), Label.breed != "skip"
+                Label.id > after, Label.source.in_(HUMAN_SOURCES), Label.breed != SKIP
             )
         ).one()
         if new_labels >= min_new_labels:

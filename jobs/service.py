@@ -24,7 +24,7 @@ from ml.predictor import Predictor
 from ml.training import TrainConfig
 from storage import lifecycle_repository as repo
 from storage.db import session as open_session
-from storage.lifecycle_tables import JobRun
+from storage.lifecycle_tables import DriftReport, JobRun, ModelVersion
 from storage.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class LifecycleJobs:
         self.refresh(now)
         return moved
 
-    def status(self) -> dict:
+    def status(self) -> LifecycleStatus:
         """For /status: the champion's validation accuracy and when drift and retrain last ran."""
         with open_session(self.engine) as session:
             champion = repo.alias_target(session=session)
@@ -165,18 +165,25 @@ class LifecycleJobs:
         accuracy = None
         if row is not None and row.metrics:
             accuracy = row.metrics.get("candidate", {}).get("validation", {}).get("top1")
-        return {
-            "model_version": champion,
-            "accuracy": accuracy,
-            "last_drift_check": f"{drift[0].created_at:%Y-%m-%d %H:%M} UTC "
-            f"({'drift' if drift[0].drift else 'no drift'})"
-            if drift
-            else None,
-            "last_retrain": f"{trained[-1].created_at:%Y-%m-%d %H:%M} UTC ({trained[-1].version} "
-            f"{trained[-1].status})"
-            if trained
-            else None,
-        }
+        return LifecycleStatus(
+            model_version=champion,
+            accuracy=accuracy,
+            last_drift_check=drift[0] if drift else None,
+            last_retrain=trained[-1] if trained else None,
+        )
+
+    def recent_events(self, limit: int = 20) -> tuple[list[DriftReport], list[ModelVersion]]:
+        """The latest drift reports and every model version, for the bot's news to admins."""
+        with open_session(self.engine) as session:
+            return repo.drift_reports(session=session, limit=limit), repo.model_versions(session=session)
+
+
+@dataclass(frozen=True)
+class LifecycleStatus:
+    model_version: str | None  # the champion (None before the first model is registered)
+    accuracy: float | None  # its validation top-1 when it was judged
+    last_drift_check: DriftReport | None
+    last_retrain: ModelVersion | None  # the newest trained model, promoted or not
 
 
 def record_run(

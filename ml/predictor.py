@@ -19,6 +19,14 @@ from ml.backbone import backbone_spec, create_backbone, create_eval_transform, p
 from ml.head import BreedHead
 
 
+def is_dog(dog_probability, threshold: float):
+    """The one "is it a dog?" rule: at least ``threshold`` of the ImageNet probability on dog classes.
+
+    Works on one probability or a numpy array of them.
+    """
+    return dog_probability >= threshold
+
+
 @dataclass(frozen=True)
 class ModelOutput:
     """What the model says about one image."""
@@ -28,6 +36,9 @@ class ModelOutput:
     breed_probabilities: np.ndarray  # float32, aligned with ``breed_keys``
     breed_keys: tuple[str, ...]
     model_version: str
+
+    def is_dog(self, threshold: float) -> bool:
+        return bool(is_dog(self.dog_probability, threshold))
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         order = np.argsort(-self.breed_probabilities)[:k]

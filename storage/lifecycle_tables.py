@@ -25,17 +25,7 @@ from sqlalchemy import Column, LargeBinary, UniqueConstraint
 from sqlmodel import JSON, Field, SQLModel
 
 from storage.tables import utcnow
-
-
-class Split:
-    TRAIN = "train"
-    VALIDATION = "val"
-
-
-class ModelStatus:
-    CANDIDATE = "candidate"  # trained and stored, not yet judged (or interrupted before it was)
-    PROMOTED = "promoted"  # passed the promotion gates and became champion (the alias says if it still is)
-    REJECTED = "rejected"  # failed a gate or was interrupted: never served
+from storage.vocabulary import ModelStatus
 
 
 class DatasetVersion(SQLModel, table=True):

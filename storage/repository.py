@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from storage.tables import CustomBreed, Label, Member, Photo, Prediction, RateWindow, utcnow
+from storage.vocabulary import SKIP
 
 
 def photo_by_sha(sha256: str, *, session: Session) -> Photo | None:
@@ -57,7 +58,7 @@ def latest_predictions(photo_ids: Iterable[int] | None = None, *, session: Sessi
 
 def photos_awaiting_label(*, session: Session, after_id: int = 0, limit: int = 1) -> list[Photo]:
     """Photos with no answer yet except "skip", oldest first, starting after ``after_id``."""
-    answered = select(Label.photo_id).where(Label.breed != "skip")
+    answered = select(Label.photo_id).where(Label.breed != SKIP)
     statement = (
         select(Photo)
         .where(Photo.id > after_id, Photo.id.not_in(answered))
@@ -68,7 +69,7 @@ def photos_awaiting_label(*, session: Session, after_id: int = 0, limit: int = 1
 
 
 def count_awaiting_label(*, session: Session) -> int:
-    answered = select(Label.photo_id).where(Label.breed != "skip")
+    answered = select(Label.photo_id).where(Label.breed != SKIP)
     return session.exec(select(func.count(Photo.id)).where(Photo.id.not_in(answered))).one()
 
 

@@ -21,16 +21,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class LabelSource:
-    """Where a label came from. Admin beats staff when labels conflict (see ``jobs.fold``)."""
-
-    STAFF = "staff"
-    ADMIN = "admin"
-    AUTO = "auto_accepted"
-    IMPORT = "import"
-    ALL = (STAFF, ADMIN, AUTO, IMPORT)
-
-
 class Photo(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     sha256: str = Field(index=True, unique=True, max_length=64)

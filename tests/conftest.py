@@ -154,7 +154,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def predictor():
     """The real pretrained Lite0, loaded once per test session (about 2 s)."""
-    from dogbot.taxonomy import Taxonomy
+    from dogbot.core.taxonomy import Taxonomy
     from ml.predictor import Predictor
 
     breeds = [(breed.imagenet_index, breed.key) for breed in Taxonomy().imagenet_breeds()]
@@ -164,7 +164,7 @@ def predictor():
 @pytest.fixture
 def make_catalog(tmp_path: Path, predictor):
     """Build a Catalog on a given database URL with photos under a temp dir."""
-    from dogbot.catalog import Catalog, load_taxonomy
+    from dogbot.core.catalog import Catalog, load_taxonomy
     from storage.blobs import LocalPhotoStore
     from storage.db import make_engine
 

@@ -36,8 +36,9 @@ from sqlmodel import select
 from jobs import registry
 from storage.db import make_engine
 from storage.db import session as open_session
-from storage.lifecycle_tables import ModelStatus, ModelVersion
+from storage.lifecycle_tables import ModelVersion
 from storage.tables import Label, Photo, Prediction
+from storage.vocabulary import ModelStatus
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

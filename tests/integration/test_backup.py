@@ -23,7 +23,8 @@ from dogbot.backup import BadBackup, RestoreRefused, create_backup, restore_back
 from storage import repository, snapshot
 from storage.blobs import LocalPhotoStore
 from storage.db import make_engine, session
-from storage.tables import CustomBreed, Label, LabelSource, Photo, Prediction
+from storage.tables import CustomBreed, Label, Photo, Prediction
+from storage.vocabulary import LabelSource
 
 
 def populate(engine, store, *, photos: int = 5, seed: str = "a") -> None:

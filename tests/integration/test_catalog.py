@@ -6,11 +6,12 @@ import io
 import pytest
 from sqlmodel import select
 
-from dogbot.catalog import EXPORT_COLUMNS, Outcome, UnknownBreed
+from dogbot.core.catalog import EXPORT_COLUMNS, UnknownBreed
 from ml.images import ImageRejected
 from storage import repository
 from storage.db import session
-from storage.tables import Label, LabelSource, Photo, Prediction
+from storage.tables import Label, Photo, Prediction
+from storage.vocabulary import LabelSource, Outcome
 
 
 @pytest.fixture

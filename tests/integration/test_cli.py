@@ -131,9 +131,9 @@ def test_eval_json_on_a_small_manifest(tmp_path, shared_manifest, eval_data_dir)
 @pytest.mark.slow
 def test_dev_set_accuracy_meets_the_bar(predictor, eval_data_dir):
     """The recognition-core acceptance numbers, on the whole shared dev manifest."""
-    from dogbot.evaluation import evaluate
-    from dogbot.manifest import read_manifest
-    from dogbot.taxonomy import Taxonomy
+    from dogbot.core.evaluation import evaluate
+    from dogbot.core.manifest import read_manifest
+    from dogbot.core.taxonomy import Taxonomy
 
     report = evaluate(predictor, Taxonomy(), read_manifest(eval_data_dir / "manifest.csv"), dog_threshold=0.5)
     assert report.n_dogs >= 500 and not report.unknown_labels and not report.errors

@@ -18,8 +18,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from PIL import Image, ImageEnhance
 from sqlmodel import select
 
-from dogbot.bulk import BulkItem, submit_files
-from dogbot.catalog import Catalog, load_taxonomy
+from dogbot.core.bulk import BulkItem, submit_files
+from dogbot.core.catalog import Catalog, load_taxonomy
 from jobs import registry
 from jobs.drift import DriftThresholds
 from jobs.lock import TRAIN_LOCK, LockBusy, try_acquire
@@ -30,9 +30,9 @@ from ml.predictor import Predictor
 from storage.blobs import LocalPhotoStore
 from storage.db import make_engine
 from storage.db import session as open_session
-from storage.lifecycle_tables import DatasetItem, JobRun, ModelStatus, ModelVersion
+from storage.lifecycle_tables import DatasetItem, JobRun, ModelVersion
 from storage.snapshot import load_snapshot, open_snapshot
-from storage.tables import LabelSource
+from storage.vocabulary import LabelSource, ModelStatus
 
 pytestmark = pytest.mark.slow
 

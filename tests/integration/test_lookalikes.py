@@ -1,11 +1,10 @@
-"""Confident answers that staff showed to hide an unknown breed are asked about (dogbot/lookalikes.py)."""
+"""Confident answers that staff showed to hide an unknown breed are asked about (dogbot.core.lookalikes)."""
 
 import torch
 
 from bot import texts
-from dogbot.catalog import Outcome
 from ml.head import BreedHead
-from storage.tables import LabelSource
+from storage.vocabulary import LabelSource, Outcome
 
 
 def _photos(shared_manifest, eval_data_dir, breed: str, n: int) -> list[bytes]:

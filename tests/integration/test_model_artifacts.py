@@ -18,7 +18,8 @@ from jobs import registry
 from ml.head import BreedHead, sidecar_path
 from storage.db import make_engine
 from storage.db import session as open_session
-from storage.lifecycle_tables import ModelArtifact, ModelStatus, ModelVersion
+from storage.lifecycle_tables import ModelArtifact, ModelVersion
+from storage.vocabulary import ModelStatus
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -114,7 +114,7 @@ def test_settings_refuse_a_bad_photo_store():
 def test_a_photo_submitted_with_the_s3_store_is_retrievable(
     s3_bucket, s3_endpoint, database_url, predictor, dog_photos, tmp_path
 ):
-    from dogbot.catalog import Catalog, load_taxonomy
+    from dogbot.core.catalog import Catalog, load_taxonomy
     from storage.db import make_engine
 
     engine = make_engine(database_url)

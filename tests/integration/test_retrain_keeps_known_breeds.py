@@ -7,7 +7,7 @@ labeled photos of a handful of breeds; the other ImageNet breeds must still be r
 import numpy as np
 import torch
 
-from dogbot.taxonomy import Taxonomy
+from dogbot.core.taxonomy import Taxonomy
 from ml.images import load_image
 from ml.training import train_head
 

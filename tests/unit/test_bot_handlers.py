@@ -13,9 +13,9 @@ from conftest import ADMIN_ID, STAFF2_ID, STAFF_ID, STRANGER_ID
 from PIL import Image
 from sqlmodel import select
 
-from dogbot.labels import MIXED_BREED, SKIP
 from storage.db import session as open_session
 from storage.tables import Label, Member, Photo, Prediction
+from storage.vocabulary import MIXED_BREED, SKIP
 
 pytestmark = pytest.mark.slow
 
@@ -363,7 +363,7 @@ async def test_a_user_who_blocked_the_bot_is_not_an_error(bot, caplog) -> None:
 @pytest.mark.parametrize("shared", [False, True], ids=["in_memory", "in_the_database"])
 async def test_one_account_cannot_flood_the_classifier(bot, dog_photos, shared) -> None:
     from bot.throttle import PerUserLimit
-    from dogbot.limits import SharedPerUserLimit
+    from dogbot.core.limits import SharedPerUserLimit
 
     services = bot.app.bot_data["services"]
     services.photo_limit = SharedPerUserLimit(bot.container.engine, 1, 60) if shared else PerUserLimit(1, 60)

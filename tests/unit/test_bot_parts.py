@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from bot.app import run_bot, webhook_secret
 from bot.batcher import MicroBatcher
 from bot.errors import Redact
 from bot.throttle import PerUserLimit
-from dogbot.members import Members, MembershipError, Role
+from dogbot.core.members import Members, MembershipError, Role
 from dogbot.settings import Settings
 from storage.db import make_engine
 
@@ -101,7 +102,7 @@ def test_per_user_limit_slides() -> None:
 def test_replicas_may_share_the_photo_limit(tmp_path, shared) -> None:
     from bot.app import build_application
     from dogbot.app import Container
-    from dogbot.limits import SharedPerUserLimit
+    from dogbot.core.limits import SharedPerUserLimit
 
     settings = Settings(_env_file=None, data_dir=tmp_path, telegram_token="123:abc", shared_rate_limit=shared)
     container = Container(settings)
@@ -117,17 +118,22 @@ def test_help_differs_by_role() -> None:
 
 
 def test_percent_and_status_before_lifecycle_jobs() -> None:
-    from dogbot.catalog import CatalogStatus
+    from dogbot.core.catalog import CatalogStatus
+    from jobs.service import LifecycleStatus
+    from storage.lifecycle_tables import ModelVersion
 
     assert [texts.percent(p) for p in (0.934, 0.004)] == ["93%", "<1%"]
-    status = texts.status(CatalogStatus("lite0-v0", 10, 2, 3, 7, 1), {})
+    status = texts.status(CatalogStatus("lite0-v0", 10, 2, 3, 7, 1), LifecycleStatus(None, None, None, None))
     assert (
         "accuracy n/a" in status and "Last drift check: never" in status and "2 today, 10 in total" in status
     )
-    status = texts.status(
-        CatalogStatus("lite0-v3", 1, 1, 0, 1, 0), {"accuracy": 0.91, "last_retrain": "2026-01-02"}
+    trained = ModelVersion(
+        version="lite0-v3", backbone="lite0", status="promoted", created_at=datetime(2026, 1, 2, 9, 30)
     )
-    assert "accuracy 91%" in status and "Last retrain: 2026-01-02" in status
+    status = texts.status(
+        CatalogStatus("lite0-v3", 1, 1, 0, 1, 0), LifecycleStatus("lite0-v3", 0.91, None, trained)
+    )
+    assert "accuracy 91%" in status and "Last retrain: 2026-01-02 09:30 UTC (lite0-v3 promoted)" in status
 
 
 # --- secrets -----------------------------------------------------------------------------------

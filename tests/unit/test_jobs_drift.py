@@ -148,7 +148,8 @@ def test_the_settings_know_every_drift_test_and_refuse_a_misspelt_one():
     import pytest
     from pydantic import ValidationError
 
-    from dogbot.settings import DRIFT_TESTS, Settings
+    from dogbot.settings import Settings
+    from storage.vocabulary import DRIFT_TESTS
 
     rng = np.random.default_rng(7)
     tests, _ = compare(_window(rng, 60), _window(rng, 60), head=_head(), thresholds=DriftThresholds())

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dogbot.taxonomy import (
+from dogbot.core.taxonomy import (
     IMAGENET_DOG_INDICES,
     MIXED_BREED,
     NOT_A_DOG,

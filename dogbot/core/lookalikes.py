@@ -24,11 +24,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from dogbot.labels import SPECIAL_LABELS
 from storage.db import session as open_session
-from storage.tables import Label, LabelSource, Prediction
-
-PEOPLE = (LabelSource.STAFF, LabelSource.ADMIN)
+from storage.tables import Label, Prediction
+from storage.vocabulary import PEOPLE, SPECIAL_LABELS
 
 
 def shadowed_breeds(

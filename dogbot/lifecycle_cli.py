@@ -1,4 +1,4 @@
-"""CLI subcommands of the lifecycle: fold, drift, retrain, models, rollback, worker.
+"""`dogbot fold|drift|retrain|models|rollback|worker`: the lifecycle subcommands and their terminal words.
 
 ``--json`` output is a contract for scripts: ``dogbot drift --json`` prints
 ``{"drift": bool, "tests": [...], "reference_n": int, "current_n": int, ...}`` and
@@ -13,7 +13,7 @@ import sys
 
 from jobs.lock import LockBusy
 from jobs.registry import RegistryError
-from jobs.retrain import FullRetrainUnavailable, RetrainResult
+from jobs.retrain import FullRetrainUnavailable, RetrainResult, headline_scores
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -122,7 +122,7 @@ def cmd_models(container, args: argparse.Namespace) -> int:
                             "actor": m.actor,
                             "reason": m.reason,
                             "created_at": m.created_at.isoformat(timespec="seconds"),
-                            "scores": _scores(m.metrics),
+                            "scores": headline_scores(m.metrics),
                         }
                         for m in rows
                     ],
@@ -164,30 +164,17 @@ def cmd_rollback(container, args: argparse.Namespace) -> int:
 
 def cmd_worker(container, args: argparse.Namespace) -> int:
     from jobs.scheduler import run_worker
-    from jobs.wiring import intervals
 
-    run_worker(container.lifecycle, intervals(container))
+    run_worker(container.lifecycle, container.intervals)
     return 0
 
 
-# --- formatting (shared with the bot's texts) ---------------------------------------------------------
+# --- terminal words (the bot's are in bot/texts.py) ---------------------------------------------------------
 def summary(result: RetrainResult) -> dict:
     """The ``retrain --json`` object: per-breed tables stay in the registry, not on stdout."""
     data = result.to_json()
-    data["metrics"] = _scores(result.metrics)
+    data["metrics"] = headline_scores(result.metrics)
     return data
-
-
-def _scores(metrics: dict) -> dict:
-    keep = ("n", "top1", "top3", "top1_imagenet_breeds", "top1_new_breeds", "n_new_breeds")
-    out = {}
-    for model in ("candidate", "champion"):
-        if model in metrics:
-            out[model] = {s: {k: metrics[model][s].get(k) for k in keep} for s in ("validation", "golden")}
-    if "train" in metrics:
-        out["breeds_added"] = len(metrics["train"].get("breeds_added", []))
-        out["n_train"] = metrics["train"].get("n_train")
-    return out
 
 
 def _pct(value) -> str:
@@ -197,7 +184,7 @@ def _pct(value) -> str:
 def format_retrain(result: RetrainResult) -> str:
     if result.version is None:
         return f"nothing trained: {result.reason}"
-    scores = _scores(result.metrics)
+    scores = headline_scores(result.metrics)
     cand, champ = scores["candidate"], scores["champion"]
     lines = [
         f"{result.version} {'PROMOTED' if result.promoted else 'rejected'}: {result.reason}",

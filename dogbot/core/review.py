@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from dogbot.catalog import Catalog, LabelResult, UnknownBreed
-from dogbot.taxonomy import Breed
+from dogbot.core.catalog import Catalog, LabelResult, UnknownBreed
+from dogbot.core.taxonomy import Breed
 from ml.images import ImageRejected
 from storage.tables import Photo, Prediction
 

@@ -1,7 +1,7 @@
 """Bulk intake for `dogbot import` and `dogbot ingest`: many files, batched through the model.
 
 One bad file never stops the rest: it is reported with its reason and the others go on. The work
-per batch is the bot's own intake path (:func:`dogbot.intake.receive`).
+per batch is the bot's own intake path (:func:`dogbot.core.intake.receive`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dogbot.catalog import Catalog, Classification
-from dogbot.intake import Incoming, receive
-from storage.tables import LabelSource
+from dogbot.core.catalog import Catalog, Classification
+from dogbot.core.intake import Incoming, receive
+from storage.vocabulary import LabelSource
 
 
 @dataclass(frozen=True)

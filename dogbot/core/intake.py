@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from dogbot.catalog import Catalog, Classification
+from dogbot.core.catalog import Catalog, Classification
 from ml.images import ImageRejected
 from storage.tables import Photo
 

@@ -19,21 +19,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from dogbot.labels import NOT_A_DOG, SKIP, SPECIAL_LABELS, ResolvedLabel, resolve_label
-from dogbot.lookalikes import Lookalikes
-from dogbot.taxonomy import Breed, Taxonomy
+from dogbot.core.labels import ResolvedLabel, resolve_label
+from dogbot.core.lookalikes import Lookalikes
+from dogbot.core.taxonomy import Breed, Taxonomy
 from ml.images import ImageRejected, image_statistics, load_image, sniff_format
 from ml.predictor import ModelOutput, Predictor
 from storage import repository
 from storage.blobs import PhotoStore
 from storage.db import session as open_session
-from storage.tables import CustomBreed, Label, LabelSource, Photo, Prediction, utcnow
-
-
-class Outcome:
-    AUTO_ACCEPTED = "auto_accepted"  # confident: labelled without asking, staff may still say "Wrong?"
-    ASK = "ask"  # unsure: staff choose among the likely breeds
-    NOT_A_DOG = "not_a_dog"
+from storage.tables import CustomBreed, Label, Photo, Prediction, utcnow
+from storage.vocabulary import NOT_A_DOG, PEOPLE, SKIP, SPECIAL_LABELS, LabelSource, Outcome
 
 
 @dataclass(frozen=True)
@@ -45,7 +40,7 @@ class Classification:
     duplicate: bool  # this exact photo was already in the catalog
     label: ResolvedLabel | None  # the catalog label after this photo was handled
     # Asked although confident: staff lately corrected this answer to these breeds the model does
-    # not know yet (dogbot/lookalikes.py), most frequent first.
+    # not know yet (dogbot/core/lookalikes.py), most frequent first.
     lookalikes: tuple[str, ...] = ()
 
 
@@ -124,7 +119,7 @@ class Catalog:
         self.clock = clock
         self._taxonomy_lock = threading.Lock()
         # Confident answers that staff have shown to hide a breed the model does not know yet are
-        # asked about, not auto-accepted (see dogbot/lookalikes.py).
+        # asked about, not auto-accepted (see dogbot/core/lookalikes.py).
         self.lookalikes = Lookalikes(
             engine,
             known=lambda: self.predictor.head.breed_keys,
@@ -182,7 +177,7 @@ class Catalog:
     def submit(self, data: bytes, *, source: str, **sender) -> Classification:
         """Validate, store, classify and auto-label one photo (the whole intake path, synchronously).
 
-        The bot and bulk commands batch many photos through :func:`dogbot.intake.receive` instead.
+        The bot and bulk commands batch many photos through :func:`dogbot.core.intake.receive` instead.
         """
         image = self.decode(data)
         stored = self.store_photo(data, image, source=source, **sender)
@@ -208,7 +203,7 @@ class Catalog:
         return results
 
     def _record_prediction(self, photo: Photo, output: ModelOutput) -> Prediction:
-        is_dog = output.dog_probability >= self.dog_threshold
+        is_dog = output.is_dog(self.dog_threshold)
         top = output.top(3)
         breed, confidence = top[0] if is_dog else (None, 1.0 - output.dog_probability)
         auto_label = None
@@ -281,7 +276,7 @@ class Catalog:
         prediction_id: int | None = None,
     ) -> LabelResult:
         """Append a label. The same person repeating their latest answer adds nothing (double taps)."""
-        if source not in LabelSource.ALL:
+        if source not in tuple(LabelSource):
             raise ValueError(f"unknown label source {source!r}")
         if breed not in SPECIAL_LABELS:
             try:
@@ -308,7 +303,7 @@ class Catalog:
             session.add(label)
             session.commit()
             session.refresh(label)
-        if source in (LabelSource.STAFF, LabelSource.ADMIN):
+        if source in PEOPLE:
             self.lookalikes.label_recorded(breed)
         return LabelResult(label, True, resolve_label([*labels, label]))
 
@@ -364,6 +359,10 @@ class Catalog:
         with self._taxonomy_lock:
             self.taxonomy = load_taxonomy(self.engine)
 
+    def breed_name(self, key: str) -> str:
+        """A breed's display name (``KeyError`` for a key the taxonomy does not know)."""
+        return self.taxonomy.get(key).display_name
+
     def resolve_breed(self, text: str) -> Breed | None:
         return self.taxonomy.lookup(text)
 
@@ -385,7 +384,7 @@ class Catalog:
         """Photos where people disagree: shown to admins."""
         found = []
         with open_session(self.engine) as session:
-            statement = select(Label).where(Label.source.in_([LabelSource.STAFF, LabelSource.ADMIN]))
+            statement = select(Label).where(Label.source.in_(PEOPLE))
             if since is not None:
                 statement = statement.where(Label.created_at >= self.clock() - since)
             photo_ids = {label.photo_id for label in session.exec(statement)}
@@ -442,4 +441,4 @@ class Catalog:
             return key
 
 
-__all__ = ["Catalog", "Classification", "ImageRejected", "LabelResult", "Outcome", "UnknownBreed"]
+__all__ = ["Catalog", "Classification", "ImageRejected", "LabelResult", "UnknownBreed"]

@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from PIL import Image
 
-from dogbot.labels import NOT_A_DOG
-from dogbot.manifest import ManifestRow
-from dogbot.taxonomy import Taxonomy
+from dogbot.core.manifest import ManifestRow
+from dogbot.core.taxonomy import Taxonomy
 from ml.images import ImageRejected, load_image
 from ml.metrics import coverage_at_precision, expected_calibration_error, precision_recall, top_k_hits
 from ml.predictor import ModelOutput, Predictor
+from storage.vocabulary import NOT_A_DOG
 
 AUTO_ACCEPT_TARGETS = (0.95, 0.98, 0.99)
 
@@ -102,12 +102,12 @@ def summarize(scored: Sequence[ScoredPhoto], *, dog_threshold: float, model_vers
     unseen = np.array([s.row.extra.get("imagenet_overlap") == "no" for s in dogs], dtype=bool)
     known = truth >= 0
 
-    called_dog = np.array([s.output.dog_probability >= dog_threshold for s in scored], dtype=bool)
+    called_dog = np.array([s.output.is_dog(dog_threshold) for s in scored], dtype=bool)
     is_dog = np.array([s.truth != NOT_A_DOG for s in scored], dtype=bool)
     nad_precision, nad_recall = precision_recall(~called_dog, ~is_dog)
 
     confidence = probabilities.max(axis=1) if dogs else np.zeros(0)
-    dog_called = np.array([s.output.dog_probability >= dog_threshold for s in dogs], dtype=bool)
+    dog_called = np.array([s.output.is_dog(dog_threshold) for s in dogs], dtype=bool)
     correct = hit1 & dog_called
     auto = {}
     for target in AUTO_ACCEPT_TARGETS:
