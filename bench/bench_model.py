@@ -32,6 +32,7 @@ def measure(model: str, data: Path, latency_photos: int, batch_size: int, thread
     from dogbot.core.evaluation import evaluate
     from dogbot.core.manifest import read_manifest
     from dogbot.core.taxonomy import Taxonomy
+    from dogbot.settings import Settings
     from ml.images import load_image
     from ml.predictor import Predictor
 
@@ -42,7 +43,7 @@ def measure(model: str, data: Path, latency_photos: int, batch_size: int, thread
     load_seconds = time.perf_counter() - started
 
     rows = read_manifest(data / "manifest.csv")
-    report = evaluate(predictor, taxonomy, rows, dog_threshold=0.5)
+    report = evaluate(predictor, taxonomy, rows, dog_threshold=Settings(_env_file=None).dog_threshold)
 
     images = [load_image(row.path.read_bytes()) for row in rows[:latency_photos]]
     predictor.predict(images[:2])  # warm-up

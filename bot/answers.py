@@ -13,7 +13,7 @@ from bot import keyboards, texts
 from bot.callbacks import Action, Press, breed_matches
 from bot.context import DogContext, chat_action
 from dogbot.core import review
-from dogbot.core.catalog import UnknownBreed
+from dogbot.core.labelling import UnknownBreed
 from dogbot.core.members import Role
 from storage.vocabulary import SKIP, SPECIAL_LABELS, LabelSource
 
@@ -161,7 +161,7 @@ def _asked_photo(update: Update, context: DogContext) -> int | None:
 
 def _breed_key(arg: str, context: DogContext) -> str:
     """The breed key a button names (buttons for very long custom names carry a hash of the key)."""
-    taxonomy = context.services.catalog.taxonomy
+    taxonomy = context.services.catalog.breeds.taxonomy
     if arg in SPECIAL_LABELS or arg in taxonomy:
         return arg
     return next((breed.key for breed in taxonomy.all() if breed_matches(arg, breed.key)), arg)

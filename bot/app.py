@@ -66,7 +66,7 @@ def build_application(
         members=container.members,
         codec=CallbackCodec(derive_secret(settings.telegram_token, settings.callback_secret)),
         batcher=MicroBatcher(
-            lambda items: receive(catalog, items),
+            lambda items: receive(catalog.intake, items),
             window_s=settings.batch_window_ms / 1000,
             max_size=settings.batch_max_size,
         ),

@@ -31,7 +31,7 @@ async def on_status(update: Update, context: DogContext) -> None:
     """/status: the serving model and the catalog at a glance."""
     services = context.services
     report, lifecycle = await asyncio.to_thread(
-        lambda: (services.catalog.status(), services.lifecycle.status())
+        lambda: (services.catalog.reporting.status(), services.lifecycle.status())
     )
     await update.effective_message.reply_text(texts.status(report, lifecycle))
 
@@ -39,13 +39,15 @@ async def on_status(update: Update, context: DogContext) -> None:
 async def on_stats(update: Update, context: DogContext) -> None:
     """/stats: catalog counts per breed, where labels came from, and disagreements."""
     catalog = context.services.catalog
-    rows, disputed = await asyncio.to_thread(lambda: (list(catalog.export_rows()), len(catalog.conflicts())))
+    rows, disputed = await asyncio.to_thread(
+        lambda: (list(catalog.reporting.export_rows()), len(catalog.reporting.conflicts()))
+    )
     await update.effective_message.reply_text(texts.stats(rows, disputed)[:_MAX_MESSAGE])
 
 
 async def on_breeds(update: Update, context: DogContext) -> None:
     """/breeds [NAME]: every breed the bot knows, or the ones matching NAME."""
-    taxonomy = context.services.catalog.taxonomy
+    taxonomy = context.services.catalog.breeds.taxonomy
     typed = " ".join(context.args or [])
     if typed:
         text = texts.breed_search(typed, [breed.display_name for breed, _ in taxonomy.suggest(typed, 10)])
@@ -59,7 +61,7 @@ async def on_export(update: Update, context: DogContext) -> None:
     """/export (admins): the catalog as a CSV document."""
     chat_id = update.effective_chat.id
     async with chat_action(context, chat_id, ChatAction.UPLOAD_DOCUMENT):
-        csv_text = await asyncio.to_thread(context.services.catalog.export_csv)
+        csv_text = await asyncio.to_thread(context.services.catalog.reporting.export_csv)
         rows = max(0, csv_text.count("\n") - 1)
         name = f"dogbot-catalog-{datetime.now(UTC):%Y%m%d-%H%M}.csv"
         await context.bot.send_document(
@@ -70,7 +72,7 @@ async def on_export(update: Update, context: DogContext) -> None:
 @admin_only
 async def on_conflicts(update: Update, context: DogContext) -> None:
     """/conflicts (admins): photos where staff gave different answers."""
-    found = await asyncio.to_thread(context.services.catalog.conflicts)
+    found = await asyncio.to_thread(context.services.catalog.reporting.conflicts)
     items = [
         (photo.id, [(label.user_id, label.source, label.breed) for label in labels if label.source in PEOPLE])
         for photo, labels in found
@@ -87,7 +89,9 @@ async def on_add_breed(update: Update, context: DogContext) -> None:
         await update.effective_message.reply_text(texts.usage("addbreed", "NAME, e.g. /addbreed Shiba Inu"))
         return
     try:
-        breed = await asyncio.to_thread(context.services.catalog.add_breed, name, by=update.effective_user.id)
+        breed = await asyncio.to_thread(
+            context.services.catalog.breeds.add_breed, name, by=update.effective_user.id
+        )
     except ValueError as error:  # a name the taxonomy refuses, with a message for people
         await update.effective_message.reply_text(str(error))
         return

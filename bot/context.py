@@ -50,7 +50,7 @@ class Services:
         if special is not None:
             return special
         try:
-            return self.catalog.breed_name(key)
+            return self.catalog.breeds.breed_name(key)
         except KeyError:
             return key
 

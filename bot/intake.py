@@ -16,8 +16,7 @@ from telegram.error import BadRequest, NetworkError
 from bot import keyboards, texts
 from bot.context import DogContext, Services, chat_action
 from bot.throttle import PerUserLimit
-from dogbot.core.catalog import Classification
-from dogbot.core.intake import Incoming
+from dogbot.core.intake import Classification, Incoming
 from storage.vocabulary import NOT_A_DOG, Outcome
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from dogbot.core.catalog import CatalogStatus, Classification
+from dogbot.core.intake import Classification
 from dogbot.core.members import Role
+from dogbot.core.reporting import CatalogStatus
 from jobs.drift import DriftResult
 from jobs.retrain import RetrainResult, headline_scores
 from jobs.service import LifecycleStatus

@@ -1,28 +1,31 @@
 """The composition root: the one place that reads settings and wires storage, model, domain and jobs.
 
 Only entry points import it (the CLI, the bot's application, the simulation); everything below takes
-plain values (tests/unit/test_layers.py keeps it so).
+plain values (tests/unit/test_layers.py keeps it so). The functions turn settings into the frozen
+config objects the layers below are handed whole; tests build theirs the same way.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cached_property
 
 import torch
 from sqlalchemy.engine import Engine
 
-from dogbot.core.catalog import Catalog, load_taxonomy
+from dogbot.core.breeds import Breeds
+from dogbot.core.catalog import Catalog
+from dogbot.core.intake import IntakeRules
 from dogbot.core.members import Members
-from dogbot.core.taxonomy import Taxonomy
 from dogbot.settings import Settings
 from jobs import registry
 from jobs.drift import DriftThresholds
 from jobs.retrain import PromotionGates
 from jobs.scheduler import Intervals
-from jobs.service import LifecycleJobs
+from jobs.service import LifecycleConfig, LifecycleJobs
 from ml.predictor import Predictor
 from storage.blobs import PhotoStore, open_photo_store
 from storage.db import make_engine
@@ -31,11 +34,61 @@ from storage.tables import utcnow
 log = logging.getLogger(__name__)
 
 
+def intake_rules(s: Settings) -> IntakeRules:
+    return IntakeRules(
+        dog_threshold=s.dog_threshold,
+        auto_accept_threshold=s.auto_accept_threshold,
+        max_bytes=s.max_upload_mb * 1024 * 1024,
+        max_pixels=s.max_megapixels * 1_000_000,
+    )
+
+
+def drift_thresholds(s: Settings) -> DriftThresholds:
+    return DriftThresholds(
+        auc=s.drift_auc_threshold,
+        p_value=s.drift_p_value,
+        min_photos=s.drift_min_photos,
+        alarm_tests=tuple(name.strip() for name in s.drift_alarm_tests.split(",") if name.strip()),
+    )
+
+
+def promotion_gates(s: Settings) -> PromotionGates:
+    return PromotionGates(
+        golden_tolerance=s.promotion_golden_tolerance,
+        min_improvement=s.promotion_min_improvement,
+        min_validation=s.promotion_min_validation,
+    )
+
+
+def lifecycle_config(s: Settings) -> LifecycleConfig:
+    return LifecycleConfig(
+        val_share=s.validation_share,
+        golden_size=s.golden_size,
+        drift_window=s.drift_window,
+        drift_thresholds=drift_thresholds(s),
+        dog_threshold=s.dog_threshold,
+        gates=promotion_gates(s),
+        retrain_min_new_labels=s.retrain_min_new_labels,
+        use_auto_labels=s.train_on_auto_labels,
+        lock_ttl=timedelta(minutes=s.lock_ttl_minutes),
+    )
+
+
+def intervals(s: Settings) -> Intervals:
+    return Intervals(
+        fold=timedelta(minutes=s.fold_interval_minutes),
+        drift=timedelta(minutes=s.drift_interval_minutes),
+        retrain=timedelta(minutes=s.retrain_interval_minutes),
+    )
+
+
 @dataclass
 class Container:
     """Lazily built services, so a command that needs no model never loads one."""
 
     settings: Settings
+    # What "now" is for the catalog and the jobs: the simulation hands in the clock it moves.
+    clock: Callable[[], datetime] = field(default=utcnow)
 
     @cached_property
     def engine(self) -> Engine:
@@ -49,8 +102,8 @@ class Container:
         )
 
     @cached_property
-    def taxonomy(self) -> Taxonomy:
-        return load_taxonomy(self.engine)
+    def breeds(self) -> Breeds:
+        return Breeds(self.engine, clock=self.clock)
 
     @cached_property
     def predictor(self) -> Predictor:
@@ -58,27 +111,25 @@ class Container:
             torch.set_num_threads(self.settings.torch_threads)
         predictor = Predictor.pretrained(
             self.settings.model,
-            [(breed.imagenet_index, breed.key) for breed in self.taxonomy.imagenet_breeds()],
+            [(breed.imagenet_index, breed.key) for breed in self.breeds.taxonomy.imagenet_breeds()],
         )
         # The registry's champion, not always version 0 (a no-op on a fresh install).
-        registry.serve_champion(self.engine, predictor, model_dir=self.settings.model_dir, now=utcnow())
+        registry.serve_champion(self.engine, predictor, model_dir=self.settings.model_dir, now=self.clock())
         log.info("model %s loaded", predictor.model_version)
         return predictor
 
     @cached_property
     def catalog(self) -> Catalog:
         s = self.settings
-        return Catalog(
+        return Catalog.open(
             self.engine,
             self.photo_store,
             self.predictor,
-            self.taxonomy,
-            dog_threshold=s.dog_threshold,
-            auto_accept_threshold=s.auto_accept_threshold,
+            breeds=self.breeds,
+            rules=intake_rules(s),
             lookalike_min_corrections=s.lookalike_min_corrections,
             lookalike_days=s.lookalike_days,
-            max_bytes=s.max_upload_mb * 1024 * 1024,
-            max_pixels=s.max_megapixels * 1_000_000,
+            clock=self.clock,
         )
 
     @cached_property
@@ -91,40 +142,17 @@ class Container:
     @cached_property
     def lifecycle(self) -> LifecycleJobs:
         """Fold, drift, retrain and the model registry, bound to this deployment."""
-        s = self.settings
-        catalog = self.catalog  # the breed names it reports, and the breeds a new champion may know
         return LifecycleJobs(
             engine=self.engine,
             predictor=self.predictor,
-            model_dir=s.model_dir,
-            val_share=s.validation_share,
-            golden_size=s.golden_size,
-            drift_window=s.drift_window,
-            drift_thresholds=DriftThresholds(
-                auc=s.drift_auc_threshold,
-                p_value=s.drift_p_value,
-                min_photos=s.drift_min_photos,
-                alarm_tests=tuple(name.strip() for name in s.drift_alarm_tests.split(",") if name.strip()),
-            ),
-            dog_threshold=s.dog_threshold,
-            gates=PromotionGates(
-                golden_tolerance=s.promotion_golden_tolerance,
-                min_improvement=s.promotion_min_improvement,
-                min_validation=s.promotion_min_validation,
-            ),
-            retrain_min_new_labels=s.retrain_min_new_labels,
-            use_auto_labels=s.train_on_auto_labels,
-            lock_ttl=timedelta(minutes=s.lock_ttl_minutes),
-            breed_name=catalog.breed_name,
+            model_dir=self.settings.model_dir,
+            config=lifecycle_config(self.settings),
+            clock=self.clock,
+            breed_name=self.breeds.breed_name,
             # A new champion may know breeds another process added: load their names before serving it.
-            on_champion_change=catalog.reload_taxonomy,
+            on_champion_change=self.breeds.reload_taxonomy,
         )
 
     @cached_property
     def intervals(self) -> Intervals:
-        s = self.settings
-        return Intervals(
-            fold=timedelta(minutes=s.fold_interval_minutes),
-            drift=timedelta(minutes=s.drift_interval_minutes),
-            retrain=timedelta(minutes=s.retrain_interval_minutes),
-        )
+        return intervals(self.settings)

@@ -35,12 +35,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from storage import migrations, snapshot
+from storage import migrations, repository, snapshot
 from storage.blobs import PhotoStore, check_sha256, sha256_of, write_atomically
-from storage.tables import Photo
+from storage.db import session as open_session
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -200,8 +199,8 @@ def _upgrade_snapshot(source: Engine, archive: Path) -> None:
 def _photo_digests(database: Path) -> list[str]:
     engine = snapshot.open_snapshot(database)
     try:
-        with engine.connect() as connection:
-            return list(connection.execute(select(Photo.sha256).order_by(Photo.id)).scalars())
+        with open_session(engine) as session:
+            return repository.photo_digests(session=session)
     finally:
         engine.dispose()
 

@@ -27,7 +27,7 @@ def _progress(iterable, **kwargs):
 
 def cmd_predict(container: Container, args: argparse.Namespace) -> int:
     """Classify photos without storing anything."""
-    predictor, taxonomy = container.predictor, container.taxonomy
+    predictor, taxonomy = container.predictor, container.breeds.taxonomy
     threshold = container.settings.dog_threshold
     status = 0
     for path in image_paths([Path(p) for p in args.paths]):
@@ -68,7 +68,7 @@ def cmd_eval(container: Container, args: argparse.Namespace) -> int:
     rows = read_manifest(Path(args.manifest))
     report = evaluate(
         container.predictor,
-        container.taxonomy,
+        container.breeds.taxonomy,
         rows,
         dog_threshold=container.settings.dog_threshold,
         progress=_progress,
@@ -86,10 +86,10 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
     catalog = container.catalog
     items, unknown, not_breeds = [], set(), set()
     for row in rows:
-        breed = catalog.taxonomy.resolve(row.breed)
+        breed = catalog.breeds.taxonomy.resolve(row.breed)
         if breed is None and args.add_breeds:
             try:
-                breed = catalog.add_breed(row.breed.replace("_", " "), by=None)
+                breed = catalog.breeds.add_breed(row.breed.replace("_", " "), by=None)
             except ValueError:
                 # Not a breed name at all (e.g. "unlabelled_dog:kiss.jpg"): keep the photo, as
                 # `ingest` would, and let staff label it; one odd row must not stop the import.
@@ -138,7 +138,7 @@ def _report_bulk(results, unknown: set[str]) -> int:
 
 def cmd_export(container: Container, args: argparse.Namespace) -> int:
     """Write the catalog as CSV (stdout or --out)."""
-    text = container.catalog.export_csv()
+    text = container.catalog.reporting.export_csv()
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:

@@ -1,7 +1,9 @@
 """The one settings object, read from the environment (prefix ``DOGBOT_``) and an optional ``.env`` file.
 
-Built once by the composition root (:mod:`dogbot.app`); nothing below it reads the environment.
-Every field is documented in ``.env.example``.
+Every default of a deployment choice is written here and nowhere else: the code below the
+composition root takes these values as required arguments. Built once by the composition root
+(:mod:`dogbot.app`); nothing below it reads the environment. Every field is documented in
+``.env.example``.
 """
 
 from __future__ import annotations
@@ -92,12 +94,16 @@ class Settings(BaseSettings):
     promotion_golden_tolerance: float = 0.01
     promotion_min_improvement: float = 0.0
     promotion_min_validation: int = 20
-    # Drift alarms: domain-classifier AUC above this (and significant); any test with p below this.
+    # Drift alarms, measured on the dev photos (bench/bench_jobs.py): domain-classifier AUC above
+    # this (and significant; Evidently uses 0.55); any test with p below drift_p_value; fewer
+    # photos than drift_min_photos in either window: no verdict.
     drift_auc_threshold: float = 0.6
     drift_p_value: float = 0.01
     drift_min_photos: int = 50
     # Which drift tests raise the alarm (comma-separated); the others are still reported and drawn.
-    # "size" is left out by default: the model resizes every photo (see jobs/drift.py).
+    # "size" is left out by default: the model resizes every photo to its input size, and in the
+    # 30-day simulation a new photo source (smaller pictures of new breeds) raised it alone, days
+    # before anything the model sees had changed.
     drift_alarm_tests: str = ",".join(name for name in DRIFT_TESTS if name != DriftTest.SIZE)
     # Train on auto-accepted labels too (people's labels are always used).
     train_on_auto_labels: bool = True

@@ -56,8 +56,8 @@ def fold(
     engine: Engine,
     *,
     now: datetime,
-    val_share: float = 0.2,
-    golden_size: int = 200,
+    val_share: float,
+    golden_size: int,
     trigger: str = "schedule",
 ) -> FoldResult:
     """Make a new dataset version if there are labels newer than the last one; idempotent."""

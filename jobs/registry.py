@@ -29,7 +29,7 @@ from sqlmodel import Session
 from ml.head import BreedHead, sidecar_path
 from ml.predictor import Predictor, backbone_of, base_version
 from storage import lifecycle_repository as repo
-from storage.blobs import write_atomically
+from storage.blobs import write_bytes_atomically
 from storage.db import session as open_session
 from storage.lifecycle_tables import AliasMove, ModelVersion
 from storage.vocabulary import ModelStatus
@@ -192,7 +192,7 @@ def _fetch_artifact(engine: Engine, row: ModelVersion, path: Path) -> None:
     for name in sorted(files, key=lambda name: name == row.artifact):
         if Path(name).name != name or name.startswith("."):
             raise RegistryError(f"{row.version}: unexpected artifact name {name!r}")
-        write_atomically(path.parent / name, lambda handle, data=files[name]: handle.write(data))
+        write_bytes_atomically(path.parent / name, files[name])
     log.info("%s: copied %s from the database into %s", row.version, ", ".join(sorted(files)), path.parent)
 
 

@@ -17,9 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from jobs import charts, registry
 from jobs.fold import NOT_BREEDS, fold
@@ -29,10 +27,10 @@ from ml.predictor import backbone_of
 from ml.training import HeadMetrics, TrainConfig, evaluate_head, train_head
 from storage import lifecycle_repository as repo
 from storage import repository
+from storage.blobs import write_bytes_atomically
 from storage.db import session as open_session
-from storage.lifecycle_tables import DatasetVersion, DriftReport, ModelVersion
-from storage.tables import Label
-from storage.vocabulary import HUMAN_SOURCES, SKIP, LabelSource, ModelStatus, Split
+from storage.lifecycle_tables import DatasetVersion, ModelVersion
+from storage.vocabulary import HUMAN_SOURCES, LabelSource, ModelStatus, Split
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +43,10 @@ class FullRetrainUnavailable(NotImplementedError):
 class PromotionGates:
     """When a candidate may replace the champion (MLflow ``MetricThreshold`` style)."""
 
-    golden_tolerance: float = 0.01  # candidate golden top-1 >= champion's - this
-    min_improvement: float = 0.0  # candidate validation top-1 > champion's + this
-    min_validation: int = 20  # people-labeled validation photos needed to judge at all
+    # Their defaults are in ``dogbot.settings`` (promotion_*).
+    golden_tolerance: float  # candidate golden top-1 >= champion's - this
+    min_improvement: float  # candidate validation top-1 > champion's + this
+    min_validation: int  # people-labeled validation photos needed to judge at all
 
 
 @dataclass
@@ -97,12 +96,12 @@ def retrain(
     now: datetime,
     trigger: str = "manual",
     actor: str | None = None,
-    gates: PromotionGates = PromotionGates(),
+    gates: PromotionGates,
     config: TrainConfig = TrainConfig(),  # noqa: B008 (frozen dataclass: a safe default)
-    val_share: float = 0.2,
-    golden_size: int = 200,
-    use_auto_labels: bool = True,
-    lock_ttl: timedelta = timedelta(minutes=30),
+    val_share: float,
+    golden_size: int,
+    use_auto_labels: bool,
+    lock_ttl: timedelta,
     owner: str | None = None,
     breed_name: Callable[[str], str] = str,
     progress: Callable[[str], None] = lambda message: None,
@@ -153,7 +152,7 @@ def retrain(
         with open_session(engine) as session:
             version = registry.next_version(session, backbone)
             head.metadata = {**head.metadata, "version": version, "dataset_version": folded.version}
-            sha256 = head.save(model_dir / f"{version}.pt")
+            sha256 = head.save(model_dir / f"{version}.pt", write=write_bytes_atomically)
             session.add(
                 ModelVersion(
                     version=version,
@@ -243,23 +242,15 @@ def judge(candidate: dict, champion: dict, gates: PromotionGates) -> tuple[bool,
 def retrain_trigger(engine: Engine, *, min_new_labels: int) -> str | None:
     """Why the scheduled retrain should run now ("new_labels", "drift"), or None."""
     with open_session(engine) as session:
-        latest = session.exec(
-            select(ModelVersion)
-            .where(ModelVersion.dataset_version.is_not(None))
-            .order_by(ModelVersion.id.desc())
-        ).first()
+        latest = repo.latest_trained_model(session=session)
         after = 0
         if latest is not None:
             dataset = session.get(DatasetVersion, latest.dataset_version)
             after = dataset.last_label_id if dataset else 0
-        new_labels = session.exec(
-            select(func.count(Label.id)).where(
-                Label.id > after, Label.source.in_(HUMAN_SOURCES), Label.breed != SKIP
-            )
-        ).one()
+        new_labels = repo.count_answers_after(after, HUMAN_SOURCES, session=session)
         if new_labels >= min_new_labels:
             return "new_labels"
-        alarm = session.exec(select(DriftReport).order_by(DriftReport.id.desc())).first()
+        alarm = next(iter(repo.drift_reports(session=session, limit=1)), None)
         if alarm is not None and alarm.drift and (latest is None or alarm.created_at > latest.created_at):
             return "drift"
     return None

@@ -30,6 +30,23 @@ from storage.tables import utcnow
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class LifecycleConfig:
+    """One deployment's choices for the jobs, handed down whole (values and defaults: ``Settings``)."""
+
+    val_share: float  # share of photos held out for validation (by hash, fixed per photo)
+    golden_size: int
+    drift_window: int  # the last this-many photos are compared with the reference
+    drift_thresholds: DriftThresholds
+    dog_threshold: float
+    gates: PromotionGates
+    retrain_min_new_labels: int
+    use_auto_labels: bool
+    lock_ttl: timedelta
+    drift_reference_max: int = 1000
+    train_config: TrainConfig = field(default_factory=TrainConfig)
+
+
 @dataclass
 class LifecycleJobs:
     """Fold, drift, retrain, registry operations: what ``dogbot worker`` schedules."""
@@ -37,18 +54,8 @@ class LifecycleJobs:
     engine: Engine
     predictor: Predictor  # its backbone gives the warm-start head; its serving head is scored for drift
     model_dir: Path
+    config: LifecycleConfig
     clock: Callable[[], datetime] = utcnow
-    val_share: float = 0.2
-    golden_size: int = 200
-    drift_window: int = 200
-    drift_reference_max: int = 1000
-    drift_thresholds: DriftThresholds = field(default_factory=DriftThresholds)
-    dog_threshold: float = 0.5
-    gates: PromotionGates = field(default_factory=PromotionGates)
-    train_config: TrainConfig = field(default_factory=TrainConfig)
-    retrain_min_new_labels: int = 50
-    use_auto_labels: bool = True
-    lock_ttl: timedelta = timedelta(minutes=30)
     breed_name: Callable[[str], str] = str
     on_champion_change: Callable[[], None] = lambda: None
 
@@ -56,9 +63,13 @@ class LifecycleJobs:
     def fold(self, now: datetime | None = None, *, trigger: str = "schedule") -> FoldResult:
         """A new dataset version if labels arrived since the last (under the training lease)."""
         now = now or self.clock()
-        with held(self.engine, TRAIN_LOCK, ttl=self.lock_ttl, clock=lambda: now):
+        with held(self.engine, TRAIN_LOCK, ttl=self.config.lock_ttl, clock=lambda: now):
             return fold(
-                self.engine, now=now, val_share=self.val_share, golden_size=self.golden_size, trigger=trigger
+                self.engine,
+                now=now,
+                val_share=self.config.val_share,
+                golden_size=self.config.golden_size,
+                trigger=trigger,
             )
 
     def drift(self, now: datetime | None = None, *, trigger: str = "schedule") -> DriftResult:
@@ -70,10 +81,10 @@ class LifecycleJobs:
             head=self.predictor.head,
             model_version=self.predictor.model_version,
             now=now,
-            window=self.drift_window,
-            reference_max=self.drift_reference_max,
-            thresholds=self.drift_thresholds,
-            dog_threshold=self.dog_threshold,
+            window=self.config.drift_window,
+            reference_max=self.config.drift_reference_max,
+            thresholds=self.config.drift_thresholds,
+            dog_threshold=self.config.dog_threshold,
             chart_dir=self.model_dir / "drift",
             trigger=trigger,
         )
@@ -96,12 +107,12 @@ class LifecycleJobs:
             now=now,
             trigger=trigger,
             actor=actor,
-            gates=self.gates,
-            config=self.train_config,
-            val_share=self.val_share,
-            golden_size=self.golden_size,
-            use_auto_labels=self.use_auto_labels,
-            lock_ttl=self.lock_ttl,
+            gates=self.config.gates,
+            config=self.config.train_config,
+            val_share=self.config.val_share,
+            golden_size=self.config.golden_size,
+            use_auto_labels=self.config.use_auto_labels,
+            lock_ttl=self.config.lock_ttl,
             breed_name=self.breed_name,
             progress=progress,
             full=full,
@@ -112,7 +123,7 @@ class LifecycleJobs:
     def scheduled_retrain(self, now: datetime | None = None) -> RetrainResult | None:
         """Retrain only when enough new labels arrived or drift was found since the last training."""
         now = now or self.clock()
-        reason = retrain_trigger(self.engine, min_new_labels=self.retrain_min_new_labels)
+        reason = retrain_trigger(self.engine, min_new_labels=self.config.retrain_min_new_labels)
         if reason is None:
             return None
         return self.retrain(now, trigger=reason, actor="scheduler")
@@ -150,7 +161,7 @@ class LifecycleJobs:
         """Serve the previous champion again (the lease keeps it from racing a promotion)."""
         now = now or self.clock()
         self.refresh(now)
-        with held(self.engine, TRAIN_LOCK, ttl=self.lock_ttl, clock=lambda: now):
+        with held(self.engine, TRAIN_LOCK, ttl=self.config.lock_ttl, clock=lambda: now):
             moved = registry.rollback(self.engine, actor=actor, now=now, reason=reason)
         self.refresh(now)
         return moved

@@ -25,6 +25,7 @@ from storage.lifecycle_tables import (
     ModelVersion,
 )
 from storage.tables import Label, Photo, Prediction
+from storage.vocabulary import SKIP
 
 CHAMPION = "champion"
 
@@ -140,6 +141,22 @@ def alias_target(*, session: Session, alias: str = CHAMPION) -> str | None:
 
 
 # --- drift ----------------------------------------------------------------------------------------
+def latest_trained_model(*, session: Session) -> ModelVersion | None:
+    """The newest model trained on a dataset version (version 0 of each backbone has none)."""
+    statement = (
+        select(ModelVersion).where(ModelVersion.dataset_version.is_not(None)).order_by(ModelVersion.id.desc())
+    )
+    return session.exec(statement).first()
+
+
+def count_answers_after(label_id: int, sources: Iterable[str], *, session: Session) -> int:
+    """Labels after ``label_id`` from ``sources`` that say something (not "skip")."""
+    statement = select(func.count(Label.id)).where(
+        Label.id > label_id, Label.source.in_(list(sources)), Label.breed != SKIP
+    )
+    return session.exec(statement).one()
+
+
 def drift_reports(*, session: Session, limit: int = 10) -> list[DriftReport]:
     return list(session.exec(select(DriftReport).order_by(DriftReport.id.desc()).limit(limit)))
 

@@ -80,6 +80,48 @@ def count_photos(*, session: Session, since: datetime | None = None) -> int:
     return session.exec(statement).one()
 
 
+def photo_ids(*, session: Session) -> list[int]:
+    return list(session.exec(select(Photo.id)))
+
+
+def photos(*, session: Session) -> list[Photo]:
+    """Every photo, oldest first."""
+    return list(session.exec(select(Photo).order_by(Photo.id)))
+
+
+def photo_digests(*, session: Session) -> list[str]:
+    """Every photo's SHA-256, oldest first."""
+    return list(session.exec(select(Photo.sha256).order_by(Photo.id)))
+
+
+def count_answers(*, session: Session) -> int:
+    """Labels that say something (every label but "skip")."""
+    return session.exec(select(func.count(Label.id)).where(Label.breed != SKIP)).one()
+
+
+def photo_ids_labelled_by(
+    sources: Iterable[str], *, session: Session, since: datetime | None = None
+) -> list[int]:
+    """Photos with a label from one of ``sources`` (since ``since``), by id."""
+    statement = select(Label.photo_id).where(Label.source.in_(list(sources)))
+    if since is not None:
+        statement = statement.where(Label.created_at >= since)
+    return sorted(set(session.exec(statement)))
+
+
+def latest_corrections(
+    sources: Iterable[str], *, since: datetime, session: Session
+) -> dict[int, tuple[str, str]]:
+    """photo id -> (the breed the model said, the breed the photo's latest label from ``sources`` names)."""
+    statement = (
+        select(Label.photo_id, Prediction.breed, Label.breed)
+        .join(Prediction, Label.prediction_id == Prediction.id)
+        .where(Label.source.in_(list(sources)), Label.created_at >= since, Prediction.breed.is_not(None))
+        .order_by(Label.id)
+    )
+    return {photo_id: (shown, named) for photo_id, shown, named in session.exec(statement)}
+
+
 def custom_breeds(*, session: Session) -> list[CustomBreed]:
     return list(session.exec(select(CustomBreed).order_by(CustomBreed.created_at)))
 

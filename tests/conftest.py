@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,35 @@ os.environ.setdefault("PTB_TIMEDELTA", "1")
 DEFAULT_EVAL_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "dogs"
 
 ManifestReader = Callable[[str], list[dict[str, str]]]
+
+
+def default_settings():
+    """The deployment's defaults (no .env), for tests that build services by hand."""
+    from dogbot.settings import Settings
+
+    return Settings(_env_file=None)
+
+
+def open_catalog(engine, photos, predictor, **options):
+    """A Catalog with Settings' defaults, except what a test names: an intake rule
+    (``auto_accept_threshold=...``), ``lookalike_min_corrections``, ``lookalike_days`` or ``clock``."""
+    from dogbot.app import intake_rules
+    from dogbot.core.catalog import Catalog
+
+    settings = default_settings()
+    rules = intake_rules(settings)
+    rules = replace(rules, **{k: options.pop(k) for k in list(options) if hasattr(rules, k)})
+    return Catalog.open(
+        engine,
+        photos,
+        predictor,
+        rules=rules,
+        lookalike_min_corrections=options.pop(
+            "lookalike_min_corrections", settings.lookalike_min_corrections
+        ),
+        lookalike_days=options.pop("lookalike_days", settings.lookalike_days),
+        **options,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -163,8 +192,7 @@ def predictor():
 
 @pytest.fixture
 def make_catalog(tmp_path: Path, predictor):
-    """Build a Catalog on a given database URL with photos under a temp dir."""
-    from dogbot.core.catalog import Catalog, load_taxonomy
+    """Build a Catalog (see :func:`open_catalog`) on a given database URL with photos under a temp dir."""
     from storage.blobs import LocalPhotoStore
     from storage.db import make_engine
 
@@ -174,9 +202,7 @@ def make_catalog(tmp_path: Path, predictor):
         engine = make_engine(url or f"sqlite:///{tmp_path / 'dogbot.db'}")
         engines.append(engine)
         predictor.use_head(predictor.base_head(), "lite0-v0")  # undo any test's head swap
-        return Catalog(
-            engine, LocalPhotoStore(tmp_path / "photos"), predictor, load_taxonomy(engine), **options
-        )
+        return open_catalog(engine, LocalPhotoStore(tmp_path / "photos"), predictor, **options)
 
     yield build
     for engine in engines:

@@ -34,6 +34,7 @@ from fake_telegram import FakeTelegram, Sent, free_port
 from sqlmodel import select
 
 from jobs import registry
+from storage.blobs import write_bytes_atomically
 from storage.db import make_engine
 from storage.db import session as open_session
 from storage.lifecycle_tables import ModelVersion
@@ -308,7 +309,7 @@ async def test_two_replicas_share_photos_presses_the_limit_and_new_models(
                     backbone="lite0",
                     created_at=now,
                     artifact="lite0-v1.pt",
-                    sha256=head.save(worker_dir / "lite0-v1.pt"),
+                    sha256=head.save(worker_dir / "lite0-v1.pt", write=write_bytes_atomically),
                     breed_keys=head.breed_keys,
                     status=ModelStatus.CANDIDATE,
                 )

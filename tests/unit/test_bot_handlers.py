@@ -283,11 +283,13 @@ async def test_classification_failure_keeps_the_photo_for_review(bot, dog_photos
 # --- review ----------------------------------------------------------------------------------------
 async def test_review_walks_the_queue_oldest_first(bot, dog_photos) -> None:
     catalog = bot.catalog
-    first = catalog.submit(dog_photos["unsure"], source="ingest")
+    first = catalog.intake.submit(dog_photos["unsure"], source="ingest")
     # A re-encoded copy of the same photo: another file, just as unsure, stored but never classified.
     buffer = io.BytesIO()
-    catalog.decode(dog_photos["unsure"]).save(buffer, "JPEG", quality=70)
-    second, _ = catalog.store_photo(buffer.getvalue(), catalog.decode(buffer.getvalue()), source="ingest")
+    catalog.intake.decode(dog_photos["unsure"]).save(buffer, "JPEG", quality=70)
+    second, _ = catalog.intake.store_photo(
+        buffer.getvalue(), catalog.intake.decode(buffer.getvalue()), source="ingest"
+    )
 
     await bot.send_text(STAFF_ID, "/review")
     shown = bot.last_reply(STAFF_ID)
@@ -340,7 +342,7 @@ async def test_a_failing_handler_apologises_and_tells_admins(bot, monkeypatch, c
     def broken():
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(bot.catalog, "status", broken)
+    monkeypatch.setattr(bot.catalog.reporting, "status", broken)
     await bot.send_text(STAFF_ID, "/status")
     assert "something went wrong" in bot.last_reply(STAFF_ID).params["text"]
     alert = bot.last_reply(ADMIN_ID).params["text"]

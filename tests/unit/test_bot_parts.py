@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def members(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    yield Members(engine, admin_ids=[1], staff_ids=[2, 1])
+    yield Members(engine, admin_ids=[1], staff_ids=[2, 1], cache_seconds=30)
     engine.dispose()
 
 
@@ -52,7 +52,7 @@ def test_roles_added_by_another_process_show_up_after_the_cache(tmp_path) -> Non
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     now = [0.0]
     reader = Members(engine, cache_seconds=30, clock=lambda: now[0])
-    writer = Members(engine)
+    writer = Members(engine, cache_seconds=30)
     assert reader.role(7) is Role.STRANGER
     writer.add_staff(7, by=None)
     assert reader.role(7) is Role.STRANGER  # cached
@@ -82,7 +82,7 @@ async def test_micro_batcher_failure_fails_only_its_batch() -> None:
             raise ValueError("unlucky")
         return list(items)
 
-    batcher = MicroBatcher(picky, window_s=0.001)
+    batcher = MicroBatcher(picky, window_s=0.001, max_size=16)
     with pytest.raises(ValueError):
         await batcher.submit(13)
     assert await batcher.submit(14) == 14
@@ -118,7 +118,7 @@ def test_help_differs_by_role() -> None:
 
 
 def test_percent_and_status_before_lifecycle_jobs() -> None:
-    from dogbot.core.catalog import CatalogStatus
+    from dogbot.core.reporting import CatalogStatus
     from jobs.service import LifecycleStatus
     from storage.lifecycle_tables import ModelVersion
 

@@ -8,6 +8,7 @@ import pytest
 from conftest import ADMIN_ID, STAFF_ID
 
 from jobs import registry
+from storage.blobs import write_bytes_atomically
 from storage.db import session as open_session
 from storage.lifecycle_tables import ModelVersion
 from storage.vocabulary import ModelStatus
@@ -49,7 +50,7 @@ async def test_a_champion_promoted_by_another_process_is_served_without_restart(
     head = predictor.base_head()
     head.bias[0] += 100.0  # a head that always says the first breed: easy to recognise
     model_dir = container.settings.model_dir
-    sha = head.save(model_dir / "lite0-v1.pt")
+    sha = head.save(model_dir / "lite0-v1.pt", write=write_bytes_atomically)
     registry.ensure_base(container.engine, backbone="lite0", breed_keys=head.breed_keys, now=now)
     with open_session(container.engine) as session:
         session.add(

@@ -155,3 +155,21 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
                         break
                 groups.append(group)
     return groups
+
+
+QUERY_BUILDERS = {"select", "func", "update", "delete", "insert", "text", "case", "and_", "or_"}
+
+
+def test_queries_are_written_only_in_storage() -> None:
+    """SQL lives behind ``storage``: above it, code calls data-access functions, never builds a query."""
+    found = []
+    for name, path in project_modules().items():
+        if name.split(".")[0] == "storage":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in (
+                "sqlalchemy",
+                "sqlmodel",
+            ):
+                found += [f"{name}: {alias.name}" for alias in node.names if alias.name in QUERY_BUILDERS]
+    assert found == []
