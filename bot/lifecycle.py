@@ -20,6 +20,7 @@ from telegram.ext import Application, CommandHandler
 
 from bot import texts
 from bot.context import DogContext, admin_only
+from dogbot.lifecycle_text import model_list, retrain_report
 from dogbot.simulation_report import last_report
 from jobs.lock import LockBusy
 from jobs.registry import RegistryError
@@ -98,7 +99,7 @@ async def on_retrain(update: Update, context: DogContext) -> None:
         await _edit(status, texts.not_retrained(str(refusal)))
         return
     await _edit(status, texts.retrain_done(result.promoted))
-    await _reply_with_chart(update, texts.retrain_result(result), result.report)
+    await _reply_with_chart(update, retrain_report(result), result.report)
 
 
 @admin_only
@@ -114,7 +115,7 @@ async def on_drift(update: Update, context: DogContext) -> None:
 async def on_models(update: Update, context: DogContext) -> None:
     """/models (admins): every model version, which one serves, and why others were rejected."""
     rows = await asyncio.to_thread(context.services.lifecycle.models)
-    await update.effective_message.reply_text(texts.models(rows)[-_MAX_MESSAGE:])
+    await update.effective_message.reply_text(model_list(rows)[-_MAX_MESSAGE:])
 
 
 @admin_only

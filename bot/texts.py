@@ -12,7 +12,6 @@ from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
 from jobs.drift import DriftResult
-from jobs.retrain import RetrainResult, headline_scores
 from jobs.service import LifecycleStatus
 from storage.lifecycle_tables import ModelVersion
 from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP, ModelStatus, Outcome
@@ -331,43 +330,6 @@ def not_retrained(why: str) -> str:
 
 def retrain_done(promoted: bool) -> str:
     return "New model promoted." if promoted else "Retrain finished."
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
-
-
-def retrain_result(result: RetrainResult) -> str:
-    if result.version is None:
-        return f"nothing trained: {result.reason}"
-    scores = headline_scores(result.metrics)
-    cand, champ = scores["candidate"], scores["champion"]
-    lines = [
-        f"{result.version} {'PROMOTED' if result.promoted else 'rejected'}: {result.reason}",
-        f"dataset v{result.dataset_version}, {scores.get('n_train')} training photos, "
-        f"{scores.get('breeds_added')} new breeds; now serving {result.champion}",
-        f"validation ({cand['validation']['n']} photos): top-1 {_pct(cand['validation']['top1'])} "
-        f"(champion {_pct(champ['validation']['top1'])}); "
-        f"new breeds {_pct(cand['validation']['top1_new_breeds'])} "
-        f"(champion {_pct(champ['validation']['top1_new_breeds'])})",
-        f"golden ({cand['golden']['n']} photos): top-1 {_pct(cand['golden']['top1'])} "
-        f"(champion {_pct(champ['golden']['top1'])})",
-    ]
-    if result.report:
-        lines.append(f"error analysis: {result.report}")
-    return "\n".join(lines)
-
-
-def models(rows) -> str:
-    lines = []
-    for m in rows:
-        val = (m.metrics.get("candidate") or {}).get("validation", {}).get("top1")
-        mark = "*" if m.champion else " "
-        lines.append(
-            f"{mark} {m.version:<10} {m.status:<9} {m.created_at:%Y-%m-%d %H:%M}  breeds {m.n_breeds:<4} "
-            f"val top-1 {_pct(val):>6}  {m.trigger}/{m.actor or '-'}  {m.reason}"
-        )
-    return "\n".join(lines) or "no models yet"
 
 
 def drift_report(result: DriftResult) -> str:

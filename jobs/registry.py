@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from jobs.scores import RetrainMetrics
 from ml.head import BreedHead, sidecar_path
 from ml.predictor import Predictor, backbone_of, base_version
 from storage import lifecycle_repository as repo
@@ -56,7 +57,7 @@ class ModelInfo:
     trigger: str
     actor: str | None
     reason: str
-    metrics: dict
+    metrics: RetrainMetrics | None  # None: never trained (version 0)
 
 
 def ensure_base(engine: Engine, *, backbone: str, breed_keys: list[str], now: datetime) -> str:
@@ -324,7 +325,7 @@ def models(engine: Engine) -> list[ModelInfo]:
                 trigger=row.trigger,
                 actor=row.actor,
                 reason=row.reason,
-                metrics=dict(row.metrics),
+                metrics=RetrainMetrics.from_json(row.metrics),
             )
             for row in repo.model_versions(session=session)
         ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from jobs import charts, registry
 from jobs.fold import NOT_BREEDS, fold
 from jobs.lock import TRAIN_LOCK, held
+from jobs.scores import ModelScores, RetrainMetrics, SplitScores
 from ml.head import BreedHead
 from ml.predictor import backbone_of
 from ml.training import HeadMetrics, TrainConfig, evaluate_head, train_head
@@ -58,25 +59,12 @@ class RetrainResult:
     previous_champion: str
     dataset_version: int | None
     trigger: str
-    metrics: dict = field(default_factory=dict)
+    metrics: RetrainMetrics | None = None  # None: nothing was trained
     report: str | None = None  # error-analysis PNG path
     seconds: float = 0.0
 
     def to_json(self) -> dict:
-        return asdict(self)
-
-
-def headline_scores(metrics: dict) -> dict:
-    """The scores people read (and ``retrain --json`` prints): per-breed tables stay in the registry."""
-    keep = ("n", "top1", "top3", "top1_imagenet_breeds", "top1_new_breeds", "n_new_breeds")
-    out = {}
-    for model in ("candidate", "champion"):
-        if model in metrics:
-            out[model] = {s: {k: metrics[model][s].get(k) for k in keep} for s in ("validation", "golden")}
-    if "train" in metrics:
-        out["breeds_added"] = len(metrics["train"].get("breeds_added", []))
-        out["n_train"] = metrics["train"].get("n_train")
-    return out
+        return {**asdict(self), "metrics": self.metrics.to_json() if self.metrics else {}}
 
 
 @dataclass(frozen=True)
@@ -141,13 +129,13 @@ def retrain(
 
         progress("evaluating against the champion")
         new_keys = [k for k in head.breed_keys if k not in set(base_head.breed_keys)]
-        metrics = {
-            "train": report.to_json(),
-            "candidate": _scores(head, val, golden, base_head.breed_keys),
-            "champion": _scores(champion_head, val, golden, base_head.breed_keys),
-            "champion_version": previous,
-        }
-        promoted, reason = judge(metrics["candidate"], metrics["champion"], gates)
+        metrics = RetrainMetrics(
+            train=report,
+            candidate=_scores(head, val, golden, base_head.breed_keys),
+            champion=_scores(champion_head, val, golden, base_head.breed_keys),
+            champion_version=previous,
+        )
+        promoted, reason = judge(metrics.candidate, metrics.champion, gates)
 
         with open_session(engine) as session:
             version = registry.next_version(session, backbone)
@@ -162,7 +150,7 @@ def retrain(
                     sha256=sha256,
                     dataset_version=folded.version,
                     breed_keys=list(head.breed_keys),
-                    metrics=metrics,
+                    metrics=metrics.to_json(),
                     trigger=trigger,
                     actor=actor,
                     status=ModelStatus.CANDIDATE,
@@ -206,15 +194,15 @@ def retrain(
         )
 
 
-def judge(candidate: dict, champion: dict, gates: PromotionGates) -> tuple[bool, str]:
+def judge(candidate: ModelScores, champion: ModelScores, gates: PromotionGates) -> tuple[bool, str]:
     """The promotion decision and its reason, from the two models' scores on the same photos."""
-    val_n = candidate["validation"]["n"]
+    val_n = candidate.validation.n
     if val_n < gates.min_validation:
         return False, f"only {val_n} labeled validation photos (need {gates.min_validation}) to judge it"
-    cand_val, champ_val = candidate["validation"]["top1"], champion["validation"]["top1"]
-    golden_n = candidate["golden"]["n"]
+    cand_val, champ_val = candidate.validation.top1, champion.validation.top1
+    golden_n = candidate.golden.n
     if golden_n:
-        cand_gold, champ_gold = candidate["golden"]["top1"], champion["golden"]["top1"]
+        cand_gold, champ_gold = candidate.golden.top1, champion.golden.top1
         # A young golden set has a few dozen photos: one photo moves top-1 by more than the
         # tolerance, so never reject for less than one photo's worth (measured in the simulation).
         tolerance = max(gates.golden_tolerance, 1.0 / golden_n)
@@ -229,8 +217,7 @@ def judge(candidate: dict, champion: dict, gates: PromotionGates) -> tuple[bool,
     # puts the right breed among them more often saves staff typing. Early after new breeds arrive
     # this is how a candidate that has learned them shows it (the 30-day simulation: top-1 tied at
     # 0.500 while top-3 rose from 0.667 to 0.767).
-    cand_top3 = candidate["validation"].get("top3")
-    champ_top3 = champion["validation"].get("top3")
+    cand_top3, champ_top3 = candidate.validation.top3, champion.validation.top3
     tied = abs(cand_val - champ_val) < 1e-9 and gates.min_improvement <= 0
     if tied and cand_top3 is not None and champ_top3 is not None and cand_top3 > champ_top3 + 1e-9:
         return True, (
@@ -308,7 +295,7 @@ def _gather(
     return train, val, golden
 
 
-def _scores(head: BreedHead, val: Labeled, golden: Labeled, base_keys: Sequence[str]) -> dict:
+def _scores(head: BreedHead, val: Labeled, golden: Labeled, base_keys: Sequence[str]) -> ModelScores:
     out = {}
     base = set(base_keys)
     for name, data in (("validation", val), ("golden", golden)):
@@ -317,19 +304,19 @@ def _scores(head: BreedHead, val: Labeled, golden: Labeled, base_keys: Sequence[
         )
         known, n_known = metrics.subset_top1([k for k in metrics.per_breed if k in base])
         new, n_new = metrics.subset_top1([k for k in metrics.per_breed if k not in base])
-        out[name] = {
-            "n": metrics.n,
-            "top1": metrics.top1,
-            "top3": metrics.top3,
-            "nll": metrics.nll,
-            "top1_imagenet_breeds": known,
-            "n_imagenet_breeds": n_known,
-            "top1_new_breeds": new,
-            "n_new_breeds": n_new,
-            "per_breed": metrics.per_breed,
-            "confusions": metrics.confusions,
-        }
-    return out
+        out[name] = SplitScores(
+            n=metrics.n,
+            top1=metrics.top1,
+            top3=metrics.top3,
+            nll=metrics.nll,
+            top1_imagenet_breeds=known,
+            n_imagenet_breeds=n_known,
+            top1_new_breeds=new,
+            n_new_breeds=n_new,
+            per_breed=metrics.per_breed,
+            confusions=metrics.confusions,
+        )
+    return ModelScores(**out)
 
 
 def _error_chart(

@@ -20,6 +20,7 @@ from jobs.drift import DriftResult, DriftThresholds, check_drift
 from jobs.fold import FoldResult, fold
 from jobs.lock import TRAIN_LOCK, LockBusy, held
 from jobs.retrain import PromotionGates, RetrainResult, retrain, retrain_trigger
+from jobs.scores import RetrainMetrics
 from ml.predictor import Predictor
 from ml.training import TrainConfig
 from storage import lifecycle_repository as repo
@@ -173,9 +174,8 @@ class LifecycleJobs:
             row = repo.model_version(champion, session=session) if champion else None
             drift = repo.drift_reports(session=session, limit=1)
             trained = [m for m in repo.model_versions(session=session) if m.artifact is not None]
-        accuracy = None
-        if row is not None and row.metrics:
-            accuracy = row.metrics.get("candidate", {}).get("validation", {}).get("top1")
+        metrics = RetrainMetrics.from_json(row.metrics) if row is not None else None
+        accuracy = metrics.candidate.validation.top1 if metrics else None
         return LifecycleStatus(
             model_version=champion,
             accuracy=accuracy,

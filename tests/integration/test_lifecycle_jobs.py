@@ -160,8 +160,8 @@ def test_retrain_learns_new_breeds_promotes_and_the_predictor_serves_it(env, pre
     assert result.champion == "lite0-v1" and predictor.model_version == "lite0-v1"
     assert set(NEW_BREEDS) <= set(predictor.head.breed_keys)
     assert Path(result.report).is_file() and steps
-    cand = result.metrics["candidate"]["validation"]
-    assert cand["top1_new_breeds"] > result.metrics["champion"]["validation"]["top1_new_breeds"] == 0.0
+    cand = result.metrics.candidate.validation
+    assert cand.top1_new_breeds > result.metrics.champion.validation.top1_new_breeds == 0.0
 
     # A photo of a new breed: the catalog's prediction names it (custom breed display name works).
     dachshund = next(p for p in paths if "dachshund" in str(p))

@@ -6,12 +6,15 @@ from conftest import default_settings
 
 from dogbot.app import promotion_gates
 from jobs.retrain import judge
+from jobs.scores import ModelScores, SplitScores
 
 GATES = promotion_gates(default_settings())
 
 
-def scores(val_top1: float, golden_top1: float, val_n: int = 40, golden_n: int = 20) -> dict:
-    return {"validation": {"n": val_n, "top1": val_top1}, "golden": {"n": golden_n, "top1": golden_top1}}
+def scores(
+    val_top1: float, golden_top1: float, val_n: int = 40, golden_n: int = 20, top3: float | None = None
+) -> ModelScores:
+    return ModelScores(SplitScores(val_n, val_top1, top3=top3), SplitScores(golden_n, golden_top1))
 
 
 def test_better_on_new_data_and_one_golden_photo_down_is_promoted():
@@ -36,10 +39,8 @@ def test_not_better_on_new_data_is_rejected():
 
 
 def test_a_tie_on_top1_is_broken_by_top3():
-    def with_top3(val_top1: float, top3: float | None) -> dict:
-        result = scores(val_top1, 0.5)
-        result["validation"]["top3"] = top3
-        return result
+    def with_top3(val_top1: float, top3: float | None) -> ModelScores:
+        return scores(val_top1, 0.5, top3=top3)
 
     promoted, reason = judge(with_top3(0.5, 0.77), with_top3(0.5, 0.67), GATES)
     assert promoted and "top-3" in reason
