@@ -49,11 +49,14 @@ def load_dev_embeddings(model: str, *, refresh: bool = False) -> dict[str, np.nd
 def _compute(model: str) -> dict[str, np.ndarray]:
     import torch
 
+    from dogbot.app import intake_rules
+    from dogbot.settings import Settings
     from ml.backbone import create_backbone
     from ml.images import ImageRejected, image_statistics, load_image
     from ml.predictor import Predictor
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+    rules = intake_rules(Settings(_env_file=None))
     folder = eval_data_dir()
     rows = []
     for name in CSVS:
@@ -75,7 +78,9 @@ def _compute(model: str) -> dict[str, np.ndarray]:
 
     for i, row in enumerate(rows):
         try:
-            image = load_image((folder / row["path"]).read_bytes())
+            image = load_image(
+                (folder / row["path"]).read_bytes(), max_bytes=rules.max_bytes, max_pixels=rules.max_pixels
+            )
         except (ImageRejected, OSError):
             out["ok"].append(False)
             image = None

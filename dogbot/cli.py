@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dogbot.app import Container
+from dogbot.app import Container, intake_rules
 from dogbot.core.bulk import BulkItem, submit_files
 from dogbot.core.manifest import image_paths, read_folder, read_manifest
 from dogbot.lifecycle_cli import register as register_jobs
@@ -28,11 +28,11 @@ def _progress(iterable, **kwargs):
 def cmd_predict(container: Container, args: argparse.Namespace) -> int:
     """Classify photos without storing anything."""
     predictor, taxonomy = container.predictor, container.breeds.taxonomy
-    threshold = container.settings.dog_threshold
+    rules = intake_rules(container.settings)
     status = 0
     for path in image_paths([Path(p) for p in args.paths]):
         try:
-            image = load_image(path.read_bytes())
+            image = load_image(path.read_bytes(), max_bytes=rules.max_bytes, max_pixels=rules.max_pixels)
         except (ImageRejected, OSError) as error:
             message = (
                 getattr(error, "message", None) or f"cannot read file: {getattr(error, 'strerror', error)}"
@@ -41,7 +41,7 @@ def cmd_predict(container: Container, args: argparse.Namespace) -> int:
             print(json.dumps({"path": str(path), "error": message}) if args.json else f"{path}: {message}")
             continue
         output = predictor.predict([image])[0]
-        is_dog = output.is_dog(threshold)
+        is_dog = output.is_dog(rules.dog_threshold)
         top = [{"breed": taxonomy.get(key).display_name, "p": round(p, 4)} for key, p in output.top(3)]
         record = {
             "path": str(path),
@@ -70,7 +70,7 @@ def cmd_eval(container: Container, args: argparse.Namespace) -> int:
         container.predictor,
         container.breeds.taxonomy,
         rows,
-        dog_threshold=container.settings.dog_threshold,
+        rules=intake_rules(container.settings),
         progress=_progress,
     )
     print(json.dumps(report.to_json()) if args.json else format_report(report))

@@ -34,6 +34,15 @@ def default_settings():
     return Settings(_env_file=None)
 
 
+def load_photo(data: bytes):
+    """Decode photo bytes as the bot's intake does (Settings' size limits)."""
+    from dogbot.app import intake_rules
+    from ml.images import load_image
+
+    rules = intake_rules(default_settings())
+    return load_image(data, max_bytes=rules.max_bytes, max_pixels=rules.max_pixels)
+
+
 def open_catalog(engine, photos, predictor, **options):
     """A Catalog with Settings' defaults, except what a test names: an intake rule
     (``auto_accept_threshold=...``), ``lookalike_min_corrections``, ``lookalike_days`` or ``clock``."""
@@ -490,8 +499,6 @@ async def bot(bot_container):
 @pytest.fixture(scope="session")
 def dog_photos(eval_data_dir: Path, predictor) -> dict[str, bytes]:
     """Real photos the model is sure about ("sure"), unsure about ("unsure"), and a non-dog ("not_dog")."""
-    from ml.images import load_image
-
     with (eval_data_dir / "manifest.csv").open(newline="", encoding="utf-8") as f:
         rows = [row for row in csv.DictReader(f) if row["format"] == "JPEG" and not row["quirks"]]
     predictor.use_head(predictor.base_head(), "lite0-v0")
@@ -508,7 +515,7 @@ def dog_photos(eval_data_dir: Path, predictor) -> dict[str, bytes]:
     for kind, (candidates, fits) in wanted.items():
         for start in range(0, min(len(candidates), 64), 8):
             batch = [(eval_data_dir / row["path"]).read_bytes() for row in candidates[start : start + 8]]
-            outputs = predictor.predict([load_image(data) for data in batch])
+            outputs = predictor.predict([load_photo(data) for data in batch])
             match = next((data for data, output in zip(batch, outputs, strict=True) if fits(output)), None)
             if match is not None:
                 found[kind] = match

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from PIL import Image
 
+from dogbot.core.intake import IntakeRules
 from dogbot.core.manifest import ManifestRow
 from dogbot.core.taxonomy import Taxonomy
 from ml.images import ImageRejected, load_image
@@ -57,6 +58,7 @@ def score_manifest(
     taxonomy: Taxonomy,
     rows: Sequence[ManifestRow],
     *,
+    rules: IntakeRules,
     batch_size: int = 16,
     progress: Callable = lambda iterable, **_: iterable,
 ) -> tuple[list[ScoredPhoto], list[dict], list[str]]:
@@ -79,7 +81,7 @@ def score_manifest(
             unknown.add(row.breed)
             continue
         try:
-            image = load_image(row.path.read_bytes())
+            image = load_image(row.path.read_bytes(), max_bytes=rules.max_bytes, max_pixels=rules.max_pixels)
         except (ImageRejected, OSError) as error:
             errors.append({"path": str(row.path), "error": getattr(error, "message", str(error))})
             continue
@@ -139,11 +141,12 @@ def evaluate(
     taxonomy: Taxonomy,
     rows: Sequence[ManifestRow],
     *,
-    dog_threshold: float,
+    rules: IntakeRules,
     progress: Callable = lambda iterable, **_: iterable,
 ) -> EvalReport:
-    scored, errors, unknown = score_manifest(predictor, taxonomy, rows, progress=progress)
-    report = summarize(scored, dog_threshold=dog_threshold, model_version=predictor.model_version)
+    """Score the model on labelled photos, deciding "is it a dog?" and reading files as intake does."""
+    scored, errors, unknown = score_manifest(predictor, taxonomy, rows, rules=rules, progress=progress)
+    report = summarize(scored, dog_threshold=rules.dog_threshold, model_version=predictor.model_version)
     report.errors, report.unknown_labels = errors, unknown
     return report
 
