@@ -76,7 +76,7 @@ def build_application(
             else PerUserLimit(settings.photos_per_minute, 60.0)
         ),
         stranger_limit=PerUserLimit(1, settings.stranger_reply_cooldown_s),
-        max_download_bytes=settings.max_upload_mb * 1024 * 1024,
+        max_download_bytes=catalog.intake.rules.max_bytes,
         download_timeout_s=settings.download_timeout_s,
         data_dir=settings.data_dir,
     )
@@ -192,8 +192,6 @@ def run_bot(container: Container) -> int:
                 allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False, bootstrap_retries=5
             )
     except InvalidToken:
-        print(
-            "Telegram refused the bot token. Check DOGBOT_TELEGRAM_TOKEN (from @BotFather).", file=sys.stderr
-        )
+        print(texts.TOKEN_REFUSED, file=sys.stderr)
         return 2
     return 0

@@ -1,6 +1,8 @@
 """Everything the bot says, as pure functions of plain values: easy to read, test and translate.
 
 Messages are plain text (no parse mode), so a breed name an admin typed can never break markup.
+The retrain report and the model list read the same in the chat and the terminal: they are in
+dogbot/lifecycle_text.py, beside the CLI's own words.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP, ModelStatus, Outcom
 
 Name = Callable[[str], str]  # breed key (or special label) -> what people read
 
+TOKEN_REFUSED = "Telegram refused the bot token. Check DOGBOT_TELEGRAM_TOKEN (from @BotFather)."
 BOTFATHER = (
     "No Telegram bot token is set.\n"
     "1. In Telegram, open a chat with @BotFather and send /newbot; follow its questions.\n"
