@@ -191,21 +191,23 @@ class Catalog:
     def classify_stored(
         self, stored: Sequence[tuple[Photo, bool]], images: Sequence[Image.Image]
     ) -> list[Classification]:
-        """Classify stored photos in one batch; a photo already scored by this model is not re-run."""
+        """Classify stored photos in one batch; a photo already scored by this model is not re-run.
+
+        A photo twice in the batch (sent twice at once) is classified once; both get its prediction.
+        """
         version = self.predictor.model_version
         with open_session(self.engine) as session:
             known = repository.latest_predictions([photo.id for photo, _ in stored], session=session)
-        todo = [
-            i
-            for i, (photo, _) in enumerate(stored)
-            if known.get(photo.id) is None or known[photo.id].model_version != version
-        ]
-        outputs = dict(zip(todo, self.predictor.predict([images[i] for i in todo]), strict=True))
-        results = []
-        for i, (photo, duplicate) in enumerate(stored):
-            prediction = self._record_prediction(photo, outputs[i]) if i in outputs else known[photo.id]
-            results.append(self._classification(photo, prediction, duplicate))
-        return results
+        todo: dict[int, int] = {}  # photo id -> where its image is, for photos this model has not scored
+        for i, (photo, _) in enumerate(stored):
+            if photo.id not in todo and (
+                known.get(photo.id) is None or known[photo.id].model_version != version
+            ):
+                todo[photo.id] = i
+        outputs = self.predictor.predict([images[i] for i in todo.values()])
+        for photo_id, i, output in zip(todo, todo.values(), outputs, strict=True):
+            known[photo_id] = self._record_prediction(stored[i][0], output)
+        return [self._classification(photo, known[photo.id], duplicate) for photo, duplicate in stored]
 
     def _record_prediction(self, photo: Photo, output: ModelOutput) -> Prediction:
         is_dog = output.dog_probability >= self.dog_threshold
@@ -230,7 +232,17 @@ class Catalog:
         )
         with open_session(self.engine) as session:
             session.add(prediction)
-            session.flush()
+            try:
+                session.flush()
+            except IntegrityError:
+                # This model scored the photo in another request meanwhile (the same photo sent twice
+                # at once, perhaps to two replicas), or before a rollback made it the model again: its
+                # prediction stands, so every sender gets the same answer and the same buttons.
+                session.rollback()
+                existing = repository.prediction_by_model(photo.id, output.model_version, session=session)
+                if existing is None:  # not a duplicate after all (the photo row is gone?)
+                    raise
+                return existing
             already_labelled = bool(repository.labels_of(photo.id, session=session))
             if auto_label is not None and not already_labelled:
                 session.add(

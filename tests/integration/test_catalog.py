@@ -2,11 +2,15 @@
 
 import csv
 import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlmodel import select
 
+from dogbot import review
 from dogbot.catalog import EXPORT_COLUMNS, Outcome, UnknownBreed
+from dogbot.intake import Incoming, receive
 from ml.images import ImageRejected
 from storage import repository
 from storage.db import session
@@ -127,3 +131,64 @@ def test_export_has_the_contract_columns(make_catalog, database_url, photo_bytes
     assert tuple(rows[0].keys()) == EXPORT_COLUMNS
     assert rows[0]["label"] == "Pug" and rows[0]["labeled_by"] == "11" and rows[0]["label_source"] == "staff"
     assert rows[0]["sha256"] == result.photo.sha256 and rows[0]["model_version"] == "lite0-v0"
+
+
+class Lockstep:
+    """The real predictor, except that two callers leave ``predict`` together: the race, every time."""
+
+    def __init__(self, predictor, parties: int) -> None:
+        self._predictor, self._barrier = predictor, threading.Barrier(parties, timeout=120)
+
+    def __getattr__(self, name: str):
+        return getattr(self._predictor, name)
+
+    def predict(self, images):
+        outputs = self._predictor.predict(images)
+        self._barrier.wait()
+        return outputs
+
+
+def test_the_same_photo_sent_twice_at_once_is_classified_once(make_catalog, database_url, photo_bytes):
+    catalog = make_catalog(database_url, auto_accept_threshold=1.01)
+    catalog.predictor = Lockstep(catalog.predictor, 2)
+    data = photo_bytes("golden retriever")
+
+    def send(sender: int):
+        return catalog.submit(data, source="telegram", sender_id=sender, chat_id=sender)
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(send, (11, 12))
+    with session(catalog.engine) as s:
+        assert len(s.exec(select(Photo)).all()) == 1
+        assert len(s.exec(select(Prediction)).all()) == 1, "one prediction per photo and model"
+    assert first.prediction.id == second.prediction.id  # the racing duplicate gets the existing answer
+    assert {first.duplicate, second.duplicate} == {False, True}
+    for result in (first, second):  # both senders' buttons stay valid
+        assert review.current_question(catalog, result.prediction.id).photo.id == result.photo.id
+        review.answer(catalog, result.prediction.id, "golden_retriever", source="staff", user_id=11)
+
+
+def test_the_same_photo_twice_in_one_batch_is_classified_once(make_catalog, database_url, photo_bytes):
+    catalog = make_catalog(database_url)
+    data = photo_bytes("pug")
+    received = receive(catalog, [Incoming(data, sender_id=11), Incoming(data, sender_id=12)])
+    assert received[0].classification.prediction.id == received[1].classification.prediction.id
+    with session(catalog.engine) as s:
+        assert len(s.exec(select(Prediction)).all()) == 1
+        assert len(s.exec(select(Label)).all()) <= 1  # at most one auto label
+
+
+def test_after_a_rollback_a_photo_sent_again_gets_that_models_prediction(
+    make_catalog, database_url, photo_bytes
+):
+    """One prediction per photo and model: after a rollback the old one answers; none is added."""
+    catalog = make_catalog(database_url, auto_accept_threshold=1.01)
+    data = photo_bytes("pug")
+    v0 = catalog.submit(data, source="telegram").prediction
+    catalog.predictor.use_head(catalog.predictor.base_head(), "lite0-v1")  # a retrain promoted v1
+    v1 = catalog.submit(data, source="telegram").prediction
+    catalog.predictor.use_head(catalog.predictor.base_head(), "lite0-v0")  # rolled back to v0
+    again = catalog.submit(data, source="telegram")
+    assert again.prediction.id == v0.id and v1.id != v0.id
+    with session(catalog.engine) as s:
+        assert len(s.exec(select(Prediction)).all()) == 2
