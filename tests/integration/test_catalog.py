@@ -192,3 +192,16 @@ def test_after_a_rollback_a_photo_sent_again_gets_that_models_prediction(
     assert again.prediction.id == v0.id and v1.id != v0.id
     with session(catalog.engine) as s:
         assert len(s.exec(select(Prediction)).all()) == 2
+
+
+def test_answers_now_reads_each_persons_standing_answer_and_the_catalog_label(make_catalog, database_url):
+    """What a question message is drawn from after a press, whatever order racing presses wrote in."""
+    catalog = make_catalog(database_url)
+    with session(catalog.engine) as s:
+        s.add(Photo(sha256="cd" * 32, source="telegram"))
+        s.commit()
+    for user_id, breed in ((11, "leonberger"), (11, "pug"), (12, "saint_bernard")):
+        catalog.record_label(1, breed, source=LabelSource.STAFF, user_id=user_id)
+    mine, resolved = catalog.answers_now(1, 11)
+    assert mine == "pug" and (resolved.breed, resolved.conflict) == ("saint_bernard", True)
+    assert catalog.answers_now(1, 99)[0] is None

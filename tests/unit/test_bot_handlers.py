@@ -5,8 +5,11 @@ Each test asserts on what the bot sent and on what the database holds afterwards
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import threading
+import time
 
 import pytest
 from conftest import ADMIN_ID, STAFF2_ID, STAFF_ID, STRANGER_ID
@@ -189,6 +192,59 @@ async def test_forged_and_stale_buttons_change_nothing(bot, dog_photos) -> None:
     assert "can't use that button" in answers[0]["text"] and "can't use that button" in answers[1]["text"]
     assert "Only shelter staff" in answers[2]["text"] and "out of date" in answers[3]["text"]
     assert rows(bot.container, Label) == []
+
+
+def finish_first_write_last(catalog, monkeypatch, first_breed: str) -> None:
+    """The press for ``first_breed`` writes first but is slowest to return: the other press's write,
+    and its edit of the message, come in between (what racing presses do now and then)."""
+    record, written = catalog.record_label, threading.Event()
+
+    def racing(photo_id, breed, **kwargs):
+        if breed != first_breed:
+            assert written.wait(30)
+            return record(photo_id, breed, **kwargs)
+        result = record(photo_id, breed, **kwargs)
+        written.set()
+        time.sleep(1.0)
+        return result
+
+    monkeypatch.setattr(catalog, "record_label", racing)
+
+
+def breed_buttons(bot, reply) -> list[tuple[str, str]]:
+    specials = {"Mixed breed", "Not a dog", "Other…", "Skip"}
+    return [(name, data) for name, data in bot.buttons(reply).items() if name not in specials]
+
+
+async def test_racing_presses_of_one_person_leave_the_message_saying_what_the_catalog_holds(
+    bot, dog_photos, monkeypatch
+) -> None:
+    await bot.send_photo(STAFF_ID, dog_photos["unsure"])
+    reply = bot.last_reply(STAFF_ID)
+    (first, first_data), (second, second_data) = breed_buttons(bot, reply)[:2]
+    finish_first_write_last(bot.catalog, monkeypatch, rows(bot.container, Prediction)[0].top[0]["breed"])
+    await asyncio.gather(bot.press(STAFF_ID, reply, first_data), bot.press(STAFF_ID, reply, second_data))
+    photo = rows(bot.container, Photo)[0]
+    standing = bot.catalog.catalog_label(photo.id)
+    assert bot.catalog.taxonomy.get(standing.breed).display_name == second  # the later answer stands
+    text = bot.message_of(reply)["text"]
+    assert text.endswith(f"Registered as #{photo.id}: {second}."), text
+
+
+async def test_racing_presses_of_two_staff_show_the_label_that_stands_and_the_conflict(
+    bot, dog_photos, monkeypatch
+) -> None:
+    await bot.send_photo(STAFF_ID, dog_photos["unsure"])
+    reply = bot.last_reply(STAFF_ID)
+    (first, first_data), (second, second_data) = breed_buttons(bot, reply)[:2]
+    finish_first_write_last(bot.catalog, monkeypatch, rows(bot.container, Prediction)[0].top[0]["breed"])
+    await asyncio.gather(bot.press(STAFF_ID, reply, first_data), bot.press(STAFF2_ID, reply, second_data))
+    photo = rows(bot.container, Photo)[0]
+    standing = bot.catalog.catalog_label(photo.id)
+    assert standing.conflict and bot.catalog.taxonomy.get(standing.breed).display_name == second
+    text = bot.message_of(reply)["text"]
+    assert f"The catalog says {second}" in text or text.endswith(f"#{photo.id}: {second}."), text
+    assert "Staff disagree about this photo" in text, text
 
 
 async def test_other_then_typed_breed_with_a_typo(bot, dog_photos) -> None:
