@@ -188,10 +188,10 @@ class Catalog:
         stored = self.store_photo(data, image, source=source, **sender)
         return self.classify_stored([stored], [image])[0]
 
-    def classify_stored(
-        self, stored: Sequence[tuple[Photo, bool]], images: Sequence[Image.Image]
-    ) -> list[Classification]:
+    def classify_stored(self, stored: Sequence[tuple[Photo, bool]], images: Sequence) -> list[Classification]:
         """Classify stored photos in one batch; a photo already scored by this model is not re-run.
+
+        ``images``: decoded photos, or the model inputs ``predictor.prepare`` made of them.
 
         A photo twice in the batch (sent twice at once) is classified once; both get its prediction.
         """

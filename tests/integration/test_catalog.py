@@ -205,3 +205,52 @@ def test_answers_now_reads_each_persons_standing_answer_and_the_catalog_label(ma
     mine, resolved = catalog.answers_now(1, 11)
     assert mine == "pug" and (resolved.breed, resolved.conflict) == ("saint_bernard", True)
     assert catalog.answers_now(1, 99)[0] is None
+
+
+def test_intake_holds_one_decoded_photo_at_a_time(make_catalog, database_url, monkeypatch):
+    """Many pixels in small files: each decoded photo is let go (shrunk to the model's input) before the
+    next is decoded, and none is alive when the batch is classified (bench/README.md, "Memory")."""
+    import gc
+    import weakref
+
+    from PIL import Image
+
+    catalog = make_catalog(database_url)
+    decoded: list[weakref.ref] = []
+    alive_at: list[int] = []
+
+    def alive() -> int:
+        gc.collect()
+        return sum(ref() is not None for ref in decoded)
+
+    decode, classify = catalog.decode, catalog.classify_stored
+
+    def tracked_decode(data):
+        alive_at.append(alive())
+        image = decode(data)
+        decoded.append(weakref.ref(image))
+        return image
+
+    def tracked_classify(stored, images):
+        alive_at.append(alive())
+        return classify(stored, images)
+
+    monkeypatch.setattr(catalog, "decode", tracked_decode)
+    monkeypatch.setattr(catalog, "classify_stored", tracked_classify)
+    files = []
+    for shade in range(4):
+        buffer = io.BytesIO()
+        Image.new("RGB", (1600, 1200), (shade * 60, 90, 120)).save(buffer, "PNG")
+        files.append(buffer.getvalue())
+    received = receive(catalog, [Incoming(data) for data in files])
+    assert all(r.classification is not None for r in received)
+    assert alive_at == [0, 0, 0, 0, 0], "decoded photos still held while the next is decoded or classified"
+    assert received[0].classification.photo.width == 1600  # statistics from the full photo
+
+
+def test_a_prepared_photo_gets_the_same_answer_as_the_photo(predictor, photo_bytes):
+    from ml.images import load_image
+
+    image = load_image(photo_bytes("pug"))
+    whole, prepared = predictor.predict([image, predictor.prepare(image)])
+    assert (whole.embedding == prepared.embedding).all() and whole.top(3) == prepared.top(3)
