@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import io
 import threading
 import time
@@ -476,3 +477,41 @@ async def test_buttons_still_work_after_a_restart(bot, dog_photos) -> None:
         await restarted.bot_data["services"].batcher.stop()
     assert [(label.breed, label.user_id) for label in rows(bot.container, Label)] == [(MIXED_BREED, STAFF_ID)]
     assert bot.answers()[-1].params["text"] == "Saved: Mixed breed"
+
+
+# --- storage that refuses writes ---------------------------------------------------------------------
+async def test_a_read_only_photo_folder_is_named_to_staff_and_admins(bot, dog_photos, monkeypatch) -> None:
+    def read_only(data):
+        raise OSError(errno.EROFS, "Read-only file system", str(bot.catalog.photos.root))
+
+    monkeypatch.setattr(bot.catalog.photos, "put", read_only)
+    await bot.send_photo(STAFF_ID, dog_photos["sure"])
+    answer = bot.last_reply(STAFF_ID).params["text"]
+    assert "not allowed to write to its storage" in answer and "try again" not in answer, answer
+    alert = bot.last_reply(ADMIN_ID).params["text"]
+    assert "writable" in alert and "Read-only file system" not in alert, alert
+    assert rows(bot.container, Photo) == []
+    assert [type(e) for e in bot.errors] == [OSError]
+    bot.errors.clear()
+
+
+async def test_a_label_on_a_full_disk_is_named_to_staff_and_admins(bot, dog_photos, monkeypatch) -> None:
+    import sqlite3
+
+    import sqlalchemy
+
+    await bot.send_photo(STAFF_ID, dog_photos["unsure"])
+    reply = bot.last_reply(STAFF_ID)
+
+    def full(*args, **kwargs):  # what SQLAlchemy raises when SQLite cannot grow the file
+        raise sqlalchemy.exc.OperationalError(
+            "INSERT INTO label ...", {}, sqlite3.OperationalError("database or disk is full")
+        )
+
+    monkeypatch.setattr(bot.catalog, "record_label", full)
+    await bot.press(STAFF_ID, reply, bot.buttons(reply)["Mixed breed"])
+    toast = bot.answers()[-1].params
+    assert toast["show_alert"] and "storage is full" in toast["text"] and len(toast["text"]) <= 200, toast
+    assert "Free some disk space" in bot.last_reply(ADMIN_ID).params["text"]
+    assert rows(bot.container, Label) == []
+    bot.errors.clear()
