@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import weakref
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
@@ -57,11 +58,19 @@ async def _record(query: CallbackQuery, context: DogContext, press: Press, role:
     if not result.created:
         return  # a double tap: the message already says this
     photo_id = result.label.photo_id
-    decided = result.resolved.breed if result.resolved else None
-    conflict = bool(result.resolved and result.resolved.conflict)
-    said = texts.answer_saved(photo_id, breed, decided, conflict, services.breed_name)
-    markup = None if breed == SKIP else keyboards.wrong(services.codec, press.prediction_id)
-    await _edit(query, said, markup)
+    # Presses racing each other (one person's quick taps, or two staff at once) finish in any order:
+    # the message is drawn from the catalog as it stands after this write, one edit of it at a time,
+    # so the last edit shows the label that stands and any disagreement, whatever order they ran in.
+    async with _message_lock(context, query):
+        mine, resolved = await asyncio.to_thread(
+            services.catalog.labelling.answers_now, photo_id, query.from_user.id
+        )
+        given = mine or breed
+        decided = resolved.breed if resolved else None
+        conflict = bool(resolved and resolved.conflict)
+        said = texts.answer_saved(photo_id, given, decided, conflict, services.breed_name)
+        markup = None if given == SKIP else keyboards.wrong(services.codec, press.prediction_id)
+        await _edit(query, said, markup)
     if press.review:
         await send_next_for_review(context, query.message.chat.id, after_photo_id=photo_id)
 
@@ -165,6 +174,18 @@ def _breed_key(arg: str, context: DogContext) -> str:
     if arg in SPECIAL_LABELS or arg in taxonomy:
         return arg
     return next((breed.key for breed in taxonomy.all() if breed_matches(arg, breed.key)), arg)
+
+
+def _message_lock(context: DogContext, query: CallbackQuery) -> asyncio.Lock:
+    """One lock per question message in this process, kept only while some press holds or awaits it."""
+    locks: weakref.WeakValueDictionary = context.bot_data.setdefault(
+        "message_locks", weakref.WeakValueDictionary()
+    )
+    key = (query.message.chat.id, query.message.message_id) if query.message else query.id
+    lock = locks.get(key)
+    if lock is None:
+        lock = locks[key] = asyncio.Lock()
+    return lock
 
 
 async def _edit(query: CallbackQuery, said: str, markup: InlineKeyboardMarkup | None) -> None:

@@ -170,12 +170,13 @@ def run_bot(container: Container) -> int:
         print(texts.BOTFATHER, file=sys.stderr)
         return 2
     secret = webhook_secret(settings.telegram_token, settings.webhook_secret)
-    install_redaction([settings.telegram_token, secret, settings.callback_secret])
+    # The webhook's path is a secret too (anyone who knows it can post updates to the bot's port).
+    path = urlsplit(settings.webhook_url).path.lstrip("/")
+    install_redaction([settings.telegram_token, secret, settings.callback_secret, path])
     application = build_application(container)
     try:
         if settings.webhook_url:
-            path = urlsplit(settings.webhook_url).path.lstrip("/")
-            log.info("webhook mode on %s:%s/%s", settings.webhook_listen, settings.webhook_port, path)
+            log.info("webhook mode on %s:%s", settings.webhook_listen, settings.webhook_port)
             application.run_webhook(
                 listen=settings.webhook_listen,
                 port=settings.webhook_port,

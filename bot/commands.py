@@ -11,7 +11,7 @@ from telegram.ext import CommandHandler
 
 from bot import texts
 from bot.context import DogContext, admin_only, chat_action
-from dogbot.core.members import MembershipError
+from dogbot.core.members import MembershipError, parse_user_id
 from storage.vocabulary import PEOPLE
 
 _MAX_MESSAGE = 4096
@@ -113,10 +113,13 @@ async def on_remove_staff(update: Update, context: DogContext) -> None:
 async def _change_staff(update: Update, context: DogContext, *, add: bool) -> None:
     command = "addstaff" if add else "removestaff"
     args = context.args or []
-    if len(args) != 1 or not args[0].lstrip("-").isdigit():
-        await update.effective_message.reply_text(texts.usage(command, "USER_ID (a number, e.g. 123456789)"))
+    user_id = parse_user_id(args[0]) if len(args) == 1 else None
+    if user_id is None:
+        await update.effective_message.reply_text(
+            texts.usage(command, "USER_ID (a person's Telegram id: a positive number, e.g. 123456789)")
+        )
         return
-    members, user_id, by = context.services.members, int(args[0]), update.effective_user.id
+    members, by = context.services.members, update.effective_user.id
     change = members.add_staff if add else members.remove_staff
     try:
         changed = await asyncio.to_thread(change, user_id, by=by)

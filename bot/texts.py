@@ -375,8 +375,29 @@ def internal_error() -> str:
     return "Sorry, something went wrong on my side. Please try again in a moment."
 
 
-def storage_full() -> str:
+# What is wrong with the bot's storage, in words for staff and for admins (see bot.errors.storage_problem).
+_STORAGE = {
+    "full": "the bot's storage is full",
+    "read_only": "the bot is not allowed to write to its storage (read-only or no permission)",
+}
+_STORAGE_FIX = {
+    "full": "Free some disk space (or grow the database's disk).",
+    "read_only": "Check that the photo folder and the database are writable by the bot.",
+}
+
+
+def photo_not_saved(problem: str) -> str:
     return (
-        "I couldn't save this photo: the bot's storage is full. The admins have been told. "
+        f"I couldn't save this photo: {_STORAGE[problem]}. The admins have been told. "
         "Please keep the photo and send it again later."
     )
+
+
+def answer_not_saved(problem: str) -> str:
+    """A button press whose answer could not be written (a callback alert: at most 200 characters)."""
+    return f"Your answer was not saved: {_STORAGE[problem]}. The admins have been told; answer again later."
+
+
+def storage_alert(problem: str, where: str) -> str:
+    what = _STORAGE[problem]
+    return f"⚠️ {what[0].upper()}{what[1:]}: nothing could be saved from {where}. {_STORAGE_FIX[problem]}"

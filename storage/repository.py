@@ -27,6 +27,14 @@ def latest_prediction(photo_id: int, *, session: Session) -> Prediction | None:
     return session.exec(statement).first()
 
 
+def prediction_by_model(photo_id: int, model_version: str, *, session: Session) -> Prediction | None:
+    """What ``model_version`` said about the photo (there is at most one such prediction)."""
+    statement = select(Prediction).where(
+        Prediction.photo_id == photo_id, Prediction.model_version == model_version
+    )
+    return session.exec(statement).first()
+
+
 def labels_of(photo_id: int, *, session: Session) -> list[Label]:
     statement = select(Label).where(Label.photo_id == photo_id).order_by(Label.created_at, Label.id)
     return list(session.exec(statement))

@@ -6,6 +6,10 @@ A photo that cannot be decoded is not stored: it is not a photo, and the sender 
 In :func:`receive` one bad file does not fail its neighbours: every item gets its own outcome. A
 photo that decoded is stored before the model sees it, so a classification failure leaves it in
 the catalog, waiting for review, and the sender can be told so.
+
+Memory: a photo is decoded, its statistics taken, and it is shrunk to the model's input before the
+next one is decoded. A 100 KB PNG can hold 40 megapixels (119 MB decoded); holding every decoded
+photo of a batch until classification took a process from 1 to 2.5 GB (bench/README.md, "Memory").
 """
 
 from __future__ import annotations
@@ -133,24 +137,26 @@ class PhotoIntake:
         stored = self.store_photo(data, image, source=source, **sender)
         return self.classify_stored([stored], [image])[0]
 
-    def classify_stored(
-        self, stored: Sequence[tuple[Photo, bool]], images: Sequence[Image.Image]
-    ) -> list[Classification]:
-        """Classify stored photos in one batch; a photo already scored by this model is not re-run."""
+    def classify_stored(self, stored: Sequence[tuple[Photo, bool]], images: Sequence) -> list[Classification]:
+        """Classify stored photos in one batch; a photo already scored by this model is not re-run.
+
+        ``images``: decoded photos, or the model inputs ``predictor.prepare`` made of them.
+
+        A photo twice in the batch (sent twice at once) is classified once; both get its prediction.
+        """
         version = self.predictor.model_version
         with open_session(self.engine) as session:
             known = repository.latest_predictions([photo.id for photo, _ in stored], session=session)
-        todo = [
-            i
-            for i, (photo, _) in enumerate(stored)
-            if known.get(photo.id) is None or known[photo.id].model_version != version
-        ]
-        outputs = dict(zip(todo, self.predictor.predict([images[i] for i in todo]), strict=True))
-        results = []
-        for i, (photo, duplicate) in enumerate(stored):
-            prediction = self._record_prediction(photo, outputs[i]) if i in outputs else known[photo.id]
-            results.append(self._classification(photo, prediction, duplicate))
-        return results
+        todo: dict[int, int] = {}  # photo id -> where its image is, for photos this model has not scored
+        for i, (photo, _) in enumerate(stored):
+            if photo.id not in todo and (
+                known.get(photo.id) is None or known[photo.id].model_version != version
+            ):
+                todo[photo.id] = i
+        outputs = self.predictor.predict([images[i] for i in todo.values()])
+        for photo_id, i, output in zip(todo, todo.values(), outputs, strict=True):
+            known[photo_id] = self._record_prediction(stored[i][0], output)
+        return [self._classification(photo, known[photo.id], duplicate) for photo, duplicate in stored]
 
     def _record_prediction(self, photo: Photo, output: ModelOutput) -> Prediction:
         is_dog = output.is_dog(self.rules.dog_threshold)
@@ -175,7 +181,17 @@ class PhotoIntake:
         )
         with open_session(self.engine) as session:
             session.add(prediction)
-            session.flush()
+            try:
+                session.flush()
+            except IntegrityError:
+                # This model scored the photo in another request meanwhile (the same photo sent twice
+                # at once, perhaps to two replicas), or before a rollback made it the model again: its
+                # prediction stands, so every sender gets the same answer and the same buttons.
+                session.rollback()
+                existing = repository.prediction_by_model(photo.id, output.model_version, session=session)
+                if existing is None:  # not a duplicate after all (the photo row is gone?)
+                    raise
+                return existing
             already_labelled = bool(repository.labels_of(photo.id, session=session))
             if auto_label is not None and not already_labelled:
                 session.add(
@@ -240,7 +256,7 @@ class Received:
 def receive(intake: PhotoIntake, items: Sequence[Incoming], *, source: str = "telegram") -> list[Received]:
     """Decode, store and classify ``items``; never raises for one bad item (storage errors do raise)."""
     results: list[Received | None] = [None] * len(items)
-    stored: list[tuple[int, tuple[Photo, bool], Image.Image]] = []
+    stored: list[tuple[int, tuple[Photo, bool], object]] = []  # (position, stored photo, model input)
     for i, item in enumerate(items):
         try:
             image = intake.decode(item.data)
@@ -255,10 +271,11 @@ def receive(intake: PhotoIntake, items: Sequence[Incoming], *, source: str = "te
             chat_id=item.chat_id,
             file_name=item.file_name,
         )
-        stored.append((i, photo, image))
+        stored.append((i, photo, intake.predictor.prepare(image)))
+        del image  # before the next decode: one full-size photo in memory at a time
     if stored:
         try:
-            classified = intake.classify_stored([p for _, p, _ in stored], [im for _, _, im in stored])
+            classified = intake.classify_stored([p for _, p, _ in stored], [x for _, _, x in stored])
         except Exception:
             # The photos are safe in the catalog; a person will label them from /review.
             log.exception("classification failed for %d stored photo(s)", len(stored))

@@ -90,6 +90,13 @@ class Labelling:
             self.lookalikes.label_recorded(breed)
         return LabelResult(label, True, resolve_label([*labels, label]))
 
+    def answers_now(self, photo_id: int, user_id: int | None) -> tuple[str | None, ResolvedLabel | None]:
+        """``user_id``'s answer that stands for the photo (their latest) and its catalog label, read now."""
+        with open_session(self.engine) as session:
+            labels = repository.labels_of(photo_id, session=session)
+        mine = [label.breed for label in labels if user_id is not None and label.user_id == user_id]
+        return (mine[-1] if mine else None), resolve_label(labels)
+
     def catalog_label(self, photo_id: int) -> ResolvedLabel | None:
         with open_session(self.engine) as session:
             return resolve_label(repository.labels_of(photo_id, session=session))

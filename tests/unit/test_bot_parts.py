@@ -15,7 +15,7 @@ from bot.app import run_bot, webhook_secret
 from bot.batcher import MicroBatcher
 from bot.errors import Redact
 from bot.throttle import PerUserLimit
-from dogbot.core.members import Members, MembershipError, Role
+from dogbot.core.members import Members, MembershipError, Role, parse_user_id
 from dogbot.settings import Settings
 from storage.db import make_engine
 
@@ -23,6 +23,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- roles -------------------------------------------------------------------------------------
+def test_parse_user_id_takes_positive_telegram_ids_only() -> None:
+    assert parse_user_id("123456789") == 123456789
+    assert parse_user_id(str(2**52 - 1)) == 2**52 - 1
+    for typed in ("0", "-5", "²", "١٢٣", "1e3", " 7", "99999999999999999999999", "9" * 5000, ""):
+        assert parse_user_id(typed) is None, typed
+
+
+def test_staff_ids_out_of_range_never_reach_the_database(database_url) -> None:
+    engine = make_engine(database_url)
+    members = Members(engine, admin_ids=[1], cache_seconds=30)
+    for user_id in (0, -100123456, 2**63, 10**23):
+        with pytest.raises(MembershipError, match="not a Telegram user id"):
+            members.add_staff(user_id, by=1)
+    assert members.staff() == []
+    engine.dispose()
+
+
 @pytest.fixture
 def members(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
@@ -171,3 +188,24 @@ def test_env_example_lists_every_setting() -> None:
     expected = {f"DOGBOT_{name.upper()}" for name in Settings.model_fields}
     assert expected - documented == set(), "add these to .env.example with a comment"
     assert documented - expected == set(), "these are documented but are not settings"
+
+
+def test_webhook_mode_logs_host_and_port_but_not_the_secret_path(tmp_path, caplog, monkeypatch) -> None:
+    from telegram.ext import Application
+
+    from dogbot.app import Container
+
+    started = {}
+    monkeypatch.setattr(Application, "run_webhook", lambda self, **kwargs: started.update(kwargs))
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        telegram_token="123456789:TEST-token",
+        webhook_url="https://bots.example.org/hook-5f3a9c1e77d2",
+        webhook_port=8443,
+    )
+    with caplog.at_level(logging.INFO):
+        assert run_bot(Container(settings)) == 0
+    assert started["url_path"] == "hook-5f3a9c1e77d2"  # the bot listens there all the same
+    assert "webhook mode on 0.0.0.0:8443" in caplog.text
+    assert "hook-5f3a9c1e77d2" not in caplog.text
