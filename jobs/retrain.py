@@ -88,7 +88,7 @@ def retrain(
     val_share: float = 0.2,
     golden_size: int = 200,
     use_auto_labels: bool = True,
-    lock_ttl: timedelta = timedelta(minutes=30),
+    lock_ttl: timedelta = timedelta(minutes=2),
     owner: str | None = None,
     breed_name: Callable[[str], str] = str,
     progress: Callable[[str], None] = lambda message: None,

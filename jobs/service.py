@@ -48,7 +48,7 @@ class LifecycleJobs:
     train_config: TrainConfig = field(default_factory=TrainConfig)
     retrain_min_new_labels: int = 50
     use_auto_labels: bool = True
-    lock_ttl: timedelta = timedelta(minutes=30)
+    lock_ttl: timedelta = timedelta(minutes=2)
     breed_name: Callable[[str], str] = str
     on_champion_change: Callable[[], None] = lambda: None
 

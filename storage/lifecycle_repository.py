@@ -176,6 +176,19 @@ def try_lock(name: str, owner: str, *, now: datetime, expires_at: datetime, sess
         return False
 
 
+def take_over_lock(
+    name: str, holder: str, owner: str, *, now: datetime, expires_at: datetime, session: Session
+) -> bool:
+    """Take the lease from ``holder`` (known to be dead), unless someone else did first. Commits."""
+    taken = session.exec(
+        update(JobLock)
+        .where(JobLock.name == name, JobLock.owner == holder)
+        .values(owner=owner, acquired_at=now, expires_at=expires_at)
+    )
+    session.commit()
+    return taken.rowcount == 1
+
+
 def renew_lock(name: str, owner: str, *, expires_at: datetime, session: Session) -> bool:
     renewed = session.exec(
         update(JobLock).where(JobLock.name == name, JobLock.owner == owner).values(expires_at=expires_at)
