@@ -46,10 +46,13 @@ def owner_is_gone(owner: str) -> bool:
     """
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
+    return host == socket.gethostname() and pid_text.isdigit() and process_is_gone(int(pid_text))
+
+
+def process_is_gone(pid: int) -> bool:
+    """True when no process of this machine has id ``pid``."""
     try:
-        os.kill(int(pid_text), 0)  # signal 0: nothing is sent, only whether the process exists
+        os.kill(pid, 0)  # signal 0: nothing is sent, only whether the process exists
     except ProcessLookupError:
         return True
     except PermissionError:  # it exists, under another user

@@ -145,11 +145,17 @@ def drift_reports(*, session: Session, limit: int = 10) -> list[DriftReport]:
 
 
 # --- job runs -------------------------------------------------------------------------------------
-def last_run(job: str, *, session: Session, status: str | None = None) -> JobRun | None:
+def last_run(job: str, *, session: Session, status: str | Iterable[str] | None = None) -> JobRun | None:
     statement = select(JobRun).where(JobRun.job == job)
-    if status is not None:
+    if isinstance(status, str):
         statement = statement.where(JobRun.status == status)
+    elif status is not None:
+        statement = statement.where(JobRun.status.in_(list(status)))
     return session.exec(statement.order_by(JobRun.id.desc())).first()
+
+
+def running_jobs(*, session: Session) -> list[JobRun]:
+    return list(session.exec(select(JobRun).where(JobRun.status == "running").order_by(JobRun.id)))
 
 
 # --- locks ----------------------------------------------------------------------------------------
