@@ -107,8 +107,9 @@ class Settings(BaseSettings):
     drift_alarm_tests: str = ",".join(name for name in DRIFT_TESTS if name != DriftTest.SIZE)
     # Train on auto-accepted labels too (people's labels are always used).
     train_on_auto_labels: bool = True
-    # A training lease not renewed for this long is taken over (a worker died mid-training).
-    lock_ttl_minutes: int = 30
+    # A training lease not renewed for this long is taken over (its holder died or hung); the holder
+    # renews it every quarter of this while it works. One on this machine whose process is gone at once.
+    lock_ttl_minutes: int = 2
     # Run fold/drift/retrain inside the bot process instead of a separate `dogbot worker`.
     jobs_in_bot: bool = False
     # How often the bot checks the registry for a newly promoted champion (no restart needed).

@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from jobs import registry
+from jobs import charts, registry
 from jobs.drift import DriftResult, DriftThresholds, check_drift
 from jobs.fold import FoldResult, fold
-from jobs.lock import TRAIN_LOCK, LockBusy, held
+from jobs.lock import TRAIN_LOCK, LockBusy, held, make_owner, owner_is_gone
 from jobs.retrain import PromotionGates, RetrainResult, retrain, retrain_trigger
 from jobs.scores import RetrainMetrics
 from ml.predictor import Predictor
@@ -27,6 +27,7 @@ from storage import lifecycle_repository as repo
 from storage.db import session as open_session
 from storage.lifecycle_tables import DriftReport, JobRun, ModelVersion
 from storage.tables import utcnow
+from storage.vocabulary import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,20 @@ class LifecycleJobs:
             on_change=self.on_champion_change,
         )
 
+    def recover(self, now: datetime | None = None) -> None:
+        """After a crash or kill: close the runs it left ``running``, delete its half-drawn charts."""
+        now = now or self.clock()
+        interrupted = mark_interrupted_runs(self.engine, now=now)
+        leftovers = charts.remove_leftovers(self.model_dir) + charts.remove_leftovers(
+            self.model_dir / "drift"
+        )
+        if interrupted or leftovers:
+            log.warning(
+                "after a stop: %d job run(s) marked interrupted, %d partial chart file(s) removed",
+                len(interrupted),
+                len(leftovers),
+            )
+
     def share_artifacts(self) -> list[str]:
         """Put model files trained before they lived in the database there too (replicas load them)."""
         return registry.store_missing_artifacts(self.engine, self.model_dir)
@@ -202,28 +217,49 @@ def record_run(
 ):
     """Run one scheduled job and keep a ``JobRun`` row of it; a busy lease counts as skipped."""
     with open_session(engine) as session:
-        row = JobRun(job=job, started_at=clock())
+        # Who runs it, while it runs: a restarted worker can tell a killed run from a live one.
+        row = JobRun(job=job, started_at=clock(), detail={"owner": make_owner()})
         session.add(row)
         session.commit()
         run_id = row.id
-    status, detail, result = "ok", {}, None
+    status, detail, result = RunStatus.OK, {}, None
     try:
         result = run()
         if result is None:
-            status = "skipped"
+            status = RunStatus.SKIPPED
         elif hasattr(result, "to_json"):
             detail = _summary(result.to_json())
     except LockBusy as busy:
-        status, detail = "skipped", {"reason": str(busy)}
+        status, detail = RunStatus.SKIPPED, {"reason": str(busy)}
     except Exception as error:  # logged and recorded; the scheduler runs the job again next time
         log.exception("job %s failed", job)
-        status, detail = "failed", {"error": f"{type(error).__name__}: {error}"}
+        status, detail = RunStatus.FAILED, {"error": f"{type(error).__name__}: {error}"}
     with open_session(engine) as session:
         row = session.get(JobRun, run_id)
         row.finished_at, row.status, row.detail = clock(), status, detail
         session.add(row)
         session.commit()
     return result
+
+
+def mark_interrupted_runs(
+    engine: Engine, *, now: datetime, stale_after: timedelta = timedelta(hours=6)
+) -> list[int]:
+    """Close the ``running`` rows of runs that will never finish: their process on this machine is
+    gone, or (another machine's, or from before runs named their process) they started over
+    ``stale_after`` ago. Returns the ids marked ``interrupted``."""
+    marked = []
+    with open_session(engine) as session:
+        for row in repo.running_jobs(session=session):
+            owner = (row.detail or {}).get("owner")
+            started = row.started_at if row.started_at.tzinfo else row.started_at.replace(tzinfo=UTC)
+            if (owner and owner_is_gone(owner)) or started < now - stale_after:
+                row.status, row.finished_at = RunStatus.INTERRUPTED, now
+                row.detail = {**(row.detail or {}), "reason": "its process stopped (killed or crashed)"}
+                session.add(row)
+                marked.append(row.id)
+        session.commit()
+    return marked
 
 
 def _summary(data: dict) -> dict:

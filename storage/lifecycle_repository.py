@@ -25,7 +25,7 @@ from storage.lifecycle_tables import (
     ModelVersion,
 )
 from storage.tables import Label, Photo, Prediction
-from storage.vocabulary import SKIP
+from storage.vocabulary import SKIP, RunStatus
 
 CHAMPION = "champion"
 
@@ -162,11 +162,17 @@ def drift_reports(*, session: Session, limit: int = 10) -> list[DriftReport]:
 
 
 # --- job runs -------------------------------------------------------------------------------------
-def last_run(job: str, *, session: Session, status: str | None = None) -> JobRun | None:
+def last_run(job: str, *, session: Session, status: str | Iterable[str] | None = None) -> JobRun | None:
     statement = select(JobRun).where(JobRun.job == job)
-    if status is not None:
+    if isinstance(status, str):
         statement = statement.where(JobRun.status == status)
+    elif status is not None:
+        statement = statement.where(JobRun.status.in_(list(status)))
     return session.exec(statement.order_by(JobRun.id.desc())).first()
+
+
+def running_jobs(*, session: Session) -> list[JobRun]:
+    return list(session.exec(select(JobRun).where(JobRun.status == RunStatus.RUNNING).order_by(JobRun.id)))
 
 
 # --- locks ----------------------------------------------------------------------------------------
@@ -191,6 +197,19 @@ def try_lock(name: str, owner: str, *, now: datetime, expires_at: datetime, sess
     except IntegrityError:  # someone holds it (or took it between our UPDATE and INSERT)
         session.rollback()
         return False
+
+
+def take_over_lock(
+    name: str, holder: str, owner: str, *, now: datetime, expires_at: datetime, session: Session
+) -> bool:
+    """Take the lease from ``holder`` (known to be dead), unless someone else did first. Commits."""
+    taken = session.exec(
+        update(JobLock)
+        .where(JobLock.name == name, JobLock.owner == holder)
+        .values(owner=owner, acquired_at=now, expires_at=expires_at)
+    )
+    session.commit()
+    return taken.rowcount == 1
 
 
 def renew_lock(name: str, owner: str, *, expires_at: datetime, session: Session) -> bool:

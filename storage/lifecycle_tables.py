@@ -25,7 +25,7 @@ from sqlalchemy import Column, LargeBinary, UniqueConstraint
 from sqlmodel import JSON, Field, SQLModel
 
 from storage.tables import utcnow
-from storage.vocabulary import ModelStatus
+from storage.vocabulary import ModelStatus, RunStatus
 
 
 class DatasetVersion(SQLModel, table=True):
@@ -114,7 +114,7 @@ class JobRun(SQLModel, table=True):
     job: str = Field(max_length=32, index=True)  # fold, drift, retrain
     started_at: datetime = Field(default_factory=utcnow, index=True)
     finished_at: datetime | None = None
-    status: str = Field(default="running", max_length=16)  # running, ok, skipped, failed
+    status: str = Field(default=RunStatus.RUNNING, max_length=16)
     detail: dict = Field(default_factory=dict, sa_type=JSON)
 
 

@@ -58,6 +58,19 @@ class ModelStatus(StrEnum):
     REJECTED = "rejected"  # failed a gate or was interrupted: never served
 
 
+class RunStatus(StrEnum):
+    """Where a scheduled job's run (``JobRun``) stands."""
+
+    RUNNING = "running"
+    OK = "ok"
+    SKIPPED = "skipped"  # nothing to do, or another process held the training lease
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its process was killed or crashed (jobs.service.mark_interrupted_runs)
+
+
+FINISHED = (RunStatus.OK, RunStatus.SKIPPED, RunStatus.FAILED)
+
+
 class DriftTest(StrEnum):
     """The tests ``jobs.drift.compare`` runs, in this order (tests/unit/test_jobs_drift.py checks it)."""
 
