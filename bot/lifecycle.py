@@ -1,6 +1,6 @@
-"""Admin lifecycle commands (/retrain, /drift, /models, /rollback) and the model-refresh job.
+"""Admin lifecycle commands (/retrain, /drift, /models, /rollback, /report) and the model-refresh job.
 
-Each handler checks the sender is an admin, runs one lifecycle service in a worker thread (torch and
+Each handler (admins only: ``@admin_only``) runs one lifecycle service in a worker thread (torch and
 SQLite work never blocks the event loop), and replies with text and, where there is one, a chart.
 A repeating job makes this process serve a champion promoted elsewhere (by ``dogbot worker``) and
 tells admins about drift alarms and models the worker trained; with ``DOGBOT_JOBS_IN_BOT`` the

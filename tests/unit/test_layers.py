@@ -173,3 +173,24 @@ def test_queries_are_written_only_in_storage() -> None:
             ):
                 found += [f"{name}: {alias.name}" for alias in node.names if alias.name in QUERY_BUILDERS]
     assert found == []
+
+
+def test_only_the_gate_asks_for_a_role() -> None:
+    """One access gate (bot.context.gate) resolves the sender's role; handlers read ``context.role``."""
+    callers = []
+    for name, path in project_modules().items():
+        if name.split(".")[0] != "bot":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and node.attr == "role"
+                    and isinstance(node.value, ast.Attribute)
+                ):
+                    if node.value.attr == "members":
+                        callers.append(f"{name}.{function.name}")
+    assert sorted(set(callers)) == ["bot.context.gate"]
