@@ -76,7 +76,6 @@ def main() -> None:
     from dogbot.core.manifest import read_manifest
     from dogbot.core.taxonomy import Taxonomy
     from dogbot.settings import Settings
-    from ml.backbone import DEFAULT_BACKBONE
     from ml.images import ImageRejected, load_image
     from ml.predictor import Predictor
 
@@ -84,7 +83,7 @@ def main() -> None:
     rules = intake_rules(Settings(_env_file=None))
     taxonomy = Taxonomy()
     predictor = Predictor.pretrained(
-        DEFAULT_BACKBONE, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()]
+        Settings(_env_file=None).model, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()]
     )
     known = set(predictor.head.breed_keys)
     photos: list[tuple[Image.Image, str]] = []

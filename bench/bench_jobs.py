@@ -35,7 +35,7 @@ from dev_embeddings import load_dev_embeddings  # noqa: E402
 from dogbot.app import drift_thresholds  # noqa: E402
 from dogbot.settings import Settings  # noqa: E402
 from jobs.drift import DriftThresholds, compare, window_from_arrays  # noqa: E402
-from ml.backbone import DEFAULT_BACKBONE, create_backbone  # noqa: E402
+from ml.backbone import create_backbone  # noqa: E402
 from ml.head import BreedHead  # noqa: E402
 from ml.predictor import Predictor  # noqa: E402
 from ml.training import TrainConfig, evaluate_head, train_head  # noqa: E402
@@ -159,7 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=("retrain", "speed", "drift"))
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--model", default=DEFAULT_BACKBONE, help="backbone (ml/backbone.py)")
+    parser.add_argument("--model", default=Settings(_env_file=None).model, help="backbone (ml/backbone.py)")
     parser.add_argument("--new-l2", type=float, default=TrainConfig().new_l2, help="L2 penalty on new rows")
     parser.add_argument(
         "--repeats",

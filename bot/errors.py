@@ -34,7 +34,7 @@ class RetryingRateLimiter(AIORateLimiter):
     may mean it acted but the answer was lost, so only calls that are harmless to repeat are retried.
     """
 
-    def __init__(self, max_retries: int = 3, backoff_s: float = 0.5, **kwargs: Any) -> None:
+    def __init__(self, max_retries: int, backoff_s: float = 0.5, **kwargs: Any) -> None:
         super().__init__(max_retries=max_retries, **kwargs)
         self.network_retries = max_retries
         self.backoff_s = backoff_s

@@ -88,7 +88,7 @@ def check_drift(
     model_version: str,
     now: datetime,
     window: int,
-    reference_max: int = 1000,
+    reference_max: int,
     thresholds: DriftThresholds,
     dog_threshold: float,
     chart_dir: Path | None = None,
