@@ -253,8 +253,8 @@ def test_intake_holds_one_decoded_photo_at_a_time(make_catalog, database_url, mo
 
 
 def test_a_prepared_photo_gets_the_same_answer_as_the_photo(predictor, photo_bytes):
-    from ml.images import load_image
+    from conftest import load_photo
 
-    image = load_image(photo_bytes("pug"))
+    image = load_photo(photo_bytes("pug"))
     whole, prepared = predictor.predict([image, predictor.prepare(image)])
     assert (whole.embedding == prepared.embedding).all() and whole.top(3) == prepared.top(3)
