@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -156,6 +157,15 @@ def cmd_run(container: Container, args: argparse.Namespace) -> int:
 def cmd_backup(container: Container, args: argparse.Namespace) -> int:
     """Write the database and the photos to one .tar.gz (safe while the bot runs)."""
     from dogbot.backup import create_backup
+
+    # Stopped by a service manager or a closed terminal: end like Ctrl-C, so the work folder (a full
+    # database snapshot) and the partial archive are removed on the way out. A SIGKILL's debris is
+    # removed by the next backup.
+    def stop(signum: int, _frame) -> None:
+        raise SystemExit(128 + signum)
+
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, stop)
 
     # Photos in a bucket are backed up by the bucket's versioning and replication, not through here.
     include = args.photos if args.photos is not None else not container.settings.photo_store
