@@ -114,7 +114,7 @@ class JobRun(SQLModel, table=True):
     job: str = Field(max_length=32, index=True)  # fold, drift, retrain
     started_at: datetime = Field(default_factory=utcnow, index=True)
     finished_at: datetime | None = None
-    status: str = Field(default=RunStatus.RUNNING, max_length=16)
+    status: str = Field(default=RunStatus.RUNNING, max_length=16)  # the values: storage.vocabulary.RunStatus
     detail: dict = Field(default_factory=dict, sa_type=JSON)
 
 
