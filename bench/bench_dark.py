@@ -72,16 +72,18 @@ def main() -> None:
 
     import torch
 
-    from dogbot.manifest import read_manifest
-    from dogbot.taxonomy import Taxonomy
-    from ml.backbone import DEFAULT_BACKBONE
+    from dogbot.app import intake_rules
+    from dogbot.core.manifest import read_manifest
+    from dogbot.core.taxonomy import Taxonomy
+    from dogbot.settings import Settings
     from ml.images import ImageRejected, load_image
     from ml.predictor import Predictor
 
     torch.set_num_threads(1)
+    rules = intake_rules(Settings(_env_file=None))
     taxonomy = Taxonomy()
     predictor = Predictor.pretrained(
-        DEFAULT_BACKBONE, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()]
+        Settings(_env_file=None).model, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()]
     )
     known = set(predictor.head.breed_keys)
     photos: list[tuple[Image.Image, str]] = []
@@ -91,7 +93,8 @@ def main() -> None:
         if key not in known:
             continue
         try:
-            photos.append((load_image(row.path.read_bytes()), key))
+            image = load_image(row.path.read_bytes(), max_bytes=rules.max_bytes, max_pixels=rules.max_pixels)
+            photos.append((image, key))
         except (ImageRejected, OSError):
             continue
     if args.limit:

@@ -113,14 +113,14 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from dogbot.taxonomy import Taxonomy
-    from ml.backbone import DEFAULT_BACKBONE
+    from dogbot.core.taxonomy import Taxonomy
+    from dogbot.settings import Settings
     from ml.predictor import Predictor
 
-    data = load_dev_embeddings(DEFAULT_BACKBONE)
+    data = load_dev_embeddings(Settings(_env_file=None).model)
     taxonomy = Taxonomy()
     predictor = Predictor.pretrained(
-        DEFAULT_BACKBONE, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()]
+        Settings(_env_file=None).model, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()]
     )
     known = set(predictor.head.breed_keys)
     counts = Counter(data["breed"][data["csv"] == "other_breeds.csv"])

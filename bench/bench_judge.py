@@ -92,17 +92,16 @@ def main() -> None:
 
     import torch
 
-    from dogbot.taxonomy import Taxonomy
-    from ml.backbone import DEFAULT_BACKBONE
+    from dogbot.core.taxonomy import Taxonomy
+    from dogbot.settings import Settings
     from ml.judging import LabelledPhotos, hits, judge
     from ml.predictor import Predictor
 
     torch.set_num_threads(1)
-    data = load_dev_embeddings(DEFAULT_BACKBONE)
+    model = Settings(_env_file=None).model
+    data = load_dev_embeddings(model)
     taxonomy = Taxonomy()
-    predictor = Predictor.pretrained(
-        DEFAULT_BACKBONE, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()]
-    )
+    predictor = Predictor.pretrained(model, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()])
     champion = predictor.head
     known = set(champion.breed_keys)
     counts = Counter(data["breed"][data["csv"] == "other_breeds.csv"])

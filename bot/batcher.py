@@ -23,7 +23,7 @@ class MicroBatcher(Generic[T, R]):
     """
 
     def __init__(
-        self, process: Callable[[Sequence[T]], Sequence[R]], *, window_s: float = 0.005, max_size: int = 16
+        self, process: Callable[[Sequence[T]], Sequence[R]], *, window_s: float, max_size: int
     ) -> None:
         self.process = process
         self.window_s = window_s

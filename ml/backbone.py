@@ -51,7 +51,6 @@ BACKBONES: dict[str, BackboneSpec] = {
     "lite2": BackboneSpec("lite2", "tf_efficientnet_lite2", _lite2_weights),
     "lite0gem": BackboneSpec("lite0gem", "tf_efficientnet_lite0", _lite0_weights, pooling=("avg", "gem")),
 }
-DEFAULT_BACKBONE = "lite0"
 GEM_POWER = 3.0  # the usual GeM exponent (Radenović et al. 2018); between average (1) and max (inf)
 
 
@@ -100,7 +99,7 @@ def load_positional_weights(model: torch.nn.Module, checkpoint: dict[str, torch.
         raise ValueError(f"weights missing for {missing}")
 
 
-def create_backbone(name: str = DEFAULT_BACKBONE) -> torch.nn.Module:
+def create_backbone(name: str) -> torch.nn.Module:
     """Build the named backbone with its ImageNet weights, in eval mode."""
     spec = backbone_spec(name)
     model = timm.create_model(spec.timm_name, pretrained=False)

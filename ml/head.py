@@ -9,10 +9,9 @@ breeds and the backbone it belongs to.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,16 +73,17 @@ class BreedHead:
     def probabilities(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.logits(embeddings).softmax(dim=-1)
 
-    def save(self, path: Path) -> str:
-        """Write ``path`` (tensors) and ``path.json`` (sidecar) atomically; return the tensors' SHA-256.
+    def save(self, path: Path, *, write: Callable[[Path, bytes], None]) -> str:
+        """Write ``path`` (tensors), then ``path.json`` (sidecar), with ``write``; return the SHA-256.
 
-        Each file goes to a temporary name in the same directory first and is then ``os.replace``d,
-        so a crash mid-write never leaves a half-written head where a reader could load it.
+        ``write`` is the one atomic writer (``storage.blobs.write_bytes_atomically``: temporary file,
+        fsync, rename, fsync the folder), handed in so that ``ml`` imports no other project package
+        and a crash mid-write never leaves a half-written head where a reader could load it.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {"weight": self.weight.contiguous(), "bias": self.bias.contiguous()}
-        _atomic_write(path, lambda handle: torch.save(tensors, handle))
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        buffer = io.BytesIO()
+        torch.save({"weight": self.weight.contiguous(), "bias": self.bias.contiguous()}, buffer)
+        tensors = buffer.getvalue()
+        digest = hashlib.sha256(tensors).hexdigest()
         sidecar = {
             "breed_keys": self.breed_keys,
             "backbone": self.backbone,
@@ -92,7 +92,8 @@ class BreedHead:
             "sha256": digest,
             "metadata": self.metadata,
         }
-        _atomic_write(sidecar_path(path), lambda handle: handle.write(json.dumps(sidecar, indent=2).encode()))
+        write(path, tensors)
+        write(sidecar_path(path), json.dumps(sidecar, indent=2).encode())
         return digest
 
     @classmethod
@@ -115,17 +116,3 @@ class BreedHead:
 
 def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
-
-
-def _atomic_write(path: Path, write) -> None:
-    # delete=False: the file must outlive the handle so it can be renamed into place.
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)  # noqa: SIM115
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise

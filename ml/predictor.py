@@ -19,6 +19,14 @@ from ml.backbone import backbone_spec, create_backbone, create_eval_transform, p
 from ml.head import BreedHead
 
 
+def is_dog(dog_probability, threshold: float):
+    """The one "is it a dog?" rule: at least ``threshold`` of the ImageNet probability on dog classes.
+
+    Works on one probability or a numpy array of them.
+    """
+    return dog_probability >= threshold
+
+
 @dataclass(frozen=True)
 class ModelOutput:
     """What the model says about one image."""
@@ -28,6 +36,9 @@ class ModelOutput:
     breed_probabilities: np.ndarray  # float32, aligned with ``breed_keys``
     breed_keys: tuple[str, ...]
     model_version: str
+
+    def is_dog(self, threshold: float) -> bool:
+        return bool(is_dog(self.dog_probability, threshold))
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         order = np.argsort(-self.breed_probabilities)[:k]
@@ -95,16 +106,25 @@ class Predictor:
         )
 
     @torch.inference_mode()
-    def embed(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings and dog probabilities for RGB images, in one batch."""
-        batch = torch.stack([self.transform(image) for image in images])
+    def prepare(self, image: Image.Image) -> torch.Tensor:
+        """The model's input for one RGB image (its own resize, crop and normalisation): 0.6 MB.
+
+        Intake prepares each photo as soon as it is decoded and lets the decoded image go, so a
+        batch holds one full-size photo at a time, however many pixels each one has.
+        """
+        return self.transform(image)
+
+    @torch.inference_mode()
+    def embed(self, images: Sequence[Image.Image | torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings and dog probabilities for RGB images (or their :meth:`prepare`d inputs), one batch."""
+        batch = torch.stack([x if isinstance(x, torch.Tensor) else self.transform(x) for x in images])
         embeddings = pool_features(self.backbone.forward_features(batch), self.pooling)
         imagenet = self._classifier(embeddings[:, : self._classifier.in_features]).softmax(dim=-1)
         dog_probability = imagenet[:, self._dog_indices].sum(dim=-1)
         return embeddings.numpy().astype(np.float32), dog_probability.numpy().astype(np.float32)
 
     @torch.inference_mode()
-    def predict(self, images: Sequence[Image.Image]) -> list[ModelOutput]:
+    def predict(self, images: Sequence[Image.Image | torch.Tensor]) -> list[ModelOutput]:
         if not images:
             return []
         embeddings, dog_probability = self.embed(images)

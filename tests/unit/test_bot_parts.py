@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from bot.app import run_bot, webhook_secret
 from bot.batcher import MicroBatcher
 from bot.errors import Redact
 from bot.throttle import PerUserLimit
-from dogbot.members import Members, MembershipError, Role, parse_user_id
+from dogbot.core.members import Members, MembershipError, Role, parse_user_id
 from dogbot.settings import Settings
 from storage.db import make_engine
 
@@ -31,7 +32,7 @@ def test_parse_user_id_takes_positive_telegram_ids_only() -> None:
 
 def test_staff_ids_out_of_range_never_reach_the_database(database_url) -> None:
     engine = make_engine(database_url)
-    members = Members(engine, admin_ids=[1])
+    members = Members(engine, admin_ids=[1], cache_seconds=30)
     for user_id in (0, -100123456, 2**63, 10**23):
         with pytest.raises(MembershipError, match="not a Telegram user id"):
             members.add_staff(user_id, by=1)
@@ -42,7 +43,7 @@ def test_staff_ids_out_of_range_never_reach_the_database(database_url) -> None:
 @pytest.fixture
 def members(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    yield Members(engine, admin_ids=[1], staff_ids=[2, 1])
+    yield Members(engine, admin_ids=[1], staff_ids=[2, 1], cache_seconds=30)
     engine.dispose()
 
 
@@ -68,7 +69,7 @@ def test_roles_added_by_another_process_show_up_after_the_cache(tmp_path) -> Non
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     now = [0.0]
     reader = Members(engine, cache_seconds=30, clock=lambda: now[0])
-    writer = Members(engine)
+    writer = Members(engine, cache_seconds=30)
     assert reader.role(7) is Role.STRANGER
     writer.add_staff(7, by=None)
     assert reader.role(7) is Role.STRANGER  # cached
@@ -98,7 +99,7 @@ async def test_micro_batcher_failure_fails_only_its_batch() -> None:
             raise ValueError("unlucky")
         return list(items)
 
-    batcher = MicroBatcher(picky, window_s=0.001)
+    batcher = MicroBatcher(picky, window_s=0.001, max_size=16)
     with pytest.raises(ValueError):
         await batcher.submit(13)
     assert await batcher.submit(14) == 14
@@ -118,7 +119,7 @@ def test_per_user_limit_slides() -> None:
 def test_replicas_may_share_the_photo_limit(tmp_path, shared) -> None:
     from bot.app import build_application
     from dogbot.app import Container
-    from dogbot.limits import SharedPerUserLimit
+    from dogbot.core.limits import SharedPerUserLimit
 
     settings = Settings(_env_file=None, data_dir=tmp_path, telegram_token="123:abc", shared_rate_limit=shared)
     container = Container(settings)
@@ -134,17 +135,22 @@ def test_help_differs_by_role() -> None:
 
 
 def test_percent_and_status_before_lifecycle_jobs() -> None:
-    from dogbot.catalog import CatalogStatus
+    from dogbot.core.reporting import CatalogStatus
+    from jobs.service import LifecycleStatus
+    from storage.lifecycle_tables import ModelVersion
 
     assert [texts.percent(p) for p in (0.934, 0.004)] == ["93%", "<1%"]
-    status = texts.status(CatalogStatus("lite0-v0", 10, 2, 3, 7, 1), {})
+    status = texts.status(CatalogStatus("lite0-v0", 10, 2, 3, 7, 1), LifecycleStatus(None, None, None, None))
     assert (
         "accuracy n/a" in status and "Last drift check: never" in status and "2 today, 10 in total" in status
     )
-    status = texts.status(
-        CatalogStatus("lite0-v3", 1, 1, 0, 1, 0), {"accuracy": 0.91, "last_retrain": "2026-01-02"}
+    trained = ModelVersion(
+        version="lite0-v3", backbone="lite0", status="promoted", created_at=datetime(2026, 1, 2, 9, 30)
     )
-    assert "accuracy 91%" in status and "Last retrain: 2026-01-02" in status
+    status = texts.status(
+        CatalogStatus("lite0-v3", 1, 1, 0, 1, 0), LifecycleStatus("lite0-v3", 0.91, None, trained)
+    )
+    assert "accuracy 91%" in status and "Last retrain: 2026-01-02 09:30 UTC (lite0-v3 promoted)" in status
 
 
 # --- secrets -----------------------------------------------------------------------------------

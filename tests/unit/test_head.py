@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ml.head import BreedHead, sidecar_path
+from storage.blobs import write_bytes_atomically
 
 
 def small_head() -> BreedHead:
@@ -15,7 +16,7 @@ def small_head() -> BreedHead:
 
 def test_save_and_load_round_trip(tmp_path):
     head = small_head()
-    digest = head.save(tmp_path / "head.pt")
+    digest = head.save(tmp_path / "head.pt", write=write_bytes_atomically)
     loaded = BreedHead.load(tmp_path / "head.pt")
     assert loaded.breed_keys == ["pug", "boxer"]
     assert torch.equal(loaded.weight, head.weight)
@@ -25,7 +26,7 @@ def test_save_and_load_round_trip(tmp_path):
 
 def test_a_corrupted_artifact_is_refused(tmp_path):
     path = tmp_path / "head.pt"
-    small_head().save(path)
+    small_head().save(path, write=write_bytes_atomically)
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(ValueError, match="corrupt"):
         BreedHead.load(path)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dogbot.taxonomy import (
+from dogbot.core.taxonomy import (
     IMAGENET_DOG_INDICES,
     MIXED_BREED,
     NOT_A_DOG,
@@ -439,8 +439,8 @@ def test_slugify() -> None:
 
 def test_every_special_label_and_button_word_is_reserved() -> None:
     """No breed can be added under the key or name of a special label, in any language the bot speaks."""
-    from dogbot.labels import SPECIAL_LABELS as SPECIAL_KEYS
-    from dogbot.taxonomy import RESERVED_NAMES
+    from dogbot.core.taxonomy import RESERVED_NAMES
+    from storage.vocabulary import SPECIAL_LABELS as SPECIAL_KEYS
 
     taxonomy = Taxonomy()
     names = [*SPECIAL_KEYS, *(name for words in RESERVED_NAMES.values() for name in words)]

@@ -50,7 +50,7 @@ class Members:
         *,
         admin_ids: Iterable[int] = (),
         staff_ids: Iterable[int] = (),
-        cache_seconds: float = 30.0,
+        cache_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine

@@ -123,7 +123,7 @@ SPECIAL_LABELS: tuple[Breed, ...] = (MIXED_BREED, NOT_A_DOG)
 _SPECIAL_KEYS = frozenset(label.key for label in SPECIAL_LABELS)
 # Words of the bot's own buttons and answers that are not entries here (the special entries above
 # reserve their names and aliases themselves), in every language the bot speaks: English for now, a
-# translation adds its words. No breed may be named so: a breed keyed "skip" (dogbot.labels.SKIP)
+# translation adds its words. No breed may be named so: a breed keyed "skip" (storage.vocabulary.SKIP)
 # would turn every answer naming it into "I don't know", and one called "Other" would read as the
 # "Other…" button.
 RESERVED_NAMES: dict[str, tuple[str, ...]] = {
