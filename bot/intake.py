@@ -97,7 +97,7 @@ async def reply_classification(message: Message, context: DogContext, result: Cl
     elif decided is not None:
         markup = keyboards.wrong(codec, prediction_id)
     else:
-        choices = [(breed.key, breed.display_name) for breed, _ in result.top]
+        choices = [(key, services.breed_name(key)) for key in result.button_breeds]
         markup = keyboards.question(codec, prediction_id, choices)
     await message.reply_text(
         texts.classification(result, services.breed_name), reply_markup=markup, do_quote=True

@@ -121,6 +121,18 @@ def classification(result: Classification, name: Name) -> str:
             f"🤔 It looks like a {top.display_name} ({percent(p)}), but staff lately corrected that "
             f"to {learning}, which I am still learning. Best guesses: {guesses}."
         )
+    elif result.learning and result.held_back:
+        top, p = result.top[0]
+        learning = " or ".join(name(key) for key in result.learning)
+        lines.append(
+            f"🤔 It looks like a {top.display_name} ({percent(p)}), but also like photos staff "
+            f"labelled {learning}, which I am still learning. Best guesses: {guesses}."
+        )
+    elif result.learning:
+        learning = " or ".join(name(key) for key in result.learning)
+        lines.append(
+            f"🤔 I'm not sure. Best guesses: {guesses}; it also looks like photos staff labelled {learning}."
+        )
     else:
         lines.append(f"🤔 I'm not sure. Best guesses: {guesses}.")
     decided = result.label

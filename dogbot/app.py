@@ -23,9 +23,10 @@ from dogbot.core.members import Members
 from dogbot.settings import Settings
 from jobs import registry
 from jobs.drift import DriftThresholds
-from jobs.retrain import PromotionGates
 from jobs.scheduler import Intervals
 from jobs.service import LifecycleConfig, LifecycleJobs
+from ml.exemplars import ExemplarRules
+from ml.judging import JudgeRules
 from ml.predictor import Predictor
 from storage.blobs import PhotoStore, open_photo_store
 from storage.db import make_engine
@@ -52,11 +53,19 @@ def drift_thresholds(s: Settings) -> DriftThresholds:
     )
 
 
-def promotion_gates(s: Settings) -> PromotionGates:
-    return PromotionGates(
-        golden_tolerance=s.promotion_golden_tolerance,
-        min_improvement=s.promotion_min_improvement,
-        min_validation=s.promotion_min_validation,
+def exemplar_rules(s: Settings) -> ExemplarRules | None:
+    if s.exemplar_buttons <= 0:
+        return None
+    return ExemplarRules(max_buttons=s.exemplar_buttons, veto_similarity=s.exemplar_veto_similarity)
+
+
+def promotion_gates(s: Settings) -> JudgeRules:
+    return JudgeRules(
+        folds=s.promotion_folds,
+        better_alpha=s.promotion_better_alpha,
+        worse_alpha=s.promotion_worse_alpha,
+        min_compared=s.promotion_min_compared,
+        min_new_breed_hits=s.promotion_min_new_breed_hits,
     )
 
 
@@ -69,6 +78,7 @@ def lifecycle_config(s: Settings) -> LifecycleConfig:
         dog_threshold=s.dog_threshold,
         gates=promotion_gates(s),
         retrain_min_new_labels=s.retrain_min_new_labels,
+        retrain_new_breed_photos=s.retrain_new_breed_photos,
         use_auto_labels=s.train_on_auto_labels,
         lock_ttl=timedelta(minutes=s.lock_ttl_minutes),
     )
@@ -129,6 +139,7 @@ class Container:
             rules=intake_rules(s),
             lookalike_min_corrections=s.lookalike_min_corrections,
             lookalike_days=s.lookalike_days,
+            exemplars=exemplar_rules(s),
             clock=self.clock,
         )
 

@@ -32,6 +32,13 @@ def retrain_report(result: RetrainResult) -> str:
         f"golden ({cand.golden.n} photos): top-1 {percent_or_na(cand.golden.top1)} "
         f"(champion {percent_or_na(champ.golden.top1)})",
     ]
+    if m.verdict is not None:
+        v = m.verdict
+        lines.append(
+            f"judged on {v.n_compared} photos ({v.folds}-fold cross-validation), photos won-lost against "
+            f"the champion: what changed {v.changed.wins}-{v.changed.losses}, the rest "
+            f"{v.rest.wins}-{v.rest.losses}, checked at random {v.unbiased.wins}-{v.unbiased.losses}"
+        )
     if result.report:
         lines.append(f"error analysis: {result.report}")
     return "\n".join(lines)

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     # the last lookalike_days. 0 turns this off.
     lookalike_min_corrections: int = 2
     lookalike_days: int = 30
+    # Labelled photos as exemplars (ml.exemplars; measured in bench/bench_exemplars.py): the breeds
+    # of the nearest ones that the model cannot name join the buttons (at most exemplar_buttons; 0
+    # turns exemplars off), and one at centred cosine similarity exemplar_veto_similarity or more
+    # stops a confident answer from being auto-accepted (above 1: never).
+    exemplar_buttons: int = Field(default=2, ge=0)
+    exemplar_veto_similarity: float = 0.5
     max_upload_mb: int = 20
     max_megapixels: int = 40
 
@@ -84,16 +90,25 @@ class Settings(BaseSettings):
     drift_interval_minutes: int = 24 * 60
     drift_window: int = 200
     retrain_min_new_labels: int = 50
+    # ...or as soon as a breed the model cannot name has this many labelled photos, one of them new
+    # since the last retrain (the fewest the judge can see learned: 2 to train on, 1 held out). 0: off.
+    retrain_new_breed_photos: int = 3
     # How often the worker checks whether a retrain is due (enough new labels, or a drift alarm).
     retrain_interval_minutes: int = 60
     # Share of photos (by hash, fixed per photo) held out for validation; golden set size.
     validation_share: float = Field(default=0.2, gt=0.0, lt=1.0)
     golden_size: int = 200
-    # Promotion: golden top-1 may drop at most this much; validation top-1 must rise by more than
-    # min_improvement; fewer people-labeled validation photos than min_validation: no promotion.
-    promotion_golden_tolerance: float = 0.01
-    promotion_min_improvement: float = 0.0
-    promotion_min_validation: int = 20
+    # Promotion (ml.judging): candidate and champion are compared on every labelled photo by
+    # cross-validation over promotion_folds folds. Promoted when better on what changed (at least
+    # promotion_min_new_breed_hits photos of breeds the champion cannot name, or more photos won
+    # than lost at one-sided McNemar p < promotion_better_alpha) and not worse on the rest (losing
+    # more than winning at p < promotion_worse_alpha refuses); fewer than promotion_min_compared
+    # photos to compare on: no promotion. Checked offline in bench/bench_judge.py.
+    promotion_folds: int = Field(default=5, ge=2)
+    promotion_better_alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    promotion_worse_alpha: float = Field(default=0.10, gt=0.0, lt=1.0)
+    promotion_min_compared: int = 5
+    promotion_min_new_breed_hits: int = 2
     # Drift alarms, measured on the dev photos (bench/bench_jobs.py): domain-classifier AUC above
     # this (and significant; Evidently uses 0.55); any test with p below drift_p_value; fewer
     # photos than drift_min_photos in either window: no verdict.

@@ -25,6 +25,13 @@ from PIL import Image, ImageEnhance
 
 from dogbot.core.catalog import Catalog
 from dogbot.core.manifest import ManifestRow
+from dogbot.simulation_pace import (
+    DarkPhoto,
+    NewBreedPhoto,
+    dark_gap,
+    new_breed_in_buttons,
+    new_breed_learned_day,
+)
 from storage.vocabulary import NOT_A_DOG, LabelSource, Outcome
 
 SIMULATION_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -60,6 +67,7 @@ class StreamPhoto:
     new_breed: bool  # a breed the base model does not know
     data: bytes
     darkened: bool
+    original: bytes = b""  # the photo before darkening (only when darkened)
 
 
 @dataclass
@@ -78,6 +86,7 @@ class DayReport:
     retrained: bool = False
     promoted: bool = False
     drift_alarm: bool = False
+    admin_alerts: int = 0  # drift messages sent to admins (one per incident, jobs.incidents)
     events: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -120,10 +129,10 @@ def build_stream(
                 row, truth = pool.pop()  # the other end of the shuffled pool: a different breed mix
             else:
                 row, truth = pool.pop(0)
-            data = row.path.read_bytes()
+            data = original = row.path.read_bytes()
             if dark:
                 data = darken(data, by_kind["dark"].value)
-            stream.append(StreamPhoto(day, truth, pool is new_pool, data, dark))
+            stream.append(StreamPhoto(day, truth, pool is new_pool, data, dark, original if dark else b""))
     return stream
 
 
@@ -184,6 +193,7 @@ def simulate(
     truths: dict[int, str] = {}  # photo id -> true label
     staff_wrong: set[int] = set()
     new_breed_photos: set[int] = set()
+    pace = _Pace()
     reports: list[DayReport] = []
     by_day: dict[int, list[StreamPhoto]] = defaultdict(list)
     for photo in stream:
@@ -208,12 +218,27 @@ def simulate(
                 if item.new_breed:
                     new_hits.append(top1 == item.truth)
                     new_breed_photos.add(photo_id)
+                    pace.first_seen.setdefault(item.truth, day)
+                    pace.new_breed.append(
+                        NewBreedPhoto(
+                            day,
+                            item.truth,
+                            auto_accepted_right=result.outcome == Outcome.AUTO_ACCEPTED
+                            and top1 == item.truth,
+                            offered=result.outcome == Outcome.ASK and item.truth in result.button_breeds,
+                        )
+                    )
+                if item.darkened and item.original:
+                    undarkened = catalog.intake.predictor.predict([catalog.intake.decode(item.original)])[0]
+                    pace.dark.append(
+                        DarkPhoto(day, top1 == item.truth, undarkened.top(1)[0][0] == item.truth)
+                    )
             asked = result.outcome == Outcome.ASK
             audited = not asked and rng.random() < audit_share
             if asked or audited:
                 report.asked += asked
                 report.audited += audited
-                offered = [breed.key for breed, _ in result.top]
+                offered = result.button_breeds
                 label, mistake = staff.answer(item.truth, offered)
                 report.staff_errors += mistake
                 if mistake:
@@ -235,9 +260,30 @@ def simulate(
         lifecycle.end_of_day(SIMULATION_START + timedelta(days=day - 1, hours=20), report)
         report.seconds["jobs"] = round(time.perf_counter() - started, 2)
         report.catalog_accuracy = _catalog_accuracy(catalog, truths)
+        pace.serving.append((day, tuple(catalog.intake.predictor.head.breed_keys)))
         reports.append(report)
 
-    return SimulationResult(reports, _totals(catalog, reports, truths, staff_wrong, new_breed_photos))
+    total = _totals(catalog, reports, truths, staff_wrong, new_breed_photos)
+    total.update(pace.totals(reports))
+    return SimulationResult(reports, total)
+
+
+@dataclass
+class _Pace:
+    """What issue 11's pace keys are computed from (``dogbot.simulation_pace``)."""
+
+    first_seen: dict[str, int] = field(default_factory=dict)  # new breed -> day of its first photo
+    new_breed: list[NewBreedPhoto] = field(default_factory=list)
+    dark: list[DarkPhoto] = field(default_factory=list)
+    serving: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)  # day -> serving rows
+
+    def totals(self, reports: Sequence[DayReport]) -> dict:
+        return {
+            "admin_alerts": sum(r.admin_alerts for r in reports),
+            "new_breed_learned_day": new_breed_learned_day(self.serving, self.first_seen),
+            "new_breed_in_buttons": new_breed_in_buttons(self.new_breed),
+            "dark_gap": dark_gap(self.dark, last_day=max((r.day for r in reports), default=0)),
+        }
 
 
 def _catalog_accuracy(catalog: Catalog, truths: dict[int, str], only: set[int] | None = None) -> float | None:
@@ -297,6 +343,9 @@ class ScheduledJobs(Lifecycle):
         drift = outcome["drift"]
         if drift["drift"]:
             report.drift_alarm = True
+            # What the bot tells admins: an alarm that opens an incident (jobs.incidents).
+            opened, _ = self.jobs.recent_events(limit=1)
+            report.admin_alerts += len(opened)
             alarms = [t["name"] for t in drift["tests"] if t.get("alarm")]
             report.events.append(f"drift alarm: {', '.join(alarms)}")
         retrain = outcome["retrain"]

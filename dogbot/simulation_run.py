@@ -101,6 +101,9 @@ def format_summary(result: SimulationResult) -> str:
         f"{_pct(t['new_breed_top1'])} after",
         f"retrains {t['retrains']} (promoted {t['promotions']}) on days {t['retrain_days']}; "
         f"drift alarms {t['drift_alarms']} on days {t['drift_alarm_days']}",
+        f"pace: a promoted model first knew a new breed on day {t['new_breed_learned_day'] or 'never'}; "
+        f"new breeds among the buttons {_pct(t['new_breed_in_buttons'])}; {t['admin_alerts']} drift messages "
+        f"to admins; darkening cost {_pct(t['dark_gap'])} of top-1 over the last 5 days",
     ]
     for day in result.days:
         for event in day.events:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from ml.judging import Verdict
 from ml.training import TrainReport
 
 # The scores people read (and ``retrain --json`` prints); per-breed tables stay in the registry.
@@ -58,9 +59,11 @@ class RetrainMetrics:
     candidate: ModelScores
     champion: ModelScores
     champion_version: str
+    # The cross-validated comparison that decided (``ml.judging``); None in rows stored before it.
+    verdict: Verdict | None = None
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "verdict": self.verdict.to_json() if self.verdict else None}
 
     @classmethod
     def from_json(cls, data: dict | None) -> RetrainMetrics | None:
@@ -72,6 +75,7 @@ class RetrainMetrics:
             candidate=ModelScores.from_json(data["candidate"]),
             champion=ModelScores.from_json(data["champion"]),
             champion_version=data["champion_version"],
+            verdict=Verdict.from_json(data["verdict"]) if data.get("verdict") else None,
         )
 
     def headline(self) -> dict:
@@ -81,4 +85,5 @@ class RetrainMetrics:
             "champion": self.champion.headline(),
             "breeds_added": len(self.train.breeds_added),
             "n_train": self.train.n_train,
+            "verdict": self.verdict.headline() if self.verdict else None,
         }

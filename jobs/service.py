@@ -18,9 +18,11 @@ from sqlalchemy.engine import Engine
 from jobs import charts, registry
 from jobs.drift import DriftResult, DriftThresholds, check_drift
 from jobs.fold import FoldResult, fold
+from jobs.incidents import incident_openers
 from jobs.lock import TRAIN_LOCK, LockBusy, held, make_owner, owner_is_gone
-from jobs.retrain import PromotionGates, RetrainResult, retrain, retrain_trigger
+from jobs.retrain import RetrainResult, retrain, retrain_trigger
 from jobs.scores import RetrainMetrics
+from ml.judging import JudgeRules
 from ml.predictor import Predictor
 from ml.training import TrainConfig
 from storage import lifecycle_repository as repo
@@ -30,6 +32,9 @@ from storage.tables import utcnow
 from storage.vocabulary import RunStatus
 
 log = logging.getLogger(__name__)
+
+# Drift reports looked back on to tell whether an alarm opens an incident: a year of daily checks.
+INCIDENT_HISTORY = 400
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,9 @@ class LifecycleConfig:
     drift_window: int  # the last this-many photos are compared with the reference
     drift_thresholds: DriftThresholds
     dog_threshold: float
-    gates: PromotionGates
+    gates: JudgeRules
     retrain_min_new_labels: int
+    retrain_new_breed_photos: int
     use_auto_labels: bool
     lock_ttl: timedelta
     drift_reference_max: int = 1000
@@ -125,7 +131,11 @@ class LifecycleJobs:
     def scheduled_retrain(self, now: datetime | None = None) -> RetrainResult | None:
         """Retrain only when enough new labels arrived or drift was found since the last training."""
         now = now or self.clock()
-        reason = retrain_trigger(self.engine, min_new_labels=self.config.retrain_min_new_labels)
+        reason = retrain_trigger(
+            self.engine,
+            min_new_labels=self.config.retrain_min_new_labels,
+            new_breed_photos=self.config.retrain_new_breed_photos,
+        )
         if reason is None:
             return None
         return self.retrain(now, trigger=reason, actor="scheduler")
@@ -199,9 +209,14 @@ class LifecycleJobs:
         )
 
     def recent_events(self, limit: int = 20) -> tuple[list[DriftReport], list[ModelVersion]]:
-        """The latest drift reports and every model version, for the bot's news to admins."""
+        """The latest drift reports that open an incident (``jobs.incidents``: one message per shift)
+        and every model version, for the bot's news to admins."""
         with open_session(self.engine) as session:
-            return repo.drift_reports(session=session, limit=limit), repo.model_versions(session=session)
+            history = repo.drift_reports(session=session, limit=INCIDENT_HISTORY)
+            changes = [move.moved_at for move in repo.alias_moves(session=session)]
+            openers = incident_openers(history, changes)
+            recent = [r for r in history[:limit] if r.id in openers]
+            return recent, repo.model_versions(session=session)
 
 
 @dataclass(frozen=True)

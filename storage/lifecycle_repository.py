@@ -157,6 +157,16 @@ def count_answers_after(label_id: int, sources: Iterable[str], *, session: Sessi
     return session.exec(statement).one()
 
 
+def photos_named_by_breed(sources: Iterable[str], *, session: Session) -> dict[str, tuple[int, int]]:
+    """breed -> (photos labelled that breed by ``sources``, the newest such label's id)."""
+    statement = (
+        select(Label.breed, func.count(func.distinct(Label.photo_id)), func.max(Label.id))
+        .where(Label.source.in_(list(sources)))
+        .group_by(Label.breed)
+    )
+    return {breed: (photos, newest) for breed, photos, newest in session.exec(statement)}
+
+
 def drift_reports(*, session: Session, limit: int = 10) -> list[DriftReport]:
     return list(session.exec(select(DriftReport).order_by(DriftReport.id.desc()).limit(limit)))
 

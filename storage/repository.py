@@ -130,6 +130,28 @@ def latest_corrections(
     return {photo_id: (shown, named) for photo_id, shown, named in session.exec(statement)}
 
 
+def labelled_embeddings(
+    sources: Iterable[str], *, since: datetime, session: Session
+) -> dict[int, tuple[str, bytes, str]]:
+    """photo id -> (the breed its latest label from ``sources`` names, the embedding and model
+    version of the prediction that label answered)."""
+    statement = (
+        select(Label.photo_id, Label.breed, Prediction.embedding, Prediction.model_version)
+        .join(Prediction, Label.prediction_id == Prediction.id)
+        .where(Label.source.in_(list(sources)), Label.created_at >= since)
+        .order_by(Label.id)
+    )
+    return {photo_id: (breed, blob, version) for photo_id, breed, blob, version in session.exec(statement)}
+
+
+def recent_embeddings(limit: int, *, session: Session) -> list[tuple[bytes, str]]:
+    """The embeddings (and model versions) of the newest ``limit`` predictions."""
+    statement = (
+        select(Prediction.embedding, Prediction.model_version).order_by(Prediction.id.desc()).limit(limit)
+    )
+    return [(blob, version) for blob, version in session.exec(statement)]
+
+
 def custom_breeds(*, session: Session) -> list[CustomBreed]:
     return list(session.exec(select(CustomBreed).order_by(CustomBreed.created_at)))
 

@@ -45,8 +45,9 @@ def load_photo(data: bytes):
 
 def open_catalog(engine, photos, predictor, **options):
     """A Catalog with Settings' defaults, except what a test names: an intake rule
-    (``auto_accept_threshold=...``), ``lookalike_min_corrections``, ``lookalike_days`` or ``clock``."""
-    from dogbot.app import intake_rules
+    (``auto_accept_threshold=...``), ``lookalike_min_corrections``, ``lookalike_days``, ``exemplars``
+    or ``clock``."""
+    from dogbot.app import exemplar_rules, intake_rules
     from dogbot.core.catalog import Catalog
 
     settings = default_settings()
@@ -61,6 +62,7 @@ def open_catalog(engine, photos, predictor, **options):
             "lookalike_min_corrections", settings.lookalike_min_corrections
         ),
         lookalike_days=options.pop("lookalike_days", settings.lookalike_days),
+        exemplars=options.pop("exemplars", exemplar_rules(settings)),
         **options,
     )
 

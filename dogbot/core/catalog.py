@@ -19,6 +19,7 @@ from dogbot.core.intake import IntakeRules, PhotoIntake
 from dogbot.core.labelling import Labelling
 from dogbot.core.lookalikes import Lookalikes
 from dogbot.core.reporting import Reporting
+from ml.exemplars import ExemplarRules
 from ml.predictor import Predictor
 from storage.blobs import PhotoStore
 from storage.tables import utcnow
@@ -41,6 +42,7 @@ class Catalog:
         rules: IntakeRules,
         lookalike_min_corrections: int,
         lookalike_days: int,
+        exemplars: ExemplarRules | None = None,
         breeds: Breeds | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> Catalog:
@@ -52,6 +54,9 @@ class Catalog:
             clock=clock,
             min_corrections=lookalike_min_corrections,
             days=lookalike_days,
+            exemplars=exemplars,
+            backbone=lambda: predictor.head.backbone,
+            base_breeds=[key for _, key in predictor.imagenet_breeds],
         )
         return cls(
             breeds=breeds,

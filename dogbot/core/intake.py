@@ -59,6 +59,16 @@ class Classification:
     # Asked although confident: staff lately corrected this answer to these breeds the model does
     # not know yet (dogbot/core/lookalikes.py), most frequent first.
     lookalikes: tuple[str, ...] = ()
+    # Breeds the model cannot name yet whose labelled photos look most like this one (nearest
+    # first): offered as buttons too; when the photo was confident, they are why it is asked.
+    learning: tuple[str, ...] = ()
+    held_back: bool = False  # confident enough to file alone, asked because of the above
+
+    @property
+    def button_breeds(self) -> list[str]:
+        """The breeds offered as buttons: the model's top three, then the ones it is learning."""
+        keys = [breed.key for breed, _ in self.top]
+        return keys + [key for key in dict.fromkeys(self.lookalikes + self.learning) if key not in keys]
 
 
 class PhotoIntake:
@@ -165,7 +175,11 @@ class PhotoIntake:
         auto_label = None
         if not is_dog:
             auto_label = NOT_A_DOG
-        elif confidence >= self.rules.auto_accept_threshold and not self.lookalikes.is_shadowed(breed):
+        elif (
+            confidence >= self.rules.auto_accept_threshold
+            and not self.lookalikes.is_shadowed(breed)
+            and not self.lookalikes.advise(output.embedding, predicted=breed).veto
+        ):
             auto_label = breed
         prediction = Prediction(
             photo_id=photo.id,
@@ -215,6 +229,13 @@ class PhotoIntake:
         else:
             outcome = Outcome.ASK
         lookalikes: tuple[str, ...] = ()
+        learning: tuple[str, ...] = ()
+        if outcome == Outcome.ASK:
+            learning = self.lookalikes.advise(
+                prediction.embedding,
+                predicted=prediction.breed,
+                shown=[entry["breed"] for entry in prediction.top],
+            ).extra_buttons
         if outcome == Outcome.ASK and prediction.confidence >= self.rules.auto_accept_threshold:
             named = self.lookalikes.shadowed().get(prediction.breed)
             lookalikes = tuple(key for key, _ in named.most_common(2)) if named else ()
@@ -226,6 +247,10 @@ class PhotoIntake:
             duplicate=duplicate,
             label=self._catalog_label(photo.id),
             lookalikes=lookalikes,
+            learning=tuple(key for key in learning if key in self.breeds.taxonomy),
+            held_back=outcome == Outcome.ASK
+            and prediction.confidence >= self.rules.auto_accept_threshold
+            and bool(prediction.is_dog),
         )
 
     def top_breeds(self, prediction: Prediction) -> list[tuple[Breed, float]]:

@@ -12,20 +12,31 @@ itself when a retrained model that knows the new breed is promoted (its correcti
 count), or when the corrections grow older than ``days``. In the 30-day simulation
 (``bench/README.md``) this was the largest source of catalog errors: new-breed photos auto-accepted
 as a similar ImageNet breed.
+
+The same memory works per photo (``ml.exemplars``): every photo a person labelled is an exemplar,
+and the breeds of the nearest exemplars that the serving model cannot name are offered as buttons
+(a breed named once is offered on its next look-alike) and stop a confident answer from being
+auto-accepted. It needs no repeated correction of one predicted breed, so it starts with the first
+label.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 
+import numpy as np
 from sqlalchemy.engine import Engine
 
+from ml.exemplars import ExemplarAdvice, ExemplarIndex, ExemplarRules
+from ml.predictor import backbone_of
 from storage import repository
 from storage.db import session as open_session
 from storage.vocabulary import PEOPLE, SPECIAL_LABELS
+
+CENTRE_PHOTOS = 1000  # the newest stored photos whose mean embedding centres the cosine
 
 
 def shadowed_breeds(
@@ -61,6 +72,9 @@ class Lookalikes:
         clock: Callable[[], datetime],
         min_corrections: int,
         days: int,
+        exemplars: ExemplarRules | None = None,
+        backbone: Callable[[], str] = lambda: "",
+        base_breeds: Collection[str] = (),  # their exemplars are left out (empty: none is)
         refresh: timedelta = timedelta(minutes=1),
     ) -> None:
         self.engine = engine
@@ -69,6 +83,10 @@ class Lookalikes:
         self.min_corrections = min_corrections
         self.days = days
         self.refresh = refresh
+        self.exemplar_rules = exemplars  # None: labelled photos are not used as exemplars
+        self.backbone = backbone
+        self.base_breeds = frozenset(base_breeds)  # the breeds the base model names (ImageNet's)
+        self._index: tuple[datetime, str, ExemplarIndex | None] | None = None
         # Held while querying: one thread refreshes, the others wait for its answer, and a label
         # recorded meanwhile clears the cache after the query, never before (no stale answer kept).
         self._lock = threading.Lock()
@@ -76,9 +94,10 @@ class Lookalikes:
 
     def label_recorded(self, breed: str) -> None:
         """A person labelled a photo ``breed``: forget the cache if the model does not know it."""
-        if self.min_corrections > 0 and breed not in SPECIAL_LABELS and breed not in set(self.known()):
+        if breed not in SPECIAL_LABELS and (breed not in self.base_breeds or breed not in set(self.known())):
             with self._lock:
                 self._cached = None
+                self._index = None
 
     def shadowed(self) -> dict[str, Counter]:
         if self.min_corrections <= 0:
@@ -100,3 +119,66 @@ class Lookalikes:
 
     def is_shadowed(self, breed: str) -> bool:
         return breed in self.shadowed()
+
+    def advise(
+        self, embedding: np.ndarray | bytes, *, predicted: str | None = None, shown: Sequence[str] = ()
+    ) -> ExemplarAdvice:
+        """Extra buttons and the veto for one photo, from the nearest labelled photos.
+
+        Exemplars of the breeds the base model knew are left out; those of breeds added since count
+        even once a retrained model has a row for them: a row learned from a handful of photos is
+        weak, and the model's own answer is never vetoed by exemplars of the same breed.
+        """
+        if self.exemplar_rules is None:
+            return ExemplarAdvice.nothing()
+        index = self._exemplars()
+        if index is None:
+            return ExemplarAdvice.nothing()
+        if isinstance(embedding, bytes):
+            embedding = repository.embedding_from_bytes(embedding)
+        if len(embedding) != len(index.centre):
+            return ExemplarAdvice.nothing()
+        return index.advise(
+            embedding, known=self.base_breeds, shown=shown, predicted=predicted, rules=self.exemplar_rules
+        )
+
+    def _exemplars(self) -> ExemplarIndex | None:
+        """The index of people-labelled photos (refreshed like the shadowed breeds)."""
+        backbone = self.backbone()
+        with self._lock:
+            now = self.clock()
+            cached = self._index
+            if (
+                cached is not None
+                and cached[1] == backbone
+                and timedelta(0) <= now - cached[0] < self.refresh
+            ):
+                return cached[2]
+            with open_session(self.engine) as session:
+                labelled = repository.labelled_embeddings(
+                    PEOPLE, since=now - timedelta(days=self.days), session=session
+                )
+                recent = repository.recent_embeddings(CENTRE_PHOTOS, session=session)
+
+            def same_backbone(version: str) -> bool:
+                return not backbone or backbone_of(version) == backbone
+
+            exemplars = [
+                (repository.embedding_from_bytes(blob), breed)
+                for breed, blob, version in labelled.values()
+                if breed not in SPECIAL_LABELS and same_backbone(version)
+            ]
+            stored = [
+                repository.embedding_from_bytes(blob) for blob, version in recent if same_backbone(version)
+            ]
+            index = None
+            if exemplars and stored:
+                # Centred on the mean of the newest stored photos, labelled or not: all of them
+                # are what "looks alike" is judged against (bench/bench_exemplars.py).
+                index = ExemplarIndex.build(
+                    np.stack([e for e, _ in exemplars]),
+                    [b for _, b in exemplars],
+                    centre=np.stack(stored).mean(axis=0),
+                )
+            self._index = (now, backbone, index)
+            return index

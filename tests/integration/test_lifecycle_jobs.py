@@ -20,7 +20,7 @@ from conftest import default_settings, open_catalog
 from PIL import Image, ImageEnhance
 from sqlmodel import select
 
-from dogbot.app import drift_thresholds, lifecycle_config, promotion_gates
+from dogbot.app import drift_thresholds, lifecycle_config
 from dogbot.core.bulk import BulkItem, submit_files
 from jobs import registry
 from jobs.lock import TRAIN_LOCK, LockBusy, try_acquire
@@ -113,7 +113,6 @@ def env(seeded, tmp_path, predictor, database_url):
         config=replace(
             lifecycle_config(DEFAULTS),
             golden_size=10,
-            gates=replace(promotion_gates(DEFAULTS), min_validation=3),
             drift_thresholds=replace(drift_thresholds(DEFAULTS), min_photos=10),
             drift_window=30,
         ),
@@ -191,9 +190,12 @@ def test_retrain_learns_new_breeds_promotes_and_the_predictor_serves_it(env, pre
 
 def test_a_candidate_that_is_not_better_is_rejected_and_never_serves(env, predictor):
     jobs, _, _ = env
-    jobs.config = replace(jobs.config, gates=replace(jobs.config.gates, min_improvement=1.0))
+    # An admin who asks for overwhelming evidence: no candidate from a dozen labels gives it.
+    strict = replace(jobs.config.gates, better_alpha=1e-9, min_new_breed_hits=10**6)
+    jobs.config = replace(jobs.config, gates=strict)
     result = jobs.retrain(NOW)
-    assert not result.promoted and "not better" in result.reason
+    assert not result.promoted and "not clearly better" in result.reason
+    assert result.metrics.verdict is not None and not result.metrics.verdict.promote
     assert predictor.model_version == "lite0-v0" == registry.champion_version(jobs.engine)
     with pytest.raises(registry.RegistryError, match="rejected"):
         registry.promote(jobs.engine, result.version, reason="force", actor="x", now=NOW)
@@ -268,7 +270,6 @@ def test_cli_retrain_models_rollback_and_predict_use_the_champion(seeded, tmp_pa
     shutil.copy(root / "dogbot.db", data / "dogbot.db")
     shutil.copytree(root / "photos", data / "photos")
     monkeypatch.setenv("DOGBOT_DATA_DIR", str(data))
-    monkeypatch.setenv("DOGBOT_PROMOTION_MIN_VALIDATION", "3")
     monkeypatch.chdir(tmp_path)  # no stray .env
 
     assert main(["retrain", "--full"]) == 2

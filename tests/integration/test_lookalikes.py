@@ -3,6 +3,7 @@
 import torch
 
 from bot import texts
+from ml.exemplars import ExemplarRules
 from ml.head import BreedHead
 from storage.vocabulary import LabelSource, Outcome
 
@@ -16,8 +17,9 @@ def _photos(shared_manifest, eval_data_dir, breed: str, n: int) -> list[bytes]:
 def test_a_breed_staff_keep_correcting_to_an_unknown_breed_is_asked_until_the_model_learns_it(
     make_catalog, database_url, shared_manifest, eval_data_dir, predictor
 ):
-    # Threshold 0: every dog would be auto-accepted, so only the look-alike rule can make it ask.
-    catalog = make_catalog(database_url, auto_accept_threshold=0.0)
+    # Threshold 0: every dog would be auto-accepted, so only the look-alike rule can make it ask
+    # (exemplars off: they would ask from the first correction, see the test below).
+    catalog = make_catalog(database_url, auto_accept_threshold=0.0, exemplars=None)
     goldens = _photos(shared_manifest, eval_data_dir, "golden retriever", 4)
     pug = _photos(shared_manifest, eval_data_dir, "pug", 1)[0]
     shiba = catalog.breeds.taxonomy.get("shiba_inu").key  # a breed the base model has no row for
@@ -71,7 +73,9 @@ def test_a_breed_staff_keep_correcting_to_an_unknown_breed_is_asked_until_the_mo
 
 
 def test_off_when_min_corrections_is_zero(make_catalog, database_url, shared_manifest, eval_data_dir):
-    catalog = make_catalog(database_url, auto_accept_threshold=0.0, lookalike_min_corrections=0)
+    catalog = make_catalog(
+        database_url, auto_accept_threshold=0.0, lookalike_min_corrections=0, exemplars=None
+    )
     goldens = _photos(shared_manifest, eval_data_dir, "golden retriever", 3)
     shiba = catalog.breeds.taxonomy.get("shiba_inu").key  # a breed the base model has no row for
     for data in goldens[:2]:
@@ -80,3 +84,38 @@ def test_off_when_min_corrections_is_zero(make_catalog, database_url, shared_man
             result.photo.id, shiba, source=LabelSource.STAFF, user_id=7, prediction_id=result.prediction.id
         )
     assert catalog.intake.submit(goldens[2], source="telegram").outcome == Outcome.AUTO_ACCEPTED
+
+
+def test_a_breed_named_once_is_offered_on_its_next_look_alike_and_not_auto_accepted(
+    make_catalog, database_url, shared_manifest, eval_data_dir
+):
+    """Labelled photos as exemplars (ml.exemplars): no retrain, no repeated correction needed."""
+    # Threshold 0: anything not vetoed is filed. In a catalog of eight photos the centre of the
+    # cosine is rough: these two Shiba Inus measure 0.47, so the veto is set at 0.4 here.
+    catalog = make_catalog(
+        database_url, auto_accept_threshold=0.0, exemplars=ExemplarRules(veto_similarity=0.4)
+    )
+    rows = [r for r in shared_manifest("other_breeds.csv") if r["breed"] == "shiba_inu"]
+    shibas = [(eval_data_dir / r["path"]).read_bytes() for r in rows[:2]]
+    knowns = _photos(shared_manifest, eval_data_dir, "pug", 3) + _photos(
+        shared_manifest, eval_data_dir, "golden retriever", 3
+    )
+    shiba = catalog.breeds.taxonomy.get("shiba_inu").key  # a breed the base model has no row for
+
+    for data in knowns[:-1]:  # photos of breeds the model knows, filed alone
+        assert catalog.intake.submit(data, source="telegram").outcome == Outcome.AUTO_ACCEPTED
+    first = catalog.intake.submit(shibas[0], source="telegram")
+    assert first.learning == () and shiba not in first.button_breeds  # nobody has named it yet
+    catalog.labelling.record_label(
+        first.photo.id, shiba, source=LabelSource.STAFF, user_id=7, prediction_id=first.prediction.id
+    )
+
+    second = catalog.intake.submit(shibas[1], source="telegram")
+    assert second.outcome == Outcome.ASK and second.label is None  # not filed as the breed it resembles
+    assert second.learning == (shiba,) and second.held_back
+    assert second.button_breeds[: len(second.top)] == [b.key for b, _ in second.top]
+    assert second.button_breeds[-1] == shiba
+    answer = texts.classification(second, lambda key: catalog.breeds.taxonomy.get(key).display_name)
+    assert "photos staff labelled Shiba Inu, which I am still learning" in answer
+    # A photo that looks like the breeds the model knows is still filed alone.
+    assert catalog.intake.submit(knowns[-1], source="telegram").outcome == Outcome.AUTO_ACCEPTED

@@ -54,6 +54,11 @@ def test_a_small_simulation_reports_every_day(tmp_path, eval_data_dir):
         report["days"][0]["new_breed_photos"] == 0 and sum(d["new_breed_photos"] for d in report["days"]) > 0
     )
     assert total["new_breed_top1_before_retrain"] == 0.0
+    # Issue 11's pace keys: photos darkened from day 3 have a measured gap; 4 days learn no breed.
+    assert total["admin_alerts"] == sum(d["admin_alerts"] for d in report["days"]) >= 0
+    assert total["new_breed_learned_day"] is None
+    assert total["dark_gap"] is not None and -1 <= total["dark_gap"] <= 1
+    assert total["new_breed_in_buttons"] is None or 0 <= total["new_breed_in_buttons"] <= 1
     saved = json.loads((tmp_path / "report" / "simulation.json").read_text())
     assert saved["total"]["photos"] == 32
     assert (tmp_path / "report" / "simulation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
