@@ -50,15 +50,15 @@ def photos(data: Path, count: int) -> list[bytes]:
 
 def model_time(samples: list[bytes], threads: int) -> dict[str, float]:
     """Seconds for predict([image]) on a decoded image (median, p95) and for decode + predict (median)."""
-    import torch
-
     from dogbot.taxonomy import Taxonomy
     from ml.images import load_image
     from ml.predictor import Predictor
 
-    torch.set_num_threads(threads)
     predictor = Predictor.pretrained(
-        "lite0", [(b.imagenet_index, b.key) for b in Taxonomy().imagenet_breeds()]
+        "lite0",
+        [(b.imagenet_index, b.key) for b in Taxonomy().imagenet_breeds()],
+        backbone_dir=Path(os.environ.get("DOGBOT_BACKBONE_DIR", ROOT / ".cache" / "backbones")),
+        threads=threads,
     )
     predictor.predict([load_image(samples[0])])  # warm-up
     forward, total = [], []

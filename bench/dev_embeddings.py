@@ -49,7 +49,7 @@ def load_dev_embeddings(model: str, *, refresh: bool = False) -> dict[str, np.nd
 def _compute(model: str) -> dict[str, np.ndarray]:
     import torch
 
-    from ml.backbone import create_backbone
+    from ml.backbone import TorchEncoder
     from ml.images import ImageRejected, image_statistics, load_image
     from ml.predictor import Predictor
 
@@ -60,7 +60,7 @@ def _compute(model: str) -> dict[str, np.ndarray]:
         with (folder / name).open(newline="", encoding="utf-8") as handle:
             rows.extend(dict(row, csv=name) for row in csv.DictReader(handle))
     # ImageNet dog classes 151-268: enough for the dog probability; breed keys are mapped later.
-    predictor = Predictor(create_backbone(model), model, [(i, f"in{i}") for i in range(151, 269)])
+    predictor = Predictor(TorchEncoder(model), [(i, f"in{i}") for i in range(151, 269)])
     out: dict[str, list] = {
         k: [] for k in ("emb", "dog", "stats", "emb_dark", "dog_dark", "stats_dark", "ok")
     }

@@ -9,7 +9,6 @@ import logging
 from dataclasses import dataclass
 from functools import cached_property
 
-import torch
 from sqlalchemy.engine import Engine
 
 from dogbot.catalog import Catalog, load_taxonomy
@@ -47,11 +46,11 @@ class Container:
 
     @cached_property
     def predictor(self) -> Predictor:
-        if self.settings.torch_threads:
-            torch.set_num_threads(self.settings.torch_threads)
         predictor = Predictor.pretrained(
             self.settings.model,
             [(breed.imagenet_index, breed.key) for breed in self.taxonomy.imagenet_breeds()],
+            backbone_dir=self.settings.serving_backbone_dir,
+            threads=self.settings.torch_threads,
         )
         serve_champion(self, predictor)  # the registry's champion, not always version 0
         log.info("model %s loaded", predictor.model_version)

@@ -63,9 +63,13 @@ class Settings(BaseSettings):
     # --- Model ----------------------------------------------------------------------------------
     # Backbone and pooling (ml/backbone.py); bench/README.md compares them.
     model: ModelName = "lite0"
-    # Threads for the model. 1 leaves the other core to the bot's event loop and the database; on a
-    # busy 2-core machine more threads made one forward pass 50x slower (bench/README.md). 0: torch decides.
+    # Threads for the model (ONNX Runtime when serving, torch when training). 1 leaves the other core to
+    # the bot's event loop and the database; on a busy 2-core machine more threads made one forward
+    # pass 50x slower (bench/README.md). 0: the runtime decides.
     torch_threads: int = 1
+    # Where the backbone exported for serving (ml/runtime.py) is kept; empty: <data_dir>/models/backbones.
+    # Made on first start (about 20 s, once); processes sharing the folder share the export.
+    backbone_dir: Path | None = None
     # A photo is "a dog" when the model puts at least this much probability on dog classes.
     dog_threshold: float = 0.5
     # Above this breed confidence the label is accepted without asking staff. `dogbot eval` on the
@@ -147,3 +151,7 @@ class Settings(BaseSettings):
     @property
     def model_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def serving_backbone_dir(self) -> Path:
+        return self.backbone_dir or self.model_dir / "backbones"

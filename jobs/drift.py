@@ -19,7 +19,6 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import torch
 from sqlalchemy.engine import Engine
 
 from dogbot.settings import DRIFT_TESTS
@@ -252,8 +251,7 @@ def window_from_arrays(
 
 
 def _rescore(head: BreedHead, window: Window, dog_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    with torch.no_grad():
-        probabilities = head.probabilities(torch.from_numpy(window.embeddings)).numpy()
+    probabilities = head.probabilities(window.embeddings)
     is_dog = window.dog_probability >= dog_threshold
     breed = np.where(is_dog, probabilities.argmax(axis=1), -1)
     return breed, probabilities.max(axis=1)[is_dog]

@@ -14,6 +14,7 @@ from jobs.retrain import PromotionGates
 from jobs.scheduler import Intervals
 from jobs.service import LifecycleJobs
 from ml.predictor import Predictor
+from ml.training import TrainConfig
 from storage.tables import utcnow
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ def lifecycle_jobs(container: Container) -> LifecycleJobs:
             min_improvement=s.promotion_min_improvement,
             min_validation=s.promotion_min_validation,
         ),
+        train_config=TrainConfig(threads=s.torch_threads),
         retrain_min_new_labels=s.retrain_min_new_labels,
         use_auto_labels=s.train_on_auto_labels,
         lock_ttl=timedelta(minutes=s.lock_ttl_minutes),

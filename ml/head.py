@@ -2,8 +2,11 @@
 
 Model version 0 is the ImageNet classifier's rows for the dog classes, so it knows 121 breeds with
 no training. Retraining (``jobs.retrain``) replaces only this head, which is why it is small, cheap
-to train on stored embeddings, and saved on its own: ``state_dict`` plus a JSON sidecar naming the
-breeds and the backbone it belongs to.
+to train on stored embeddings, and saved on its own: its tensors (safetensors) plus a JSON sidecar
+naming the breeds and the backbone it belongs to.
+
+numpy only: the bot serves a head without importing torch. Heads saved before (``torch.save``
+files) still load, through torch, the only place here that needs it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
+import numpy as np
+from safetensors.numpy import load as load_safetensors
+from safetensors.numpy import save as save_safetensors
 
 
 @dataclass
@@ -24,14 +29,16 @@ class BreedHead:
     """``logits = embedding @ weight.T + bias``; ``breed_keys[i]`` names row ``i``."""
 
     breed_keys: list[str]
-    weight: torch.Tensor  # (n_breeds, embedding_dim)
-    bias: torch.Tensor  # (n_breeds,)
+    weight: np.ndarray  # float32 (n_breeds, embedding_dim)
+    bias: np.ndarray  # float32 (n_breeds,)
     backbone: str
     # Temperature applied to the logits before softmax: set by calibration after training.
     temperature: float = 1.0
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.weight = np.ascontiguousarray(self.weight, dtype=np.float32)
+        self.bias = np.ascontiguousarray(self.bias, dtype=np.float32)
         if self.weight.shape[0] != len(self.breed_keys) or self.bias.shape[0] != len(self.breed_keys):
             raise ValueError("head rows do not match its breed list")
         if len(set(self.breed_keys)) != len(self.breed_keys):
@@ -40,7 +47,8 @@ class BreedHead:
     @classmethod
     def from_classifier(
         cls,
-        classifier: torch.nn.Linear,
+        classifier_weight: np.ndarray,
+        classifier_bias: np.ndarray,
         indices: Sequence[int],
         breed_keys: Sequence[str],
         backbone: str,
@@ -52,15 +60,15 @@ class BreedHead:
         With a wider ``embedding_dim`` (embeddings pooled more than one way, the classifier's input
         first), the extra columns start at zero: the zero-shot answers are the classifier's own.
         """
-        index = torch.as_tensor(list(indices))
-        weight = classifier.weight.detach()[index].clone()
+        index = np.asarray(list(indices), dtype=np.int64)
+        weight = np.asarray(classifier_weight, np.float32)[index]
         extra = (embedding_dim or weight.shape[1]) - weight.shape[1]
         if extra < 0:
             raise ValueError(f"embedding_dim {embedding_dim} is narrower than the classifier's input")
         return cls(
             breed_keys=list(breed_keys),
-            weight=torch.cat([weight, torch.zeros(len(weight), extra)], dim=1),
-            bias=classifier.bias.detach()[index].clone(),
+            weight=np.concatenate([weight, np.zeros((len(weight), extra), np.float32)], axis=1),
+            bias=np.asarray(classifier_bias, np.float32)[index],
             backbone=backbone,
         )
 
@@ -68,11 +76,14 @@ class BreedHead:
     def embedding_dim(self) -> int:
         return int(self.weight.shape[1])
 
-    def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return (embeddings @ self.weight.T + self.bias) / self.temperature
+    def logits(self, embeddings: np.ndarray) -> np.ndarray:
+        """``(n, embedding_dim)`` -> ``(n, n_breeds)``, float32."""
+        return (np.asarray(embeddings, np.float32) @ self.weight.T + self.bias) / np.float32(self.temperature)
 
-    def probabilities(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.logits(embeddings).softmax(dim=-1)
+    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+        logits = self.logits(embeddings)
+        exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return exponentials / exponentials.sum(axis=-1, keepdims=True)
 
     def save(self, path: Path) -> str:
         """Write ``path`` (tensors) and ``path.json`` (sidecar) atomically; return the tensors' SHA-256.
@@ -81,8 +92,8 @@ class BreedHead:
         so a crash mid-write never leaves a half-written head where a reader could load it.
         """
         path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {"weight": self.weight.contiguous(), "bias": self.bias.contiguous()}
-        _atomic_write(path, lambda handle: torch.save(tensors, handle))
+        data = save_safetensors({"weight": self.weight, "bias": self.bias})
+        atomic_write(path, lambda handle: handle.write(data))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         sidecar = {
             "breed_keys": self.breed_keys,
@@ -92,17 +103,18 @@ class BreedHead:
             "sha256": digest,
             "metadata": self.metadata,
         }
-        _atomic_write(sidecar_path(path), lambda handle: handle.write(json.dumps(sidecar, indent=2).encode()))
+        atomic_write(sidecar_path(path), lambda handle: handle.write(json.dumps(sidecar, indent=2).encode()))
         return digest
 
     @classmethod
     def load(cls, path: Path) -> BreedHead:
         """Load a head saved by :meth:`save`, refusing one whose tensors do not match the sidecar."""
         sidecar = json.loads(sidecar_path(path).read_text())
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
         if digest != sidecar["sha256"]:
             raise ValueError(f"{path} is corrupt: checksum {digest[:12]} != {sidecar['sha256'][:12]}")
-        tensors = torch.load(path, map_location="cpu", weights_only=True)
+        tensors = _legacy_torch_tensors(path) if data.startswith(b"PK") else load_safetensors(data)
         return cls(
             breed_keys=list(sidecar["breed_keys"]),
             weight=tensors["weight"],
@@ -117,7 +129,16 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _atomic_write(path: Path, write) -> None:
+def _legacy_torch_tensors(path: Path) -> dict[str, np.ndarray]:
+    """A head saved with ``torch.save`` (a zip archive) before heads were safetensors files."""
+    import torch
+
+    tensors = torch.load(path, map_location="cpu", weights_only=True)
+    return {name: tensor.numpy() for name, tensor in tensors.items()}
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write ``path`` through ``write(handle)`` so that readers see the old file or the whole new one."""
     # delete=False: the file must outlive the handle so it can be renamed into place.
     handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)  # noqa: SIM115
     try:

@@ -1,7 +1,6 @@
 """ml.drift and jobs.drift.compare on synthetic windows: alarms on shifts, none on the same distribution."""
 
 import numpy as np
-import torch
 
 from jobs.drift import DriftThresholds, compare, window_from_arrays
 from ml import drift
@@ -21,8 +20,8 @@ def _head():
     rng = np.random.default_rng(5)
     return BreedHead(
         [f"b{i}" for i in range(5)],
-        torch.tensor(rng.normal(0, 0.3, (5, DIM)), dtype=torch.float32),
-        torch.zeros(5),
+        rng.normal(0, 0.3, (5, DIM)),
+        np.zeros(5),
         "lite0",
     )
 
