@@ -8,17 +8,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
 from dogbot.catalog import Catalog, load_taxonomy
 from dogbot.settings import Settings
 from dogbot.taxonomy import Taxonomy
-from jobs.service import LifecycleJobs
 from jobs.wiring import lifecycle_jobs, serve_champion
 from ml.predictor import Predictor
 from storage.blobs import PhotoStore, open_photo_store
 from storage.db import make_engine
+
+if TYPE_CHECKING:
+    from jobs.service import LifecycleJobs
 
 log = logging.getLogger(__name__)
 

@@ -9,19 +9,24 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from jobs.drift import DriftThresholds
-from jobs.retrain import PromotionGates
-from jobs.scheduler import Intervals
-from jobs.service import LifecycleJobs
 from ml.predictor import Predictor
-from ml.training import TrainConfig
 from storage.tables import utcnow
 
 if TYPE_CHECKING:
     from dogbot.app import Container
+    from jobs.scheduler import Intervals
+    from jobs.service import LifecycleJobs
+
+# The jobs' own modules (drift statistics, charts, training) are imported when the jobs are built:
+# `dogbot predict`, `eval` and `ingest` serve the champion through here and need none of them.
 
 
 def lifecycle_jobs(container: Container) -> LifecycleJobs:
+    from jobs.drift import DriftThresholds
+    from jobs.retrain import PromotionGates
+    from jobs.service import LifecycleJobs
+    from ml.training import TrainConfig
+
     s = container.settings
     return LifecycleJobs(
         engine=container.engine,
@@ -52,6 +57,8 @@ def lifecycle_jobs(container: Container) -> LifecycleJobs:
 
 
 def intervals(container: Container) -> Intervals:
+    from jobs.scheduler import Intervals
+
     s = container.settings
     return Intervals(
         fold=timedelta(minutes=s.fold_interval_minutes),
