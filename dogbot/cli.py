@@ -9,8 +9,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
 from dogbot.app import Container
 from dogbot.bulk import BulkItem, submit_files
 from dogbot.manifest import image_paths, read_folder, read_manifest
@@ -22,6 +20,8 @@ from storage.migrations import SchemaError
 
 def _progress(iterable, **kwargs):
     # Progress goes to stderr and disappears when not on a terminal, so --json output stays clean.
+    from tqdm import tqdm  # imported when a long command starts: `dogbot predict` should start fast
+
     return tqdm(iterable, disable=not sys.stderr.isatty(), leave=False, **kwargs)
 
 

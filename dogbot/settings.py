@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     # --- Bot behaviour --------------------------------------------------------------------------
     # Photos arriving within this window are classified in one forward pass.
     batch_window_ms: int = 5
-    batch_max_size: int = 8
+    # On ONNX Runtime a photo costs the same at batch 1, 2 and 4 and ~25 % more at 8 and 16 (activations
+    # outgrow the cache; bench/README.md "Serving"): batches past 4 only make the last photo wait longer.
+    batch_max_size: int = 4
     # Per staff member: more photos than this in a minute are refused (stops one account flooding).
     photos_per_minute: int = 60
     # Count that limit in the database, so bot replicas share it (else each replica allows its own).

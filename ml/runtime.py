@@ -28,6 +28,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from ml.head import atomic_write
+
 log = logging.getLogger(__name__)
 
 # Bump when the exported graph's inputs or outputs change: older exports are then made again.
@@ -178,8 +180,6 @@ def write_sidecar(
     files: BackboneFiles, *, name: str, embedding_dim: int, preprocessing: Preprocessing, **about
 ) -> None:
     """The sidecar that vouches for the graph and the classifier (written last, by the exporter)."""
-    from ml.head import atomic_write
-
     sidecar = {
         "backbone": name,
         "format": EXPORT_FORMAT,
