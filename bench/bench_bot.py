@@ -32,6 +32,7 @@ from readme import write_section  # bench/readme.py: scripts run from bench/ put
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "dogs"
+BACKBONE_DIR = Path(os.environ.get("DOGBOT_BACKBONE_DIR", ROOT / ".cache" / "backbones"))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT))
 
@@ -57,7 +58,7 @@ def model_time(samples: list[bytes], threads: int) -> dict[str, float]:
     predictor = Predictor.pretrained(
         "lite0",
         [(b.imagenet_index, b.key) for b in Taxonomy().imagenet_breeds()],
-        backbone_dir=Path(os.environ.get("DOGBOT_BACKBONE_DIR", ROOT / ".cache" / "backbones")),
+        backbone_dir=BACKBONE_DIR,
         threads=threads,
     )
     predictor.predict([load_image(samples[0])])  # warm-up
@@ -108,6 +109,7 @@ async def run_bot_bench(sequential: list[bytes], burst: list[bytes], threads: in
             "DOGBOT_DATA_DIR": str(home / "data"),
             "DOGBOT_STAFF_IDS": ",".join(map(str, STAFF)),
             "DOGBOT_TORCH_THREADS": str(threads),
+            "DOGBOT_BACKBONE_DIR": str(BACKBONE_DIR),  # exported beforehand: the bot at rest, not installing
         }
         process = await asyncio.create_subprocess_exec(
             str(Path(sys.executable).parent / "dogbot"), "run", env=env, cwd=home,

@@ -90,6 +90,8 @@ async def bench(staff: list[int], photos: list[bytes], threads: int, database_ur
             "DOGBOT_DATABASE_URL": database_url,
             "DOGBOT_STAFF_IDS": ",".join(map(str, staff)),
             "DOGBOT_TORCH_THREADS": str(threads),
+            # The served backbone, exported once beforehand (as `dogbot db upgrade` does at install).
+            "DOGBOT_BACKBONE_DIR": os.environ.get("DOGBOT_BACKBONE_DIR", str(ROOT / ".cache" / "backbones")),
             "DOGBOT_DOG_THRESHOLD": "0",
             "DOGBOT_AUTO_ACCEPT_THRESHOLD": "1.1",
         }

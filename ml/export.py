@@ -1,12 +1,14 @@
 """Export a backbone (pooling and ImageNet classifier included) to ONNX for ``ml.runtime``.
 
-Needs torch, timm, onnx and onnxscript; runs once per backbone and deployment, on first start.
+Needs torch, timm, onnx and onnxscript; runs once per backbone and deployment, on first start, in a
+child process of its own (``python -m ml.export NAME DIR``, started by ``ml.runtime.ensure_exported``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -101,3 +103,14 @@ def export_backbone(name: str, files: BackboneFiles) -> None:
         preprocessing=preprocessing,
         exported_with={"torch": torch.__version__, "timm": timm.__version__},
     )
+
+
+def main(argv: list[str]) -> None:
+    """``python -m ml.export NAME DIR``: write NAME's serving files into DIR (the caller holds the lock)."""
+    name, directory = argv
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    export_backbone(name, BackboneFiles.of(Path(directory), name))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

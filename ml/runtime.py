@@ -20,6 +20,9 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -170,10 +173,23 @@ def ensure_exported(name: str, directory: Path) -> BackboneFiles:
         if not files.intact(name):
             if files.sidecar.exists():
                 log.warning("%s: exported backbone is damaged or stale; exporting it again", name)
-            from ml.export import export_backbone  # torch and timm: only here, only this once
-
-            export_backbone(name, files)
+            _export_in_child_process(name, files.graph.parent)
     return files
+
+
+def _export_in_child_process(name: str, directory: Path) -> None:
+    """Run ``ml.export`` in a child process: torch and timm (about a gigabyte) leave with it.
+
+    A bot that exported in its own process on first start would keep torch resident until restarted.
+    """
+    log.info("exporting %s to %s (once per install; about 20 s)", name, directory)
+    # The child imports this very code: give it this process's import path, whatever set it up.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    result = subprocess.run(
+        [sys.executable, "-m", "ml.export", name, str(directory)], env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"exporting {name} for serving failed:\n{result.stderr[-2000:]}")
 
 
 def write_sidecar(

@@ -65,6 +65,29 @@ def test_a_damaged_export_is_refused_not_served(serving_backbone_dir, tmp_path):
         OnnxEncoder(files)
 
 
+@pytest.mark.slow
+def test_a_damaged_export_is_made_again_in_a_child_process(serving_backbone_dir, tmp_path):
+    """First start or a damaged file: the serving process exports through a child and never holds torch."""
+    files = BackboneFiles.of(tmp_path, "lite0")
+    for name in ("graph", "classifier", "sidecar"):
+        shutil.copy(getattr(BackboneFiles.of(serving_backbone_dir, "lite0"), name), getattr(files, name))
+    files.classifier.write_bytes(b"not the classifier")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from ml.runtime import OnnxEncoder
+        encoder = OnnxEncoder.open("lite0", Path({str(tmp_path)!r}))
+        print(encoder.embedding_dim, sorted(m for m in sys.modules if m.split(".")[0] in {TORCH_STACK!r}))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert result.stdout.split() == ["1280", "[]"], result.stderr
+    assert files.intact("lite0")
+
+
 def test_predict_eval_and_ingest_never_import_torch(tmp_path, shared_manifest, eval_data_dir):
     """The commands people run on a small server, in one process as `dogbot` runs them."""
     rows = [r for r in shared_manifest("manifest.csv") if r["breed"] != "not_a_dog"][:3]
