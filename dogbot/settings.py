@@ -69,8 +69,9 @@ class Settings(BaseSettings):
     # the bot's event loop and the database; on a busy 2-core machine more threads made one forward
     # pass 50x slower (bench/README.md). 0: the runtime decides.
     torch_threads: int = 1
-    # Where the backbone exported for serving (ml/runtime.py) is kept; empty: <data_dir>/models/backbones.
-    # Made on first start (about 20 s, once); processes sharing the folder share the export.
+    # Where the backbone exported for serving (ml/runtime.py) is kept; empty: <data_dir>/backbones, outside
+    # models/ so backups leave it out (any install can make it again). Made on first start or by
+    # `dogbot db upgrade` (about 20 s, once); processes sharing the folder share the export.
     backbone_dir: Path | None = None
     # A photo is "a dog" when the model puts at least this much probability on dog classes.
     dog_threshold: float = 0.5
@@ -156,4 +157,4 @@ class Settings(BaseSettings):
 
     @property
     def serving_backbone_dir(self) -> Path:
-        return self.backbone_dir or self.model_dir / "backbones"
+        return self.backbone_dir or self.data_dir / "backbones"

@@ -7,7 +7,7 @@ damaged) and served from then on by ONNX Runtime. The breed head is a numpy matm
 preprocessing is Pillow and numpy, step for step what timm's evaluation transform does, with its
 parameters read from the model's own data config at export, never retyped.
 
-Files, in one folder per deployment (``DOGBOT_BACKBONE_DIR``, default ``<data dir>/models/backbones``):
+Files, in one folder per deployment (``DOGBOT_BACKBONE_DIR``, default ``<data dir>/backbones``):
 ``<name>.onnx`` (the graph), ``<name>.classifier.safetensors`` (the ImageNet classifier's weights,
 for version 0's head and retraining's warm start) and ``<name>.onnx.json`` (the sidecar: both files'
 SHA-256, the preprocessing, the embedding size). Written atomically, sidecar last, under a file lock,
