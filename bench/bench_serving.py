@@ -174,15 +174,19 @@ def resident(runtime: str, paths: list[Path]) -> dict:
     }
 
 
-def cli_run(command: list[str], env: dict) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one command, from ``/usr/bin/time -v``."""
+def cli_run(command: list[str], env: dict) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one command (``/usr/bin/time -v``)."""
     result = subprocess.run(
         ["/usr/bin/time", "-v", *command], capture_output=True, text=True, env=env, check=True
     )
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)
     hours, minutes, seconds = (float(g) if g else 0.0 for g in wall.groups())
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
-    return hours * 3600 + minutes * 60 + seconds, rss / 1024
+    cpu = sum(
+        float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", result.stderr).group(1))
+        for kind in ("User", "System")
+    )
+    return hours * 3600 + minutes * 60 + seconds, cpu, rss / 1024
 
 
 def cli(photo: Path, repeats: int) -> dict:
@@ -198,14 +202,15 @@ def cli(photo: Path, repeats: int) -> dict:
     dogbot = [str(Path(sys.executable).parent / "dogbot"), "predict", "--json", str(photo)]
     import_torch = [sys.executable, "-c", "import torch"]
     cli_run(dogbot, env)  # first run creates the database
-    runs: dict[str, list[tuple[float, float]]] = {"predict": [], "import_torch": []}
+    runs: dict[str, list[tuple[float, float, float]]] = {"predict": [], "import_torch": []}
     for _ in range(repeats):
         runs["predict"].append(cli_run(dogbot, env))
         runs["import_torch"].append(cli_run(import_torch, env))
     return {
         name: {
-            "wall_s": statistics.median(w for w, _ in values),
-            "peak_rss_mb": statistics.median(r for _, r in values),
+            "wall_s": statistics.median(w for w, _, _ in values),
+            "cpu_s": statistics.median(c for _, c, _ in values),
+            "peak_rss_mb": statistics.median(r for _, _, r in values),
         }
         for name, values in runs.items()
     }
@@ -246,13 +251,19 @@ def tables(result: dict) -> str:
             lines.append(f"| {label}, {kind} | " + " | ".join(f"{sweep[str(b)]:.1f}" for b in BATCHES) + " |")
     lines += [
         "",
-        "| one process | wall s (median) | peak RSS MB (median) |",
-        "|---|---|---|",
-        f"| `dogbot predict --json` one photo | {cli_['predict']['wall_s']:.2f} "
-        f"| {cli_['predict']['peak_rss_mb']:.0f} |",
-        f'| `python -c "import torch"` | {cli_["import_torch"]["wall_s"]:.2f} '
-        f"| {cli_['import_torch']['peak_rss_mb']:.0f} |",
-        f"| ratio | {cli_['predict']['wall_s'] / cli_['import_torch']['wall_s']:.2f} | |",
+        "| one process (medians) | wall s | CPU s (user + system) | peak RSS MB |",
+        "|---|---|---|---|",
+    ]
+    for name, label in (
+        ("predict", "`dogbot predict --json` one photo"),
+        ("import_torch", '`python -c "import torch"`'),
+    ):
+        run = cli_[name]
+        lines.append(f"| {label} | {run['wall_s']:.2f} | {run['cpu_s']:.2f} | {run['peak_rss_mb']:.0f} |")
+    predict, torch_ = cli_["predict"], cli_["import_torch"]
+    lines += [
+        f"| ratio | {predict['wall_s'] / torch_['wall_s']:.2f} | {predict['cpu_s'] / torch_['cpu_s']:.2f} "
+        f"| {predict['peak_rss_mb'] / torch_['peak_rss_mb']:.2f} |",
     ]
     return "\n".join(lines)
 
