@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python bench/bench_bot.py --write
 	$(BIN)/python bench/bench_load.py --write
 	$(BIN)/python bench/bench_jobs.py
+	$(BIN)/python bench/bench_memory.py --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -51,8 +51,12 @@ def photos(data: Path, count: int) -> list[bytes]:
 
 def model_time(samples: list[bytes], threads: int) -> dict[str, float]:
     """Seconds for predict([image]) on a decoded image (median, p95) and for decode + predict (median)."""
-    from dogbot.taxonomy import Taxonomy
+    from dogbot.app import intake_rules
+    from dogbot.core.taxonomy import Taxonomy
+    from dogbot.settings import Settings
     from ml.images import load_image
+
+    rules = intake_rules(Settings(_env_file=None))
     from ml.predictor import Predictor
 
     predictor = Predictor.pretrained(
@@ -61,11 +65,11 @@ def model_time(samples: list[bytes], threads: int) -> dict[str, float]:
         backbone_dir=BACKBONE_DIR,
         threads=threads,
     )
-    predictor.predict([load_image(samples[0])])  # warm-up
+    predictor.predict([load_image(samples[0], max_bytes=rules.max_bytes, max_pixels=rules.max_pixels)])
     forward, total = [], []
     for data in samples:
         t0 = time.perf_counter()
-        image = load_image(data)
+        image = load_image(data, max_bytes=rules.max_bytes, max_pixels=rules.max_pixels)
         t1 = time.perf_counter()
         predictor.predict([image])
         t2 = time.perf_counter()

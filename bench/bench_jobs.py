@@ -32,8 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dev_embeddings import load_dev_embeddings  # noqa: E402
 
+from dogbot.app import drift_thresholds  # noqa: E402
+from dogbot.settings import Settings  # noqa: E402
 from jobs.drift import DriftThresholds, compare, window_from_arrays  # noqa: E402
-from ml.backbone import DEFAULT_BACKBONE, TorchEncoder  # noqa: E402
+from ml.backbone import TorchEncoder  # noqa: E402
 from ml.head import BreedHead  # noqa: E402
 from ml.predictor import Predictor  # noqa: E402
 from ml.training import TrainConfig, evaluate_head, train_head  # noqa: E402
@@ -111,7 +113,9 @@ def bench_speed(data: dict, base: BreedHead, n: int = 10_000) -> dict:
     }
 
 
-def bench_drift(data: dict, base: BreedHead, trials: int, thresholds: DriftThresholds) -> dict:
+def bench_drift(
+    data: dict, base: BreedHead, trials: int, thresholds: DriftThresholds, dog_threshold: float
+) -> dict:
     rng = np.random.default_rng(0)
     n = len(data["emb"])
 
@@ -135,6 +139,7 @@ def bench_drift(data: dict, base: BreedHead, trials: int, thresholds: DriftThres
                 window(current, kind == "dark"),
                 head=base,
                 thresholds=thresholds,
+                dog_threshold=dog_threshold,
                 seed=trial,
             )
             alarms[kind]["any"] += any(t.alarm for t in tests)
@@ -154,7 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=("retrain", "speed", "drift"))
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--model", default=DEFAULT_BACKBONE, help="backbone (ml/backbone.py)")
+    parser.add_argument("--model", default=Settings(_env_file=None).model, help="backbone (ml/backbone.py)")
     parser.add_argument("--new-l2", type=float, default=TrainConfig().new_l2, help="L2 penalty on new rows")
     parser.add_argument(
         "--repeats",
@@ -207,7 +212,8 @@ def main() -> None:
             f"{s['seconds']:.1f} s"
         )
     if args.only in (None, "drift"):
-        d = bench_drift(data, base, args.trials, DriftThresholds())
+        defaults = Settings(_env_file=None)
+        d = bench_drift(data, base, args.trials, drift_thresholds(defaults), defaults.dog_threshold)
         t = d["trials"]
         print("\n| test | same-distribution windows alarmed | darkened windows alarmed |\n|---|---|---|")
         for name in ("any", "embedding_auc", "brightness", "confidence", "breed_distribution", "size"):

@@ -30,9 +30,11 @@ BACKBONE_DIR = Path(os.environ.get("DOGBOT_BACKBONE_DIR", ROOT / ".cache" / "bac
 def measure(model: str, data: Path, latency_photos: int, batch_size: int, threads: int) -> dict:
     import numpy as np
 
-    from dogbot.evaluation import evaluate
-    from dogbot.manifest import read_manifest
-    from dogbot.taxonomy import Taxonomy
+    from dogbot.app import intake_rules
+    from dogbot.core.evaluation import evaluate
+    from dogbot.core.manifest import read_manifest
+    from dogbot.core.taxonomy import Taxonomy
+    from dogbot.settings import Settings
     from ml.images import load_image
     from ml.predictor import Predictor
 
@@ -47,9 +49,11 @@ def measure(model: str, data: Path, latency_photos: int, batch_size: int, thread
     load_seconds = time.perf_counter() - started
 
     rows = read_manifest(data / "manifest.csv")
-    report = evaluate(predictor, taxonomy, rows, dog_threshold=0.5)
+    rules = intake_rules(Settings(_env_file=None))
+    report = evaluate(predictor, taxonomy, rows, rules=rules)
 
-    images = [load_image(row.path.read_bytes()) for row in rows[:latency_photos]]
+    limits = {"max_bytes": rules.max_bytes, "max_pixels": rules.max_pixels}
+    images = [load_image(row.path.read_bytes(), **limits) for row in rows[:latency_photos]]
     predictor.predict(images[:2])  # warm-up
     single = []
     for image in images:

@@ -64,14 +64,22 @@ def predictors() -> dict:
     }
 
 
+def decode(path: Path):
+    """A photo decoded as the bot's intake does it (Settings' size limits)."""
+    from dogbot.app import intake_rules
+    from dogbot.settings import Settings
+    from ml.images import load_image
+
+    rules = intake_rules(Settings(_env_file=None))
+    return load_image(path.read_bytes(), max_bytes=rules.max_bytes, max_pixels=rules.max_pixels)
+
+
 def latency(paths: list[Path]) -> dict:
     """Both runtimes in this process, interleaved, so load on the machine hits both alike."""
     import numpy as np
 
-    from ml.images import load_image
-
     runtimes = predictors()
-    images = [load_image(path.read_bytes()) for path in paths]
+    images = [decode(path) for path in paths]
     for predictor in runtimes.values():
         predictor.predict(images[:2])  # warm-up
     single: dict[str, list[float]] = {name: [] for name in runtimes}
@@ -150,7 +158,6 @@ def flop_floor(module) -> dict:
 
 def resident(runtime: str, paths: list[Path]) -> dict:
     """Peak RSS of a process that loads one runtime and serves photos with it (batch 1, then 8)."""
-    from ml.images import load_image
     from ml.predictor import Predictor
 
     if runtime == "onnx":
@@ -164,7 +171,7 @@ def resident(runtime: str, paths: list[Path]) -> dict:
 
         torch.set_num_threads(1)
         predictor = Predictor(TorchEncoder("lite0"), DOGS)
-    images = [load_image(path.read_bytes()) for path in paths[:16]]
+    images = [decode(path) for path in paths[:16]]
     for image in images:
         predictor.predict([image])
     predictor.predict(images[:8])

@@ -4,7 +4,7 @@ For every row of ``manifest.csv`` and ``other_breeds.csv``: the Lite0 embedding 
 the photo as it is and darkened (PIL ``ImageEnhance.Brightness`` x0.4, a night-time kennel shot), plus
 the cheap image statistics the drift job compares. Lite0 takes ~25 ms a photo on 2 CPU cores, so the
 cache (``data/bench/dev_embeddings_<model>.npz``, ignored by git) saves a minute or two on every bench
-run. The model is the default one (``ml.backbone.DEFAULT_BACKBONE``) unless ``--model`` names another.
+run. The model is the deployment's default (``Settings.model``) unless ``--model`` names another.
 """
 
 from __future__ import annotations
@@ -49,11 +49,14 @@ def load_dev_embeddings(model: str, *, refresh: bool = False) -> dict[str, np.nd
 def _compute(model: str) -> dict[str, np.ndarray]:
     import torch
 
+    from dogbot.app import intake_rules
+    from dogbot.settings import Settings
     from ml.backbone import TorchEncoder
     from ml.images import ImageRejected, image_statistics, load_image
     from ml.predictor import Predictor
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+    rules = intake_rules(Settings(_env_file=None))
     folder = eval_data_dir()
     rows = []
     for name in CSVS:
@@ -75,7 +78,9 @@ def _compute(model: str) -> dict[str, np.ndarray]:
 
     for i, row in enumerate(rows):
         try:
-            image = load_image((folder / row["path"]).read_bytes())
+            image = load_image(
+                (folder / row["path"]).read_bytes(), max_bytes=rules.max_bytes, max_pixels=rules.max_pixels
+            )
         except (ImageRejected, OSError):
             out["ok"].append(False)
             image = None
@@ -114,10 +119,10 @@ def _compute(model: str) -> dict[str, np.ndarray]:
 if __name__ == "__main__":
     import argparse
 
-    from ml.backbone import DEFAULT_BACKBONE
+    from dogbot.settings import Settings
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=DEFAULT_BACKBONE)
+    parser.add_argument("--model", default=Settings(_env_file=None).model)
     parser.add_argument("--refresh", action="store_true")
     args = parser.parse_args()
     arrays = load_dev_embeddings(args.model, refresh=args.refresh)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import weakref
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
@@ -11,12 +12,11 @@ from telegram.error import BadRequest
 
 from bot import keyboards, texts
 from bot.callbacks import Action, Press, breed_matches
-from bot.context import DogContext, chat_action, member
-from dogbot import review
-from dogbot.catalog import UnknownBreed
-from dogbot.labels import SKIP, SPECIAL_LABELS
-from dogbot.members import Role
-from storage.tables import LabelSource
+from bot.context import DogContext, chat_action
+from dogbot.core import review
+from dogbot.core.labelling import UnknownBreed
+from dogbot.core.members import Role
+from storage.vocabulary import SKIP, SPECIAL_LABELS, LabelSource
 
 _ANSWER_SEPARATOR = "\n—\n"
 _ASKED_PHOTO = re.compile(r"^Photo #(\d+):")
@@ -25,13 +25,8 @@ _ASKED_PHOTO = re.compile(r"^Photo #(\d+):")
 async def on_button(update: Update, context: DogContext) -> None:
     """A press on a question's button: record the answer, or offer more choices."""
     query = update.callback_query
-    press = context.services.codec.decode(query.data)
-    if press is None:
-        await query.answer(texts.FORGED, show_alert=True)
-        return
-    role = await member(update, context)
-    if role is None:
-        return
+    press = context.services.codec.decode(query.data)  # not None: the gate refused forged data
+    role = context.role
     if press.action is Action.LABEL:
         await _record(query, context, press, role)
     elif press.action is Action.OTHER:
@@ -63,11 +58,19 @@ async def _record(query: CallbackQuery, context: DogContext, press: Press, role:
     if not result.created:
         return  # a double tap: the message already says this
     photo_id = result.label.photo_id
-    decided = result.resolved.breed if result.resolved else None
-    conflict = bool(result.resolved and result.resolved.conflict)
-    said = texts.answer_saved(photo_id, breed, decided, conflict, services.breed_name)
-    markup = None if breed == SKIP else keyboards.wrong(services.codec, press.prediction_id)
-    await _edit(query, said, markup)
+    # Presses racing each other (one person's quick taps, or two staff at once) finish in any order:
+    # the message is drawn from the catalog as it stands after this write, one edit of it at a time,
+    # so the last edit shows the label that stands and any disagreement, whatever order they ran in.
+    async with _message_lock(context, query):
+        mine, resolved = await asyncio.to_thread(
+            services.catalog.labelling.answers_now, photo_id, query.from_user.id
+        )
+        given = mine or breed
+        decided = resolved.breed if resolved else None
+        conflict = bool(resolved and resolved.conflict)
+        said = texts.answer_saved(photo_id, given, decided, conflict, services.breed_name)
+        markup = None if given == SKIP else keyboards.wrong(services.codec, press.prediction_id)
+        await _edit(query, said, markup)
     if press.review:
         await send_next_for_review(context, query.message.chat.id, after_photo_id=photo_id)
 
@@ -108,9 +111,7 @@ async def _ask_breed_name(query: CallbackQuery, context: DogContext, press: Pres
 async def on_text(update: Update, context: DogContext) -> None:
     """Plain text: a breed name after "Other…", else a hint that photos are what this bot wants."""
     message = update.effective_message
-    role = await member(update, context)
-    if role is None:
-        return
+    role = context.role
     photo_id = _asked_photo(update, context)
     if photo_id is None:
         await message.reply_text(texts.TEXT_HINT)
@@ -134,8 +135,6 @@ async def on_text(update: Update, context: DogContext) -> None:
 
 async def on_review(update: Update, context: DogContext) -> None:
     """/review: show the oldest photo still waiting for a label, with the question keyboard."""
-    if await member(update, context) is None:
-        return
     await send_next_for_review(context, update.effective_chat.id, after_photo_id=0)
 
 
@@ -171,10 +170,22 @@ def _asked_photo(update: Update, context: DogContext) -> int | None:
 
 def _breed_key(arg: str, context: DogContext) -> str:
     """The breed key a button names (buttons for very long custom names carry a hash of the key)."""
-    taxonomy = context.services.catalog.taxonomy
+    taxonomy = context.services.catalog.breeds.taxonomy
     if arg in SPECIAL_LABELS or arg in taxonomy:
         return arg
     return next((breed.key for breed in taxonomy.all() if breed_matches(arg, breed.key)), arg)
+
+
+def _message_lock(context: DogContext, query: CallbackQuery) -> asyncio.Lock:
+    """One lock per question message in this process, kept only while some press holds or awaits it."""
+    locks: weakref.WeakValueDictionary = context.bot_data.setdefault(
+        "message_locks", weakref.WeakValueDictionary()
+    )
+    key = (query.message.chat.id, query.message.message_id) if query.message else query.id
+    lock = locks.get(key)
+    if lock is None:
+        lock = locks[key] = asyncio.Lock()
+    return lock
 
 
 async def _edit(query: CallbackQuery, said: str, markup: InlineKeyboardMarkup | None) -> None:

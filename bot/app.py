@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
@@ -18,6 +17,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 from telegram.request import BaseRequest, HTTPXRequest
@@ -25,14 +25,14 @@ from telegram.request import BaseRequest, HTTPXRequest
 from bot import answers, commands, intake, texts
 from bot.batcher import MicroBatcher
 from bot.callbacks import CallbackCodec, derive_secret
-from bot.context import DogContext, Services
+from bot.context import DogContext, Services, gate
 from bot.errors import RetryingRateLimiter, install_redaction, on_error
 from bot.lifecycle import register_lifecycle_handlers
 from bot.throttle import PerUserLimit
 from dogbot.app import Container
-from dogbot.intake import receive
-from dogbot.limits import SharedPerUserLimit
-from dogbot.members import Members
+from dogbot.core.intake import receive
+from dogbot.core.limits import SharedPerUserLimit
+from jobs.scheduler import Intervals
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +59,14 @@ def build_application(
     settings = container.settings
     if not settings.telegram_token:
         raise ValueError("DOGBOT_TELEGRAM_TOKEN is not set")
+    catalog = container.catalog  # loads the model now, so the first photo is answered as fast as the rest
     services = Services(
-        container=container,
-        members=Members(
-            container.engine,
-            admin_ids=settings.admin_ids,
-            staff_ids=settings.staff_ids,
-            cache_seconds=settings.member_cache_s,
-        ),
+        catalog=catalog,
+        lifecycle=container.lifecycle,
+        members=container.members,
         codec=CallbackCodec(derive_secret(settings.telegram_token, settings.callback_secret)),
         batcher=MicroBatcher(
-            lambda items: receive(container.catalog, items),
+            lambda items: receive(catalog.intake, items),
             window_s=settings.batch_window_ms / 1000,
             max_size=settings.batch_max_size,
         ),
@@ -79,8 +76,9 @@ def build_application(
             else PerUserLimit(settings.photos_per_minute, 60.0)
         ),
         stranger_limit=PerUserLimit(1, settings.stranger_reply_cooldown_s),
-        max_download_bytes=settings.max_upload_mb * 1024 * 1024,
+        max_download_bytes=catalog.intake.rules.max_bytes,
         download_timeout_s=settings.download_timeout_s,
+        data_dir=settings.data_dir,
     )
     builder = (
         Application.builder()
@@ -109,22 +107,21 @@ def build_application(
         )
     application = builder.build()
     application.bot_data["services"] = services
-    add_handlers(application, container)
+    add_handlers(
+        application,
+        champion_check_s=settings.champion_check_seconds,
+        jobs_in_bot=container.intervals if settings.jobs_in_bot else None,
+    )
     return application
 
 
-def add_handlers(application: Application, container: Container) -> None:
-    register_lifecycle_handlers(application, container)
+def add_handlers(application: Application, *, champion_check_s: float, jobs_in_bot: Intervals | None) -> None:
+    # The gate runs first for every update: it resolves the sender's role and stops strangers.
+    application.add_handler(TypeHandler(Update, gate), group=-1)
+    register_lifecycle_handlers(application, champion_check_s=champion_check_s, jobs_in_bot=jobs_in_bot)
     for handler in commands.handlers():
         application.add_handler(handler)
     application.add_handler(CommandHandler("review", answers.on_review))
-    handled = {
-        name for group in application.handlers.values() for h in group if isinstance(h, CommandHandler)
-        for name in h.commands
-    }  # fmt: skip
-    missing = [name for name in commands.LIFECYCLE_COMMANDS if name not in handled]
-    if missing:
-        application.add_handler(CommandHandler(missing, commands.on_lifecycle_pending))
     # Photos never wait for each other: each is handled in its own task (block=False).
     application.add_handler(MessageHandler(filters.PHOTO, intake.on_photo, block=False))
     application.add_handler(MessageHandler(_OTHER_MEDIA, intake.on_other_media))
@@ -137,8 +134,6 @@ def add_handlers(application: Application, container: Container) -> None:
 
 
 async def _post_init(application: Application, *, services: Services) -> None:
-    # Load the model before the first update, so the first photo is answered as fast as the rest.
-    await asyncio.to_thread(lambda: services.catalog)
     await _set_commands(application, services)
 
 
@@ -175,12 +170,13 @@ def run_bot(container: Container) -> int:
         print(texts.BOTFATHER, file=sys.stderr)
         return 2
     secret = webhook_secret(settings.telegram_token, settings.webhook_secret)
-    install_redaction([settings.telegram_token, secret, settings.callback_secret])
+    # The webhook's path is a secret too (anyone who knows it can post updates to the bot's port).
+    path = urlsplit(settings.webhook_url).path.lstrip("/")
+    install_redaction([settings.telegram_token, secret, settings.callback_secret, path])
     application = build_application(container)
     try:
         if settings.webhook_url:
-            path = urlsplit(settings.webhook_url).path.lstrip("/")
-            log.info("webhook mode on %s:%s/%s", settings.webhook_listen, settings.webhook_port, path)
+            log.info("webhook mode on %s:%s", settings.webhook_listen, settings.webhook_port)
             application.run_webhook(
                 listen=settings.webhook_listen,
                 port=settings.webhook_port,
@@ -197,8 +193,6 @@ def run_bot(container: Container) -> int:
                 allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False, bootstrap_retries=5
             )
     except InvalidToken:
-        print(
-            "Telegram refused the bot token. Check DOGBOT_TELEGRAM_TOKEN (from @BotFather).", file=sys.stderr
-        )
+        print(texts.TOKEN_REFUSED, file=sys.stderr)
         return 2
     return 0

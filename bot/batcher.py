@@ -1,7 +1,7 @@
 """Micro-batching: photos arriving within a few milliseconds share one trip to a worker thread.
 
 Photos of one batch share one trip to the database and one forward pass (per photo no dearer up to
-4 photos on ONNX Runtime, dearer beyond: bench/README.md "Serving", hence DOGBOT_BATCH_MAX_SIZE=4),
+4 photos on ONNX Runtime, dearer beyond: bench/README.md "Serving", hence Settings.batch_max_size),
 and a single worker thread keeps the model from fighting itself for the CPU cores. The event loop
 only ever awaits.
 """
@@ -25,7 +25,7 @@ class MicroBatcher(Generic[T, R]):
     """
 
     def __init__(
-        self, process: Callable[[Sequence[T]], Sequence[R]], *, window_s: float = 0.005, max_size: int = 16
+        self, process: Callable[[Sequence[T]], Sequence[R]], *, window_s: float, max_size: int
     ) -> None:
         self.process = process
         self.window_s = window_s

@@ -10,60 +10,44 @@ from telegram.constants import ChatAction
 from telegram.ext import CommandHandler
 
 from bot import texts
-from bot.context import DogContext, chat_action, member
-from dogbot.app import Container
-from dogbot.catalog import Catalog
-from dogbot.members import MembershipError
-from storage.tables import LabelSource
+from bot.context import DogContext, admin_only, chat_action
+from dogbot.core.members import MembershipError, parse_user_id
+from storage.vocabulary import PEOPLE
 
-LIFECYCLE_COMMANDS = ("retrain", "drift", "models", "rollback", "report")
 _MAX_MESSAGE = 4096
 
 
 async def on_start(update: Update, context: DogContext) -> None:
     """/start: who the bot is and what the sender may do."""
-    role = await member(update, context)
-    if role is not None:
-        await update.effective_message.reply_text(texts.welcome(role, update.effective_user.first_name))
+    await update.effective_message.reply_text(texts.welcome(context.role, update.effective_user.first_name))
 
 
 async def on_help(update: Update, context: DogContext) -> None:
     """/help: what the bot does and what each role can do."""
-    role = await member(update, context)
-    if role is not None:
-        await update.effective_message.reply_text(texts.help_text(role))
+    await update.effective_message.reply_text(texts.help_text(context.role))
 
 
 async def on_status(update: Update, context: DogContext) -> None:
     """/status: the serving model and the catalog at a glance."""
-    if await member(update, context) is None:
-        return
     services = context.services
-    report, extra = await asyncio.to_thread(_status, services.catalog, services.container)
-    await update.effective_message.reply_text(texts.status(report, extra))
-
-
-def _status(catalog: Catalog, container: Container):
-    # The lifecycle jobs, once installed, add model accuracy and the dates of the last drift check
-    # and retrain through ``Container.lifecycle_status()``; until then /status says n/a and never.
-    facts = getattr(container, "lifecycle_status", None)
-    return catalog.status(), (facts() if callable(facts) else {})
+    report, lifecycle = await asyncio.to_thread(
+        lambda: (services.catalog.reporting.status(), services.lifecycle.status())
+    )
+    await update.effective_message.reply_text(texts.status(report, lifecycle))
 
 
 async def on_stats(update: Update, context: DogContext) -> None:
     """/stats: catalog counts per breed, where labels came from, and disagreements."""
-    if await member(update, context) is None:
-        return
     catalog = context.services.catalog
-    rows, disputed = await asyncio.to_thread(lambda: (list(catalog.export_rows()), len(catalog.conflicts())))
+    rows, disputed = await asyncio.to_thread(
+        lambda: (list(catalog.reporting.export_rows()), len(catalog.reporting.conflicts()))
+    )
     await update.effective_message.reply_text(texts.stats(rows, disputed)[:_MAX_MESSAGE])
 
 
 async def on_breeds(update: Update, context: DogContext) -> None:
     """/breeds [NAME]: every breed the bot knows, or the ones matching NAME."""
-    if await member(update, context) is None:
-        return
-    taxonomy = context.services.catalog.taxonomy
+    taxonomy = context.services.catalog.breeds.taxonomy
     typed = " ".join(context.args or [])
     if typed:
         text = texts.breed_search(typed, [breed.display_name for breed, _ in taxonomy.suggest(typed, 10)])
@@ -72,13 +56,12 @@ async def on_breeds(update: Update, context: DogContext) -> None:
     await update.effective_message.reply_text(text[:_MAX_MESSAGE])
 
 
+@admin_only
 async def on_export(update: Update, context: DogContext) -> None:
     """/export (admins): the catalog as a CSV document."""
-    if await member(update, context, admin=True) is None:
-        return
     chat_id = update.effective_chat.id
     async with chat_action(context, chat_id, ChatAction.UPLOAD_DOCUMENT):
-        csv_text = await asyncio.to_thread(context.services.catalog.export_csv)
+        csv_text = await asyncio.to_thread(context.services.catalog.reporting.export_csv)
         rows = max(0, csv_text.count("\n") - 1)
         name = f"dogbot-catalog-{datetime.now(UTC):%Y%m%d-%H%M}.csv"
         await context.bot.send_document(
@@ -86,55 +69,57 @@ async def on_export(update: Update, context: DogContext) -> None:
         )
 
 
+@admin_only
 async def on_conflicts(update: Update, context: DogContext) -> None:
     """/conflicts (admins): photos where staff gave different answers."""
-    if await member(update, context, admin=True) is None:
-        return
-    found = await asyncio.to_thread(context.services.catalog.conflicts)
-    people = (LabelSource.STAFF, LabelSource.ADMIN)
+    found = await asyncio.to_thread(context.services.catalog.reporting.conflicts)
     items = [
-        (photo.id, [(label.user_id, label.source, label.breed) for label in labels if label.source in people])
+        (photo.id, [(label.user_id, label.source, label.breed) for label in labels if label.source in PEOPLE])
         for photo, labels in found
     ]
     text = texts.conflicts(items, context.services.breed_name)
     await update.effective_message.reply_text(text[:_MAX_MESSAGE])
 
 
+@admin_only
 async def on_add_breed(update: Update, context: DogContext) -> None:
     """/addbreed NAME (admins): add a breed the model does not know yet."""
-    if await member(update, context, admin=True) is None:
-        return
     name = " ".join(context.args or [])
     if not name:
         await update.effective_message.reply_text(texts.usage("addbreed", "NAME, e.g. /addbreed Shiba Inu"))
         return
     try:
-        breed = await asyncio.to_thread(context.services.catalog.add_breed, name, by=update.effective_user.id)
+        breed = await asyncio.to_thread(
+            context.services.catalog.breeds.add_breed, name, by=update.effective_user.id
+        )
     except ValueError as error:  # a name the taxonomy refuses, with a message for people
         await update.effective_message.reply_text(str(error))
         return
     await update.effective_message.reply_text(texts.breed_added(breed.display_name, breed.key))
 
 
+@admin_only
 async def on_add_staff(update: Update, context: DogContext) -> None:
     """/addstaff USER_ID (admins): give someone staff rights."""
     await _change_staff(update, context, add=True)
 
 
+@admin_only
 async def on_remove_staff(update: Update, context: DogContext) -> None:
     """/removestaff USER_ID (admins): take staff rights away."""
     await _change_staff(update, context, add=False)
 
 
 async def _change_staff(update: Update, context: DogContext, *, add: bool) -> None:
-    if await member(update, context, admin=True) is None:
-        return
     command = "addstaff" if add else "removestaff"
     args = context.args or []
-    if len(args) != 1 or not args[0].lstrip("-").isdigit():
-        await update.effective_message.reply_text(texts.usage(command, "USER_ID (a number, e.g. 123456789)"))
+    user_id = parse_user_id(args[0]) if len(args) == 1 else None
+    if user_id is None:
+        await update.effective_message.reply_text(
+            texts.usage(command, "USER_ID (a person's Telegram id: a positive number, e.g. 123456789)")
+        )
         return
-    members, user_id, by = context.services.members, int(args[0]), update.effective_user.id
+    members, by = context.services.members, update.effective_user.id
     change = members.add_staff if add else members.remove_staff
     try:
         changed = await asyncio.to_thread(change, user_id, by=by)
@@ -144,27 +129,17 @@ async def _change_staff(update: Update, context: DogContext, *, add: bool) -> No
     await update.effective_message.reply_text(texts.staff_changed(user_id, add, changed))
 
 
+@admin_only
 async def on_staff(update: Update, context: DogContext) -> None:
     """/staff (admins): who has staff rights."""
-    if await member(update, context, admin=True) is None:
-        return
     members = context.services.members
     staff = await asyncio.to_thread(members.staff)
     await update.effective_message.reply_text(texts.staff_list(members.admin_ids, staff))
 
 
-async def on_lifecycle_pending(update: Update, context: DogContext) -> None:
-    """A lifecycle command whose job is not installed: say so instead of staying silent."""
-    if await member(update, context, admin=True) is None:
-        return
-    command = (update.effective_message.text or "/").split()[0].lstrip("/").split("@")[0]
-    await update.effective_message.reply_text(texts.lifecycle_pending(command))
-
-
 async def on_unknown_command(update: Update, context: DogContext) -> None:
     """Any other /command."""
-    if await member(update, context) is not None:
-        await update.effective_message.reply_text(texts.TEXT_HINT)
+    await update.effective_message.reply_text(texts.TEXT_HINT)
 
 
 def handlers() -> list[CommandHandler]:

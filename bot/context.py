@@ -1,31 +1,40 @@
-"""What every handler gets: the services (through ``context.services``) and one access check."""
+"""What every handler gets: typed services (``context.services``), the sender's role, one access gate.
+
+The gate (:func:`gate`, a ``TypeHandler`` in group -1, as python-telegram-bot's ``contexttypesbot``
+example does cross-cutting work) resolves the sender's role once per update and stops strangers
+before any handler runs; :func:`admin_only` guards the admin commands.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from functools import cached_property
+from pathlib import Path
 
 from telegram import Update
 from telegram.constants import ChatAction
-from telegram.ext import CallbackContext, ExtBot
+from telegram.ext import ApplicationHandlerStop, CallbackContext, ExtBot
 
 from bot import texts
 from bot.batcher import MicroBatcher
 from bot.callbacks import CallbackCodec
 from bot.throttle import PerUserLimit
-from dogbot.app import Container
-from dogbot.catalog import Catalog
-from dogbot.intake import Incoming, Received
-from dogbot.limits import SharedPerUserLimit
-from dogbot.members import Members, Role
+from dogbot.core.catalog import Catalog
+from dogbot.core.intake import Incoming, Received
+from dogbot.core.limits import SharedPerUserLimit
+from dogbot.core.members import Members, Role
+from jobs.service import LifecycleJobs
 
 
 @dataclass
 class Services:
-    container: Container
+    """What handlers depend on, built by :func:`bot.app.build_application` from the composition root."""
+
+    catalog: Catalog
+    lifecycle: LifecycleJobs
     members: Members
     codec: CallbackCodec
     batcher: MicroBatcher[Incoming, Received]
@@ -33,10 +42,7 @@ class Services:
     stranger_limit: PerUserLimit
     max_download_bytes: int
     download_timeout_s: float
-
-    @cached_property
-    def catalog(self) -> Catalog:
-        return self.container.catalog  # loads the model on first use (the bot warms it at start)
+    data_dir: Path  # where `dogbot simulate --report` leaves its last report (/report)
 
     def breed_name(self, key: str) -> str:
         """What people read for a breed key or special label."""
@@ -44,38 +50,59 @@ class Services:
         if special is not None:
             return special
         try:
-            return self.catalog.taxonomy.get(key).display_name
+            return self.catalog.breeds.breed_name(key)
         except KeyError:
             return key
 
 
 class DogContext(CallbackContext[ExtBot, dict, dict, dict]):
-    """PTB's context plus ``services``; see ``ContextTypes(context=DogContext)`` in :mod:`bot.app`."""
+    """PTB's context plus ``services`` and ``role`` (``ContextTypes(context=DogContext)``, bot/app.py)."""
+
+    # Set by the gate for every update from staff or an admin; handlers never see a stranger.
+    role: Role
 
     @property
     def services(self) -> Services:
         return self.bot_data["services"]
 
 
-async def member(update: Update, context: DogContext, *, admin: bool = False) -> Role | None:
-    """The sender's role, or None after telling them (politely, and not too often) that they may not."""
+async def gate(update: Update, context: DogContext) -> None:
+    """Group -1: refuse forged buttons; resolve the sender's role once; tell a stranger (politely, not
+    too often) and stop."""
+    query = update.callback_query
+    if query is not None and context.services.codec.decode(query.data) is None:
+        await query.answer(texts.FORGED, show_alert=True)  # whoever pressed it: nothing to act on
+        raise ApplicationHandlerStop
     user = update.effective_user
     role = await asyncio.to_thread(context.services.members.role, user.id if user else None)
     if role is Role.STRANGER:
-        if update.callback_query is not None:
-            await update.callback_query.answer(texts.NOT_STAFF_BUTTON, show_alert=True)
+        if query is not None:
+            await query.answer(texts.NOT_STAFF_BUTTON, show_alert=True)
         elif (
             update.effective_message is not None
             and user is not None
             and context.services.stranger_limit.allow(user.id)
         ):
             await update.effective_message.reply_text(texts.stranger(user.id))
-        return None
-    if admin and role is not Role.ADMIN:
-        if update.effective_message is not None:
-            await update.effective_message.reply_text(texts.admin_only())
-        return None
-    return role
+        raise ApplicationHandlerStop
+    context.role = role
+
+
+Handler = Callable[[Update, DogContext], Awaitable[None]]
+
+
+def admin_only(handler: Handler) -> Handler:
+    """A command for admins: staff are told it is not theirs, and the handler does not run."""
+
+    @functools.wraps(handler)
+    async def guarded(update: Update, context: DogContext) -> None:
+        if context.role is not Role.ADMIN:
+            if update.effective_message is not None:
+                await update.effective_message.reply_text(texts.admin_only())
+            return
+        await handler(update, context)
+
+    return guarded
 
 
 @contextlib.asynccontextmanager

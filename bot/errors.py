@@ -34,7 +34,7 @@ class RetryingRateLimiter(AIORateLimiter):
     may mean it acted but the answer was lost, so only calls that are harmless to repeat are retried.
     """
 
-    def __init__(self, max_retries: int = 3, backoff_s: float = 0.5, **kwargs: Any) -> None:
+    def __init__(self, max_retries: int, backoff_s: float = 0.5, **kwargs: Any) -> None:
         super().__init__(max_retries=max_retries, **kwargs)
         self.network_retries = max_retries
         self.backoff_s = backoff_s
@@ -75,20 +75,51 @@ async def on_error(update: object, context: DogContext) -> None:
         return
     where = describe(update)
     log.error("error while handling %s", where, exc_info=error)
+    # A full disk or a read-only folder is not "try again in a moment": say what is wrong, so staff
+    # keep the photo for later, and tell admins what to fix.
+    problem = storage_problem(error)
     if isinstance(update, Update):
         with contextlib.suppress(TelegramError):
             if update.callback_query is not None:
-                await update.callback_query.answer(texts.internal_error(), show_alert=True)
+                sorry = texts.answer_not_saved(problem) if problem else texts.internal_error()
+                await update.callback_query.answer(sorry[:200], show_alert=True)
             elif update.effective_message is not None:
-                await update.effective_message.reply_text(_apology(error))
-    await _alert_admins(context, type(error).__name__, where)
+                sorry = texts.photo_not_saved(problem) if problem else texts.internal_error()
+                await update.effective_message.reply_text(sorry)
+    if problem:
+        await _alert_admins(context, problem, texts.storage_alert(problem, where))
+    else:
+        await _alert_admins(
+            context, type(error).__name__, texts.error_for_admins(type(error).__name__, where)
+        )
 
 
-def _apology(error: BaseException | None) -> str:
-    # A full disk is not "try again in a moment": say what happened, so staff keep the photo for later.
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return texts.storage_full()
-    return texts.internal_error()
+# Storage that refuses writes, whoever reports it: the photo folder (OSError), SQLite (its message),
+# PostgreSQL (its SQLSTATE: 53100 disk_full, 25006 read_only_sql_transaction).
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_READ_ONLY_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
+_SQLITE_MESSAGES = (("database or disk is full", "full"), ("readonly database", "read_only"))
+_SQLSTATES = {"53100": "full", "25006": "read_only"}
+
+
+def storage_problem(error: BaseException | None) -> str | None:
+    """``"full"`` or ``"read_only"`` when ``error`` (or an error behind it) says storage refuses writes."""
+    seen = 0
+    while error is not None and seen < 8:  # the error, what it wraps (SQLAlchemy's .orig), its causes
+        seen += 1
+        if isinstance(error, OSError) and error.errno in _FULL_ERRNOS:
+            return "full"
+        if isinstance(error, OSError) and error.errno in _READ_ONLY_ERRNOS:
+            return "read_only"
+        state = _SQLSTATES.get(getattr(error, "sqlstate", None) or "")
+        if state:
+            return state
+        message = str(error).lower()
+        for words, problem in _SQLITE_MESSAGES:
+            if words in message and type(error).__module__.startswith(("sqlite3", "sqlalchemy")):
+                return problem
+        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
+    return None
 
 
 def describe(update: object) -> str:
@@ -113,7 +144,7 @@ def describe(update: object) -> str:
     return f"update {update.update_id}"
 
 
-async def _alert_admins(context: DogContext, kind: str, where: str) -> None:
+async def _alert_admins(context: DogContext, kind: str, alert: str) -> None:
     # At most one alert per kind of error a minute: a failure loop must not become a message flood.
     last: dict[str, float] = context.bot_data.setdefault("admin_alerts", {})
     now = time.monotonic()
@@ -122,7 +153,7 @@ async def _alert_admins(context: DogContext, kind: str, where: str) -> None:
     last[kind] = now
     for admin_id in sorted(context.services.members.admin_ids):
         try:
-            await context.bot.send_message(admin_id, texts.error_for_admins(kind, where))
+            await context.bot.send_message(admin_id, alert)
         except TelegramError as failed:
             log.warning("could not alert admin %s: %s", admin_id, failed.message)
 

@@ -14,11 +14,10 @@ from telegram import Message, Update
 from telegram.error import BadRequest, NetworkError
 
 from bot import keyboards, texts
-from bot.context import DogContext, Services, chat_action, member
+from bot.context import DogContext, Services, chat_action
 from bot.throttle import PerUserLimit
-from dogbot.catalog import Classification, Outcome
-from dogbot.intake import Incoming
-from dogbot.labels import NOT_A_DOG
+from dogbot.core.intake import Classification, Incoming
+from storage.vocabulary import NOT_A_DOG, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +28,6 @@ _NOT_IMAGES = ("text/", "audio/", "video/", "application/pdf", "application/zip"
 async def on_photo(update: Update, context: DogContext) -> None:
     """A compressed photo: classify its largest size."""
     message = update.effective_message
-    if await member(update, context) is None:
-        return
     largest = message.photo[-1]
     await _take(update, context, largest.file_id, largest.file_size, file_name=None)
 
@@ -38,8 +35,6 @@ async def on_photo(update: Update, context: DogContext) -> None:
 async def on_document(update: Update, context: DogContext) -> None:
     """A file: classify it if it is an image (uncompressed photos arrive this way), else say why not."""
     message = update.effective_message
-    if await member(update, context) is None:
-        return
     document = message.document
     mime = (document.mime_type or "").lower()
     if mime.startswith(_NOT_IMAGES):
@@ -51,8 +46,6 @@ async def on_document(update: Update, context: DogContext) -> None:
 async def on_other_media(update: Update, context: DogContext) -> None:
     """Stickers, voice, GIFs, videos: a clear "I need a photo"."""
     message = update.effective_message
-    if await member(update, context) is None:
-        return
     if message.sticker:
         reply = texts.STICKER
     elif message.voice or message.audio or message.video_note:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.callbacks import Action, CallbackCodec, Press
-from dogbot.labels import MIXED_BREED, NOT_A_DOG, SKIP
+from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP
 
 Choice = tuple[str, str]  # (breed key, what the button says)
 

@@ -1,6 +1,8 @@
 """Everything the bot says, as pure functions of plain values: easy to read, test and translate.
 
 Messages are plain text (no parse mode), so a breed name an admin typed can never break markup.
+The retrain report and the model list read the same in the chat and the terminal: they are in
+dogbot/lifecycle_text.py, beside the CLI's own words.
 """
 
 from __future__ import annotations
@@ -8,12 +10,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from dogbot.catalog import CatalogStatus, Classification, Outcome
-from dogbot.labels import MIXED_BREED, NOT_A_DOG, SKIP
-from dogbot.members import Role
+from dogbot.core.intake import Classification
+from dogbot.core.members import Role
+from dogbot.core.reporting import CatalogStatus
+from jobs.drift import DriftResult
+from jobs.service import LifecycleStatus
+from storage.lifecycle_tables import ModelVersion
+from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP, ModelStatus, Outcome
 
 Name = Callable[[str], str]  # breed key (or special label) -> what people read
 
+TOKEN_REFUSED = "Telegram refused the bot token. Check DOGBOT_TELEGRAM_TOKEN (from @BotFather)."
 BOTFATHER = (
     "No Telegram bot token is set.\n"
     "1. In Telegram, open a chat with @BotFather and send /newbot; follow its questions.\n"
@@ -223,17 +230,22 @@ REVIEW_DONE = "🎉 Nothing is waiting for review."
 
 
 # --- admin ---------------------------------------------------------------------------------------
-def status(report: CatalogStatus, extra: Mapping[str, object]) -> str:
-    accuracy = extra.get("accuracy")
-    accuracy_text = percent(float(accuracy)) if isinstance(accuracy, int | float) else str(accuracy or "n/a")
+def status(report: CatalogStatus, lifecycle: LifecycleStatus) -> str:
+    accuracy = percent(lifecycle.accuracy) if lifecycle.accuracy is not None else "n/a"
+    drift, trained = lifecycle.last_drift_check, lifecycle.last_retrain
+    drift_text, retrain_text = "never", "never"
+    if drift is not None:
+        drift_text = f"{drift.created_at:%Y-%m-%d %H:%M} UTC ({'drift' if drift.drift else 'no drift'})"
+    if trained is not None:
+        retrain_text = f"{trained.created_at:%Y-%m-%d %H:%M} UTC ({trained.version} {trained.status})"
     return "\n".join(
         [
-            f"Model: {report.model_version} (accuracy {accuracy_text})",
+            f"Model: {report.model_version} (accuracy {accuracy})",
             f"Photos: {report.photos_today} today, {report.photos_total} in total",
             f"Waiting for a label: {report.awaiting_label}",
             f"Labels: {report.labels_total} ({report.conflicts} photos with disagreement)",
-            f"Last drift check: {extra.get('last_drift_check') or 'never'}",
-            f"Last retrain: {extra.get('last_retrain') or 'never'}",
+            f"Last drift check: {drift_text}",
+            f"Last retrain: {retrain_text}",
         ]
     )
 
@@ -304,8 +316,55 @@ def export_caption(rows: int) -> str:
     return f"The catalog: {rows} photos."
 
 
-def lifecycle_pending(command: str) -> str:
-    return f"/{command} is not available yet: the model lifecycle jobs are not installed."
+# --- model lifecycle (admins) ----------------------------------------------------------------------
+CHECKING_DRIFT = "Checking for drift…"
+NO_SIMULATION_REPORT = (
+    "No simulation report yet. Run `dogbot simulate --manifest CSV --report DIR` on the server."
+)
+
+
+def retrain_step(step: str) -> str:
+    return f"Retraining: {step}…"
+
+
+def not_retrained(why: str) -> str:
+    return f"Not retrained: {why}"
+
+
+def retrain_done(promoted: bool) -> str:
+    return "New model promoted." if promoted else "Retrain finished."
+
+
+def drift_report(result: DriftResult) -> str:
+    """A drift report as a few lines an admin can read."""
+    head = "DRIFT: " if result.drift else "No drift: "
+    lines = [
+        f"{head}last {result.current_n} photos vs {result.reference} ({result.reference_n}), "
+        f"model {result.model_version}"
+    ]
+    if not result.tests:
+        lines.append(result.reason or "")
+    for test in result.tests:
+        mark = "⚠️" if test["alarm"] else ("·" if test["statistic"] is None else "✓")
+        lines.append(f"{mark} {test['name']}: {test['detail']}")
+    return "\n".join(lines)
+
+
+def drift_alarm(tests: Sequence[str]) -> str:
+    return f"Drift alarm ({', '.join(tests)}): recent photos differ from the reference."
+
+
+def model_trained_elsewhere(model: ModelVersion) -> str:
+    verdict = "promoted, now serving" if model.status == ModelStatus.PROMOTED else "rejected"
+    return f"Model {model.version} ({model.trigger}) {verdict}: {model.reason}"
+
+
+def not_rolled_back(why: str) -> str:
+    return f"Not rolled back: {why}"
+
+
+def rolled_back(old: str, new: str) -> str:
+    return f"Rolled back: {old} -> {new}. Now serving {new}."
 
 
 def error_for_admins(kind: str, where: str) -> str:
@@ -316,8 +375,29 @@ def internal_error() -> str:
     return "Sorry, something went wrong on my side. Please try again in a moment."
 
 
-def storage_full() -> str:
+# What is wrong with the bot's storage, in words for staff and for admins (see bot.errors.storage_problem).
+_STORAGE = {
+    "full": "the bot's storage is full",
+    "read_only": "the bot is not allowed to write to its storage (read-only or no permission)",
+}
+_STORAGE_FIX = {
+    "full": "Free some disk space (or grow the database's disk).",
+    "read_only": "Check that the photo folder and the database are writable by the bot.",
+}
+
+
+def photo_not_saved(problem: str) -> str:
     return (
-        "I couldn't save this photo: the bot's storage is full. The admins have been told. "
+        f"I couldn't save this photo: {_STORAGE[problem]}. The admins have been told. "
         "Please keep the photo and send it again later."
     )
+
+
+def answer_not_saved(problem: str) -> str:
+    """A button press whose answer could not be written (a callback alert: at most 200 characters)."""
+    return f"Your answer was not saved: {_STORAGE[problem]}. The admins have been told; answer again later."
+
+
+def storage_alert(problem: str, where: str) -> str:
+    what = _STORAGE[problem]
+    return f"⚠️ {what[0].upper()}{what[1:]}: nothing could be saved from {where}. {_STORAGE_FIX[problem]}"

@@ -1,29 +1,100 @@
-"""The composition root: the one place that reads settings and wires storage, model and services.
+"""The composition root: the one place that reads settings and wires storage, model, domain and jobs.
 
-Everything below takes plain values; only this module and the CLI know about :class:`Settings`.
+Only entry points import it (the CLI, the bot's application, the simulation); everything below takes
+plain values (tests/unit/test_layers.py keeps it so). The functions turn settings into the frozen
+config objects the layers below are handed whole; tests build theirs the same way.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from dogbot.catalog import Catalog, load_taxonomy
+from dogbot.core.breeds import Breeds
+from dogbot.core.catalog import Catalog
+from dogbot.core.intake import IntakeRules
+from dogbot.core.members import Members
 from dogbot.settings import Settings
-from dogbot.taxonomy import Taxonomy
-from jobs.wiring import lifecycle_jobs, serve_champion
+from jobs import registry
 from ml.predictor import Predictor
 from storage.blobs import PhotoStore, open_photo_store
 from storage.db import make_engine
+from storage.tables import utcnow
 
 if TYPE_CHECKING:
-    from jobs.service import LifecycleJobs
+    from jobs.drift import DriftThresholds
+    from jobs.retrain import PromotionGates
+    from jobs.scheduler import Intervals
+    from jobs.service import LifecycleConfig, LifecycleJobs
+
+# The jobs' own modules (drift statistics, charts, training, the scheduler) are imported when the jobs
+# are built: `dogbot predict`, `eval` and `ingest` serve the champion through here and need none of them.
 
 log = logging.getLogger(__name__)
+
+
+def intake_rules(s: Settings) -> IntakeRules:
+    return IntakeRules(
+        dog_threshold=s.dog_threshold,
+        auto_accept_threshold=s.auto_accept_threshold,
+        max_bytes=s.max_upload_mb * 1024 * 1024,
+        max_pixels=s.max_megapixels * 1_000_000,
+    )
+
+
+def drift_thresholds(s: Settings) -> DriftThresholds:
+    from jobs.drift import DriftThresholds
+
+    return DriftThresholds(
+        auc=s.drift_auc_threshold,
+        p_value=s.drift_p_value,
+        min_photos=s.drift_min_photos,
+        alarm_tests=tuple(name.strip() for name in s.drift_alarm_tests.split(",") if name.strip()),
+    )
+
+
+def promotion_gates(s: Settings) -> PromotionGates:
+    from jobs.retrain import PromotionGates
+
+    return PromotionGates(
+        golden_tolerance=s.promotion_golden_tolerance,
+        min_improvement=s.promotion_min_improvement,
+        min_validation=s.promotion_min_validation,
+    )
+
+
+def lifecycle_config(s: Settings) -> LifecycleConfig:
+    from jobs.service import LifecycleConfig
+    from ml.training import TrainConfig
+
+    return LifecycleConfig(
+        val_share=s.validation_share,
+        golden_size=s.golden_size,
+        drift_window=s.drift_window,
+        drift_thresholds=drift_thresholds(s),
+        dog_threshold=s.dog_threshold,
+        gates=promotion_gates(s),
+        retrain_min_new_labels=s.retrain_min_new_labels,
+        use_auto_labels=s.train_on_auto_labels,
+        lock_ttl=timedelta(minutes=s.lock_ttl_minutes),
+        train_config=TrainConfig(threads=s.torch_threads),
+    )
+
+
+def intervals(s: Settings) -> Intervals:
+    from jobs.scheduler import Intervals
+
+    return Intervals(
+        fold=timedelta(minutes=s.fold_interval_minutes),
+        drift=timedelta(minutes=s.drift_interval_minutes),
+        retrain=timedelta(minutes=s.retrain_interval_minutes),
+    )
 
 
 @dataclass
@@ -31,6 +102,8 @@ class Container:
     """Lazily built services, so a command that needs no model never loads one."""
 
     settings: Settings
+    # What "now" is for the catalog and the jobs: the simulation hands in the clock it moves.
+    clock: Callable[[], datetime] = field(default=utcnow)
 
     @cached_property
     def engine(self) -> Engine:
@@ -44,45 +117,59 @@ class Container:
         )
 
     @cached_property
-    def taxonomy(self) -> Taxonomy:
-        return load_taxonomy(self.engine)
+    def breeds(self) -> Breeds:
+        return Breeds(self.engine, clock=self.clock)
 
     @cached_property
     def predictor(self) -> Predictor:
         predictor = Predictor.pretrained(
             self.settings.model,
-            [(breed.imagenet_index, breed.key) for breed in self.taxonomy.imagenet_breeds()],
+            [(breed.imagenet_index, breed.key) for breed in self.breeds.taxonomy.imagenet_breeds()],
             backbone_dir=self.settings.serving_backbone_dir,
             threads=self.settings.torch_threads,
         )
-        serve_champion(self, predictor)  # the registry's champion, not always version 0
+        # The registry's champion, not always version 0 (a no-op on a fresh install).
+        registry.serve_champion(self.engine, predictor, model_dir=self.settings.model_dir, now=self.clock())
         log.info("model %s loaded", predictor.model_version)
         return predictor
 
     @cached_property
     def catalog(self) -> Catalog:
-        return Catalog(
+        s = self.settings
+        return Catalog.open(
             self.engine,
             self.photo_store,
             self.predictor,
-            self.taxonomy,
-            dog_threshold=self.settings.dog_threshold,
-            auto_accept_threshold=self.settings.auto_accept_threshold,
-            lookalike_min_corrections=self.settings.lookalike_min_corrections,
-            lookalike_days=self.settings.lookalike_days,
-            max_bytes=self.settings.max_upload_mb * 1024 * 1024,
-            max_pixels=self.settings.max_megapixels * 1_000_000,
+            breeds=self.breeds,
+            rules=intake_rules(s),
+            lookalike_min_corrections=s.lookalike_min_corrections,
+            lookalike_days=s.lookalike_days,
+            clock=self.clock,
         )
 
-    # --- lifecycle jobs (jobs/): fold, drift, retrain, the model registry ---------------------------
+    @cached_property
+    def members(self) -> Members:
+        s = self.settings
+        return Members(
+            self.engine, admin_ids=s.admin_ids, staff_ids=s.staff_ids, cache_seconds=s.member_cache_s
+        )
+
     @cached_property
     def lifecycle(self) -> LifecycleJobs:
-        return lifecycle_jobs(self)
+        """Fold, drift, retrain and the model registry, bound to this deployment."""
+        from jobs.service import LifecycleJobs
 
-    def refresh_model(self) -> bool:
-        """Serve the champion another process promoted (no restart); True if the model changed."""
-        return self.lifecycle.refresh()
+        return LifecycleJobs(
+            engine=self.engine,
+            predictor=self.predictor,
+            model_dir=self.settings.model_dir,
+            config=lifecycle_config(self.settings),
+            clock=self.clock,
+            breed_name=self.breeds.breed_name,
+            # A new champion may know breeds another process added: load their names before serving it.
+            on_champion_change=self.breeds.reload_taxonomy,
+        )
 
-    def lifecycle_status(self) -> dict:
-        """Champion accuracy and the last drift check and retrain, for /status."""
-        return self.lifecycle.status()
+    @cached_property
+    def intervals(self) -> Intervals:
+        return intervals(self.settings)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -35,12 +36,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from storage import migrations, snapshot
+from jobs.lock import process_is_gone
+from storage import migrations, repository, snapshot
 from storage.blobs import PhotoStore, check_sha256, sha256_of, write_atomically
-from storage.tables import Photo
+from storage.db import session as open_session
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -92,8 +93,10 @@ def create_backup(
     """Write the archive to ``out`` atomically: a file at ``out`` is always a complete backup."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    with tempfile.TemporaryDirectory(prefix=".dogbot-backup-", dir=out.parent) as work:
+    remove_leftovers(out.parent)
+    # Both names carry this process's id, so a later backup can tell a killed one's debris from a live one.
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    with tempfile.TemporaryDirectory(prefix=f".dogbot-backup-{os.getpid()}-", dir=out.parent) as work:
         database = Path(work) / DATABASE
         rows = snapshot.write_snapshot(engine, database)
         digests = _photo_digests(database)
@@ -123,6 +126,37 @@ def create_backup(
             raise
     written = len(digests) - len(missing) if include_photos else 0
     return BackupReport(out, rows, written, include_photos, missing, len(models))
+
+
+# What a backup writes beside its archive while it works; a killed backup (SIGKILL, power cut) leaves
+# them behind, the work folder holding a full database snapshot.
+_WORK_FOLDER = re.compile(r"^\.dogbot-backup-(?:(\d+)-)?")
+_PARTIAL = re.compile(r"^\..+?(?:\.(\d+))?\.partial$")
+_LEFTOVER_AGE_S = 24 * 3600  # debris without a process id (older releases): gone after a day
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete the work folders and partial archives of backups in ``folder`` whose process is gone."""
+    removed = []
+    for path in Path(folder).glob(".*"):
+        match = _WORK_FOLDER.match(path.name) if path.is_dir() else _PARTIAL.match(path.name)
+        if match is None:
+            continue
+        try:
+            if match.group(1):
+                abandoned = process_is_gone(int(match.group(1)))
+            else:
+                abandoned = time.time() - path.stat().st_mtime > _LEFTOVER_AGE_S
+            if not abandoned:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+        except FileNotFoundError:  # finished or cleaned meanwhile
+            continue
+    return removed
 
 
 def restore_backup(
@@ -200,8 +234,8 @@ def _upgrade_snapshot(source: Engine, archive: Path) -> None:
 def _photo_digests(database: Path) -> list[str]:
     engine = snapshot.open_snapshot(database)
     try:
-        with engine.connect() as connection:
-            return list(connection.execute(select(Photo.sha256).order_by(Photo.id)).scalars())
+        with open_session(engine) as session:
+            return repository.photo_digests(session=session)
     finally:
         engine.dispose()
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dogbot.app import Container
-from dogbot.bulk import BulkItem, submit_files
-from dogbot.manifest import image_paths, read_folder, read_manifest
+from dogbot.app import Container, intake_rules
+from dogbot.core.bulk import BulkItem, submit_files
+from dogbot.core.manifest import image_paths, read_folder, read_manifest
+from dogbot.lifecycle_cli import register as register_jobs
 from dogbot.settings import Settings
-from jobs.commands import register as register_jobs
 from ml.images import ImageRejected, load_image
 from storage.migrations import SchemaError
 
@@ -27,12 +28,12 @@ def _progress(iterable, **kwargs):
 
 def cmd_predict(container: Container, args: argparse.Namespace) -> int:
     """Classify photos without storing anything."""
-    predictor, taxonomy = container.predictor, container.taxonomy
-    threshold = container.settings.dog_threshold
+    predictor, taxonomy = container.predictor, container.breeds.taxonomy
+    rules = intake_rules(container.settings)
     status = 0
     for path in image_paths([Path(p) for p in args.paths]):
         try:
-            image = load_image(path.read_bytes())
+            image = load_image(path.read_bytes(), max_bytes=rules.max_bytes, max_pixels=rules.max_pixels)
         except (ImageRejected, OSError) as error:
             message = (
                 getattr(error, "message", None) or f"cannot read file: {getattr(error, 'strerror', error)}"
@@ -41,7 +42,7 @@ def cmd_predict(container: Container, args: argparse.Namespace) -> int:
             print(json.dumps({"path": str(path), "error": message}) if args.json else f"{path}: {message}")
             continue
         output = predictor.predict([image])[0]
-        is_dog = output.dog_probability >= threshold
+        is_dog = output.is_dog(rules.dog_threshold)
         top = [{"breed": taxonomy.get(key).display_name, "p": round(p, 4)} for key, p in output.top(3)]
         record = {
             "path": str(path),
@@ -63,14 +64,14 @@ def cmd_predict(container: Container, args: argparse.Namespace) -> int:
 
 def cmd_eval(container: Container, args: argparse.Namespace) -> int:
     """Score the serving model on a labeled CSV."""
-    from dogbot.evaluation import evaluate, format_report
+    from dogbot.core.evaluation import evaluate, format_report
 
     rows = read_manifest(Path(args.manifest))
     report = evaluate(
         container.predictor,
-        container.taxonomy,
+        container.breeds.taxonomy,
         rows,
-        dog_threshold=container.settings.dog_threshold,
+        rules=intake_rules(container.settings),
         progress=_progress,
     )
     print(json.dumps(report.to_json()) if args.json else format_report(report))
@@ -86,10 +87,10 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
     catalog = container.catalog
     items, unknown, not_breeds = [], set(), set()
     for row in rows:
-        breed = catalog.taxonomy.resolve(row.breed)
+        breed = catalog.breeds.taxonomy.resolve(row.breed)
         if breed is None and args.add_breeds:
             try:
-                breed = catalog.add_breed(row.breed.replace("_", " "), by=None)
+                breed = catalog.breeds.add_breed(row.breed.replace("_", " "), by=None)
             except ValueError:
                 # Not a breed name at all (e.g. "unlabelled_dog:kiss.jpg"): keep the photo, as
                 # `ingest` would, and let staff label it; one odd row must not stop the import.
@@ -138,7 +139,7 @@ def _report_bulk(results, unknown: set[str]) -> int:
 
 def cmd_export(container: Container, args: argparse.Namespace) -> int:
     """Write the catalog as CSV (stdout or --out)."""
-    text = container.catalog.export_csv()
+    text = container.catalog.reporting.export_csv()
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
@@ -156,6 +157,15 @@ def cmd_run(container: Container, args: argparse.Namespace) -> int:
 def cmd_backup(container: Container, args: argparse.Namespace) -> int:
     """Write the database and the photos to one .tar.gz (safe while the bot runs)."""
     from dogbot.backup import create_backup
+
+    # Stopped by a service manager or a closed terminal: end like Ctrl-C, so the work folder (a full
+    # database snapshot) and the partial archive are removed on the way out. A SIGKILL's debris is
+    # removed by the next backup.
+    def stop(signum: int, _frame) -> None:
+        raise SystemExit(128 + signum)
+
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, stop)
 
     # Photos in a bucket are backed up by the bucket's versioning and replication, not through here.
     include = args.photos if args.photos is not None else not container.settings.photo_store

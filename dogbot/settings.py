@@ -1,7 +1,9 @@
 """The one settings object, read from the environment (prefix ``DOGBOT_``) and an optional ``.env`` file.
 
-Built once by the composition root (:mod:`dogbot.app`); nothing below it reads the environment.
-Every field is documented in ``.env.example``.
+Every default of a deployment choice is written here and nowhere else: the code below the
+composition root takes these values as required arguments. Built once by the composition root
+(:mod:`dogbot.app`); nothing below it reads the environment. Every field is documented in
+``.env.example``.
 """
 
 from __future__ import annotations
@@ -12,11 +14,9 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from storage.vocabulary import DRIFT_TESTS, DriftTest
+
 ModelName = Literal["lite0", "lite0gem", "lite2"]
-
-
-# The tests jobs.drift.compare runs, in order (tests/unit/test_jobs_drift.py checks they match).
-DRIFT_TESTS = ("embedding_auc", "breed_distribution", "confidence", "brightness", "size", "correction_rate")
 
 
 class Settings(BaseSettings):
@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     # dev photos: confidence >= 0.69 keeps 95 % precision and covers 67 % of dog photos.
     auto_accept_threshold: float = 0.7
     # ...unless staff recently corrected at least this many of the model's answers of that breed to
-    # a breed the model does not know yet (a look-alike it cannot name, dogbot/lookalikes.py), within
+    # a breed the model does not know yet (a look-alike it cannot name, dogbot/core/lookalikes.py), within
     # the last lookalike_days. 0 turns this off.
     lookalike_min_corrections: int = 2
     lookalike_days: int = 30
@@ -101,17 +101,22 @@ class Settings(BaseSettings):
     promotion_golden_tolerance: float = 0.01
     promotion_min_improvement: float = 0.0
     promotion_min_validation: int = 20
-    # Drift alarms: domain-classifier AUC above this (and significant); any test with p below this.
+    # Drift alarms, measured on the dev photos (bench/bench_jobs.py): domain-classifier AUC above
+    # this (and significant; Evidently uses 0.55); any test with p below drift_p_value; fewer
+    # photos than drift_min_photos in either window: no verdict.
     drift_auc_threshold: float = 0.6
     drift_p_value: float = 0.01
     drift_min_photos: int = 50
     # Which drift tests raise the alarm (comma-separated); the others are still reported and drawn.
-    # "size" is left out by default: the model resizes every photo (see jobs/drift.py).
-    drift_alarm_tests: str = ",".join(name for name in DRIFT_TESTS if name != "size")
+    # "size" is left out by default: the model resizes every photo to its input size, and in the
+    # 30-day simulation a new photo source (smaller pictures of new breeds) raised it alone, days
+    # before anything the model sees had changed.
+    drift_alarm_tests: str = ",".join(name for name in DRIFT_TESTS if name != DriftTest.SIZE)
     # Train on auto-accepted labels too (people's labels are always used).
     train_on_auto_labels: bool = True
-    # A training lease not renewed for this long is taken over (a worker died mid-training).
-    lock_ttl_minutes: int = 30
+    # A training lease not renewed for this long is taken over (its holder died or hung); the holder
+    # renews it every quarter of this while it works. One on this machine whose process is gone at once.
+    lock_ttl_minutes: int = 2
     # Run fold/drift/retrain inside the bot process instead of a separate `dogbot worker`.
     jobs_in_bot: bool = False
     # How often the bot checks the registry for a newly promoted champion (no restart needed).

@@ -23,10 +23,9 @@ from datetime import UTC, datetime, timedelta
 
 from PIL import Image, ImageEnhance
 
-from dogbot.catalog import Catalog, Outcome
-from dogbot.labels import NOT_A_DOG
-from dogbot.manifest import ManifestRow
-from storage.tables import LabelSource
+from dogbot.core.catalog import Catalog
+from dogbot.core.manifest import ManifestRow
+from storage.vocabulary import NOT_A_DOG, LabelSource, Outcome
 
 SIMULATION_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 STAFF_IDS = (1001, 1002, 1003)
@@ -147,14 +146,16 @@ class Staff:
         if self.rng.random() >= self.error_rate:
             return self._known(truth), False
         # Real mistakes are plausible breeds: one the bot offered, else any known breed.
-        wrong = [key for key in offered if key != truth] or [b.key for b in self.catalog.taxonomy.all()]
+        wrong = [key for key in offered if key != truth] or [
+            b.key for b in self.catalog.breeds.taxonomy.all()
+        ]
         return self.rng.choice(wrong), True
 
     def _known(self, truth: str) -> str:
         """Staff type a breed the bot does not list yet: an admin adds it (as /addbreed does)."""
-        if truth == NOT_A_DOG or truth in self.catalog.taxonomy:
+        if truth == NOT_A_DOG or truth in self.catalog.breeds.taxonomy:
             return truth
-        return self.catalog.add_breed(truth.replace("_", " "), by=ADMIN_ID).key
+        return self.catalog.breeds.add_breed(truth.replace("_", " "), by=ADMIN_ID).key
 
 
 @dataclass
@@ -189,7 +190,7 @@ def simulate(
         by_day[photo.day].append(photo)
 
     for day in progress(sorted(by_day), desc="simulate", unit="day"):
-        report = DayReport(day=day, model_version=catalog.predictor.model_version)
+        report = DayReport(day=day, model_version=catalog.intake.predictor.model_version)
         hits, new_hits = [], []
         started = time.perf_counter()
         photos = by_day[day]
@@ -197,7 +198,7 @@ def simulate(
             now = SIMULATION_START + timedelta(days=day - 1, minutes=8 * 60 * i / max(len(photos), 1))
             clock(now)
             sender = STAFF_IDS[i % len(STAFF_IDS)]
-            result = catalog.submit(item.data, source="simulate", sender_id=sender, chat_id=sender)
+            result = catalog.intake.submit(item.data, source="simulate", sender_id=sender, chat_id=sender)
             photo_id = result.photo.id
             truths[photo_id] = item.truth
             report.photos += 1
@@ -217,7 +218,7 @@ def simulate(
                 report.staff_errors += mistake
                 if mistake:
                     staff_wrong.add(photo_id)
-                catalog.record_label(
+                catalog.labelling.record_label(
                     photo_id,
                     label,
                     source=LabelSource.STAFF,
@@ -240,7 +241,7 @@ def simulate(
 
 
 def _catalog_accuracy(catalog: Catalog, truths: dict[int, str], only: set[int] | None = None) -> float | None:
-    labels = catalog.catalog_labels()
+    labels = catalog.reporting.catalog_labels()
     counted = [photo_id for photo_id in truths if only is None or photo_id in only]
     right = sum(labels.get(photo_id) == truths[photo_id] for photo_id in counted)
     return round(right / len(counted), 4) if counted else None
@@ -248,7 +249,7 @@ def _catalog_accuracy(catalog: Catalog, truths: dict[int, str], only: set[int] |
 
 def _totals(catalog, reports, truths, staff_wrong, new_breed_photos) -> dict:
     photos = sum(r.photos for r in reports)
-    labels = catalog.catalog_labels()
+    labels = catalog.reporting.catalog_labels()
     wrong = [pid for pid, truth in truths.items() if labels.get(pid) != truth]
     wrong_by_staff = [pid for pid in wrong if pid in staff_wrong]
     retrain_days = [r.day for r in reports if r.retrained]

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dogbot.app import Container
-from dogbot.manifest import read_manifest
+from dogbot.core.manifest import read_manifest
 from dogbot.settings import Settings
 from dogbot.simulation import (
     SIMULATION_START,
@@ -49,15 +49,13 @@ def run_simulation(
     """Same settings as the real deployment (thresholds, schedules), but a fresh database and photo
     folder under ``data_dir``, and the clock the simulation moves."""
     scratch = settings.model_copy(update={"data_dir": data_dir, "database_url": "", "photo_store": ""})
-    container = Container(scratch)
     clock = SimulatedClock()
+    container = Container(scratch, clock=clock)
     catalog = container.catalog
-    catalog.clock = clock
     jobs = container.lifecycle
-    jobs.clock = clock
 
     rows = [row for manifest in manifests for row in read_manifest(manifest)]
-    known, new = split_pools(rows, catalog.taxonomy)
+    known, new = split_pools(rows, catalog.breeds.taxonomy)
     photos_of = Counter(truth for _, truth in new)
     new = [(row, truth) for row, truth in new if photos_of[truth] >= new_breed_min_photos]
     stream = build_stream(

@@ -7,11 +7,15 @@ closed after saving so a long-running worker does not accumulate them.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from jobs.lock import process_is_gone
 
 ALARM, OK, NEUTRAL = "#c0392b", "#27ae60", "#7f8c8d"
 
@@ -114,11 +118,35 @@ def drift_png(
     return _save(fig, path)
 
 
+# A chart is drawn into ".<name>.<pid>-<random>.png" and renamed into place; a process killed while
+# drawing leaves that file behind, which remove_leftovers clears once the process is gone.
+_PARTIAL = re.compile(r"^\..+\.(\d+)-[^.]+\.png$")
+_LEFTOVER_AGE_S = 3600  # partial files in another form (older releases): gone after an hour
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete partial chart files in ``folder`` left by processes that were killed while drawing."""
+    removed = []
+    for path in Path(folder).glob(".*.png"):
+        match = _PARTIAL.match(path.name)
+        try:
+            if match:
+                abandoned = process_is_gone(int(match.group(1)))
+            else:
+                abandoned = time.time() - path.stat().st_mtime > _LEFTOVER_AGE_S
+            if abandoned:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # renamed into place or removed meanwhile
+            continue
+    return removed
+
+
 def _save(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below, then renamed into place)
-        dir=path.parent, prefix=f".{path.name}.", suffix=".png", delete=False
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".png", delete=False
     )
     try:
         with handle:

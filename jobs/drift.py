@@ -21,33 +21,27 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from dogbot.settings import DRIFT_TESTS
 from jobs import charts
 from ml import drift as stats
 from ml.head import BreedHead
-from ml.predictor import backbone_of
+from ml.predictor import backbone_of, is_dog
 from storage import lifecycle_repository as repo
 from storage import repository
 from storage.db import session as open_session
-from storage.lifecycle_tables import DriftReport, Split
-from storage.tables import LabelSource
-
-PEOPLE = (LabelSource.STAFF, LabelSource.ADMIN)
+from storage.lifecycle_tables import DriftReport
+from storage.vocabulary import NOT_A_DOG, PEOPLE, SKIP, DriftTest, Split
 
 
 @dataclass(frozen=True)
 class DriftThresholds:
-    """Alarm levels; defaults measured on the dev photos (``bench/bench_jobs.py``)."""
+    """Alarm levels (their defaults, measured on the dev photos, are in ``dogbot.settings``)."""
 
-    auc: float = 0.6  # domain classifier AUC above this (and significant) alarms; Evidently uses 0.55
-    p_value: float = 0.01  # every test with a p-value alarms below this
-    min_photos: int = 50  # fewer photos in either window: no verdict
+    auc: float  # domain classifier AUC above this (and significant) alarms
+    p_value: float  # every test with a p-value alarms below this
+    min_photos: int  # fewer photos in either window: no verdict
+    # Tests that raise the alarm; the others are still computed, stored and drawn.
+    alarm_tests: tuple[str, ...]
     min_labeled: int = 20  # fewer people-labeled photos: no correction-rate verdict
-    # Tests that raise the alarm; the others are still computed, stored and drawn. Image size is
-    # left out by default: the model resizes every photo to its input size, and in the 30-day
-    # simulation a new photo source (smaller pictures of new breeds) raised it alone, days before
-    # anything the model sees had changed.
-    alarm_tests: tuple[str, ...] = tuple(name for name in DRIFT_TESTS if name != "size")
 
 
 @dataclass
@@ -92,10 +86,10 @@ def check_drift(
     head: BreedHead,
     model_version: str,
     now: datetime,
-    window: int = 200,
-    reference_max: int = 1000,
-    thresholds: DriftThresholds = DriftThresholds(),
-    dog_threshold: float = 0.5,
+    window: int,
+    reference_max: int,
+    thresholds: DriftThresholds,
+    dog_threshold: float,
     chart_dir: Path | None = None,
     trigger: str = "schedule",
     seed: int = 0,
@@ -170,7 +164,7 @@ def compare(
     *,
     head: BreedHead,
     thresholds: DriftThresholds,
-    dog_threshold: float = 0.5,
+    dog_threshold: float,
     seed: int = 0,
     held_out: Window | None = None,
 ) -> tuple[list[stats.DriftTest], dict]:
@@ -188,8 +182,8 @@ def compare(
     cur_breed, cur_conf = _rescore(head, current, dog_threshold)
     if len(answers_reference) >= thresholds.min_photos:
         answer_tests = [
-            stats.category_test(ref_breed, cur_breed, p_threshold=p),
-            stats.ks_test("confidence", ref_conf, cur_conf, p_threshold=p, what="breed confidence"),
+            stats.category_test(DriftTest.BREED_DISTRIBUTION, ref_breed, cur_breed, p_threshold=p),
+            stats.ks_test(DriftTest.CONFIDENCE, ref_conf, cur_conf, p_threshold=p, what="breed confidence"),
         ]
     else:
         few = (
@@ -197,17 +191,25 @@ def compare(
             f"(need {thresholds.min_photos})"
         )
         answer_tests = [
-            stats.DriftTest(name, None, None, p, False, few) for name in ("breed_distribution", "confidence")
+            stats.DriftTest(name, None, None, p, False, few)
+            for name in (DriftTest.BREED_DISTRIBUTION, DriftTest.CONFIDENCE)
         ]
     tests = [
         stats.embedding_test(
-            reference.embeddings, current.embeddings, auc_threshold=thresholds.auc, p_threshold=p, seed=seed
+            DriftTest.EMBEDDING_AUC,
+            reference.embeddings,
+            current.embeddings,
+            auc_threshold=thresholds.auc,
+            p_threshold=p,
+            seed=seed,
         ),
         *answer_tests,
         stats.ks_test(
-            "brightness", reference.brightness, current.brightness, p_threshold=p, what="brightness"
+            DriftTest.BRIGHTNESS, reference.brightness, current.brightness, p_threshold=p, what="brightness"
         ),
-        stats.ks_test("size", reference.pixels / 1e6, current.pixels / 1e6, p_threshold=p, what="megapixels"),
+        stats.ks_test(
+            DriftTest.SIZE, reference.pixels / 1e6, current.pixels / 1e6, p_threshold=p, what="megapixels"
+        ),
         _correction_test(reference, current, thresholds, known=set(head.breed_keys)),
     ]
     tests = [
@@ -252,9 +254,9 @@ def window_from_arrays(
 
 def _rescore(head: BreedHead, window: Window, dog_threshold: float) -> tuple[np.ndarray, np.ndarray]:
     probabilities = head.probabilities(window.embeddings)
-    is_dog = window.dog_probability >= dog_threshold
-    breed = np.where(is_dog, probabilities.argmax(axis=1), -1)
-    return breed, probabilities.max(axis=1)[is_dog]
+    dog = is_dog(window.dog_probability, dog_threshold)
+    breed = np.where(dog, probabilities.argmax(axis=1), -1)
+    return breed, probabilities.max(axis=1)[dog]
 
 
 def _correction_test(
@@ -268,7 +270,7 @@ def _correction_test(
     Judged per photo against the model that answered it, so photos labelled before a retrain count
     the same way in both windows.
     """
-    countable = known | {"not_a_dog"}
+    countable = known | {NOT_A_DOG}
 
     def counts(window: Window) -> tuple[int, int, int]:
         answerable = window.answerable or [None] * len(window)
@@ -287,7 +289,7 @@ def _correction_test(
     ref_hits, ref_n, _ = counts(reference)
     cur_hits, cur_n, cur_unknown = counts(current)
     test = stats.rate_test(
-        "correction_rate",
+        DriftTest.CORRECTION_RATE,
         ref_hits,
         ref_n,
         cur_hits,
@@ -342,15 +344,15 @@ def _load(engine: Engine, photo_ids: list[int], backbone: str) -> Window:
     shown_breed, people_label, answerable = [], [], []
     for photo_id in kept:
         people = [
-            label for label in labels.get(photo_id, []) if label.source in PEOPLE and label.breed != "skip"
+            label for label in labels.get(photo_id, []) if label.source in PEOPLE and label.breed != SKIP
         ]
         if people:
             last = people[-1]
             seen = (shown.get(last.prediction_id) if last.prediction_id else None) or predictions[photo_id]
-            shown_breed.append(seen.breed or "not_a_dog")
+            shown_breed.append(seen.breed or NOT_A_DOG)
             people_label.append(last.breed)
             breeds = breeds_of.get(seen.model_version)
-            answerable.append(None if breeds is None else last.breed in breeds or last.breed == "not_a_dog")
+            answerable.append(None if breeds is None else last.breed in breeds or last.breed == NOT_A_DOG)
         else:
             shown_breed.append(None)
             people_label.append(None)

@@ -1,6 +1,6 @@
 """Fold job: turn the labels so far into an immutable, numbered dataset version.
 
-Every photo with a label gets one item: its catalog label (``dogbot.labels.resolve_label``: an
+Every photo with a label gets one item: its catalog label (``dogbot.core.labels.resolve_label``: an
 admin's word wins, else the majority of people, else the import or auto-accepted label), the source
 of that label, and a split decided by the photo's SHA-256 alone, so a photo is in the validation
 split in every version and never leaks into training. Conflicts (people disagree) are listed.
@@ -21,12 +21,12 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from dogbot.labels import MIXED_BREED, NOT_A_DOG, resolve_label
+from dogbot.core.labels import resolve_label
 from storage import lifecycle_repository as repo
 from storage import repository
 from storage.db import session as open_session
-from storage.lifecycle_tables import DatasetItem, DatasetVersion, GoldenItem, Split
-from storage.tables import LabelSource
+from storage.lifecycle_tables import DatasetItem, DatasetVersion, GoldenItem
+from storage.vocabulary import MIXED_BREED, NOT_A_DOG, LabelSource, Split
 
 NOT_BREEDS = (NOT_A_DOG, MIXED_BREED)
 
@@ -56,8 +56,8 @@ def fold(
     engine: Engine,
     *,
     now: datetime,
-    val_share: float = 0.2,
-    golden_size: int = 200,
+    val_share: float,
+    golden_size: int,
     trigger: str = "schedule",
 ) -> FoldResult:
     """Make a new dataset version if there are labels newer than the last one; idempotent."""

@@ -26,12 +26,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from jobs.scores import RetrainMetrics
 from ml.head import BreedHead, sidecar_path
 from ml.predictor import Predictor, backbone_of, base_version
 from storage import lifecycle_repository as repo
-from storage.blobs import write_atomically
+from storage.blobs import write_bytes_atomically
 from storage.db import session as open_session
-from storage.lifecycle_tables import AliasMove, ModelStatus, ModelVersion
+from storage.lifecycle_tables import AliasMove, ModelVersion
+from storage.vocabulary import ModelStatus
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ class ModelInfo:
     trigger: str
     actor: str | None
     reason: str
-    metrics: dict
+    metrics: RetrainMetrics | None  # None: never trained (version 0)
 
 
 def ensure_base(engine: Engine, *, backbone: str, breed_keys: list[str], now: datetime) -> str:
@@ -191,7 +193,7 @@ def _fetch_artifact(engine: Engine, row: ModelVersion, path: Path) -> None:
     for name in sorted(files, key=lambda name: name == row.artifact):
         if Path(name).name != name or name.startswith("."):
             raise RegistryError(f"{row.version}: unexpected artifact name {name!r}")
-        write_atomically(path.parent / name, lambda handle, data=files[name]: handle.write(data))
+        write_bytes_atomically(path.parent / name, files[name])
     log.info("%s: copied %s from the database into %s", row.version, ", ".join(sorted(files)), path.parent)
 
 
@@ -323,7 +325,7 @@ def models(engine: Engine) -> list[ModelInfo]:
                 trigger=row.trigger,
                 actor=row.actor,
                 reason=row.reason,
-                metrics=dict(row.metrics),
+                metrics=RetrainMetrics.from_json(row.metrics),
             )
             for row in repo.model_versions(session=session)
         ]

@@ -12,26 +12,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from jobs import charts, registry
 from jobs.fold import NOT_BREEDS, fold
 from jobs.lock import TRAIN_LOCK, held
+from jobs.scores import ModelScores, RetrainMetrics, SplitScores
 from ml.head import BreedHead
 from ml.predictor import backbone_of
 from ml.training import HeadMetrics, TrainConfig, evaluate_head, train_head
 from storage import lifecycle_repository as repo
 from storage import repository
+from storage.blobs import write_bytes_atomically
 from storage.db import session as open_session
-from storage.lifecycle_tables import DatasetVersion, DriftReport, ModelStatus, ModelVersion, Split
-from storage.tables import Label, LabelSource
+from storage.lifecycle_tables import DatasetVersion, ModelVersion
+from storage.vocabulary import HUMAN_SOURCES, LabelSource, ModelStatus, Split
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,10 @@ class FullRetrainUnavailable(NotImplementedError):
 class PromotionGates:
     """When a candidate may replace the champion (MLflow ``MetricThreshold`` style)."""
 
-    golden_tolerance: float = 0.01  # candidate golden top-1 >= champion's - this
-    min_improvement: float = 0.0  # candidate validation top-1 > champion's + this
-    min_validation: int = 20  # people-labeled validation photos needed to judge at all
+    # Their defaults are in ``dogbot.settings`` (promotion_*).
+    golden_tolerance: float  # candidate golden top-1 >= champion's - this
+    min_improvement: float  # candidate validation top-1 > champion's + this
+    min_validation: int  # people-labeled validation photos needed to judge at all
 
 
 @dataclass
@@ -58,12 +59,12 @@ class RetrainResult:
     previous_champion: str
     dataset_version: int | None
     trigger: str
-    metrics: dict = field(default_factory=dict)
+    metrics: RetrainMetrics | None = None  # None: nothing was trained
     report: str | None = None  # error-analysis PNG path
     seconds: float = 0.0
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "metrics": self.metrics.to_json() if self.metrics else {}}
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,12 @@ def retrain(
     now: datetime,
     trigger: str = "manual",
     actor: str | None = None,
-    gates: PromotionGates = PromotionGates(),
+    gates: PromotionGates,
     config: TrainConfig = TrainConfig(),  # noqa: B008 (frozen dataclass: a safe default)
-    val_share: float = 0.2,
-    golden_size: int = 200,
-    use_auto_labels: bool = True,
-    lock_ttl: timedelta = timedelta(minutes=30),
+    val_share: float,
+    golden_size: int,
+    use_auto_labels: bool,
+    lock_ttl: timedelta,
     owner: str | None = None,
     breed_name: Callable[[str], str] = str,
     progress: Callable[[str], None] = lambda message: None,
@@ -128,18 +129,18 @@ def retrain(
 
         progress("evaluating against the champion")
         new_keys = [k for k in head.breed_keys if k not in set(base_head.breed_keys)]
-        metrics = {
-            "train": report.to_json(),
-            "candidate": _scores(head, val, golden, base_head.breed_keys),
-            "champion": _scores(champion_head, val, golden, base_head.breed_keys),
-            "champion_version": previous,
-        }
-        promoted, reason = judge(metrics["candidate"], metrics["champion"], gates)
+        metrics = RetrainMetrics(
+            train=report,
+            candidate=_scores(head, val, golden, base_head.breed_keys),
+            champion=_scores(champion_head, val, golden, base_head.breed_keys),
+            champion_version=previous,
+        )
+        promoted, reason = judge(metrics.candidate, metrics.champion, gates)
 
         with open_session(engine) as session:
             version = registry.next_version(session, backbone)
             head.metadata = {**head.metadata, "version": version, "dataset_version": folded.version}
-            sha256 = head.save(model_dir / f"{version}.safetensors")
+            sha256 = head.save(model_dir / f"{version}.safetensors", write=write_bytes_atomically)
             session.add(
                 ModelVersion(
                     version=version,
@@ -149,7 +150,7 @@ def retrain(
                     sha256=sha256,
                     dataset_version=folded.version,
                     breed_keys=list(head.breed_keys),
-                    metrics=metrics,
+                    metrics=metrics.to_json(),
                     trigger=trigger,
                     actor=actor,
                     status=ModelStatus.CANDIDATE,
@@ -194,15 +195,15 @@ def retrain(
         )
 
 
-def judge(candidate: dict, champion: dict, gates: PromotionGates) -> tuple[bool, str]:
+def judge(candidate: ModelScores, champion: ModelScores, gates: PromotionGates) -> tuple[bool, str]:
     """The promotion decision and its reason, from the two models' scores on the same photos."""
-    val_n = candidate["validation"]["n"]
+    val_n = candidate.validation.n
     if val_n < gates.min_validation:
         return False, f"only {val_n} labeled validation photos (need {gates.min_validation}) to judge it"
-    cand_val, champ_val = candidate["validation"]["top1"], champion["validation"]["top1"]
-    golden_n = candidate["golden"]["n"]
+    cand_val, champ_val = candidate.validation.top1, champion.validation.top1
+    golden_n = candidate.golden.n
     if golden_n:
-        cand_gold, champ_gold = candidate["golden"]["top1"], champion["golden"]["top1"]
+        cand_gold, champ_gold = candidate.golden.top1, champion.golden.top1
         # A young golden set has a few dozen photos: one photo moves top-1 by more than the
         # tolerance, so never reject for less than one photo's worth (measured in the simulation).
         tolerance = max(gates.golden_tolerance, 1.0 / golden_n)
@@ -217,8 +218,7 @@ def judge(candidate: dict, champion: dict, gates: PromotionGates) -> tuple[bool,
     # puts the right breed among them more often saves staff typing. Early after new breeds arrive
     # this is how a candidate that has learned them shows it (the 30-day simulation: top-1 tied at
     # 0.500 while top-3 rose from 0.667 to 0.767).
-    cand_top3 = candidate["validation"].get("top3")
-    champ_top3 = champion["validation"].get("top3")
+    cand_top3, champ_top3 = candidate.validation.top3, champion.validation.top3
     tied = abs(cand_val - champ_val) < 1e-9 and gates.min_improvement <= 0
     if tied and cand_top3 is not None and champ_top3 is not None and cand_top3 > champ_top3 + 1e-9:
         return True, (
@@ -230,24 +230,15 @@ def judge(candidate: dict, champion: dict, gates: PromotionGates) -> tuple[bool,
 def retrain_trigger(engine: Engine, *, min_new_labels: int) -> str | None:
     """Why the scheduled retrain should run now ("new_labels", "drift"), or None."""
     with open_session(engine) as session:
-        latest = session.exec(
-            select(ModelVersion)
-            .where(ModelVersion.dataset_version.is_not(None))
-            .order_by(ModelVersion.id.desc())
-        ).first()
+        latest = repo.latest_trained_model(session=session)
         after = 0
         if latest is not None:
             dataset = session.get(DatasetVersion, latest.dataset_version)
             after = dataset.last_label_id if dataset else 0
-        people = (LabelSource.STAFF, LabelSource.ADMIN, LabelSource.IMPORT)
-        new_labels = session.exec(
-            select(func.count(Label.id)).where(
-                Label.id > after, Label.source.in_(people), Label.breed != "skip"
-            )
-        ).one()
+        new_labels = repo.count_answers_after(after, HUMAN_SOURCES, session=session)
         if new_labels >= min_new_labels:
             return "new_labels"
-        alarm = session.exec(select(DriftReport).order_by(DriftReport.id.desc())).first()
+        alarm = next(iter(repo.drift_reports(session=session, limit=1)), None)
         if alarm is not None and alarm.drift and (latest is None or alarm.created_at > latest.created_at):
             return "drift"
     return None
@@ -305,7 +296,7 @@ def _gather(
     return train, val, golden
 
 
-def _scores(head: BreedHead, val: Labeled, golden: Labeled, base_keys: Sequence[str]) -> dict:
+def _scores(head: BreedHead, val: Labeled, golden: Labeled, base_keys: Sequence[str]) -> ModelScores:
     out = {}
     base = set(base_keys)
     for name, data in (("validation", val), ("golden", golden)):
@@ -314,19 +305,19 @@ def _scores(head: BreedHead, val: Labeled, golden: Labeled, base_keys: Sequence[
         )
         known, n_known = metrics.subset_top1([k for k in metrics.per_breed if k in base])
         new, n_new = metrics.subset_top1([k for k in metrics.per_breed if k not in base])
-        out[name] = {
-            "n": metrics.n,
-            "top1": metrics.top1,
-            "top3": metrics.top3,
-            "nll": metrics.nll,
-            "top1_imagenet_breeds": known,
-            "n_imagenet_breeds": n_known,
-            "top1_new_breeds": new,
-            "n_new_breeds": n_new,
-            "per_breed": metrics.per_breed,
-            "confusions": metrics.confusions,
-        }
-    return out
+        out[name] = SplitScores(
+            n=metrics.n,
+            top1=metrics.top1,
+            top3=metrics.top3,
+            nll=metrics.nll,
+            top1_imagenet_breeds=known,
+            n_imagenet_breeds=n_known,
+            top1_new_breeds=new,
+            n_new_breeds=n_new,
+            per_breed=metrics.per_breed,
+            confusions=metrics.confusions,
+        )
+    return ModelScores(**out)
 
 
 def _error_chart(

@@ -21,6 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from jobs.service import LifecycleJobs, record_run
 from storage import lifecycle_repository as repo
 from storage.db import session as open_session
+from storage.vocabulary import FINISHED
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,12 @@ def run_scheduled(jobs: LifecycleJobs, name: str) -> object:
 
 
 def first_run(jobs: LifecycleJobs, name: str, interval: timedelta, now: datetime) -> datetime:
-    """Now if the job is due (never ran, or its last run is an interval old), else when it will be."""
+    """Now if the job is due (never ran, or its last run is an interval old), else when it will be.
+
+    Only finished runs count: one that a kill interrupted is due again at once.
+    """
     with open_session(jobs.engine) as session:
-        last = repo.last_run(name, session=session)
+        last = repo.last_run(name, session=session, status=FINISHED)
     if last is None or last.started_at + interval <= now:
         return now + _STAGGER * JOB_ORDER.index(name)
     return last.started_at + interval
@@ -85,6 +89,7 @@ def add_jobs(scheduler: BaseScheduler, jobs: LifecycleJobs, intervals: Intervals
 def run_worker(jobs: LifecycleJobs, intervals: Intervals) -> None:
     """Block, running the jobs on schedule, until interrupted (Ctrl-C or SIGTERM)."""
     scheduler = BlockingScheduler(timezone=UTC)
+    jobs.recover()  # before the first runs are placed: an interrupted run is due again
     add_jobs(scheduler, jobs, intervals, now=jobs.clock())
     jobs.share_artifacts()
     jobs.refresh()

@@ -10,24 +10,43 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from jobs import registry
+from jobs import charts, registry
 from jobs.drift import DriftResult, DriftThresholds, check_drift
 from jobs.fold import FoldResult, fold
-from jobs.lock import TRAIN_LOCK, LockBusy, held
+from jobs.lock import TRAIN_LOCK, LockBusy, held, make_owner, owner_is_gone
 from jobs.retrain import PromotionGates, RetrainResult, retrain, retrain_trigger
+from jobs.scores import RetrainMetrics
 from ml.predictor import Predictor
 from ml.training import TrainConfig
 from storage import lifecycle_repository as repo
 from storage.db import session as open_session
-from storage.lifecycle_tables import JobRun
+from storage.lifecycle_tables import DriftReport, JobRun, ModelVersion
 from storage.tables import utcnow
+from storage.vocabulary import RunStatus
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LifecycleConfig:
+    """One deployment's choices for the jobs, handed down whole (values and defaults: ``Settings``)."""
+
+    val_share: float  # share of photos held out for validation (by hash, fixed per photo)
+    golden_size: int
+    drift_window: int  # the last this-many photos are compared with the reference
+    drift_thresholds: DriftThresholds
+    dog_threshold: float
+    gates: PromotionGates
+    retrain_min_new_labels: int
+    use_auto_labels: bool
+    lock_ttl: timedelta
+    drift_reference_max: int = 1000
+    train_config: TrainConfig = field(default_factory=TrainConfig)
 
 
 @dataclass
@@ -37,18 +56,8 @@ class LifecycleJobs:
     engine: Engine
     predictor: Predictor  # its backbone gives the warm-start head; its serving head is scored for drift
     model_dir: Path
+    config: LifecycleConfig
     clock: Callable[[], datetime] = utcnow
-    val_share: float = 0.2
-    golden_size: int = 200
-    drift_window: int = 200
-    drift_reference_max: int = 1000
-    drift_thresholds: DriftThresholds = field(default_factory=DriftThresholds)
-    dog_threshold: float = 0.5
-    gates: PromotionGates = field(default_factory=PromotionGates)
-    train_config: TrainConfig = field(default_factory=TrainConfig)
-    retrain_min_new_labels: int = 50
-    use_auto_labels: bool = True
-    lock_ttl: timedelta = timedelta(minutes=30)
     breed_name: Callable[[str], str] = str
     on_champion_change: Callable[[], None] = lambda: None
 
@@ -56,9 +65,13 @@ class LifecycleJobs:
     def fold(self, now: datetime | None = None, *, trigger: str = "schedule") -> FoldResult:
         """A new dataset version if labels arrived since the last (under the training lease)."""
         now = now or self.clock()
-        with held(self.engine, TRAIN_LOCK, ttl=self.lock_ttl, clock=lambda: now):
+        with held(self.engine, TRAIN_LOCK, ttl=self.config.lock_ttl, clock=lambda: now):
             return fold(
-                self.engine, now=now, val_share=self.val_share, golden_size=self.golden_size, trigger=trigger
+                self.engine,
+                now=now,
+                val_share=self.config.val_share,
+                golden_size=self.config.golden_size,
+                trigger=trigger,
             )
 
     def drift(self, now: datetime | None = None, *, trigger: str = "schedule") -> DriftResult:
@@ -70,10 +83,10 @@ class LifecycleJobs:
             head=self.predictor.head,
             model_version=self.predictor.model_version,
             now=now,
-            window=self.drift_window,
-            reference_max=self.drift_reference_max,
-            thresholds=self.drift_thresholds,
-            dog_threshold=self.dog_threshold,
+            window=self.config.drift_window,
+            reference_max=self.config.drift_reference_max,
+            thresholds=self.config.drift_thresholds,
+            dog_threshold=self.config.dog_threshold,
             chart_dir=self.model_dir / "drift",
             trigger=trigger,
         )
@@ -96,12 +109,12 @@ class LifecycleJobs:
             now=now,
             trigger=trigger,
             actor=actor,
-            gates=self.gates,
-            config=self.train_config,
-            val_share=self.val_share,
-            golden_size=self.golden_size,
-            use_auto_labels=self.use_auto_labels,
-            lock_ttl=self.lock_ttl,
+            gates=self.config.gates,
+            config=self.config.train_config,
+            val_share=self.config.val_share,
+            golden_size=self.config.golden_size,
+            use_auto_labels=self.config.use_auto_labels,
+            lock_ttl=self.config.lock_ttl,
             breed_name=self.breed_name,
             progress=progress,
             full=full,
@@ -112,7 +125,7 @@ class LifecycleJobs:
     def scheduled_retrain(self, now: datetime | None = None) -> RetrainResult | None:
         """Retrain only when enough new labels arrived or drift was found since the last training."""
         now = now or self.clock()
-        reason = retrain_trigger(self.engine, min_new_labels=self.retrain_min_new_labels)
+        reason = retrain_trigger(self.engine, min_new_labels=self.config.retrain_min_new_labels)
         if reason is None:
             return None
         return self.retrain(now, trigger=reason, actor="scheduler")
@@ -136,6 +149,20 @@ class LifecycleJobs:
             on_change=self.on_champion_change,
         )
 
+    def recover(self, now: datetime | None = None) -> None:
+        """After a crash or kill: close the runs it left ``running``, delete its half-drawn charts."""
+        now = now or self.clock()
+        interrupted = mark_interrupted_runs(self.engine, now=now)
+        leftovers = charts.remove_leftovers(self.model_dir) + charts.remove_leftovers(
+            self.model_dir / "drift"
+        )
+        if interrupted or leftovers:
+            log.warning(
+                "after a stop: %d job run(s) marked interrupted, %d partial chart file(s) removed",
+                len(interrupted),
+                len(leftovers),
+            )
+
     def share_artifacts(self) -> list[str]:
         """Put model files trained before they lived in the database there too (replicas load them)."""
         return registry.store_missing_artifacts(self.engine, self.model_dir)
@@ -150,33 +177,39 @@ class LifecycleJobs:
         """Serve the previous champion again (the lease keeps it from racing a promotion)."""
         now = now or self.clock()
         self.refresh(now)
-        with held(self.engine, TRAIN_LOCK, ttl=self.lock_ttl, clock=lambda: now):
+        with held(self.engine, TRAIN_LOCK, ttl=self.config.lock_ttl, clock=lambda: now):
             moved = registry.rollback(self.engine, actor=actor, now=now, reason=reason)
         self.refresh(now)
         return moved
 
-    def status(self) -> dict:
+    def status(self) -> LifecycleStatus:
         """For /status: the champion's validation accuracy and when drift and retrain last ran."""
         with open_session(self.engine) as session:
             champion = repo.alias_target(session=session)
             row = repo.model_version(champion, session=session) if champion else None
             drift = repo.drift_reports(session=session, limit=1)
             trained = [m for m in repo.model_versions(session=session) if m.artifact is not None]
-        accuracy = None
-        if row is not None and row.metrics:
-            accuracy = row.metrics.get("candidate", {}).get("validation", {}).get("top1")
-        return {
-            "model_version": champion,
-            "accuracy": accuracy,
-            "last_drift_check": f"{drift[0].created_at:%Y-%m-%d %H:%M} UTC "
-            f"({'drift' if drift[0].drift else 'no drift'})"
-            if drift
-            else None,
-            "last_retrain": f"{trained[-1].created_at:%Y-%m-%d %H:%M} UTC ({trained[-1].version} "
-            f"{trained[-1].status})"
-            if trained
-            else None,
-        }
+        metrics = RetrainMetrics.from_json(row.metrics) if row is not None else None
+        accuracy = metrics.candidate.validation.top1 if metrics else None
+        return LifecycleStatus(
+            model_version=champion,
+            accuracy=accuracy,
+            last_drift_check=drift[0] if drift else None,
+            last_retrain=trained[-1] if trained else None,
+        )
+
+    def recent_events(self, limit: int = 20) -> tuple[list[DriftReport], list[ModelVersion]]:
+        """The latest drift reports and every model version, for the bot's news to admins."""
+        with open_session(self.engine) as session:
+            return repo.drift_reports(session=session, limit=limit), repo.model_versions(session=session)
+
+
+@dataclass(frozen=True)
+class LifecycleStatus:
+    model_version: str | None  # the champion (None before the first model is registered)
+    accuracy: float | None  # its validation top-1 when it was judged
+    last_drift_check: DriftReport | None
+    last_retrain: ModelVersion | None  # the newest trained model, promoted or not
 
 
 def record_run(
@@ -184,28 +217,49 @@ def record_run(
 ):
     """Run one scheduled job and keep a ``JobRun`` row of it; a busy lease counts as skipped."""
     with open_session(engine) as session:
-        row = JobRun(job=job, started_at=clock())
+        # Who runs it, while it runs: a restarted worker can tell a killed run from a live one.
+        row = JobRun(job=job, started_at=clock(), detail={"owner": make_owner()})
         session.add(row)
         session.commit()
         run_id = row.id
-    status, detail, result = "ok", {}, None
+    status, detail, result = RunStatus.OK, {}, None
     try:
         result = run()
         if result is None:
-            status = "skipped"
+            status = RunStatus.SKIPPED
         elif hasattr(result, "to_json"):
             detail = _summary(result.to_json())
     except LockBusy as busy:
-        status, detail = "skipped", {"reason": str(busy)}
+        status, detail = RunStatus.SKIPPED, {"reason": str(busy)}
     except Exception as error:  # logged and recorded; the scheduler runs the job again next time
         log.exception("job %s failed", job)
-        status, detail = "failed", {"error": f"{type(error).__name__}: {error}"}
+        status, detail = RunStatus.FAILED, {"error": f"{type(error).__name__}: {error}"}
     with open_session(engine) as session:
         row = session.get(JobRun, run_id)
         row.finished_at, row.status, row.detail = clock(), status, detail
         session.add(row)
         session.commit()
     return result
+
+
+def mark_interrupted_runs(
+    engine: Engine, *, now: datetime, stale_after: timedelta = timedelta(hours=6)
+) -> list[int]:
+    """Close the ``running`` rows of runs that will never finish: their process on this machine is
+    gone, or (another machine's, or from before runs named their process) they started over
+    ``stale_after`` ago. Returns the ids marked ``interrupted``."""
+    marked = []
+    with open_session(engine) as session:
+        for row in repo.running_jobs(session=session):
+            owner = (row.detail or {}).get("owner")
+            started = row.started_at if row.started_at.tzinfo else row.started_at.replace(tzinfo=UTC)
+            if (owner and owner_is_gone(owner)) or started < now - stale_after:
+                row.status, row.finished_at = RunStatus.INTERRUPTED, now
+                row.detail = {**(row.detail or {}), "reason": "its process stopped (killed or crashed)"}
+                session.add(row)
+                marked.append(row.id)
+        session.commit()
+    return marked
 
 
 def _summary(data: dict) -> dict:

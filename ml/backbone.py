@@ -51,7 +51,6 @@ BACKBONES: dict[str, BackboneSpec] = {
     "lite2": BackboneSpec("lite2", "tf_efficientnet_lite2", _lite2_weights),
     "lite0gem": BackboneSpec("lite0gem", "tf_efficientnet_lite0", _lite0_weights, pooling=("avg", "gem")),
 }
-DEFAULT_BACKBONE = "lite0"
 GEM_POWER = 3.0  # the usual GeM exponent (Radenović et al. 2018); between average (1) and max (inf)
 
 
@@ -100,7 +99,7 @@ def load_positional_weights(model: torch.nn.Module, checkpoint: dict[str, torch.
         raise ValueError(f"weights missing for {missing}")
 
 
-def create_backbone(name: str = DEFAULT_BACKBONE) -> torch.nn.Module:
+def create_backbone(name: str) -> torch.nn.Module:
     """Build the named backbone with its ImageNet weights, in eval mode."""
     spec = backbone_spec(name)
     model = timm.create_model(spec.timm_name, pretrained=False)
@@ -119,7 +118,7 @@ class TorchEncoder:
     """The backbone in eager torch, as an :class:`ml.runtime.ImageEncoder`: the reference serving is
     checked against (tests, benchmarks). Serving itself runs the ONNX export (``ml.runtime``)."""
 
-    def __init__(self, name: str = DEFAULT_BACKBONE, module: torch.nn.Module | None = None) -> None:
+    def __init__(self, name: str, module: torch.nn.Module | None = None) -> None:
         self.name = name
         self.module = (module if module is not None else create_backbone(name)).eval()
         self.pooling = backbone_spec(name).pooling
@@ -131,8 +130,12 @@ class TorchEncoder:
         self.classifier_bias = classifier.bias.detach().numpy().copy()
 
     @torch.inference_mode()
+    def prepare(self, image) -> torch.Tensor:
+        return self.transform(image)
+
+    @torch.inference_mode()
     def encode(self, images) -> tuple:
-        batch = torch.stack([self.transform(image) for image in images])
+        batch = torch.stack([x if isinstance(x, torch.Tensor) else self.transform(x) for x in images])
         embeddings = pool_features(self.module.forward_features(batch), self.pooling)
         logits = self.classifier(embeddings[:, : self.classifier.in_features])
         return embeddings.numpy(), logits.numpy()

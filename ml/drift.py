@@ -63,13 +63,19 @@ def domain_classifier_auc(
 
 
 def embedding_test(
-    reference: np.ndarray, current: np.ndarray, *, auc_threshold: float, p_threshold: float, seed: int = 0
+    name: str,
+    reference: np.ndarray,
+    current: np.ndarray,
+    *,
+    auc_threshold: float,
+    p_threshold: float,
+    seed: int = 0,
 ) -> DriftTest:
     """Alarm when the domain classifier's AUC is above ``auc_threshold`` and significant."""
     auc, p_value = domain_classifier_auc(reference, current, seed=seed)
     alarm = auc > auc_threshold and p_value < p_threshold
     return DriftTest(
-        "embedding_auc",
+        name,
         auc,
         p_value,
         auc_threshold,
@@ -106,7 +112,12 @@ def population_stability_index(reference: np.ndarray, current: np.ndarray, eps: 
 
 
 def category_test(
-    reference: Sequence[int], current: Sequence[int], *, p_threshold: float, min_expected: float = 5.0
+    name: str,
+    reference: Sequence[int],
+    current: Sequence[int],
+    *,
+    p_threshold: float,
+    min_expected: float = 5.0,
 ) -> DriftTest:
     """Chi-squared test of predicted-class frequencies (integer class indices, -1 for "not a dog").
 
@@ -126,12 +137,10 @@ def category_test(
         table = np.concatenate([table, other])
     psi = population_stability_index(table[:, 0], table[:, 1])
     if len(table) < 2:
-        return DriftTest(
-            "breed_distribution", None, None, p_threshold, False, "too few photos per breed to test"
-        )
+        return DriftTest(name, None, None, p_threshold, False, "too few photos per breed to test")
     chi2, p_value, _, _ = stats.chi2_contingency(table.T)
     return DriftTest(
-        "breed_distribution",
+        name,
         float(chi2),
         float(p_value),
         p_threshold,

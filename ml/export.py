@@ -18,8 +18,7 @@ from safetensors.torch import save as safetensors_bytes
 from torchvision.transforms import CenterCrop, Normalize, Resize
 
 from ml.backbone import backbone_spec, create_backbone, create_eval_transform, pool_features
-from ml.head import atomic_write
-from ml.runtime import INPUT_NAME, OUTPUT_NAMES, BackboneFiles, Preprocessing, write_sidecar
+from ml.runtime import INPUT_NAME, OUTPUT_NAMES, BackboneFiles, Preprocessing, write_replacing, write_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ def export_backbone(name: str, files: BackboneFiles) -> None:
         "weight": classifier.weight.detach().contiguous(),
         "bias": classifier.bias.detach().contiguous(),
     }
-    atomic_write(files.classifier, lambda handle: handle.write(safetensors_bytes(tensors)))
+    write_replacing(files.classifier, safetensors_bytes(tensors))
     write_sidecar(
         files,
         name=name,

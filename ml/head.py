@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,16 +83,15 @@ class BreedHead:
         exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
         return exponentials / exponentials.sum(axis=-1, keepdims=True)
 
-    def save(self, path: Path) -> str:
-        """Write ``path`` (tensors) and ``path.json`` (sidecar) atomically; return the tensors' SHA-256.
+    def save(self, path: Path, *, write: Callable[[Path, bytes], None]) -> str:
+        """Write ``path`` (tensors), then ``path.json`` (sidecar), with ``write``; return the SHA-256.
 
-        Each file goes to a temporary name in the same directory first and is then ``os.replace``d,
-        so a crash mid-write never leaves a half-written head where a reader could load it.
+        ``write`` is the one atomic writer (``storage.blobs.write_bytes_atomically``: temporary file,
+        fsync, rename, fsync the folder), handed in so that ``ml`` imports no other project package
+        and a crash mid-write never leaves a half-written head where a reader could load it.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = save_safetensors({"weight": self.weight, "bias": self.bias})
-        atomic_write(path, lambda handle: handle.write(data))
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        tensors = save_safetensors({"weight": self.weight, "bias": self.bias})
+        digest = hashlib.sha256(tensors).hexdigest()
         sidecar = {
             "breed_keys": self.breed_keys,
             "backbone": self.backbone,
@@ -103,7 +100,8 @@ class BreedHead:
             "sha256": digest,
             "metadata": self.metadata,
         }
-        atomic_write(sidecar_path(path), lambda handle: handle.write(json.dumps(sidecar, indent=2).encode()))
+        write(path, tensors)
+        write(sidecar_path(path), json.dumps(sidecar, indent=2).encode())
         return digest
 
     @classmethod
@@ -135,18 +133,3 @@ def _legacy_torch_tensors(path: Path) -> dict[str, np.ndarray]:
 
     tensors = torch.load(path, map_location="cpu", weights_only=True)
     return {name: tensor.numpy() for name, tensor in tensors.items()}
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write ``path`` through ``write(handle)`` so that readers see the old file or the whole new one."""
-    # delete=False: the file must outlive the handle so it can be renamed into place.
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)  # noqa: SIM115
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise

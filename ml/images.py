@@ -33,9 +33,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_BYTES = 20 * 1024 * 1024
-MAX_PIXELS = 40_000_000
-
 # Long side of the thumbnail the statistics are computed on: enough to estimate means and spreads,
 # small enough that statistics cost next to nothing beside classification.
 _STATS_SIDE = 64
@@ -75,7 +72,7 @@ class ImageStatistics:
     saturation: float
 
 
-def load_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def load_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     """Decode `data` into an upright RGB image, fully loaded; raise ImageRejected for anything else.
 
     Sizes are checked before any pixel is decoded: the byte count first, then the pixel count

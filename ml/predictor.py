@@ -22,6 +22,14 @@ from ml.head import BreedHead
 from ml.runtime import ImageEncoder, OnnxEncoder, softmax
 
 
+def is_dog(dog_probability, threshold: float):
+    """The one "is it a dog?" rule: at least ``threshold`` of the ImageNet probability on dog classes.
+
+    Works on one probability or a numpy array of them.
+    """
+    return dog_probability >= threshold
+
+
 @dataclass(frozen=True)
 class ModelOutput:
     """What the model says about one image."""
@@ -31,6 +39,9 @@ class ModelOutput:
     breed_probabilities: np.ndarray  # float32, aligned with ``breed_keys``
     breed_keys: tuple[str, ...]
     model_version: str
+
+    def is_dog(self, threshold: float) -> bool:
+        return bool(is_dog(self.dog_probability, threshold))
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         order = np.argsort(-self.breed_probabilities)[:k]
@@ -100,13 +111,21 @@ class Predictor:
             embedding_dim=self.embedding_dim,
         )
 
-    def embed(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings and dog probabilities for RGB images, in one batch."""
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """The model's input for one RGB image (its own resize, crop and normalisation): 0.6 MB.
+
+        Intake prepares each photo as soon as it is decoded and lets the decoded image go, so a
+        batch holds one full-size photo at a time, however many pixels each one has.
+        """
+        return self.backbone.prepare(image)
+
+    def embed(self, images: Sequence[Image.Image | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings and dog probabilities for RGB images (or their :meth:`prepare`d inputs), one batch."""
         embeddings, imagenet_logits = self.backbone.encode(images)
         dog_probability = softmax(imagenet_logits)[:, self._dog_indices].sum(axis=-1)
         return embeddings.astype(np.float32, copy=False), dog_probability.astype(np.float32)
 
-    def predict(self, images: Sequence[Image.Image]) -> list[ModelOutput]:
+    def predict(self, images: Sequence[Image.Image | np.ndarray]) -> list[ModelOutput]:
         if not images:
             return []
         embeddings, dog_probability = self.embed(images)

@@ -23,15 +23,14 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
-
-from ml.head import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +50,13 @@ class ImageEncoder(Protocol):
     classifier_weight: np.ndarray  # (1000, classifier input), the ImageNet classifier
     classifier_bias: np.ndarray  # (1000,)
 
-    def encode(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings ``(n, embedding_dim)`` and ImageNet logits ``(n, 1000)``, float32."""
+    def prepare(self, image: Image.Image) -> Any:
+        """The network's input for one RGB image (resize, crop, normalise)."""
+        ...
+
+    def encode(self, images: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings ``(n, embedding_dim)`` and ImageNet logits ``(n, 1000)``, float32, for RGB images
+        or their :meth:`prepare`d inputs."""
         ...
 
 
@@ -70,8 +74,9 @@ class Preprocessing:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
-    def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return np.stack([self.one(image) for image in images])
+    def __call__(self, images: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
+        """A batch of RGB images, or of inputs :meth:`one` already made, -> ``(n, 3, height, width)``."""
+        return np.stack([x if isinstance(x, np.ndarray) else self.one(x) for x in images])
 
     def one(self, image: Image.Image) -> np.ndarray:
         """One RGB image -> ``(3, height, width)`` float32."""
@@ -156,7 +161,10 @@ class OnnxEncoder:
         """The named backbone from ``directory``, exported there first if missing or damaged."""
         return cls(ensure_exported(name, directory), threads=threads)
 
-    def encode(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        return self.preprocess.one(image)
+
+    def encode(self, images: Sequence[Image.Image | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         embeddings, logits = self._session.run(list(OUTPUT_NAMES), {INPUT_NAME: self.preprocess(images)})
         return embeddings, logits
 
@@ -205,7 +213,25 @@ def write_sidecar(
         "preprocessing": asdict(preprocessing),
         **about,
     }
-    atomic_write(files.sidecar, lambda handle: handle.write(json.dumps(sidecar, indent=2).encode()))
+    write_replacing(files.sidecar, json.dumps(sidecar, indent=2).encode())
+
+
+def write_replacing(path: Path, data: bytes) -> None:
+    """Write ``path`` so a reader (or a crash) sees the old file or the whole new one.
+
+    The exporter runs as its own process (``python -m ml.export``), so it cannot be handed
+    ``storage.blobs.write_bytes_atomically`` as heads are, and ``ml`` imports no other project package.
+    A file left half-written by a crash anyway fails the sidecar's hashes and is exported again.
+    """
+    handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(scratch, path)
+    finally:
+        Path(scratch).unlink(missing_ok=True)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -53,7 +53,7 @@ class LocalPhotoStore:
         target = self.path_for(digest)
         if target.exists():
             return digest
-        write_atomically(target, lambda handle: handle.write(data))
+        write_bytes_atomically(target, data)
         return digest
 
     def get(self, sha256: str) -> bytes:
@@ -81,6 +81,11 @@ def write_atomically(target: Path, write: Callable[[BinaryIO], object]) -> None:
         Path(incoming).unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)  # the rename itself survives a power cut only once its folder is synced
+
+
+def write_bytes_atomically(target: Path, data: bytes) -> None:
+    """:func:`write_atomically` for bytes already in memory (model heads and their sidecars)."""
+    write_atomically(target, lambda handle: handle.write(data))
 
 
 def _fsync_dir(path: Path) -> None:

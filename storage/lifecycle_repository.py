@@ -25,6 +25,7 @@ from storage.lifecycle_tables import (
     ModelVersion,
 )
 from storage.tables import Label, Photo, Prediction
+from storage.vocabulary import SKIP, RunStatus
 
 CHAMPION = "champion"
 
@@ -140,16 +141,38 @@ def alias_target(*, session: Session, alias: str = CHAMPION) -> str | None:
 
 
 # --- drift ----------------------------------------------------------------------------------------
+def latest_trained_model(*, session: Session) -> ModelVersion | None:
+    """The newest model trained on a dataset version (version 0 of each backbone has none)."""
+    statement = (
+        select(ModelVersion).where(ModelVersion.dataset_version.is_not(None)).order_by(ModelVersion.id.desc())
+    )
+    return session.exec(statement).first()
+
+
+def count_answers_after(label_id: int, sources: Iterable[str], *, session: Session) -> int:
+    """Labels after ``label_id`` from ``sources`` that say something (not "skip")."""
+    statement = select(func.count(Label.id)).where(
+        Label.id > label_id, Label.source.in_(list(sources)), Label.breed != SKIP
+    )
+    return session.exec(statement).one()
+
+
 def drift_reports(*, session: Session, limit: int = 10) -> list[DriftReport]:
     return list(session.exec(select(DriftReport).order_by(DriftReport.id.desc()).limit(limit)))
 
 
 # --- job runs -------------------------------------------------------------------------------------
-def last_run(job: str, *, session: Session, status: str | None = None) -> JobRun | None:
+def last_run(job: str, *, session: Session, status: str | Iterable[str] | None = None) -> JobRun | None:
     statement = select(JobRun).where(JobRun.job == job)
-    if status is not None:
+    if isinstance(status, str):
         statement = statement.where(JobRun.status == status)
+    elif status is not None:
+        statement = statement.where(JobRun.status.in_(list(status)))
     return session.exec(statement.order_by(JobRun.id.desc())).first()
+
+
+def running_jobs(*, session: Session) -> list[JobRun]:
+    return list(session.exec(select(JobRun).where(JobRun.status == RunStatus.RUNNING).order_by(JobRun.id)))
 
 
 # --- locks ----------------------------------------------------------------------------------------
@@ -174,6 +197,19 @@ def try_lock(name: str, owner: str, *, now: datetime, expires_at: datetime, sess
     except IntegrityError:  # someone holds it (or took it between our UPDATE and INSERT)
         session.rollback()
         return False
+
+
+def take_over_lock(
+    name: str, holder: str, owner: str, *, now: datetime, expires_at: datetime, session: Session
+) -> bool:
+    """Take the lease from ``holder`` (known to be dead), unless someone else did first. Commits."""
+    taken = session.exec(
+        update(JobLock)
+        .where(JobLock.name == name, JobLock.owner == holder)
+        .values(owner=owner, acquired_at=now, expires_at=expires_at)
+    )
+    session.commit()
+    return taken.rowcount == 1
 
 
 def renew_lock(name: str, owner: str, *, expires_at: datetime, session: Session) -> bool:

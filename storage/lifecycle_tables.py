@@ -25,17 +25,7 @@ from sqlalchemy import Column, LargeBinary, UniqueConstraint
 from sqlmodel import JSON, Field, SQLModel
 
 from storage.tables import utcnow
-
-
-class Split:
-    TRAIN = "train"
-    VALIDATION = "val"
-
-
-class ModelStatus:
-    CANDIDATE = "candidate"  # trained and stored, not yet judged (or interrupted before it was)
-    PROMOTED = "promoted"  # passed the promotion gates and became champion (the alias says if it still is)
-    REJECTED = "rejected"  # failed a gate or was interrupted: never served
+from storage.vocabulary import ModelStatus, RunStatus
 
 
 class DatasetVersion(SQLModel, table=True):
@@ -124,7 +114,7 @@ class JobRun(SQLModel, table=True):
     job: str = Field(max_length=32, index=True)  # fold, drift, retrain
     started_at: datetime = Field(default_factory=utcnow, index=True)
     finished_at: datetime | None = None
-    status: str = Field(default="running", max_length=16)  # running, ok, skipped, failed
+    status: str = Field(default=RunStatus.RUNNING, max_length=16)  # the values: storage.vocabulary.RunStatus
     detail: dict = Field(default_factory=dict, sa_type=JSON)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from storage.tables import CustomBreed, Label, Member, Photo, Prediction, RateWindow, utcnow
+from storage.vocabulary import SKIP
 
 # Ids per IN list: far below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters, so a query
 # about a whole catalog is a few hundred small index lookups, never one statement the driver refuses.
@@ -32,6 +33,14 @@ def latest_prediction(photo_id: int, *, session: Session) -> Prediction | None:
         select(Prediction)
         .where(Prediction.photo_id == photo_id)
         .order_by(Prediction.created_at.desc(), Prediction.id.desc())
+    )
+    return session.exec(statement).first()
+
+
+def prediction_by_model(photo_id: int, model_version: str, *, session: Session) -> Prediction | None:
+    """What ``model_version`` said about the photo (there is at most one such prediction)."""
+    statement = select(Prediction).where(
+        Prediction.photo_id == photo_id, Prediction.model_version == model_version
     )
     return session.exec(statement).first()
 
@@ -86,7 +95,7 @@ def latest_predictions(photo_ids: Iterable[int] | None = None, *, session: Sessi
 
 def photos_awaiting_label(*, session: Session, after_id: int = 0, limit: int = 1) -> list[Photo]:
     """Photos with no answer yet except "skip", oldest first, starting after ``after_id``."""
-    answered = select(Label.photo_id).where(Label.breed != "skip")
+    answered = select(Label.photo_id).where(Label.breed != SKIP)
     statement = (
         select(Photo)
         .where(Photo.id > after_id, Photo.id.not_in(answered))
@@ -97,7 +106,7 @@ def photos_awaiting_label(*, session: Session, after_id: int = 0, limit: int = 1
 
 
 def count_awaiting_label(*, session: Session) -> int:
-    answered = select(Label.photo_id).where(Label.breed != "skip")
+    answered = select(Label.photo_id).where(Label.breed != SKIP)
     return session.exec(select(func.count(Photo.id)).where(Photo.id.not_in(answered))).one()
 
 
@@ -106,6 +115,48 @@ def count_photos(*, session: Session, since: datetime | None = None) -> int:
     if since is not None:
         statement = statement.where(Photo.received_at >= since)
     return session.exec(statement).one()
+
+
+def photo_ids(*, session: Session) -> list[int]:
+    return list(session.exec(select(Photo.id)))
+
+
+def photos(*, session: Session) -> list[Photo]:
+    """Every photo, oldest first."""
+    return list(session.exec(select(Photo).order_by(Photo.id)))
+
+
+def photo_digests(*, session: Session) -> list[str]:
+    """Every photo's SHA-256, oldest first."""
+    return list(session.exec(select(Photo.sha256).order_by(Photo.id)))
+
+
+def count_answers(*, session: Session) -> int:
+    """Labels that say something (every label but "skip")."""
+    return session.exec(select(func.count(Label.id)).where(Label.breed != SKIP)).one()
+
+
+def photo_ids_labelled_by(
+    sources: Iterable[str], *, session: Session, since: datetime | None = None
+) -> list[int]:
+    """Photos with a label from one of ``sources`` (since ``since``), by id."""
+    statement = select(Label.photo_id).where(Label.source.in_(list(sources)))
+    if since is not None:
+        statement = statement.where(Label.created_at >= since)
+    return sorted(set(session.exec(statement)))
+
+
+def latest_corrections(
+    sources: Iterable[str], *, since: datetime, session: Session
+) -> dict[int, tuple[str, str]]:
+    """photo id -> (the breed the model said, the breed the photo's latest label from ``sources`` names)."""
+    statement = (
+        select(Label.photo_id, Prediction.breed, Label.breed)
+        .join(Prediction, Label.prediction_id == Prediction.id)
+        .where(Label.source.in_(list(sources)), Label.created_at >= since, Prediction.breed.is_not(None))
+        .order_by(Label.id)
+    )
+    return {photo_id: (shown, named) for photo_id, shown, named in session.exec(statement)}
 
 
 def custom_breeds(*, session: Session) -> list[CustomBreed]:

@@ -13,22 +13,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import JSON, Field, SQLModel
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class LabelSource:
-    """Where a label came from. Admin beats staff when labels conflict (see ``jobs.fold``)."""
-
-    STAFF = "staff"
-    ADMIN = "admin"
-    AUTO = "auto_accepted"
-    IMPORT = "import"
-    ALL = (STAFF, ADMIN, AUTO, IMPORT)
 
 
 class Photo(SQLModel, table=True):
@@ -50,6 +40,9 @@ class Photo(SQLModel, table=True):
 
 
 class Prediction(SQLModel, table=True):
+    # One prediction per photo and model version: the same photo sent twice at once is classified
+    # once, and every sender's buttons point at that one prediction.
+    __table_args__ = (Index("uq_prediction_photo_model", "photo_id", "model_version", unique=True),)
     id: int | None = Field(default=None, primary_key=True)
     photo_id: int = Field(foreign_key="photo.id", index=True)
     model_version: str = Field(index=True, max_length=64)

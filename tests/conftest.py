@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,44 @@ os.environ.setdefault(
 DEFAULT_EVAL_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "dogs"
 
 ManifestReader = Callable[[str], list[dict[str, str]]]
+
+
+def default_settings():
+    """The deployment's defaults (no .env), for tests that build services by hand."""
+    from dogbot.settings import Settings
+
+    return Settings(_env_file=None)
+
+
+def load_photo(data: bytes):
+    """Decode photo bytes as the bot's intake does (Settings' size limits)."""
+    from dogbot.app import intake_rules
+    from ml.images import load_image
+
+    rules = intake_rules(default_settings())
+    return load_image(data, max_bytes=rules.max_bytes, max_pixels=rules.max_pixels)
+
+
+def open_catalog(engine, photos, predictor, **options):
+    """A Catalog with Settings' defaults, except what a test names: an intake rule
+    (``auto_accept_threshold=...``), ``lookalike_min_corrections``, ``lookalike_days`` or ``clock``."""
+    from dogbot.app import intake_rules
+    from dogbot.core.catalog import Catalog
+
+    settings = default_settings()
+    rules = intake_rules(settings)
+    rules = replace(rules, **{k: options.pop(k) for k in list(options) if hasattr(rules, k)})
+    return Catalog.open(
+        engine,
+        photos,
+        predictor,
+        rules=rules,
+        lookalike_min_corrections=options.pop(
+            "lookalike_min_corrections", settings.lookalike_min_corrections
+        ),
+        lookalike_days=options.pop("lookalike_days", settings.lookalike_days),
+        **options,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -170,7 +208,7 @@ def serving_backbone_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def imagenet_breeds() -> list[tuple[int, str]]:
-    from dogbot.taxonomy import Taxonomy
+    from dogbot.core.taxonomy import Taxonomy
 
     return [(breed.imagenet_index, breed.key) for breed in Taxonomy().imagenet_breeds()]
 
@@ -194,8 +232,7 @@ def torch_predictor(imagenet_breeds):
 
 @pytest.fixture
 def make_catalog(tmp_path: Path, predictor):
-    """Build a Catalog on a given database URL with photos under a temp dir."""
-    from dogbot.catalog import Catalog, load_taxonomy
+    """Build a Catalog (see :func:`open_catalog`) on a given database URL with photos under a temp dir."""
     from storage.blobs import LocalPhotoStore
     from storage.db import make_engine
 
@@ -205,9 +242,7 @@ def make_catalog(tmp_path: Path, predictor):
         engine = make_engine(url or f"sqlite:///{tmp_path / 'dogbot.db'}")
         engines.append(engine)
         predictor.use_head(predictor.base_head(), "lite0-v0")  # undo any test's head swap
-        return Catalog(
-            engine, LocalPhotoStore(tmp_path / "photos"), predictor, load_taxonomy(engine), **options
-        )
+        return open_catalog(engine, LocalPhotoStore(tmp_path / "photos"), predictor, **options)
 
     yield build
     for engine in engines:
@@ -495,8 +530,6 @@ async def bot(bot_container):
 @pytest.fixture(scope="session")
 def dog_photos(eval_data_dir: Path, predictor) -> dict[str, bytes]:
     """Real photos the model is sure about ("sure"), unsure about ("unsure"), and a non-dog ("not_dog")."""
-    from ml.images import load_image
-
     with (eval_data_dir / "manifest.csv").open(newline="", encoding="utf-8") as f:
         rows = [row for row in csv.DictReader(f) if row["format"] == "JPEG" and not row["quirks"]]
     predictor.use_head(predictor.base_head(), "lite0-v0")
@@ -513,7 +546,7 @@ def dog_photos(eval_data_dir: Path, predictor) -> dict[str, bytes]:
     for kind, (candidates, fits) in wanted.items():
         for start in range(0, min(len(candidates), 64), 8):
             batch = [(eval_data_dir / row["path"]).read_bytes() for row in candidates[start : start + 8]]
-            outputs = predictor.predict([load_image(data) for data in batch])
+            outputs = predictor.predict([load_photo(data) for data in batch])
             match = next((data for data, output in zip(batch, outputs, strict=True) if fits(output)), None)
             if match is not None:
                 found[kind] = match

@@ -23,7 +23,7 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
-from dogbot.taxonomy import IMAGENET_DOG_INDICES, slugify
+from dogbot.core.taxonomy import IMAGENET_DOG_INDICES, slugify
 
 TABLE_PATH = Path(__file__).with_name("imagenet_dog_breeds.json")
 

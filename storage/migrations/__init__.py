@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 FIRST_RELEASE = "0001_first_release"
 # The tables 0001_first_release creates (a released migration never changes, so neither does this).
-# Valid while no later migration alters one of them; one that does must adopt such databases itself.
+# Valid while no later migration alters one of them; one that does must adopt such databases itself
+# (0003 creates its index only where it is missing).
 _FIRST_RELEASE_TABLES = (
     "aliasmove", "custombreed", "datasetversion", "driftreport", "joblock", "jobrun", "member", "photo",
     "goldenitem", "modelversion", "prediction", "datasetitem", "label",

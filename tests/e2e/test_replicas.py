@@ -34,10 +34,12 @@ from fake_telegram import FakeTelegram, Sent, free_port
 from sqlmodel import select
 
 from jobs import registry
+from storage.blobs import write_bytes_atomically
 from storage.db import make_engine
 from storage.db import session as open_session
-from storage.lifecycle_tables import ModelStatus, ModelVersion
+from storage.lifecycle_tables import ModelVersion
 from storage.tables import Label, Photo, Prediction
+from storage.vocabulary import ModelStatus
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -307,7 +309,7 @@ async def test_two_replicas_share_photos_presses_the_limit_and_new_models(
                     backbone="lite0",
                     created_at=now,
                     artifact="lite0-v1.pt",
-                    sha256=head.save(worker_dir / "lite0-v1.pt"),
+                    sha256=head.save(worker_dir / "lite0-v1.pt", write=write_bytes_atomically),
                     breed_keys=head.breed_keys,
                     status=ModelStatus.CANDIDATE,
                 )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import load_photo
 
-from ml.images import load_image
 from ml.predictor import Predictor
 
 
@@ -12,7 +12,7 @@ def test_lite0gem_adds_gem_pooling_and_answers_zero_shot_exactly_as_lite0(
     predictor, shared_manifest, eval_data_dir, serving_backbone_dir
 ):
     rows = [r for r in shared_manifest("manifest.csv") if r["imagenet_overlap"] == "no"][:4]
-    images = [load_image((eval_data_dir / r["path"]).read_bytes()) for r in rows]
+    images = [load_photo((eval_data_dir / r["path"]).read_bytes()) for r in rows]
     gem = Predictor.pretrained("lite0gem", predictor.imagenet_breeds, backbone_dir=serving_backbone_dir)
 
     average, dog = predictor.embed(images)

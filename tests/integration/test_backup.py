@@ -23,7 +23,8 @@ from dogbot.backup import BadBackup, RestoreRefused, create_backup, restore_back
 from storage import repository, snapshot
 from storage.blobs import LocalPhotoStore
 from storage.db import make_engine, session
-from storage.tables import CustomBreed, Label, LabelSource, Photo, Prediction
+from storage.tables import CustomBreed, Label, Photo, Prediction
+from storage.vocabulary import LabelSource
 
 
 def populate(engine, store, *, photos: int = 5, seed: str = "a") -> None:
@@ -301,3 +302,37 @@ def test_a_backup_taken_while_the_bot_writes_is_consistent(database_url, tmp_pat
     assert restored.photos == restored.rows["photo"] == report.rows["photo"]
     engine.dispose()
     target.dispose()
+
+
+def test_a_stopped_or_killed_backup_leaves_no_snapshot_behind(tmp_path):
+    """SIGTERM: the backup removes its work folder (a full database snapshot) on the way out; SIGKILL:
+    the next backup removes the killed one's."""
+    import signal
+
+    data, out = tmp_path / "data", tmp_path / "backups"
+    out.mkdir()
+    engine = make_engine(f"sqlite:///{data / 'dogbot.db'}")
+    store = LocalPhotoStore(data / "photos")
+    with session(engine) as s:  # enough incompressible photos that the archive takes a few seconds
+        s.add_all(Photo(sha256=store.put(os.urandom(1 << 20)), source="telegram") for _ in range(48))
+        s.commit()
+    engine.dispose()
+    env = {**os.environ, "DOGBOT_DATA_DIR": str(data)}
+    for name in ("DOGBOT_DATABASE_URL", "DOGBOT_PHOTO_STORE"):
+        env.pop(name, None)
+    dogbot = str(Path(sys.executable).with_name("dogbot"))
+
+    def interrupted(how: int, name: str) -> int:
+        with subprocess.Popen([dogbot, "backup", str(out / name)], env=env, stderr=subprocess.PIPE) as run:
+            deadline = time.monotonic() + 120
+            work = f".dogbot-backup-{run.pid}-*/database.sqlite"
+            while not any(out.glob(work)) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)  # into the archive
+            run.send_signal(how)
+            return run.wait(timeout=120)
+
+    assert interrupted(signal.SIGKILL, "killed.tar.gz") == -signal.SIGKILL
+    assert list(out.glob(".dogbot-backup-*")), "a SIGKILL leaves the work folder (nothing can run)"
+    assert interrupted(signal.SIGTERM, "stopped.tar.gz") == 128 + signal.SIGTERM
+    assert list(out.iterdir()) == [], "neither the stopped backup's nor the killed one's debris is left"

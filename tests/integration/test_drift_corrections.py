@@ -8,9 +8,10 @@ import pytest
 from jobs import drift
 from storage.db import make_engine
 from storage.db import session as open_session
-from storage.lifecycle_tables import ModelStatus, ModelVersion
+from storage.lifecycle_tables import ModelVersion
 from storage.repository import embedding_to_bytes
-from storage.tables import Label, LabelSource, Photo, Prediction
+from storage.tables import Label, Photo, Prediction
+from storage.vocabulary import LabelSource, ModelStatus
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

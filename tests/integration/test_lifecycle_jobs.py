@@ -10,29 +10,30 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
+from conftest import default_settings, open_catalog
 from PIL import Image, ImageEnhance
 from sqlmodel import select
 
-from dogbot.bulk import BulkItem, submit_files
-from dogbot.catalog import Catalog, load_taxonomy
+from dogbot.app import drift_thresholds, lifecycle_config, promotion_gates
+from dogbot.core.bulk import BulkItem, submit_files
 from jobs import registry
-from jobs.drift import DriftThresholds
 from jobs.lock import TRAIN_LOCK, LockBusy, try_acquire
-from jobs.retrain import FullRetrainUnavailable, PromotionGates
+from jobs.retrain import FullRetrainUnavailable
 from jobs.scheduler import Intervals, add_jobs, run_scheduled
 from jobs.service import LifecycleJobs
 from ml.predictor import Predictor
 from storage.blobs import LocalPhotoStore
 from storage.db import make_engine
 from storage.db import session as open_session
-from storage.lifecycle_tables import DatasetItem, JobRun, ModelStatus, ModelVersion
+from storage.lifecycle_tables import DatasetItem, JobRun, ModelVersion
 from storage.snapshot import load_snapshot, open_snapshot
-from storage.tables import LabelSource
+from storage.vocabulary import LabelSource, ModelStatus
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +54,8 @@ IMAGENET_BREEDS = (
     "Pomeranian",
 )
 
+DEFAULTS = default_settings()
+
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory, predictor, eval_data_dir):
@@ -72,10 +75,10 @@ def seeded(tmp_path_factory, predictor, eval_data_dir):
         rows += [r for r in other if r["breed"] == breed]
     engine = make_engine(f"sqlite:///{root / 'dogbot.db'}")
     predictor.use_head(predictor.base_head(), "lite0-v0")
-    catalog = Catalog(engine, LocalPhotoStore(root / "photos"), predictor, load_taxonomy(engine))
+    catalog = open_catalog(engine, LocalPhotoStore(root / "photos"), predictor)
     items = []
     for row in rows:
-        breed = catalog.taxonomy.resolve(row["breed"]) or catalog.add_breed(
+        breed = catalog.breeds.taxonomy.resolve(row["breed"]) or catalog.breeds.add_breed(
             row["breed"].replace("_", " "), by=None
         )
         items.append(BulkItem(eval_data_dir / row["path"], breed.key))
@@ -99,24 +102,23 @@ def env(seeded, tmp_path, predictor, database_url):
         load_snapshot(seeded_engine, engine)  # the same rows, copied table by table
         seeded_engine.dispose()
     predictor.use_head(predictor.base_head(), "lite0-v0")
-    catalog = Catalog(
-        engine,
-        LocalPhotoStore(tmp_path / "photos"),
-        predictor,
-        load_taxonomy(engine),
-        clock=lambda: NOW + timedelta(hours=1),
+    catalog = open_catalog(
+        engine, LocalPhotoStore(tmp_path / "photos"), predictor, clock=lambda: NOW + timedelta(hours=1)
     )
     jobs = LifecycleJobs(
         engine=engine,
         predictor=predictor,
         model_dir=tmp_path / "models",
         clock=lambda: NOW,
-        golden_size=10,
-        gates=PromotionGates(min_validation=3),
-        drift_thresholds=DriftThresholds(min_photos=10),
-        drift_window=30,
-        breed_name=lambda key: catalog.taxonomy.get(key).display_name,
-        on_champion_change=catalog.reload_taxonomy,
+        config=replace(
+            lifecycle_config(DEFAULTS),
+            golden_size=10,
+            gates=replace(promotion_gates(DEFAULTS), min_validation=3),
+            drift_thresholds=replace(drift_thresholds(DEFAULTS), min_photos=10),
+            drift_window=30,
+        ),
+        breed_name=lambda key: catalog.breeds.taxonomy.get(key).display_name,
+        on_champion_change=catalog.breeds.reload_taxonomy,
     )
     yield jobs, catalog, paths
     predictor.use_head(predictor.base_head(), "lite0-v0")
@@ -135,9 +137,9 @@ def test_fold_makes_immutable_numbered_versions_with_a_fixed_split(env):
 
     with open_session(jobs.engine) as session:
         item = session.exec(select(DatasetItem).where(DatasetItem.label == "pug")).first()
-    catalog.record_label(item.photo_id, "boxer", source=LabelSource.STAFF, user_id=7)
-    catalog.record_label(item.photo_id, "pug", source=LabelSource.STAFF, user_id=8)
-    catalog.record_label(item.photo_id, "boxer", source=LabelSource.ADMIN, user_id=9)
+    catalog.labelling.record_label(item.photo_id, "boxer", source=LabelSource.STAFF, user_id=7)
+    catalog.labelling.record_label(item.photo_id, "pug", source=LabelSource.STAFF, user_id=8)
+    catalog.labelling.record_label(item.photo_id, "boxer", source=LabelSource.ADMIN, user_id=9)
     second = jobs.fold(NOW + timedelta(hours=1))
     assert second.created and second.version == 2 and item.photo_id in second.conflicts
     with open_session(jobs.engine) as session:
@@ -158,12 +160,12 @@ def test_retrain_learns_new_breeds_promotes_and_the_predictor_serves_it(env, pre
     assert result.champion == "lite0-v1" and predictor.model_version == "lite0-v1"
     assert set(NEW_BREEDS) <= set(predictor.head.breed_keys)
     assert Path(result.report).is_file() and steps
-    cand = result.metrics["candidate"]["validation"]
-    assert cand["top1_new_breeds"] > result.metrics["champion"]["validation"]["top1_new_breeds"] == 0.0
+    cand = result.metrics.candidate.validation
+    assert cand.top1_new_breeds > result.metrics.champion.validation.top1_new_breeds == 0.0
 
     # A photo of a new breed: the catalog's prediction names it (custom breed display name works).
     dachshund = next(p for p in paths if "dachshund" in str(p))
-    classified = catalog.submit(_flipped(dachshund), source="telegram")
+    classified = catalog.intake.submit(_flipped(dachshund), source="telegram")
     assert classified.prediction.model_version == "lite0-v1"
     assert any(breed.key == "dachshund" for breed, _ in classified.top)
 
@@ -191,7 +193,7 @@ def test_retrain_learns_new_breeds_promotes_and_the_predictor_serves_it(env, pre
 
 def test_a_candidate_that_is_not_better_is_rejected_and_never_serves(env, predictor):
     jobs, _, _ = env
-    jobs.gates = PromotionGates(min_validation=3, min_improvement=1.0)
+    jobs.config = replace(jobs.config, gates=replace(jobs.config.gates, min_improvement=1.0))
     result = jobs.retrain(NOW)
     assert not result.promoted and "not better" in result.reason
     assert predictor.model_version == "lite0-v0" == registry.champion_version(jobs.engine)
@@ -234,7 +236,7 @@ def test_drift_flags_a_wave_of_unseen_breeds_and_darkened_photos(env):
     assert wave.reference == "first_window" and wave.drift
     assert "embedding_auc" in {t["name"] for t in wave.tests if t["alarm"]}
     for path in paths[:40]:
-        catalog.submit(_darkened(path), source="telegram")
+        catalog.intake.submit(_darkened(path), source="telegram")
     dark = jobs.drift(NOW + timedelta(days=1))
     assert dark.drift and dark.current_n == 30
     assert "brightness" in {t["name"] for t in dark.tests if t["alarm"]}
@@ -291,7 +293,11 @@ def test_cli_retrain_models_rollback_and_predict_use_the_champion(seeded, tmp_pa
 
 def jobs_for(jobs: LifecycleJobs, predictor: Predictor, model_dir: Path | None = None) -> LifecycleJobs:
     return LifecycleJobs(
-        engine=jobs.engine, predictor=predictor, model_dir=model_dir or jobs.model_dir, clock=jobs.clock
+        engine=jobs.engine,
+        predictor=predictor,
+        model_dir=model_dir or jobs.model_dir,
+        config=lifecycle_config(DEFAULTS),
+        clock=jobs.clock,
     )
 
 

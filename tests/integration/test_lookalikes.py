@@ -1,11 +1,10 @@
-"""Confident answers that staff showed to hide an unknown breed are asked about (dogbot/lookalikes.py)."""
+"""Confident answers that staff showed to hide an unknown breed are asked about (dogbot.core.lookalikes)."""
 
 import numpy as np
 
 from bot import texts
-from dogbot.catalog import Outcome
 from ml.head import BreedHead
-from storage.tables import LabelSource
+from storage.vocabulary import LabelSource, Outcome
 
 
 def _photos(shared_manifest, eval_data_dir, breed: str, n: int) -> list[bytes]:
@@ -21,18 +20,18 @@ def test_a_breed_staff_keep_correcting_to_an_unknown_breed_is_asked_until_the_mo
     catalog = make_catalog(database_url, auto_accept_threshold=0.0)
     goldens = _photos(shared_manifest, eval_data_dir, "golden retriever", 4)
     pug = _photos(shared_manifest, eval_data_dir, "pug", 1)[0]
-    shiba = catalog.taxonomy.get("shiba_inu").key  # a breed the base model has no row for
+    shiba = catalog.breeds.taxonomy.get("shiba_inu").key  # a breed the base model has no row for
 
     corrected = []
     for data in goldens[:2]:
-        result = catalog.submit(data, source="telegram", sender_id=7, chat_id=7)
+        result = catalog.intake.submit(data, source="telegram", sender_id=7, chat_id=7)
         assert result.outcome == Outcome.AUTO_ACCEPTED and result.prediction.breed == "golden_retriever"
-        catalog.record_label(
+        catalog.labelling.record_label(
             result.photo.id, shiba, source=LabelSource.STAFF, user_id=7, prediction_id=result.prediction.id
         )
         corrected.append(result)
         if len(corrected) == 1:  # a second person answering the same photo is still one photo
-            catalog.record_label(
+            catalog.labelling.record_label(
                 result.photo.id,
                 shiba,
                 source=LabelSource.STAFF,
@@ -40,17 +39,19 @@ def test_a_breed_staff_keep_correcting_to_an_unknown_breed_is_asked_until_the_mo
                 prediction_id=result.prediction.id,
             )
         # One corrected photo is not a pattern yet; two are.
-        assert catalog.lookalikes.is_shadowed("golden_retriever") == (len(corrected) == 2)
+        assert catalog.intake.lookalikes.is_shadowed("golden_retriever") == (len(corrected) == 2)
 
-    asked = catalog.submit(goldens[2], source="telegram", sender_id=7, chat_id=7)
+    asked = catalog.intake.submit(goldens[2], source="telegram", sender_id=7, chat_id=7)
     assert asked.prediction.breed == "golden_retriever"
     assert asked.outcome == Outcome.ASK and asked.label is None
     # Staff are told why the bot asks about a confident answer.
     assert asked.lookalikes == (shiba,)
-    answer = texts.classification(asked, lambda key: catalog.taxonomy.get(key).display_name)
+    answer = texts.classification(asked, lambda key: catalog.breeds.taxonomy.get(key).display_name)
     assert "looks like a Golden Retriever" in answer and "Shiba Inu, which I am still learning" in answer
     # Other breeds are not affected.
-    assert catalog.submit(pug, source="telegram", sender_id=7, chat_id=7).outcome == Outcome.AUTO_ACCEPTED
+    assert (
+        catalog.intake.submit(pug, source="telegram", sender_id=7, chat_id=7).outcome == Outcome.AUTO_ACCEPTED
+    )
 
     # A model that knows the new breed is promoted: its old corrections no longer count.
     base = predictor.base_head()
@@ -62,7 +63,7 @@ def test_a_breed_staff_keep_correcting_to_an_unknown_breed_is_asked_until_the_mo
     )
     predictor.use_head(learned, "lite0-v1")
     try:
-        result = catalog.submit(goldens[3], source="telegram", sender_id=7, chat_id=7)
+        result = catalog.intake.submit(goldens[3], source="telegram", sender_id=7, chat_id=7)
         assert result.prediction.breed == "golden_retriever"
         assert result.outcome == Outcome.AUTO_ACCEPTED
     finally:
@@ -72,10 +73,10 @@ def test_a_breed_staff_keep_correcting_to_an_unknown_breed_is_asked_until_the_mo
 def test_off_when_min_corrections_is_zero(make_catalog, database_url, shared_manifest, eval_data_dir):
     catalog = make_catalog(database_url, auto_accept_threshold=0.0, lookalike_min_corrections=0)
     goldens = _photos(shared_manifest, eval_data_dir, "golden retriever", 3)
-    shiba = catalog.taxonomy.get("shiba_inu").key  # a breed the base model has no row for
+    shiba = catalog.breeds.taxonomy.get("shiba_inu").key  # a breed the base model has no row for
     for data in goldens[:2]:
-        result = catalog.submit(data, source="telegram", sender_id=7, chat_id=7)
-        catalog.record_label(
+        result = catalog.intake.submit(data, source="telegram", sender_id=7, chat_id=7)
+        catalog.labelling.record_label(
             result.photo.id, shiba, source=LabelSource.STAFF, user_id=7, prediction_id=result.prediction.id
         )
-    assert catalog.submit(goldens[2], source="telegram").outcome == Outcome.AUTO_ACCEPTED
+    assert catalog.intake.submit(goldens[2], source="telegram").outcome == Outcome.AUTO_ACCEPTED

@@ -17,7 +17,7 @@ from sqlmodel import SQLModel, select
 
 from storage import migrations, repository
 from storage.db import make_engine, session
-from storage.tables import Label, Photo
+from storage.tables import Label, Photo, Prediction
 
 # The first release's tables as it wrote them, spelled out here so later changes to the models do not
 # change what this test inserts.
@@ -282,4 +282,30 @@ def test_dogbot_db_upgrade_from_the_command_line(tmp_path):
     assert "serving model lite0 ready" in result.stdout  # exported (or found intact) at install
     engine = make_engine(f"sqlite:///{tmp_path / 'dogbot.db'}", prepare_schema=False)
     assert migrations.current(engine) == migrations.head()
+    engine.dispose()
+
+
+def test_duplicate_predictions_are_merged_into_the_newest_by_the_upgrade(database_url):
+    """Two predictions by one model for one photo (the race before 0003): the newest stays, labels follow."""
+    engine = make_engine(database_url, prepare_schema=False)
+    migrate(engine, "0002_shared_models_and_rates")
+    with engine.begin() as connection:
+        fill_first_release(connection)
+        row = {
+            "photo_id": 1, "model_version": "lite0-v0", "created_at": "2026-01-02 03:04:06+00:00",
+            "is_dog": True, "dog_probability": 0.9, "breed": "pug", "confidence": 0.8,
+            "top": '[{"breed": "pug", "p": 0.8}]', "embedding": b"\x00\x00\x80?", "auto_accepted": False,
+        }  # fmt: skip
+        connection.execute(
+            prediction_v1.insert(), [{**row, "id": 7}, {**row, "id": 8, "model_version": "lite0-v1"}]
+        )
+        label = {"id": 3, "photo_id": 1, "prediction_id": 1, "breed": "boxer", "source": "staff"}
+        connection.execute(label_v1.insert(), [{**label, "user_id": 2002, "created_at": row["created_at"]}])
+    migrate(engine, "head")
+    with session(engine) as s:
+        predictions = s.exec(select(Prediction).order_by(Prediction.id)).all()
+        assert [(p.id, p.model_version) for p in predictions] == [(7, "lite0-v0"), (8, "lite0-v1")]
+        assert {label.id: label.prediction_id for label in s.exec(select(Label))} == {1: 7, 2: None, 3: 7}
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        connection.execute(prediction_v1.insert(), [{**row, "id": 9}])
     engine.dispose()

@@ -17,9 +17,11 @@ from sqlmodel import select
 
 from jobs import registry
 from ml.head import BreedHead, sidecar_path
+from storage.blobs import write_bytes_atomically
 from storage.db import make_engine
 from storage.db import session as open_session
-from storage.lifecycle_tables import ModelArtifact, ModelStatus, ModelVersion
+from storage.lifecycle_tables import ModelArtifact, ModelVersion
+from storage.vocabulary import ModelStatus
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -46,7 +48,7 @@ def register(engine, worker_dir: Path, version: str = "lite0-v1", *, share: bool
     """What the retrain job does: save the head, add its row and (unless ``share`` is off) its files."""
     head = small_head()
     path = worker_dir / f"{version}.pt"
-    sha256 = head.save(path)
+    sha256 = head.save(path, write=write_bytes_atomically)
     with open_session(engine) as session:
         session.add(
             ModelVersion(

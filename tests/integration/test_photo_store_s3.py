@@ -114,26 +114,24 @@ def test_settings_refuse_a_bad_photo_store():
 def test_a_photo_submitted_with_the_s3_store_is_retrievable(
     s3_bucket, s3_endpoint, database_url, predictor, dog_photos, tmp_path
 ):
-    from dogbot.catalog import Catalog, load_taxonomy
+    from conftest import open_catalog
+
     from storage.db import make_engine
 
     engine = make_engine(database_url)
     store = S3PhotoStore(s3_bucket, "catalog", endpoint_url=s3_endpoint)
     predictor.use_head(predictor.base_head(), "lite0-v0")
-    catalog = Catalog(engine, store, predictor, load_taxonomy(engine))
+    catalog = open_catalog(engine, store, predictor)
     try:
-        result = catalog.submit(dog_photos["sure"], source="telegram", sender_id=7, chat_id=7)
+        result = catalog.intake.submit(dog_photos["sure"], source="telegram", sender_id=7, chat_id=7)
         assert store.exists(result.photo.sha256)
-        assert catalog.photo_bytes(result.photo) == dog_photos["sure"]
+        assert catalog.labelling.photo_bytes(result.photo) == dog_photos["sure"]
         # A second replica (a new store and catalog on the same bucket and database) sees it too.
-        replica = Catalog(
-            engine,
-            S3PhotoStore(s3_bucket, "catalog", endpoint_url=s3_endpoint),
-            predictor,
-            load_taxonomy(engine),
+        replica = open_catalog(
+            engine, S3PhotoStore(s3_bucket, "catalog", endpoint_url=s3_endpoint), predictor
         )
-        again = replica.submit(dog_photos["sure"], source="telegram", sender_id=8, chat_id=8)
+        again = replica.intake.submit(dog_photos["sure"], source="telegram", sender_id=8, chat_id=8)
         assert again.duplicate and again.photo.id == result.photo.id
-        assert replica.photo_bytes(again.photo) == dog_photos["sure"]
+        assert replica.labelling.photo_bytes(again.photo) == dog_photos["sure"]
     finally:
         engine.dispose()

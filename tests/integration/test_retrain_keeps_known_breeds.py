@@ -5,14 +5,14 @@ labeled photos of a handful of breeds; the other ImageNet breeds must still be r
 """
 
 import numpy as np
+from conftest import load_photo
 
-from dogbot.taxonomy import Taxonomy
-from ml.images import load_image
+from dogbot.core.taxonomy import Taxonomy
 from ml.training import train_head
 
 
 def embed(predictor, paths):
-    embeddings, _ = predictor.embed([load_image(path.read_bytes()) for path in paths])
+    embeddings, _ = predictor.embed([load_photo(path.read_bytes()) for path in paths])
     return embeddings
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_photo
 
-from ml.images import load_image
 from ml.runtime import BackboneFiles, OnnxEncoder
 
 TORCH_STACK = ("torch", "torchvision", "timm")
@@ -27,7 +27,7 @@ def test_the_served_model_matches_eager_torch_on_every_dev_photo(
     rows = shared_manifest("manifest.csv")
     served, reference, dog_served, dog_reference = [], [], [], []
     for start in range(0, len(rows), 16):
-        images = [load_image((eval_data_dir / r["path"]).read_bytes()) for r in rows[start : start + 16]]
+        images = [load_photo((eval_data_dir / r["path"]).read_bytes()) for r in rows[start : start + 16]]
         embeddings, dog = predictor.embed(images)
         served.append(embeddings), dog_served.append(dog)
         embeddings, dog = torch_predictor.embed(images)
@@ -44,7 +44,7 @@ def test_preprocessing_gives_the_network_the_same_pixels_as_timm(predictor, torc
     import torch
 
     paths = sorted((eval_data_dir / "images").rglob("*.jp*g"))[::40][:12]
-    images = [load_image(path.read_bytes()) for path in paths]
+    images = [load_photo(path.read_bytes()) for path in paths]
     # Odd shapes too: portrait, landscape, tiny, and one already at the resize target.
     images += [images[0].resize((97, 300)), images[1].resize((640, 181)), images[2].resize((256, 256))]
     ours = predictor.backbone.preprocess(images)

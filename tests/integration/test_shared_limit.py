@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from dogbot.limits import SharedPerUserLimit
+from dogbot.core.limits import SharedPerUserLimit
 from storage.db import make_engine
 
 

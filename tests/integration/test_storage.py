@@ -8,7 +8,8 @@ from sqlmodel import select
 from storage import repository
 from storage.blobs import LocalPhotoStore, sha256_of
 from storage.db import make_engine, session
-from storage.tables import Label, LabelSource, Photo, Prediction
+from storage.tables import Label, Photo, Prediction
+from storage.vocabulary import LabelSource
 
 
 def test_photo_store_is_content_addressed(tmp_path):

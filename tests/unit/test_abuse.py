@@ -13,6 +13,7 @@ import io
 import logging
 import struct
 import zlib
+from dataclasses import replace
 
 import pytest
 from conftest import ADMIN_ID, BOT_TOKEN, STAFF_ID, STRANGER_ID
@@ -158,7 +159,8 @@ async def test_decompression_bombs_are_refused_before_decoding(bot) -> None:
 async def question(bot):
     """A photo the model was asked about, as a staff member saw it, with its real buttons."""
     catalog = bot.catalog
-    catalog.dog_threshold, catalog.auto_accept_threshold = 0.0, 1.1  # any picture: "a dog, but which?"
+    # Any picture: "a dog, but which?"
+    catalog.intake.rules = replace(catalog.intake.rules, dog_threshold=0.0, auto_accept_threshold=1.1)
     await bot.send_photo(STAFF_ID, jpeg((80, 60), (200, 180, 150)))
     reply = bot.last_reply(STAFF_ID)
     assert bot.buttons(reply), reply.params
@@ -328,7 +330,7 @@ async def test_secrets_never_reach_logs_or_exports(bot, monkeypatch, caplog) -> 
         def broken():
             raise RuntimeError(f"GET https://api.telegram.org/bot{BOT_TOKEN}/getMe failed ({secret})")
 
-        monkeypatch.setattr(bot.catalog, "status", broken)
+        monkeypatch.setattr(bot.catalog.reporting, "status", broken)
         with caplog.at_level(logging.INFO):
             await bot.send_text(STAFF_ID, "/status")
             logging.getLogger("httpx").warning(

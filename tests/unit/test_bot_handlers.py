@@ -5,17 +5,21 @@ Each test asserts on what the bot sent and on what the database holds afterwards
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import errno
 import io
+import threading
+import time
 
 import pytest
 from conftest import ADMIN_ID, STAFF2_ID, STAFF_ID, STRANGER_ID
 from PIL import Image
 from sqlmodel import select
 
-from dogbot.labels import MIXED_BREED, SKIP
 from storage.db import session as open_session
 from storage.tables import Label, Member, Photo, Prediction
+from storage.vocabulary import MIXED_BREED, SKIP
 
 pytestmark = pytest.mark.slow
 
@@ -81,6 +85,17 @@ async def test_admin_adds_and_removes_staff(bot, dog_photos) -> None:
     assert "DOGBOT_STAFF_IDS" in bot.last_reply(ADMIN_ID).params["text"]
     await bot.send_text(ADMIN_ID, "/addstaff bob")
     assert "Usage" in bot.last_reply(ADMIN_ID).params["text"]
+
+
+@pytest.mark.parametrize("command", ["addstaff", "removestaff"])
+@pytest.mark.parametrize("argument", ["99999999999999999999999", "²", "0", "-100123456", "12 34", "0x10", ""])
+async def test_staff_commands_refuse_what_is_not_a_user_id(bot, command, argument) -> None:
+    """Overflowing numbers, digits int() refuses, 0 and group chats (negative ids): a usage answer."""
+    await bot.send_text(ADMIN_ID, f"/{command} {argument}".strip())
+    assert "Usage" in bot.last_reply(ADMIN_ID).params["text"]
+    assert "positive number" in bot.last_reply(ADMIN_ID).params["text"]
+    assert rows(bot.container, Member) == []
+    assert not bot.sent("sendMessage", chat_id=ADMIN_ID)[:-1], "no error alert beside the answer"
 
 
 # --- photos ------------------------------------------------------------------------------------
@@ -180,6 +195,59 @@ async def test_forged_and_stale_buttons_change_nothing(bot, dog_photos) -> None:
     assert rows(bot.container, Label) == []
 
 
+def finish_first_write_last(catalog, monkeypatch, first_breed: str) -> None:
+    """The press for ``first_breed`` writes first but is slowest to return: the other press's write,
+    and its edit of the message, come in between (what racing presses do now and then)."""
+    record, written = catalog.labelling.record_label, threading.Event()
+
+    def racing(photo_id, breed, **kwargs):
+        if breed != first_breed:
+            assert written.wait(30)
+            return record(photo_id, breed, **kwargs)
+        result = record(photo_id, breed, **kwargs)
+        written.set()
+        time.sleep(1.0)
+        return result
+
+    monkeypatch.setattr(catalog.labelling, "record_label", racing)
+
+
+def breed_buttons(bot, reply) -> list[tuple[str, str]]:
+    specials = {"Mixed breed", "Not a dog", "Other…", "Skip"}
+    return [(name, data) for name, data in bot.buttons(reply).items() if name not in specials]
+
+
+async def test_racing_presses_of_one_person_leave_the_message_saying_what_the_catalog_holds(
+    bot, dog_photos, monkeypatch
+) -> None:
+    await bot.send_photo(STAFF_ID, dog_photos["unsure"])
+    reply = bot.last_reply(STAFF_ID)
+    (first, first_data), (second, second_data) = breed_buttons(bot, reply)[:2]
+    finish_first_write_last(bot.catalog, monkeypatch, rows(bot.container, Prediction)[0].top[0]["breed"])
+    await asyncio.gather(bot.press(STAFF_ID, reply, first_data), bot.press(STAFF_ID, reply, second_data))
+    photo = rows(bot.container, Photo)[0]
+    standing = bot.catalog.labelling.catalog_label(photo.id)
+    assert bot.catalog.breeds.taxonomy.get(standing.breed).display_name == second  # the later answer stands
+    text = bot.message_of(reply)["text"]
+    assert text.endswith(f"Registered as #{photo.id}: {second}."), text
+
+
+async def test_racing_presses_of_two_staff_show_the_label_that_stands_and_the_conflict(
+    bot, dog_photos, monkeypatch
+) -> None:
+    await bot.send_photo(STAFF_ID, dog_photos["unsure"])
+    reply = bot.last_reply(STAFF_ID)
+    (first, first_data), (second, second_data) = breed_buttons(bot, reply)[:2]
+    finish_first_write_last(bot.catalog, monkeypatch, rows(bot.container, Prediction)[0].top[0]["breed"])
+    await asyncio.gather(bot.press(STAFF_ID, reply, first_data), bot.press(STAFF2_ID, reply, second_data))
+    photo = rows(bot.container, Photo)[0]
+    standing = bot.catalog.labelling.catalog_label(photo.id)
+    assert standing.conflict and bot.catalog.breeds.taxonomy.get(standing.breed).display_name == second
+    text = bot.message_of(reply)["text"]
+    assert f"The catalog says {second}" in text or text.endswith(f"#{photo.id}: {second}."), text
+    assert "Staff disagree about this photo" in text, text
+
+
 async def test_other_then_typed_breed_with_a_typo(bot, dog_photos) -> None:
     await bot.send_photo(STAFF_ID, dog_photos["unsure"])
     reply = bot.last_reply(STAFF_ID)
@@ -197,6 +265,14 @@ async def test_other_then_typed_breed_with_a_typo(bot, dog_photos) -> None:
     await bot.press(STAFF_ID, reply, bot.buttons(reply)["Other…"])
     await bot.send_text(STAFF_ID, "xqzzyv")  # no reply-to: the last question asked is used
     assert "don't know a breed called" in bot.last_reply(STAFF_ID).params["text"]
+
+
+async def test_a_breed_cannot_be_named_like_the_skip_button(bot) -> None:
+    await bot.send_text(ADMIN_ID, "/addbreed Skip")
+    assert bot.last_reply(ADMIN_ID).params["text"] == (
+        "“Skip” is a word the bot's own buttons use; please give the breed another name."
+    )
+    assert "skip" not in bot.catalog.breeds.taxonomy
 
 
 async def test_admin_adds_a_breed_and_staff_can_choose_it(bot, dog_photos) -> None:
@@ -283,11 +359,13 @@ async def test_classification_failure_keeps_the_photo_for_review(bot, dog_photos
 # --- review ----------------------------------------------------------------------------------------
 async def test_review_walks_the_queue_oldest_first(bot, dog_photos) -> None:
     catalog = bot.catalog
-    first = catalog.submit(dog_photos["unsure"], source="ingest")
+    first = catalog.intake.submit(dog_photos["unsure"], source="ingest")
     # A re-encoded copy of the same photo: another file, just as unsure, stored but never classified.
     buffer = io.BytesIO()
-    catalog.decode(dog_photos["unsure"]).save(buffer, "JPEG", quality=70)
-    second, _ = catalog.store_photo(buffer.getvalue(), catalog.decode(buffer.getvalue()), source="ingest")
+    catalog.intake.decode(dog_photos["unsure"]).save(buffer, "JPEG", quality=70)
+    second, _ = catalog.intake.store_photo(
+        buffer.getvalue(), catalog.intake.decode(buffer.getvalue()), source="ingest"
+    )
 
     await bot.send_text(STAFF_ID, "/review")
     shown = bot.last_reply(STAFF_ID)
@@ -340,7 +418,7 @@ async def test_a_failing_handler_apologises_and_tells_admins(bot, monkeypatch, c
     def broken():
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(bot.catalog, "status", broken)
+    monkeypatch.setattr(bot.catalog.reporting, "status", broken)
     await bot.send_text(STAFF_ID, "/status")
     assert "something went wrong" in bot.last_reply(STAFF_ID).params["text"]
     alert = bot.last_reply(ADMIN_ID).params["text"]
@@ -363,7 +441,7 @@ async def test_a_user_who_blocked_the_bot_is_not_an_error(bot, caplog) -> None:
 @pytest.mark.parametrize("shared", [False, True], ids=["in_memory", "in_the_database"])
 async def test_one_account_cannot_flood_the_classifier(bot, dog_photos, shared) -> None:
     from bot.throttle import PerUserLimit
-    from dogbot.limits import SharedPerUserLimit
+    from dogbot.core.limits import SharedPerUserLimit
 
     services = bot.app.bot_data["services"]
     services.photo_limit = SharedPerUserLimit(bot.container.engine, 1, 60) if shared else PerUserLimit(1, 60)
@@ -401,3 +479,41 @@ async def test_buttons_still_work_after_a_restart(bot, dog_photos) -> None:
         await restarted.bot_data["services"].batcher.stop()
     assert [(label.breed, label.user_id) for label in rows(bot.container, Label)] == [(MIXED_BREED, STAFF_ID)]
     assert bot.answers()[-1].params["text"] == "Saved: Mixed breed"
+
+
+# --- storage that refuses writes ---------------------------------------------------------------------
+async def test_a_read_only_photo_folder_is_named_to_staff_and_admins(bot, dog_photos, monkeypatch) -> None:
+    def read_only(data):
+        raise OSError(errno.EROFS, "Read-only file system", str(bot.catalog.intake.photos.root))
+
+    monkeypatch.setattr(bot.catalog.intake.photos, "put", read_only)
+    await bot.send_photo(STAFF_ID, dog_photos["sure"])
+    answer = bot.last_reply(STAFF_ID).params["text"]
+    assert "not allowed to write to its storage" in answer and "try again" not in answer, answer
+    alert = bot.last_reply(ADMIN_ID).params["text"]
+    assert "writable" in alert and "Read-only file system" not in alert, alert
+    assert rows(bot.container, Photo) == []
+    assert [type(e) for e in bot.errors] == [OSError]
+    bot.errors.clear()
+
+
+async def test_a_label_on_a_full_disk_is_named_to_staff_and_admins(bot, dog_photos, monkeypatch) -> None:
+    import sqlite3
+
+    import sqlalchemy
+
+    await bot.send_photo(STAFF_ID, dog_photos["unsure"])
+    reply = bot.last_reply(STAFF_ID)
+
+    def full(*args, **kwargs):  # what SQLAlchemy raises when SQLite cannot grow the file
+        raise sqlalchemy.exc.OperationalError(
+            "INSERT INTO label ...", {}, sqlite3.OperationalError("database or disk is full")
+        )
+
+    monkeypatch.setattr(bot.catalog.labelling, "record_label", full)
+    await bot.press(STAFF_ID, reply, bot.buttons(reply)["Mixed breed"])
+    toast = bot.answers()[-1].params
+    assert toast["show_alert"] and "storage is full" in toast["text"] and len(toast["text"]) <= 200, toast
+    assert "Free some disk space" in bot.last_reply(ADMIN_ID).params["text"]
+    assert rows(bot.container, Label) == []
+    bot.errors.clear()

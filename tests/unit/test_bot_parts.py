@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from bot.app import run_bot, webhook_secret
 from bot.batcher import MicroBatcher
 from bot.errors import Redact
 from bot.throttle import PerUserLimit
-from dogbot.members import Members, MembershipError, Role
+from dogbot.core.members import Members, MembershipError, Role, parse_user_id
 from dogbot.settings import Settings
 from storage.db import make_engine
 
@@ -22,10 +23,27 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- roles -------------------------------------------------------------------------------------
+def test_parse_user_id_takes_positive_telegram_ids_only() -> None:
+    assert parse_user_id("123456789") == 123456789
+    assert parse_user_id(str(2**52 - 1)) == 2**52 - 1
+    for typed in ("0", "-5", "²", "١٢٣", "1e3", " 7", "99999999999999999999999", "9" * 5000, ""):
+        assert parse_user_id(typed) is None, typed
+
+
+def test_staff_ids_out_of_range_never_reach_the_database(database_url) -> None:
+    engine = make_engine(database_url)
+    members = Members(engine, admin_ids=[1], cache_seconds=30)
+    for user_id in (0, -100123456, 2**63, 10**23):
+        with pytest.raises(MembershipError, match="not a Telegram user id"):
+            members.add_staff(user_id, by=1)
+    assert members.staff() == []
+    engine.dispose()
+
+
 @pytest.fixture
 def members(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    yield Members(engine, admin_ids=[1], staff_ids=[2, 1])
+    yield Members(engine, admin_ids=[1], staff_ids=[2, 1], cache_seconds=30)
     engine.dispose()
 
 
@@ -51,7 +69,7 @@ def test_roles_added_by_another_process_show_up_after_the_cache(tmp_path) -> Non
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     now = [0.0]
     reader = Members(engine, cache_seconds=30, clock=lambda: now[0])
-    writer = Members(engine)
+    writer = Members(engine, cache_seconds=30)
     assert reader.role(7) is Role.STRANGER
     writer.add_staff(7, by=None)
     assert reader.role(7) is Role.STRANGER  # cached
@@ -81,7 +99,7 @@ async def test_micro_batcher_failure_fails_only_its_batch() -> None:
             raise ValueError("unlucky")
         return list(items)
 
-    batcher = MicroBatcher(picky, window_s=0.001)
+    batcher = MicroBatcher(picky, window_s=0.001, max_size=16)
     with pytest.raises(ValueError):
         await batcher.submit(13)
     assert await batcher.submit(14) == 14
@@ -101,7 +119,7 @@ def test_per_user_limit_slides() -> None:
 def test_replicas_may_share_the_photo_limit(tmp_path, shared) -> None:
     from bot.app import build_application
     from dogbot.app import Container
-    from dogbot.limits import SharedPerUserLimit
+    from dogbot.core.limits import SharedPerUserLimit
 
     settings = Settings(_env_file=None, data_dir=tmp_path, telegram_token="123:abc", shared_rate_limit=shared)
     container = Container(settings)
@@ -117,17 +135,22 @@ def test_help_differs_by_role() -> None:
 
 
 def test_percent_and_status_before_lifecycle_jobs() -> None:
-    from dogbot.catalog import CatalogStatus
+    from dogbot.core.reporting import CatalogStatus
+    from jobs.service import LifecycleStatus
+    from storage.lifecycle_tables import ModelVersion
 
     assert [texts.percent(p) for p in (0.934, 0.004)] == ["93%", "<1%"]
-    status = texts.status(CatalogStatus("lite0-v0", 10, 2, 3, 7, 1), {})
+    status = texts.status(CatalogStatus("lite0-v0", 10, 2, 3, 7, 1), LifecycleStatus(None, None, None, None))
     assert (
         "accuracy n/a" in status and "Last drift check: never" in status and "2 today, 10 in total" in status
     )
-    status = texts.status(
-        CatalogStatus("lite0-v3", 1, 1, 0, 1, 0), {"accuracy": 0.91, "last_retrain": "2026-01-02"}
+    trained = ModelVersion(
+        version="lite0-v3", backbone="lite0", status="promoted", created_at=datetime(2026, 1, 2, 9, 30)
     )
-    assert "accuracy 91%" in status and "Last retrain: 2026-01-02" in status
+    status = texts.status(
+        CatalogStatus("lite0-v3", 1, 1, 0, 1, 0), LifecycleStatus("lite0-v3", 0.91, None, trained)
+    )
+    assert "accuracy 91%" in status and "Last retrain: 2026-01-02 09:30 UTC (lite0-v3 promoted)" in status
 
 
 # --- secrets -----------------------------------------------------------------------------------
@@ -165,3 +188,24 @@ def test_env_example_lists_every_setting() -> None:
     expected = {f"DOGBOT_{name.upper()}" for name in Settings.model_fields}
     assert expected - documented == set(), "add these to .env.example with a comment"
     assert documented - expected == set(), "these are documented but are not settings"
+
+
+def test_webhook_mode_logs_host_and_port_but_not_the_secret_path(tmp_path, caplog, monkeypatch) -> None:
+    from telegram.ext import Application
+
+    from dogbot.app import Container
+
+    started = {}
+    monkeypatch.setattr(Application, "run_webhook", lambda self, **kwargs: started.update(kwargs))
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        telegram_token="123456789:TEST-token",
+        webhook_url="https://bots.example.org/hook-5f3a9c1e77d2",
+        webhook_port=8443,
+    )
+    with caplog.at_level(logging.INFO):
+        assert run_bot(Container(settings)) == 0
+    assert started["url_path"] == "hook-5f3a9c1e77d2"  # the bot listens there all the same
+    assert "webhook mode on 0.0.0.0:8443" in caplog.text
+    assert "hook-5f3a9c1e77d2" not in caplog.text

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ml.head import BreedHead, sidecar_path
+from storage.blobs import write_bytes_atomically
 
 
 def small_head() -> BreedHead:
@@ -17,7 +18,7 @@ def small_head() -> BreedHead:
 
 def test_save_and_load_round_trip(tmp_path):
     head = small_head()
-    digest = head.save(tmp_path / "head.safetensors")
+    digest = head.save(tmp_path / "head.safetensors", write=write_bytes_atomically)
     loaded = BreedHead.load(tmp_path / "head.safetensors")
     assert loaded.breed_keys == ["pug", "boxer"]
     assert np.array_equal(loaded.weight, head.weight) and loaded.weight.dtype == np.float32
@@ -41,7 +42,7 @@ def test_a_head_saved_by_torch_before_safetensors_still_loads(tmp_path):
 
 def test_a_corrupted_artifact_is_refused(tmp_path):
     path = tmp_path / "head.safetensors"
-    small_head().save(path)
+    small_head().save(path, write=write_bytes_atomically)
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(ValueError, match="corrupt"):
         BreedHead.load(path)

@@ -7,15 +7,23 @@ import pickle
 import struct
 import zlib
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import default_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import ExifTags, Image, features
 
-from ml.images import ImageRejected, ImageStatistics, image_statistics, load_image, sniff_format
+from dogbot.app import intake_rules
+from ml import images
+from ml.images import ImageRejected, ImageStatistics, image_statistics, sniff_format
+
+# The bot's limits (Settings' defaults); a test may name its own.
+RULES = intake_rules(default_settings())
+load_image = partial(images.load_image, max_bytes=RULES.max_bytes, max_pixels=RULES.max_pixels)
 
 RED = (255, 0, 0)
 GREEN = (0, 255, 0)

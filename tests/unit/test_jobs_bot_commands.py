@@ -8,8 +8,10 @@ import pytest
 from conftest import ADMIN_ID, STAFF_ID
 
 from jobs import registry
+from storage.blobs import write_bytes_atomically
 from storage.db import session as open_session
-from storage.lifecycle_tables import ModelStatus, ModelVersion
+from storage.lifecycle_tables import ModelVersion
+from storage.vocabulary import ModelStatus
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +50,7 @@ async def test_a_champion_promoted_by_another_process_is_served_without_restart(
     head = predictor.base_head()
     head.bias[0] += 100.0  # a head that always says the first breed: easy to recognise
     model_dir = container.settings.model_dir
-    sha = head.save(model_dir / "lite0-v1.pt")
+    sha = head.save(model_dir / "lite0-v1.pt", write=write_bytes_atomically)
     registry.ensure_base(container.engine, backbone="lite0", breed_keys=head.breed_keys, now=now)
     with open_session(container.engine) as session:
         session.add(
@@ -65,8 +67,8 @@ async def test_a_champion_promoted_by_another_process_is_served_without_restart(
         session.commit()
     registry.promote(container.engine, "lite0-v1", reason="test", actor="worker", now=now)
     try:
-        assert container.refresh_model() and predictor.model_version == "lite0-v1"
-        assert not container.refresh_model()  # cheap no-op when nothing changed
-        assert container.lifecycle_status()["model_version"] == "lite0-v1"
+        assert container.lifecycle.refresh() and predictor.model_version == "lite0-v1"
+        assert not container.lifecycle.refresh()  # cheap no-op when nothing changed
+        assert container.lifecycle.status().model_version == "lite0-v1"
     finally:
         predictor.use_head(predictor.base_head(), "lite0-v0")

@@ -1,12 +1,22 @@
 """ml.drift and jobs.drift.compare on synthetic windows: alarms on shifts, none on the same distribution."""
 
-import numpy as np
+from dataclasses import replace
+from functools import partial
 
-from jobs.drift import DriftThresholds, compare, window_from_arrays
+import numpy as np
+from conftest import default_settings
+
+from dogbot.app import drift_thresholds
+from jobs import drift as jobs_drift
+from jobs.drift import window_from_arrays
 from ml import drift
 from ml.head import BreedHead
 
 DIM = 64
+
+DEFAULTS = default_settings()
+THRESHOLDS = drift_thresholds(DEFAULTS)
+compare = partial(jobs_drift.compare, dog_threshold=DEFAULTS.dog_threshold)
 
 
 def _window(rng, n, shift=0.0, brightness=0.5):
@@ -55,17 +65,22 @@ def test_ks_and_rate_tests():
 
 def test_category_test_pools_rare_classes_and_psi_is_zero_for_equal_shares():
     same = drift.category_test(
-        [0] * 50 + [1] * 50 + list(range(2, 40)), [0] * 50 + [1] * 50 + list(range(40, 78)), p_threshold=0.01
+        "breed_distribution",
+        [0] * 50 + [1] * 50 + list(range(2, 40)),
+        [0] * 50 + [1] * 50 + list(range(40, 78)),
+        p_threshold=0.01,
     )
     assert not same.alarm
-    moved = drift.category_test([0] * 90 + [1] * 10, [0] * 10 + [1] * 90, p_threshold=0.01)
+    moved = drift.category_test(
+        "breed_distribution", [0] * 90 + [1] * 10, [0] * 10 + [1] * 90, p_threshold=0.01
+    )
     assert moved.alarm
     assert drift.population_stability_index(np.array([5, 5]), np.array([50, 50])) < 1e-9
 
 
 def test_compare_alarms_on_a_dark_shifted_window_and_not_on_a_fresh_sample():
     rng = np.random.default_rng(2)
-    head, thresholds = _head(), DriftThresholds()
+    head, thresholds = _head(), THRESHOLDS
     reference = _window(rng, 200)
     tests, pictures = compare(reference, _window(rng, 200), head=head, thresholds=thresholds)
     assert not any(t.alarm for t in tests), [t.detail for t in tests if t.alarm]
@@ -92,10 +107,10 @@ def test_size_is_reported_but_alarms_only_when_chosen():
     smaller = window_from_arrays(
         smaller.embeddings, smaller.dog_probability, smaller.brightness, smaller.pixels / 4
     )
-    tests, _ = compare(reference, smaller, head=head, thresholds=DriftThresholds())
+    tests, _ = compare(reference, smaller, head=head, thresholds=THRESHOLDS)
     size = next(t for t in tests if t.name == "size")
     assert not size.alarm and size.p_value < 0.01 and "not alarmed" in size.detail
-    chosen = DriftThresholds(alarm_tests=("size",))
+    chosen = replace(THRESHOLDS, alarm_tests=("size",))
     tests, _ = compare(reference, smaller, head=head, thresholds=chosen)
     assert next(t for t in tests if t.name == "size").alarm
 
@@ -108,13 +123,13 @@ def test_correction_rate_counts_only_breeds_the_model_knows():
     reference = _labeled(_window(rng, n), ["b0"] * n, ["b0"] * 95 + ["b1"] * 5)
     # Now 60 photos of a breed the model has never seen (corrected, necessarily), the rest confirmed.
     new_breed = _labeled(_window(rng, n), ["b0"] * n, ["shiba_inu"] * 60 + ["b0"] * 38 + ["b1"] * 2)
-    tests, _ = compare(reference, new_breed, head=head, thresholds=DriftThresholds())
+    tests, _ = compare(reference, new_breed, head=head, thresholds=THRESHOLDS)
     rate = next(t for t in tests if t.name == "correction_rate")
     assert not rate.alarm
     assert "60 recent labels name breeds the model that answered did not know" in rate.detail
     # Staff correcting the model on breeds it knows does alarm.
     worse = _labeled(_window(rng, n), ["b0"] * n, ["b0"] * 60 + ["b1"] * 40)
-    tests, _ = compare(reference, worse, head=head, thresholds=DriftThresholds())
+    tests, _ = compare(reference, worse, head=head, thresholds=THRESHOLDS)
     assert next(t for t in tests if t.name == "correction_rate").alarm
 
 
@@ -131,13 +146,13 @@ def test_confidence_is_compared_with_photos_the_head_did_not_train_on():
     fresh = _window(rng, 200)
     # The head is over-confident on its training photos (here: embeddings scaled up) ...
     trained_on = _scaled(_window(rng, 200), 3.0)
-    tests, _ = compare(trained_on, fresh, head=head, thresholds=DriftThresholds())
+    tests, _ = compare(trained_on, fresh, head=head, thresholds=THRESHOLDS)
     assert next(t for t in tests if t.name == "confidence").alarm
     # ... so its answers are compared with the held-out photos, which look like new ones.
-    tests, _ = compare(trained_on, fresh, head=head, thresholds=DriftThresholds(), held_out=_window(rng, 200))
+    tests, _ = compare(trained_on, fresh, head=head, thresholds=THRESHOLDS, held_out=_window(rng, 200))
     assert not next(t for t in tests if t.name == "confidence").alarm
     # Too few held-out photos: no verdict on the answers rather than a biased one.
-    tests, _ = compare(trained_on, fresh, head=head, thresholds=DriftThresholds(), held_out=_window(rng, 10))
+    tests, _ = compare(trained_on, fresh, head=head, thresholds=THRESHOLDS, held_out=_window(rng, 10))
     answers = [t for t in tests if t.name in ("confidence", "breed_distribution")]
     assert len(answers) == 2 and all(t.statistic is None and not t.alarm for t in answers)
     assert "not trained on" in answers[0].detail
@@ -147,10 +162,11 @@ def test_the_settings_know_every_drift_test_and_refuse_a_misspelt_one():
     import pytest
     from pydantic import ValidationError
 
-    from dogbot.settings import DRIFT_TESTS, Settings
+    from dogbot.settings import Settings
+    from storage.vocabulary import DRIFT_TESTS
 
     rng = np.random.default_rng(7)
-    tests, _ = compare(_window(rng, 60), _window(rng, 60), head=_head(), thresholds=DriftThresholds())
+    tests, _ = compare(_window(rng, 60), _window(rng, 60), head=_head(), thresholds=THRESHOLDS)
     assert tuple(t.name for t in tests) == DRIFT_TESTS
     with pytest.raises(ValidationError, match="brightnes"):
         Settings(drift_alarm_tests="embedding_auc,brightnes")

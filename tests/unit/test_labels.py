@@ -2,8 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
-from dogbot.labels import resolve_label
-from storage.tables import Label, LabelSource
+from dogbot.core.labels import resolve_label
+from storage.tables import Label
+from storage.vocabulary import LabelSource
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dogbot.taxonomy import (
+from dogbot.core.taxonomy import (
     IMAGENET_DOG_INDICES,
     MIXED_BREED,
     NOT_A_DOG,
@@ -435,3 +435,16 @@ def test_slugify() -> None:
     assert slugify("Český Terrier") == "cesky_terrier"
     assert slugify("Jack Russell's") == "jack_russells"
     assert slugify("  Soft-Coated  Wheaten ") == "soft_coated_wheaten"
+
+
+def test_every_special_label_and_button_word_is_reserved() -> None:
+    """No breed can be added under the key or name of a special label, in any language the bot speaks."""
+    from dogbot.core.taxonomy import RESERVED_NAMES
+    from storage.vocabulary import SPECIAL_LABELS as SPECIAL_KEYS
+
+    taxonomy = Taxonomy()
+    names = [*SPECIAL_KEYS, *(name for words in RESERVED_NAMES.values() for name in words)]
+    for name in names:
+        with pytest.raises(ValueError):
+            taxonomy.with_breed(Breed(key=slugify(name), display_name=name.replace("_", " ").title()))
+    assert taxonomy.with_breed(Taxonomy.make_breed("Skipperke Blue")).resolve("skipperke blue") is not None

@@ -13,12 +13,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from PIL import Image
 
-from dogbot.labels import NOT_A_DOG
-from dogbot.manifest import ManifestRow
-from dogbot.taxonomy import Taxonomy
+from dogbot.core.intake import IntakeRules
+from dogbot.core.manifest import ManifestRow
+from dogbot.core.taxonomy import Taxonomy
 from ml.images import ImageRejected, load_image
 from ml.metrics import coverage_at_precision, expected_calibration_error, precision_recall, top_k_hits
 from ml.predictor import ModelOutput, Predictor
+from storage.vocabulary import NOT_A_DOG
 
 AUTO_ACCEPT_TARGETS = (0.95, 0.98, 0.99)
 
@@ -57,6 +58,7 @@ def score_manifest(
     taxonomy: Taxonomy,
     rows: Sequence[ManifestRow],
     *,
+    rules: IntakeRules,
     batch_size: int = 16,
     progress: Callable = lambda iterable, **_: iterable,
 ) -> tuple[list[ScoredPhoto], list[dict], list[str]]:
@@ -79,7 +81,7 @@ def score_manifest(
             unknown.add(row.breed)
             continue
         try:
-            image = load_image(row.path.read_bytes())
+            image = load_image(row.path.read_bytes(), max_bytes=rules.max_bytes, max_pixels=rules.max_pixels)
         except (ImageRejected, OSError) as error:
             errors.append({"path": str(row.path), "error": getattr(error, "message", str(error))})
             continue
@@ -102,12 +104,12 @@ def summarize(scored: Sequence[ScoredPhoto], *, dog_threshold: float, model_vers
     unseen = np.array([s.row.extra.get("imagenet_overlap") == "no" for s in dogs], dtype=bool)
     known = truth >= 0
 
-    called_dog = np.array([s.output.dog_probability >= dog_threshold for s in scored], dtype=bool)
+    called_dog = np.array([s.output.is_dog(dog_threshold) for s in scored], dtype=bool)
     is_dog = np.array([s.truth != NOT_A_DOG for s in scored], dtype=bool)
     nad_precision, nad_recall = precision_recall(~called_dog, ~is_dog)
 
     confidence = probabilities.max(axis=1) if dogs else np.zeros(0)
-    dog_called = np.array([s.output.dog_probability >= dog_threshold for s in dogs], dtype=bool)
+    dog_called = np.array([s.output.is_dog(dog_threshold) for s in dogs], dtype=bool)
     correct = hit1 & dog_called
     auto = {}
     for target in AUTO_ACCEPT_TARGETS:
@@ -139,11 +141,12 @@ def evaluate(
     taxonomy: Taxonomy,
     rows: Sequence[ManifestRow],
     *,
-    dog_threshold: float,
+    rules: IntakeRules,
     progress: Callable = lambda iterable, **_: iterable,
 ) -> EvalReport:
-    scored, errors, unknown = score_manifest(predictor, taxonomy, rows, progress=progress)
-    report = summarize(scored, dog_threshold=dog_threshold, model_version=predictor.model_version)
+    """Score the model on labelled photos, deciding "is it a dog?" and reading files as intake does."""
+    scored, errors, unknown = score_manifest(predictor, taxonomy, rows, rules=rules, progress=progress)
+    report = summarize(scored, dog_threshold=rules.dog_threshold, model_version=predictor.model_version)
     report.errors, report.unknown_labels = errors, unknown
     return report
 

@@ -1,4 +1,4 @@
-"""CLI subcommands of the lifecycle: fold, drift, retrain, models, rollback, worker.
+"""`dogbot fold|drift|retrain|models|rollback|worker`: the lifecycle subcommands and their terminal words.
 
 ``--json`` output is a contract for scripts: ``dogbot drift --json`` prints
 ``{"drift": bool, "tests": [...], "reference_n": int, "current_n": int, ...}`` and
@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from dogbot.lifecycle_text import model_list, retrain_report
 from jobs.lock import LockBusy
 from jobs.registry import RegistryError
 from jobs.retrain import FullRetrainUnavailable, RetrainResult
@@ -97,7 +98,7 @@ def cmd_retrain(container, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary(result)))
     else:
-        print(format_retrain(result))
+        print(retrain_report(result))
     return 0
 
 
@@ -122,7 +123,7 @@ def cmd_models(container, args: argparse.Namespace) -> int:
                             "actor": m.actor,
                             "reason": m.reason,
                             "created_at": m.created_at.isoformat(timespec="seconds"),
-                            "scores": _scores(m.metrics),
+                            "scores": m.metrics.headline() if m.metrics else {},
                         }
                         for m in rows
                     ],
@@ -141,7 +142,7 @@ def cmd_models(container, args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(format_models(rows))
+    print(model_list(rows))
     print("\nchampion history:")
     for move in moves:
         print(
@@ -164,67 +165,17 @@ def cmd_rollback(container, args: argparse.Namespace) -> int:
 
 def cmd_worker(container, args: argparse.Namespace) -> int:
     from jobs.scheduler import run_worker
-    from jobs.wiring import intervals
 
-    run_worker(container.lifecycle, intervals(container))
+    run_worker(container.lifecycle, container.intervals)
     return 0
 
 
-# --- formatting (shared with the bot's texts) ---------------------------------------------------------
+# --- terminal words (the bot's are in bot/texts.py) ---------------------------------------------------------
 def summary(result: RetrainResult) -> dict:
     """The ``retrain --json`` object: per-breed tables stay in the registry, not on stdout."""
     data = result.to_json()
-    data["metrics"] = _scores(result.metrics)
+    data["metrics"] = result.metrics.headline() if result.metrics else {}
     return data
-
-
-def _scores(metrics: dict) -> dict:
-    keep = ("n", "top1", "top3", "top1_imagenet_breeds", "top1_new_breeds", "n_new_breeds")
-    out = {}
-    for model in ("candidate", "champion"):
-        if model in metrics:
-            out[model] = {s: {k: metrics[model][s].get(k) for k in keep} for s in ("validation", "golden")}
-    if "train" in metrics:
-        out["breeds_added"] = len(metrics["train"].get("breeds_added", []))
-        out["n_train"] = metrics["train"].get("n_train")
-    return out
-
-
-def _pct(value) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
-
-
-def format_retrain(result: RetrainResult) -> str:
-    if result.version is None:
-        return f"nothing trained: {result.reason}"
-    scores = _scores(result.metrics)
-    cand, champ = scores["candidate"], scores["champion"]
-    lines = [
-        f"{result.version} {'PROMOTED' if result.promoted else 'rejected'}: {result.reason}",
-        f"dataset v{result.dataset_version}, {scores.get('n_train')} training photos, "
-        f"{scores.get('breeds_added')} new breeds; now serving {result.champion}",
-        f"validation ({cand['validation']['n']} photos): top-1 {_pct(cand['validation']['top1'])} "
-        f"(champion {_pct(champ['validation']['top1'])}); "
-        f"new breeds {_pct(cand['validation']['top1_new_breeds'])} "
-        f"(champion {_pct(champ['validation']['top1_new_breeds'])})",
-        f"golden ({cand['golden']['n']} photos): top-1 {_pct(cand['golden']['top1'])} "
-        f"(champion {_pct(champ['golden']['top1'])})",
-    ]
-    if result.report:
-        lines.append(f"error analysis: {result.report}")
-    return "\n".join(lines)
-
-
-def format_models(rows) -> str:
-    lines = []
-    for m in rows:
-        val = (m.metrics.get("candidate") or {}).get("validation", {}).get("top1")
-        mark = "*" if m.champion else " "
-        lines.append(
-            f"{mark} {m.version:<10} {m.status:<9} {m.created_at:%Y-%m-%d %H:%M}  breeds {m.n_breeds:<4} "
-            f"val top-1 {_pct(val):>6}  {m.trigger}/{m.actor or '-'}  {m.reason}"
-        )
-    return "\n".join(lines) or "no models yet"
 
 
 def _fail(message: str, code: int) -> int:

@@ -22,13 +22,10 @@ from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
-from dogbot.labels import SPECIAL_LABELS
+from storage import repository
 from storage.db import session as open_session
-from storage.tables import Label, LabelSource, Prediction
-
-PEOPLE = (LabelSource.STAFF, LabelSource.ADMIN)
+from storage.vocabulary import PEOPLE, SPECIAL_LABELS
 
 
 def shadowed_breeds(
@@ -39,14 +36,8 @@ def shadowed_breeds(
     One vote per photo, its latest people label: two staff answering the same photo, or one person
     changing their answer, is still one photo.
     """
-    query = (
-        select(Label.photo_id, Prediction.breed, Label.breed)
-        .join(Prediction, Label.prediction_id == Prediction.id)
-        .where(Label.source.in_(PEOPLE), Label.created_at >= since, Prediction.breed.is_not(None))
-        .order_by(Label.id)
-    )
     with open_session(engine) as session:
-        latest = {photo_id: (shown, named) for photo_id, shown, named in session.exec(query)}
+        latest = repository.latest_corrections(PEOPLE, since=since, session=session)
     hidden: dict[str, Counter] = {}
     for shown, named in latest.values():
         if named == shown or named in known or named in SPECIAL_LABELS:
@@ -68,8 +59,8 @@ class Lookalikes:
         *,
         known: Callable[[], Collection[str]],
         clock: Callable[[], datetime],
-        min_corrections: int = 2,
-        days: int = 30,
+        min_corrections: int,
+        days: int,
         refresh: timedelta = timedelta(minutes=1),
     ) -> None:
         self.engine = engine

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from dogbot.catalog import Catalog, LabelResult, UnknownBreed
-from dogbot.taxonomy import Breed
+from dogbot.core.catalog import Catalog
+from dogbot.core.labelling import LabelResult, UnknownBreed
+from dogbot.core.taxonomy import Breed
 from ml.images import ImageRejected
 from storage.tables import Photo, Prediction
 
@@ -31,16 +32,16 @@ class Question:
 
 def current_question(catalog: Catalog, prediction_id: int) -> Question:
     """The question a button belongs to, if it is still open to answers."""
-    prediction = catalog.prediction(prediction_id)
+    prediction = catalog.labelling.prediction(prediction_id)
     if prediction is None:
         raise StaleAnswer(f"no prediction #{prediction_id}")
-    latest = catalog.latest_prediction(prediction.photo_id)
+    latest = catalog.labelling.latest_prediction(prediction.photo_id)
     if latest is None or latest.id != prediction.id:
         raise StaleAnswer(f"prediction #{prediction_id} was replaced")
-    photo = catalog.photo(prediction.photo_id)
+    photo = catalog.labelling.photo(prediction.photo_id)
     if photo is None:  # deleted underneath us
         raise StaleAnswer(f"photo #{prediction.photo_id} is gone")
-    return Question(photo, prediction, catalog.top_breeds(prediction))
+    return Question(photo, prediction, catalog.intake.top_breeds(prediction))
 
 
 def answer(
@@ -52,14 +53,14 @@ def answer(
         return _record(catalog, question, breed, source=source, user_id=user_id)
     except UnknownBreed:
         # Another bot process may have added the breed since this one loaded its breed list.
-        catalog.reload_taxonomy()
+        catalog.breeds.reload_taxonomy()
         return _record(catalog, question, breed, source=source, user_id=user_id)
 
 
 def _record(
     catalog: Catalog, question: Question, breed: str, *, source: str, user_id: int | None
 ) -> LabelResult:
-    return catalog.record_label(
+    return catalog.labelling.record_label(
         question.photo.id, breed, source=source, user_id=user_id, prediction_id=question.prediction.id
     )
 
@@ -73,22 +74,22 @@ def next_question(
     that still cannot be is passed over, and stays in the queue for the next /review.
     """
     for _ in range(attempts):
-        found = catalog.next_for_review(after_photo_id)
+        found = catalog.labelling.next_for_review(after_photo_id)
         if found is None:
             return None
         photo, prediction = found
         after_photo_id = photo.id
         try:
-            data = catalog.photo_bytes(photo)
+            data = catalog.labelling.photo_bytes(photo)
             if prediction is None:
-                result = catalog.classify_stored([(photo, True)], [catalog.decode(data)])[0]
+                result = catalog.intake.classify_stored([(photo, True)], [catalog.intake.decode(data)])[0]
                 if result.label is not None:  # the model is sure now: nothing to ask
                     continue
                 prediction = result.prediction
         except (OSError, ImageRejected):
             log.exception("photo #%s cannot be shown for review", photo.id)
             continue
-        return Question(photo, prediction, catalog.top_breeds(prediction)), data
+        return Question(photo, prediction, catalog.intake.top_breeds(prediction)), data
     return None
 
 
@@ -96,10 +97,10 @@ def breed_choices(
     catalog: Catalog, photo_id: int, typed: str, *, limit: int = 5
 ) -> tuple[Prediction | None, list[Breed]]:
     """The photo's open question and the breeds that match a typed name, best first (typos forgiven)."""
-    taxonomy = catalog.taxonomy
+    taxonomy = catalog.breeds.taxonomy
     exact = taxonomy.lookup(typed)
     found = [exact] if exact is not None else []
     for breed, _score in taxonomy.suggest(typed, limit):
         if breed not in found:
             found.append(breed)
-    return catalog.latest_prediction(photo_id), found[:limit]
+    return catalog.labelling.latest_prediction(photo_id), found[:limit]

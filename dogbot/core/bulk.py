@@ -1,7 +1,7 @@
 """Bulk intake for `dogbot import` and `dogbot ingest`: many files, batched through the model.
 
 One bad file never stops the rest: it is reported with its reason and the others go on. The work
-per batch is the bot's own intake path (:func:`dogbot.intake.receive`).
+per batch is the bot's own intake path (:func:`dogbot.core.intake.receive`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dogbot.catalog import Catalog, Classification
-from dogbot.intake import Incoming, receive
-from storage.tables import LabelSource
+from dogbot.core.catalog import Catalog
+from dogbot.core.intake import Classification, Incoming, receive
+from storage.vocabulary import LabelSource
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,9 @@ def submit_files(
                 outcome[position] = BulkResult(
                     item.path, error=f"cannot read file: {error.strerror or error}"
                 )
-        for position, received in zip(readable, receive(catalog, incoming, source=source), strict=True):
+        for position, received in zip(
+            readable, receive(catalog.intake, incoming, source=source), strict=True
+        ):
             outcome[position] = _record(catalog, batch[position], received, user_id)
         results.extend(outcome[position] for position in range(len(batch)))
     return results
@@ -64,7 +66,7 @@ def _record(catalog: Catalog, item: BulkItem, received, user_id: int | None) -> 
         return BulkResult(item.path, error="stored, but classification failed: it waits in /review")
     classification = received.classification
     if item.label is not None:
-        labelled = catalog.record_label(
+        labelled = catalog.labelling.record_label(
             classification.photo.id,
             item.label,
             source=LabelSource.IMPORT,

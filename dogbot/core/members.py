@@ -17,6 +17,19 @@ from sqlalchemy.engine import Engine
 from storage import repository
 from storage.db import session as open_session
 
+# Telegram user ids are positive and have at most 52 significant bits (Bot API docs); group and
+# channel chats have negative ids, and none of them is a person who could be staff.
+MAX_USER_ID = 2**52 - 1
+
+
+def parse_user_id(text: str) -> int | None:
+    """The Telegram user id an admin typed ("123456789"), or None when ``text`` is not one."""
+    # ASCII digits only: str.isdigit() also accepts "²" and other digits that int() refuses.
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_USER_ID)):
+        return None
+    user_id = int(text)
+    return user_id if 0 < user_id <= MAX_USER_ID else None
+
 
 class Role(StrEnum):
     ADMIN = "admin"
@@ -37,7 +50,7 @@ class Members:
         *,
         admin_ids: Iterable[int] = (),
         staff_ids: Iterable[int] = (),
-        cache_seconds: float = 30.0,
+        cache_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
@@ -62,6 +75,8 @@ class Members:
 
     def add_staff(self, user_id: int, *, by: int | None) -> bool:
         """Make ``user_id`` staff; False when they already were."""
+        if not 0 < user_id <= MAX_USER_ID:
+            raise MembershipError(f"{user_id} is not a Telegram user id (a positive number).")
         if self.role(user_id) in (Role.STAFF, Role.ADMIN):
             return False
         self._write(user_id, active=True, by=by)

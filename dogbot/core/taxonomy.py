@@ -19,6 +19,7 @@ The built-in entries come from `data/imagenet_dog_breeds.json`, written by
 from __future__ import annotations
 
 import json
+import logging
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -28,12 +29,15 @@ from importlib import resources
 
 from rapidfuzz import fuzz, process
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "IMAGENET_DOG_INDICES",
     "LOOKUP_MARGIN",
     "LOOKUP_MIN_SCORE",
     "MIXED_BREED",
     "NOT_A_DOG",
+    "RESERVED_NAMES",
     "SPECIAL_LABELS",
     "SUGGEST_MIN_SCORE",
     "Breed",
@@ -117,6 +121,17 @@ NOT_A_DOG = Breed(
 )
 SPECIAL_LABELS: tuple[Breed, ...] = (MIXED_BREED, NOT_A_DOG)
 _SPECIAL_KEYS = frozenset(label.key for label in SPECIAL_LABELS)
+# Words of the bot's own buttons and answers that are not entries here (the special entries above
+# reserve their names and aliases themselves), in every language the bot speaks: English for now, a
+# translation adds its words. No breed may be named so: a breed keyed "skip" (storage.vocabulary.SKIP)
+# would turn every answer naming it into "I don't know", and one called "Other" would read as the
+# "Other…" button.
+RESERVED_NAMES: dict[str, tuple[str, ...]] = {
+    "en": (
+        "Skip", "Skipped", "Other", "Others", "Other breed", "Unknown", "Don't know", "I don't know",
+        "Not sure", "Wrong", "It is a dog",
+    ),
+}  # fmt: skip
 
 
 class Taxonomy:
@@ -133,6 +148,11 @@ class Taxonomy:
             self._add(breed)
         self._extra: list[Breed] = []
         for breed in extra:
+            if _reserved(breed):
+                # Added before the names were reserved; its labels cannot be told from the special
+                # value any more, so it is left out rather than let it shadow the special label.
+                log.warning("breed %r (%s) uses a reserved name; left out", breed.display_name, breed.key)
+                continue
             existing = self._breeds.get(breed.key)
             # A breed staff added that a later release of the built-in table also lists: the same
             # breed under the same key, so the built-in entry (with its aliases) simply covers it.
@@ -233,6 +253,11 @@ class Taxonomy:
         existing = self._breeds.get(breed.key)
         if existing is not None:
             raise ValueError(f"{existing.display_name} is already in the breed list.")
+        if _reserved(breed):
+            raise ValueError(
+                f"“{breed.display_name}” is a word the bot's own buttons use; please give the breed "
+                "another name."
+            )
         for name in breed.names:
             clash = self._by_name.get(_compact(name))
             if clash is not None:
@@ -260,6 +285,12 @@ class Taxonomy:
         if len(key) < _NAME_MIN:
             raise ValueError("Please type the breed's name in Latin letters (A to Z, accents are fine).")
         return Breed(key=key, display_name=_title_case(name))
+
+
+def _reserved(breed: Breed) -> bool:
+    """Does any of ``breed``'s names (or its key) read as one of the bot's own words?"""
+    reserved = {_compact(name) for names in RESERVED_NAMES.values() for name in names}
+    return any(_compact(name) in reserved for name in breed.names)
 
 
 def _compact(text: str) -> str:

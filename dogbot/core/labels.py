@@ -1,4 +1,4 @@
-"""Special label values and the one rule that turns many labels of a photo into its catalog label.
+"""The one rule that turns many labels of a photo into its catalog label.
 
 Labels are append-only, so a photo can carry an auto-accepted guess, two staff answers that
 disagree and a later admin correction. The catalog, the export and the dataset fold all apply
@@ -11,12 +11,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from storage.tables import Label, LabelSource
-
-MIXED_BREED = "mixed_breed"
-NOT_A_DOG = "not_a_dog"
-SKIP = "skip"  # "I don't know": recorded for the audit trail, never a catalog label
-SPECIAL_LABELS = (MIXED_BREED, NOT_A_DOG, SKIP)
+from storage.tables import Label
+from storage.vocabulary import PEOPLE, SKIP, LabelSource
 
 
 @dataclass(frozen=True)
@@ -35,7 +31,7 @@ def resolve_label(labels: Sequence[Label]) -> ResolvedLabel | None:
     answers = sorted((label for label in labels if label.breed != SKIP), key=_order)
     if not answers:
         return None
-    people = [label for label in answers if label.source in (LabelSource.STAFF, LabelSource.ADMIN)]
+    people = [label for label in answers if label.source in PEOPLE]
     latest_by_person: dict[int | None, Label] = {}
     for label in people:
         latest_by_person[label.user_id] = label

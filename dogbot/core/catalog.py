@@ -1,0 +1,61 @@
+"""The catalog: every photo and label of a shelter, as four services over one database and model.
+
+Split along its seams so each reads on its own: :mod:`~dogbot.core.intake` (photos in, classified,
+auto-labelled), :mod:`~dogbot.core.labelling` (people's answers), :mod:`~dogbot.core.reporting`
+(status, conflicts, export) and :mod:`~dogbot.core.breeds` (the breed list, which grows). What the
+bot, the CLI and the simulation hold is a :class:`Catalog`; a caller that needs one part uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from dogbot.core.breeds import Breeds
+from dogbot.core.intake import IntakeRules, PhotoIntake
+from dogbot.core.labelling import Labelling
+from dogbot.core.lookalikes import Lookalikes
+from dogbot.core.reporting import Reporting
+from ml.predictor import Predictor
+from storage.blobs import PhotoStore
+from storage.tables import utcnow
+
+
+@dataclass(frozen=True)
+class Catalog:
+    breeds: Breeds
+    intake: PhotoIntake
+    labelling: Labelling
+    reporting: Reporting
+
+    @classmethod
+    def open(
+        cls,
+        engine: Engine,
+        photos: PhotoStore,
+        predictor: Predictor,
+        *,
+        rules: IntakeRules,
+        lookalike_min_corrections: int,
+        lookalike_days: int,
+        breeds: Breeds | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> Catalog:
+        """The four services sharing one breed list and one look-alike memory."""
+        breeds = breeds or Breeds(engine, clock=clock)
+        lookalikes = Lookalikes(
+            engine,
+            known=lambda: predictor.head.breed_keys,
+            clock=clock,
+            min_corrections=lookalike_min_corrections,
+            days=lookalike_days,
+        )
+        return cls(
+            breeds=breeds,
+            intake=PhotoIntake(engine, photos, predictor, breeds, lookalikes, rules, clock=clock),
+            labelling=Labelling(engine, photos, breeds, lookalikes, clock=clock),
+            reporting=Reporting(engine, predictor, breeds, clock=clock),
+        )

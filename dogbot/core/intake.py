@@ -1,0 +1,287 @@
+"""Photo intake: decode, store, classify, auto-label; for one photo or many senders at once.
+
+Order of work for every incoming photo, so that nothing received is ever lost:
+validate (decode) -> store bytes and row -> classify -> store prediction (and an auto label) -> answer.
+A photo that cannot be decoded is not stored: it is not a photo, and the sender gets a clear reason.
+In :func:`receive` one bad file does not fail its neighbours: every item gets its own outcome. A
+photo that decoded is stored before the model sees it, so a classification failure leaves it in
+the catalog, waiting for review, and the sender can be told so.
+
+Memory: a photo is decoded, its statistics taken, and it is shrunk to the model's input before the
+next one is decoded. A 100 KB PNG can hold 40 megapixels (119 MB decoded); holding every decoded
+photo of a batch until classification took a process from 1 to 2.5 GB (bench/README.md, "Memory").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from PIL import Image
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from dogbot.core.breeds import Breeds
+from dogbot.core.labels import ResolvedLabel, resolve_label
+from dogbot.core.lookalikes import Lookalikes
+from dogbot.core.taxonomy import Breed
+from ml.images import ImageRejected, image_statistics, load_image, sniff_format
+from ml.predictor import ModelOutput, Predictor
+from storage import repository
+from storage.blobs import PhotoStore
+from storage.db import session as open_session
+from storage.tables import Label, Photo, Prediction, utcnow
+from storage.vocabulary import NOT_A_DOG, LabelSource, Outcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    """What intake accepts and decides alone (values from ``Settings``; see its comments)."""
+
+    dog_threshold: float  # "is it a dog?": ml.predictor.is_dog
+    auto_accept_threshold: float  # at or above this breed confidence, labelled without asking
+    max_bytes: int
+    max_pixels: int
+
+
+@dataclass(frozen=True)
+class Classification:
+    photo: Photo
+    prediction: Prediction
+    outcome: Outcome
+    top: list[tuple[Breed, float]]
+    duplicate: bool  # this exact photo was already in the catalog
+    label: ResolvedLabel | None  # the catalog label after this photo was handled
+    # Asked although confident: staff lately corrected this answer to these breeds the model does
+    # not know yet (dogbot/core/lookalikes.py), most frequent first.
+    lookalikes: tuple[str, ...] = ()
+
+
+class PhotoIntake:
+    def __init__(
+        self,
+        engine: Engine,
+        photos: PhotoStore,
+        predictor: Predictor,
+        breeds: Breeds,
+        lookalikes: Lookalikes,
+        rules: IntakeRules,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.photos = photos
+        self.predictor = predictor
+        self.breeds = breeds
+        # Confident answers that staff have shown to hide a breed the model does not know yet are
+        # asked about, not auto-accepted (see dogbot/core/lookalikes.py).
+        self.lookalikes = lookalikes
+        self.rules = rules
+        self.clock = clock
+
+    def decode(self, data: bytes) -> Image.Image:
+        """Decode or raise :class:`ImageRejected` with a reason a person can act on."""
+        return load_image(data, max_bytes=self.rules.max_bytes, max_pixels=self.rules.max_pixels)
+
+    def store_photo(
+        self,
+        data: bytes,
+        image: Image.Image,
+        *,
+        source: str,
+        sender_id: int | None = None,
+        chat_id: int | None = None,
+        file_name: str | None = None,
+    ) -> tuple[Photo, bool]:
+        """Persist the bytes and the row; return ``(photo, already_known)``. Safe to call twice."""
+        sha256 = self.photos.put(data)
+        with open_session(self.engine) as session:
+            existing = repository.photo_by_sha(sha256, session=session)
+            if existing is not None:
+                return existing, True
+            stats = image_statistics(image)
+            photo = Photo(
+                sha256=sha256,
+                received_at=self.clock(),
+                source=source,
+                sender_id=sender_id,
+                chat_id=chat_id,
+                file_name=(file_name or None) and file_name[:255],
+                format=sniff_format(data),
+                size_bytes=len(data),
+                width=stats.width,
+                height=stats.height,
+                brightness=stats.brightness,
+                contrast=stats.contrast,
+                saturation=stats.saturation,
+            )
+            session.add(photo)
+            try:
+                session.commit()
+            except IntegrityError:  # the same photo arrived at the same moment from someone else
+                session.rollback()
+                return repository.photo_by_sha(sha256, session=session), True
+            session.refresh(photo)
+            return photo, False
+
+    def submit(self, data: bytes, *, source: str, **sender) -> Classification:
+        """Validate, store, classify and auto-label one photo (the whole intake path, synchronously).
+
+        The bot and bulk commands batch many photos through :func:`receive` instead.
+        """
+        image = self.decode(data)
+        stored = self.store_photo(data, image, source=source, **sender)
+        return self.classify_stored([stored], [image])[0]
+
+    def classify_stored(self, stored: Sequence[tuple[Photo, bool]], images: Sequence) -> list[Classification]:
+        """Classify stored photos in one batch; a photo already scored by this model is not re-run.
+
+        ``images``: decoded photos, or the model inputs ``predictor.prepare`` made of them.
+
+        A photo twice in the batch (sent twice at once) is classified once; both get its prediction.
+        """
+        version = self.predictor.model_version
+        with open_session(self.engine) as session:
+            known = repository.latest_predictions([photo.id for photo, _ in stored], session=session)
+        todo: dict[int, int] = {}  # photo id -> where its image is, for photos this model has not scored
+        for i, (photo, _) in enumerate(stored):
+            if photo.id not in todo and (
+                known.get(photo.id) is None or known[photo.id].model_version != version
+            ):
+                todo[photo.id] = i
+        outputs = self.predictor.predict([images[i] for i in todo.values()])
+        for photo_id, i, output in zip(todo, todo.values(), outputs, strict=True):
+            known[photo_id] = self._record_prediction(stored[i][0], output)
+        return [self._classification(photo, known[photo.id], duplicate) for photo, duplicate in stored]
+
+    def _record_prediction(self, photo: Photo, output: ModelOutput) -> Prediction:
+        is_dog = output.is_dog(self.rules.dog_threshold)
+        top = output.top(3)
+        breed, confidence = top[0] if is_dog else (None, 1.0 - output.dog_probability)
+        auto_label = None
+        if not is_dog:
+            auto_label = NOT_A_DOG
+        elif confidence >= self.rules.auto_accept_threshold and not self.lookalikes.is_shadowed(breed):
+            auto_label = breed
+        prediction = Prediction(
+            photo_id=photo.id,
+            model_version=output.model_version,
+            created_at=self.clock(),
+            is_dog=is_dog,
+            dog_probability=output.dog_probability,
+            breed=breed,
+            confidence=confidence,
+            top=[{"breed": key, "p": round(p, 6)} for key, p in top],
+            embedding=repository.embedding_to_bytes(output.embedding),
+            auto_accepted=auto_label is not None,
+        )
+        with open_session(self.engine) as session:
+            session.add(prediction)
+            try:
+                session.flush()
+            except IntegrityError:
+                # This model scored the photo in another request meanwhile (the same photo sent twice
+                # at once, perhaps to two replicas), or before a rollback made it the model again: its
+                # prediction stands, so every sender gets the same answer and the same buttons.
+                session.rollback()
+                existing = repository.prediction_by_model(photo.id, output.model_version, session=session)
+                if existing is None:  # not a duplicate after all (the photo row is gone?)
+                    raise
+                return existing
+            already_labelled = bool(repository.labels_of(photo.id, session=session))
+            if auto_label is not None and not already_labelled:
+                session.add(
+                    Label(
+                        photo_id=photo.id,
+                        prediction_id=prediction.id,
+                        breed=auto_label,
+                        source=LabelSource.AUTO,
+                        created_at=self.clock(),
+                    )
+                )
+            session.commit()
+            session.refresh(prediction)
+        return prediction
+
+    def _classification(self, photo: Photo, prediction: Prediction, duplicate: bool) -> Classification:
+        if not prediction.is_dog:
+            outcome = Outcome.NOT_A_DOG
+        elif prediction.auto_accepted:
+            outcome = Outcome.AUTO_ACCEPTED
+        else:
+            outcome = Outcome.ASK
+        lookalikes: tuple[str, ...] = ()
+        if outcome == Outcome.ASK and prediction.confidence >= self.rules.auto_accept_threshold:
+            named = self.lookalikes.shadowed().get(prediction.breed)
+            lookalikes = tuple(key for key, _ in named.most_common(2)) if named else ()
+        return Classification(
+            photo=photo,
+            prediction=prediction,
+            outcome=outcome,
+            top=self.top_breeds(prediction),
+            duplicate=duplicate,
+            label=self._catalog_label(photo.id),
+            lookalikes=lookalikes,
+        )
+
+    def top_breeds(self, prediction: Prediction) -> list[tuple[Breed, float]]:
+        return [(self.breeds.taxonomy.get(entry["breed"]), float(entry["p"])) for entry in prediction.top]
+
+    def _catalog_label(self, photo_id: int) -> ResolvedLabel | None:
+        with open_session(self.engine) as session:
+            return resolve_label(repository.labels_of(photo_id, session=session))
+
+
+@dataclass(frozen=True)
+class Incoming:
+    data: bytes
+    sender_id: int | None = None
+    chat_id: int | None = None
+    file_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Received:
+    """What became of one incoming file; exactly one of the three outcomes is set."""
+
+    classification: Classification | None = None
+    stored: Photo | None = None  # stored, but classification failed: it waits for review
+    rejected: ImageRejected | None = None
+
+
+def receive(intake: PhotoIntake, items: Sequence[Incoming], *, source: str = "telegram") -> list[Received]:
+    """Decode, store and classify ``items``; never raises for one bad item (storage errors do raise)."""
+    results: list[Received | None] = [None] * len(items)
+    stored: list[tuple[int, tuple[Photo, bool], object]] = []  # (position, stored photo, model input)
+    for i, item in enumerate(items):
+        try:
+            image = intake.decode(item.data)
+        except ImageRejected as rejected:
+            results[i] = Received(rejected=rejected)
+            continue
+        photo = intake.store_photo(
+            item.data,
+            image,
+            source=source,
+            sender_id=item.sender_id,
+            chat_id=item.chat_id,
+            file_name=item.file_name,
+        )
+        stored.append((i, photo, intake.predictor.prepare(image)))
+        del image  # before the next decode: one full-size photo in memory at a time
+    if stored:
+        try:
+            classified = intake.classify_stored([p for _, p, _ in stored], [x for _, _, x in stored])
+        except Exception:
+            # The photos are safe in the catalog; a person will label them from /review.
+            log.exception("classification failed for %d stored photo(s)", len(stored))
+            for i, (photo, _), _ in stored:
+                results[i] = Received(stored=photo)
+        else:
+            for (i, _, _), classification in zip(stored, classified, strict=True):
+                results[i] = Received(classification=classification)
+    return [result for result in results if result is not None]

@@ -1,0 +1,125 @@
+"""Labelling: people's answers appended to a photo's labels, and what the catalog holds for a photo.
+
+Labels are append-only with who, when and source; :func:`dogbot.core.labels.resolve_label` turns
+them into the catalog label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from dogbot.core.breeds import Breeds
+from dogbot.core.labels import ResolvedLabel, resolve_label
+from dogbot.core.lookalikes import Lookalikes
+from storage import repository
+from storage.blobs import PhotoStore
+from storage.db import session as open_session
+from storage.tables import Label, Photo, Prediction, utcnow
+from storage.vocabulary import PEOPLE, SPECIAL_LABELS, LabelSource
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    label: Label
+    created: bool  # False: this person had already given this exact answer (a repeated press)
+    resolved: ResolvedLabel | None
+
+
+class UnknownBreed(ValueError):
+    """A label named a breed the taxonomy does not know."""
+
+
+class Labelling:
+    def __init__(
+        self,
+        engine: Engine,
+        photos: PhotoStore,
+        breeds: Breeds,
+        lookalikes: Lookalikes,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.photos = photos
+        self.breeds = breeds
+        self.lookalikes = lookalikes  # told about people's answers: they decide what is shadowed
+        self.clock = clock
+
+    def record_label(
+        self,
+        photo_id: int,
+        breed: str,
+        *,
+        source: str,
+        user_id: int | None,
+        prediction_id: int | None = None,
+    ) -> LabelResult:
+        """Append a label. The same person repeating their latest answer adds nothing (double taps)."""
+        if source not in tuple(LabelSource):
+            raise ValueError(f"unknown label source {source!r}")
+        if breed not in SPECIAL_LABELS:
+            try:
+                self.breeds.taxonomy.get(breed)
+            except KeyError:
+                raise UnknownBreed(f"unknown breed {breed!r}: an admin can add it with /addbreed") from None
+        with open_session(self.engine) as session:
+            # On PostgreSQL the photo's row stays locked until the commit, so a double tap that two bot
+            # replicas answer at the same moment records one label, not two (SQLite ignores the lock).
+            if session.get(Photo, photo_id, with_for_update={"key_share": True}) is None:
+                raise KeyError(f"no photo #{photo_id}")
+            labels = repository.labels_of(photo_id, session=session)
+            mine = [label for label in labels if label.user_id == user_id and user_id is not None]
+            if mine and mine[-1].breed == breed:
+                return LabelResult(mine[-1], False, resolve_label(labels))
+            label = Label(
+                photo_id=photo_id,
+                prediction_id=prediction_id,
+                breed=breed,
+                source=source,
+                user_id=user_id,
+                created_at=self.clock(),
+            )
+            session.add(label)
+            session.commit()
+            session.refresh(label)
+        if source in PEOPLE:
+            self.lookalikes.label_recorded(breed)
+        return LabelResult(label, True, resolve_label([*labels, label]))
+
+    def answers_now(self, photo_id: int, user_id: int | None) -> tuple[str | None, ResolvedLabel | None]:
+        """``user_id``'s answer that stands for the photo (their latest) and its catalog label, read now."""
+        with open_session(self.engine) as session:
+            labels = repository.labels_of(photo_id, session=session)
+        mine = [label.breed for label in labels if user_id is not None and label.user_id == user_id]
+        return (mine[-1] if mine else None), resolve_label(labels)
+
+    def catalog_label(self, photo_id: int) -> ResolvedLabel | None:
+        with open_session(self.engine) as session:
+            return resolve_label(repository.labels_of(photo_id, session=session))
+
+    def photo(self, photo_id: int) -> Photo | None:
+        with open_session(self.engine) as session:
+            return session.get(Photo, photo_id)
+
+    def prediction(self, prediction_id: int) -> Prediction | None:
+        with open_session(self.engine) as session:
+            return session.get(Prediction, prediction_id)
+
+    def latest_prediction(self, photo_id: int) -> Prediction | None:
+        with open_session(self.engine) as session:
+            return repository.latest_prediction(photo_id, session=session)
+
+    def next_for_review(self, after_photo_id: int = 0) -> tuple[Photo, Prediction | None] | None:
+        """The oldest photo still waiting for a person's answer, after ``after_photo_id``."""
+        with open_session(self.engine) as session:
+            found = repository.photos_awaiting_label(session=session, after_id=after_photo_id)
+            if not found:
+                return None
+            return found[0], repository.latest_prediction(found[0].id, session=session)
+
+    def photo_bytes(self, photo: Photo) -> bytes:
+        return self.photos.get(photo.sha256)

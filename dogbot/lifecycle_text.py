@@ -1,0 +1,49 @@
+"""A retrain's result and the model list as plain text: the same words in the chat and the terminal.
+
+The bot's texts (bot/texts.py) and the lifecycle CLI (dogbot/lifecycle_cli.py) both read them from
+here, so an admin sees one report wherever they ask; each keeps its own words for the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from jobs.registry import ModelInfo
+from jobs.retrain import RetrainResult
+
+
+def percent_or_na(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def retrain_report(result: RetrainResult) -> str:
+    if result.version is None or result.metrics is None:
+        return f"nothing trained: {result.reason}"
+    m = result.metrics
+    cand, champ = m.candidate, m.champion
+    lines = [
+        f"{result.version} {'PROMOTED' if result.promoted else 'rejected'}: {result.reason}",
+        f"dataset v{result.dataset_version}, {m.train.n_train} training photos, "
+        f"{len(m.train.breeds_added)} new breeds; now serving {result.champion}",
+        f"validation ({cand.validation.n} photos): top-1 {percent_or_na(cand.validation.top1)} "
+        f"(champion {percent_or_na(champ.validation.top1)}); "
+        f"new breeds {percent_or_na(cand.validation.top1_new_breeds)} "
+        f"(champion {percent_or_na(champ.validation.top1_new_breeds)})",
+        f"golden ({cand.golden.n} photos): top-1 {percent_or_na(cand.golden.top1)} "
+        f"(champion {percent_or_na(champ.golden.top1)})",
+    ]
+    if result.report:
+        lines.append(f"error analysis: {result.report}")
+    return "\n".join(lines)
+
+
+def model_list(rows: Sequence[ModelInfo]) -> str:
+    lines = []
+    for m in rows:
+        val = m.metrics.candidate.validation.top1 if m.metrics else None
+        mark = "*" if m.champion else " "
+        lines.append(
+            f"{mark} {m.version:<10} {m.status:<9} {m.created_at:%Y-%m-%d %H:%M}  breeds {m.n_breeds:<4} "
+            f"val top-1 {percent_or_na(val):>6}  {m.trigger}/{m.actor or '-'}  {m.reason}"
+        )
+    return "\n".join(lines) or "no models yet"

@@ -1,0 +1,89 @@
+"""The project's words, once: label sources, special labels, outcomes, splits, model statuses, drift tests.
+
+They live in ``storage`` because most of them are values of database columns, and ``storage`` is
+the lowest layer that needs them: the domain, the jobs and the bot import them from here, so
+nothing above restates a literal. ``StrEnum`` members are ``str``: they compare equal to what the
+database returns and serialise to JSON as their value.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class LabelSource(StrEnum):
+    """Where a label came from. An admin's word beats staff's (see ``dogbot.core.labels``)."""
+
+    STAFF = "staff"
+    ADMIN = "admin"
+    AUTO = "auto_accepted"
+    IMPORT = "import"
+
+
+# The labels a person gave in the chat: they vote, they can disagree, they correct the model.
+PEOPLE = (LabelSource.STAFF, LabelSource.ADMIN)
+# Labels a retrain counts as "new answers from people": the chat's, plus a shelter's own import.
+HUMAN_SOURCES = (*PEOPLE, LabelSource.IMPORT)
+
+
+class SpecialLabel(StrEnum):
+    """Labels that are not breeds."""
+
+    MIXED_BREED = "mixed_breed"
+    NOT_A_DOG = "not_a_dog"
+    SKIP = "skip"  # "I don't know": recorded for the audit trail, never a catalog label
+
+
+SPECIAL_LABELS = tuple(SpecialLabel)
+
+
+class Outcome(StrEnum):
+    """What the intake did with a photo."""
+
+    AUTO_ACCEPTED = "auto_accepted"  # confident: labelled without asking, staff may still say "Wrong?"
+    ASK = "ask"  # unsure: staff choose among the likely breeds
+    NOT_A_DOG = "not_a_dog"
+
+
+class Split(StrEnum):
+    """Which side of a dataset version a photo is on (fixed per photo, by its hash)."""
+
+    TRAIN = "train"
+    VALIDATION = "val"
+
+
+class ModelStatus(StrEnum):
+    CANDIDATE = "candidate"  # trained and stored, not yet judged (or interrupted before it was)
+    PROMOTED = "promoted"  # passed the promotion gates and became champion (the alias says if it still is)
+    REJECTED = "rejected"  # failed a gate or was interrupted: never served
+
+
+class RunStatus(StrEnum):
+    """Where a scheduled job's run (``JobRun``) stands."""
+
+    RUNNING = "running"
+    OK = "ok"
+    SKIPPED = "skipped"  # nothing to do, or another process held the training lease
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its process was killed or crashed (jobs.service.mark_interrupted_runs)
+
+
+FINISHED = (RunStatus.OK, RunStatus.SKIPPED, RunStatus.FAILED)
+
+
+class DriftTest(StrEnum):
+    """The tests ``jobs.drift.compare`` runs, in this order (tests/unit/test_jobs_drift.py checks it)."""
+
+    EMBEDDING_AUC = "embedding_auc"
+    BREED_DISTRIBUTION = "breed_distribution"
+    CONFIDENCE = "confidence"
+    BRIGHTNESS = "brightness"
+    SIZE = "size"
+    CORRECTION_RATE = "correction_rate"
+
+
+DRIFT_TESTS = tuple(DriftTest)
+
+
+# Short names for the special labels, as the code reads them.
+MIXED_BREED, NOT_A_DOG, SKIP = SpecialLabel.MIXED_BREED, SpecialLabel.NOT_A_DOG, SpecialLabel.SKIP
