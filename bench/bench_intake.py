@@ -2,7 +2,7 @@
 
 Each catalog is a SQLite database filled with synthetic rows (a photo, its label, a prediction with
 a full 1,280-number embedding), as a shelter's would be after that many photos. The same real photos
-then go through ``Catalog.submit`` (decode, store, newest-prediction lookup, classify, record) into
+then go through ``PhotoIntake.submit`` (decode, store, newest-prediction lookup, classify, record) into
 every catalog in turn, interleaved, so the machine's load hits all sizes alike; beside it the
 newest-prediction lookup alone, as intake now does it and as it was done before (``max(id) GROUP BY
 photo_id`` over the whole table, then filtered).
@@ -37,7 +37,8 @@ def fill(engine, n_photos: int) -> None:
 
     from storage import repository
     from storage.db import session
-    from storage.tables import Label, LabelSource, Photo, Prediction
+    from storage.tables import Label, Photo, Prediction
+    from storage.vocabulary import LabelSource
 
     embedding = repository.embedding_to_bytes(np.random.default_rng(0).random(1280))
     with session(engine) as s:
@@ -92,7 +93,10 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update bench/README.md")
     args = parser.parse_args()
 
-    from dogbot.catalog import Catalog, load_taxonomy
+    from dogbot.app import intake_rules
+    from dogbot.core.breeds import Breeds
+    from dogbot.core.catalog import Catalog
+    from dogbot.settings import Settings
     from ml.predictor import Predictor
     from storage import repository
     from storage.blobs import LocalPhotoStore
@@ -103,28 +107,38 @@ def main() -> None:
     photos = [(args.data / r["path"]).read_bytes() for r in rows[:: max(1, len(rows) // args.photos)]]
     photos = photos[: args.photos]
     scratch = Path(tempfile.mkdtemp(prefix="dogbot-bench-intake-"))
-    catalogs, fill_seconds, predictor = {}, {}, None
+    settings = Settings(_env_file=None)
+    catalogs, engines, fill_seconds, predictor = {}, {}, {}, None
     for size in args.sizes:
         engine = make_engine(f"sqlite:///{scratch / f'{size}.db'}")
         started = time.perf_counter()
         fill(engine, size)
         fill_seconds[size] = time.perf_counter() - started
-        taxonomy = load_taxonomy(engine)
+        breeds = Breeds(engine)
         if predictor is None:
-            breeds = [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()]
-            predictor = Predictor.pretrained("lite0", breeds, backbone_dir=BACKBONE_DIR)
-        catalogs[size] = Catalog(engine, LocalPhotoStore(scratch / f"photos-{size}"), predictor, taxonomy)
+            imagenet = [(b.imagenet_index, b.key) for b in breeds.taxonomy.imagenet_breeds()]
+            predictor = Predictor.pretrained("lite0", imagenet, backbone_dir=BACKBONE_DIR)
+        engines[size] = engine
+        catalogs[size] = Catalog.open(
+            engine,
+            LocalPhotoStore(scratch / f"photos-{size}"),
+            predictor,
+            rules=intake_rules(settings),
+            lookalike_min_corrections=settings.lookalike_min_corrections,
+            lookalike_days=settings.lookalike_days,
+            breeds=breeds,
+        )
     load = os.getloadavg()[0]
-    predictor.predict([catalogs[args.sizes[0]].decode(photos[0])])  # warm-up
+    predictor.predict([catalogs[args.sizes[0]].intake.decode(photos[0])])  # warm-up
     intake = {size: [] for size in args.sizes}
     lookup_new = {size: [] for size in args.sizes}
     lookup_old = {size: [] for size in args.sizes}
     for data in photos:
         for size, catalog in catalogs.items():
             started = time.perf_counter()
-            result = catalog.submit(data, source="ingest")
+            result = catalog.intake.submit(data, source="ingest")
             intake[size].append(time.perf_counter() - started)
-            with session(catalog.engine) as s:
+            with session(engines[size]) as s:
                 started = time.perf_counter()
                 repository.latest_predictions([result.photo.id], session=s)
                 lookup_new[size].append(time.perf_counter() - started)
@@ -145,10 +159,11 @@ def main() -> None:
     print(markdown)
     if args.write:
         body = (
-            f"\nMade by `.venv/bin/python bench/bench_intake.py --write` on {os.cpu_count()} CPU cores, load "
-            f"average {load:.1f} at the start: {len(photos)} dev photos through `Catalog.submit` (decode, "
-            f"store, classify on ONNX Runtime, record) into SQLite catalogs of synthetic rows (a photo, a "
-            f"label and a prediction with a 5 KB embedding each), all sizes interleaved photo by photo.\n\n"
+            f"\nMade by `.venv/bin/python bench/bench_intake.py --write` on {os.cpu_count()} CPU cores, "
+            f"load average {load:.1f} at the start: {len(photos)} dev photos through `PhotoIntake.submit` "
+            f"(decode, store, classify on ONNX Runtime, record) into SQLite catalogs of synthetic rows "
+            f"(a photo, a label and a prediction with a 5 KB embedding each), all sizes interleaved photo "
+            f"by photo.\n\n"
             f"{markdown}\n"
         )
         write_section("## Intake", body)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from conftest import default_settings
 from sqlalchemy import func, insert
 from sqlmodel import select
 
@@ -15,7 +16,8 @@ from jobs.fold import fold
 from storage import repository
 from storage.db import make_engine, session
 from storage.lifecycle_tables import DatasetItem
-from storage.tables import Label, LabelSource, Photo, Prediction
+from storage.tables import Label, Photo, Prediction
+from storage.vocabulary import LabelSource
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -67,7 +69,8 @@ def test_fold_works_past_postgresql_parameter_limit(postgres_url):
     """70,001 labelled photos: one IN list of their ids would need more than 65,535 parameters."""
     engine = make_engine(postgres_url)
     add_catalog(engine, 70_001)
-    result = fold(engine, now=NOW)
+    settings = default_settings()
+    result = fold(engine, now=NOW, val_share=settings.validation_share, golden_size=settings.golden_size)
     assert result.created and result.n_items == 70_001
     with session(engine) as s:
         linked = s.exec(select(func.count()).where(DatasetItem.prediction_id.is_not(None))).one()
