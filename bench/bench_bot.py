@@ -4,7 +4,7 @@ Starts `dogbot run` (long polling) as users do, pointed at the fake Bot API serv
 tests, on a fresh data directory, and measures:
 
 * the model alone: decode + preprocess + forward pass for one photo (batch 1), in this process
-  before the bot starts, with the same number of torch threads as the bot;
+  before the bot starts, with the same number of model threads (ONNX Runtime) as the bot;
 * photo-to-answer latency: one staff member sends photos one after another; the clock runs from the
   moment the update is available to the bot until the fake server receives the bot's answer;
 * throughput: 20 staff send 5 photos each at the same moment (100 photos), until all are answered;
@@ -32,6 +32,7 @@ from readme import write_section  # bench/readme.py: scripts run from bench/ put
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "dogs"
+BACKBONE_DIR = Path(os.environ.get("DOGBOT_BACKBONE_DIR", ROOT / ".cache" / "backbones"))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT))
 
@@ -50,8 +51,6 @@ def photos(data: Path, count: int) -> list[bytes]:
 
 def model_time(samples: list[bytes], threads: int) -> dict[str, float]:
     """Seconds for predict([image]) on a decoded image (median, p95) and for decode + predict (median)."""
-    import torch
-
     from dogbot.app import intake_rules
     from dogbot.core.taxonomy import Taxonomy
     from dogbot.settings import Settings
@@ -60,9 +59,11 @@ def model_time(samples: list[bytes], threads: int) -> dict[str, float]:
     rules = intake_rules(Settings(_env_file=None))
     from ml.predictor import Predictor
 
-    torch.set_num_threads(threads)
     predictor = Predictor.pretrained(
-        "lite0", [(b.imagenet_index, b.key) for b in Taxonomy().imagenet_breeds()]
+        "lite0",
+        [(b.imagenet_index, b.key) for b in Taxonomy().imagenet_breeds()],
+        backbone_dir=BACKBONE_DIR,
+        threads=threads,
     )
     predictor.predict([load_image(samples[0], max_bytes=rules.max_bytes, max_pixels=rules.max_pixels)])
     forward, total = [], []
@@ -81,9 +82,10 @@ def model_time(samples: list[bytes], threads: int) -> dict[str, float]:
     }
 
 
-def peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """Peak resident memory of a process (``field="VmRSS"``: resident now)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -111,6 +113,7 @@ async def run_bot_bench(sequential: list[bytes], burst: list[bytes], threads: in
             "DOGBOT_DATA_DIR": str(home / "data"),
             "DOGBOT_STAFF_IDS": ",".join(map(str, STAFF)),
             "DOGBOT_TORCH_THREADS": str(threads),
+            "DOGBOT_BACKBONE_DIR": str(BACKBONE_DIR),  # exported beforehand: the bot at rest, not installing
         }
         process = await asyncio.create_subprocess_exec(
             str(Path(sys.executable).parent / "dogbot"), "run", env=env, cwd=home,
@@ -122,6 +125,8 @@ async def run_bot_bench(sequential: list[bytes], burst: list[bytes], threads: in
             since = len(server.sent)
             await server.send_photo(STAFF[0], sequential[0])
             await answered(server, STAFF[0], since)
+            await asyncio.sleep(2)  # at rest: started, one photo answered, nothing in flight
+            rest_rss = peak_rss_mb(process.pid, "VmRSS")
 
             latencies = []
             for data in sequential[1:]:
@@ -156,6 +161,7 @@ async def run_bot_bench(sequential: list[bytes], burst: list[bytes], threads: in
         "burst_photos": len(sends),
         "burst_s": burst_seconds,
         "rss_mb": rss,
+        "rest_rss_mb": rest_rss,
         "load": load,
     }
 
@@ -174,8 +180,9 @@ def table(model: dict[str, float], bot: dict, threads: int) -> str:
         ("target: p50 ≤ 1.5 × (decode + forward) + 50 ms", f"{ms(budget)} ({verdict})"),
         (f"{len(STAFF)} staff × {per_user} photos at once: all answered in", f"{bot['burst_s']:.1f} s"),
         ("throughput under that load", f"{bot['burst_photos'] / bot['burst_s']:.1f} photos/s"),
+        ("bot process RSS at rest (after its first photo)", f"{bot['rest_rss_mb']:.0f} MB"),
         ("bot process peak RSS", f"{bot['rss_mb']:.0f} MB"),
-        ("torch threads (model and bot)", str(threads)),
+        ("model threads (ONNX Runtime, in the model-alone rows and the bot)", str(threads)),
         ("CPU cores / load average when the run started", f"{os.cpu_count()} / {bot['load']:.1f}"),
     ]
     return "\n".join(["| measure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)])
@@ -199,7 +206,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads, for the model and the bot")
+    parser.add_argument("--threads", type=int, default=2, help="model threads, for the model and the bot")
     parser.add_argument("--photos", type=int, default=40, help="photos for the one-sender latency run")
     parser.add_argument("--write", action="store_true", help="update the '## Bot' section of bench/README.md")
     args = parser.parse_args()

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from dev_embeddings import backbone_dir  # bench/ is on the path of a script run from it
 from PIL import Image, ImageEnhance, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,8 +71,6 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="at most this many photos (0: all)")
     args = parser.parse_args()
 
-    import torch
-
     from dogbot.app import intake_rules
     from dogbot.core.manifest import read_manifest
     from dogbot.core.taxonomy import Taxonomy
@@ -79,11 +78,12 @@ def main() -> None:
     from ml.images import ImageRejected, load_image
     from ml.predictor import Predictor
 
-    torch.set_num_threads(1)
     rules = intake_rules(Settings(_env_file=None))
     taxonomy = Taxonomy()
     predictor = Predictor.pretrained(
-        Settings(_env_file=None).model, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()]
+        Settings(_env_file=None).model,
+        [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()],
+        backbone_dir=backbone_dir(),
     )
     known = set(predictor.head.breed_keys)
     photos: list[tuple[Image.Image, str]] = []

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from dev_embeddings import load_dev_embeddings  # noqa: E402
+from dev_embeddings import backbone_dir, load_dev_embeddings  # noqa: E402
 
 
 def run_stream(order, truth, is_new, top3, top1_p, unit, policy, args, rng):
@@ -120,7 +120,9 @@ def main() -> None:
     data = load_dev_embeddings(Settings(_env_file=None).model)
     taxonomy = Taxonomy()
     predictor = Predictor.pretrained(
-        Settings(_env_file=None).model, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()]
+        Settings(_env_file=None).model,
+        [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()],
+        backbone_dir=backbone_dir(),
     )
     known = set(predictor.head.breed_keys)
     counts = Counter(data["breed"][data["csv"] == "other_breeds.csv"])

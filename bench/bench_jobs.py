@@ -35,7 +35,7 @@ from dev_embeddings import load_dev_embeddings  # noqa: E402
 from dogbot.app import drift_thresholds  # noqa: E402
 from dogbot.settings import Settings  # noqa: E402
 from jobs.drift import DriftThresholds, compare, window_from_arrays  # noqa: E402
-from ml.backbone import create_backbone  # noqa: E402
+from ml.backbone import TorchEncoder  # noqa: E402
 from ml.head import BreedHead  # noqa: E402
 from ml.predictor import Predictor  # noqa: E402
 from ml.training import TrainConfig, evaluate_head, train_head  # noqa: E402
@@ -44,7 +44,7 @@ DOG_CLASSES = (*range(151, 269), 273, 274, 275)
 
 
 def base_head(model: str) -> BreedHead:
-    return Predictor(create_backbone(model), model, [(i, f"in{i}") for i in DOG_CLASSES]).base_head()
+    return Predictor(TorchEncoder(model), [(i, f"in{i}") for i in DOG_CLASSES]).base_head()
 
 
 def _bucket(sha: str, n: int, salt: str = "") -> int:

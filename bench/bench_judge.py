@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from dev_embeddings import load_dev_embeddings  # noqa: E402
+from dev_embeddings import backbone_dir, load_dev_embeddings  # noqa: E402
 
 
 def calibrated_trainer(base, *, shuffle_seed: int | None = None, val_share: float = 0.2, min_photos: int = 2):
@@ -101,7 +101,9 @@ def main() -> None:
     model = Settings(_env_file=None).model
     data = load_dev_embeddings(model)
     taxonomy = Taxonomy()
-    predictor = Predictor.pretrained(model, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()])
+    predictor = Predictor.pretrained(
+        model, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()], backbone_dir=backbone_dir()
+    )
     champion = predictor.head
     known = set(champion.breed_keys)
     counts = Counter(data["breed"][data["csv"] == "other_breeds.csv"])

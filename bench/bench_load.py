@@ -90,6 +90,8 @@ async def bench(staff: list[int], photos: list[bytes], threads: int, database_ur
             "DOGBOT_DATABASE_URL": database_url,
             "DOGBOT_STAFF_IDS": ",".join(map(str, staff)),
             "DOGBOT_TORCH_THREADS": str(threads),
+            # The served backbone, exported once beforehand (as `dogbot db upgrade` does at install).
+            "DOGBOT_BACKBONE_DIR": os.environ.get("DOGBOT_BACKBONE_DIR", str(ROOT / ".cache" / "backbones")),
             "DOGBOT_DOG_THRESHOLD": "0",
             "DOGBOT_AUTO_ACCEPT_THRESHOLD": "1.1",
         }
@@ -130,7 +132,7 @@ def table(r: dict, staff: int, threads: int) -> str:
          f"{counts['labels recorded']} / {counts['distinct (photo, person) labels']} "
          f"(of {counts['presses']} presses)"),
         ("database", db),
-        ("torch threads", str(threads)),
+        ("model threads (ONNX Runtime)", str(threads)),
         ("CPU cores / load average when the run started", f"{os.cpu_count()} / {r['load']:.1f}"),
     ]  # fmt: skip
     return "\n".join(["| measure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)])
@@ -159,7 +161,7 @@ def main() -> None:
     )
     parser.add_argument("--staff", type=int, default=50)
     parser.add_argument("--photos", type=int, default=1000, help="photos in all; one button press each")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads in the bot")
+    parser.add_argument("--threads", type=int, default=1, help="model threads in the bot")
     parser.add_argument("--database-url", default="", help="e.g. postgresql://postgres@127.0.0.1/test")
     parser.add_argument(
         "--write", action="store_true", help="update the '## Load' section of bench/README.md"

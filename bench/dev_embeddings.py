@@ -24,6 +24,11 @@ DARKEN = 0.4
 CSVS = ("manifest.csv", "other_breeds.csv")
 
 
+def backbone_dir() -> Path:
+    """Where the benchmarks keep the exported ONNX backbones (the tests' folder: exported once per clone)."""
+    return Path(os.environ.get("DOGBOT_BACKBONE_DIR", ROOT / ".cache" / "backbones"))
+
+
 def eval_data_dir() -> Path:
     return Path(os.environ.get("DOGBOT_EVAL_DATA", ROOT.parent / "shared" / "datasets" / "dogs")).resolve()
 
@@ -51,7 +56,7 @@ def _compute(model: str) -> dict[str, np.ndarray]:
 
     from dogbot.app import intake_rules
     from dogbot.settings import Settings
-    from ml.backbone import create_backbone
+    from ml.backbone import TorchEncoder
     from ml.images import ImageRejected, image_statistics, load_image
     from ml.predictor import Predictor
 
@@ -63,7 +68,7 @@ def _compute(model: str) -> dict[str, np.ndarray]:
         with (folder / name).open(newline="", encoding="utf-8") as handle:
             rows.extend(dict(row, csv=name) for row in csv.DictReader(handle))
     # ImageNet dog classes 151-268: enough for the dog probability; breed keys are mapped later.
-    predictor = Predictor(create_backbone(model), model, [(i, f"in{i}") for i in range(151, 269)])
+    predictor = Predictor(TorchEncoder(model), [(i, f"in{i}") for i in range(151, 269)])
     out: dict[str, list] = {
         k: [] for k in ("emb", "dog", "stats", "emb_dark", "dog_dark", "stats_dark", "ok")
     }

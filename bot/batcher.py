@@ -1,7 +1,9 @@
 """Micro-batching: photos arriving within a few milliseconds share one trip to a worker thread.
 
-One forward pass over eight photos costs far less than eight passes, and a single worker thread
-keeps torch from fighting itself for the CPU cores. The event loop only ever awaits.
+Photos of one batch share one trip to the database and one forward pass (per photo no dearer up to
+4 photos on ONNX Runtime, dearer beyond: bench/README.md "Serving", hence Settings.batch_max_size),
+and a single worker thread keeps the model from fighting itself for the CPU cores. The event loop
+only ever awaits.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-import torch
 from sqlalchemy.engine import Engine
 
 from dogbot.core.breeds import Breeds
@@ -22,15 +22,20 @@ from dogbot.core.intake import IntakeRules
 from dogbot.core.members import Members
 from dogbot.settings import Settings
 from jobs import registry
-from jobs.drift import DriftThresholds
-from jobs.scheduler import Intervals
-from jobs.service import LifecycleConfig, LifecycleJobs
 from ml.exemplars import ExemplarRules
-from ml.judging import JudgeRules
 from ml.predictor import Predictor
 from storage.blobs import PhotoStore, open_photo_store
 from storage.db import make_engine
 from storage.tables import utcnow
+
+if TYPE_CHECKING:
+    from jobs.drift import DriftThresholds
+    from jobs.scheduler import Intervals
+    from jobs.service import LifecycleConfig, LifecycleJobs
+    from ml.judging import JudgeRules
+
+# The jobs' own modules (drift statistics, charts, training, the scheduler) are imported when the jobs
+# are built: `dogbot predict`, `eval` and `ingest` serve the champion through here and need none of them.
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,8 @@ def intake_rules(s: Settings) -> IntakeRules:
 
 
 def drift_thresholds(s: Settings) -> DriftThresholds:
+    from jobs.drift import DriftThresholds
+
     return DriftThresholds(
         auc=s.drift_auc_threshold,
         p_value=s.drift_p_value,
@@ -60,6 +67,8 @@ def exemplar_rules(s: Settings) -> ExemplarRules | None:
 
 
 def promotion_gates(s: Settings) -> JudgeRules:
+    from ml.judging import JudgeRules
+
     return JudgeRules(
         folds=s.promotion_folds,
         better_alpha=s.promotion_better_alpha,
@@ -70,6 +79,9 @@ def promotion_gates(s: Settings) -> JudgeRules:
 
 
 def lifecycle_config(s: Settings) -> LifecycleConfig:
+    from jobs.service import LifecycleConfig
+    from ml.training import TrainConfig
+
     return LifecycleConfig(
         val_share=s.validation_share,
         golden_size=s.golden_size,
@@ -81,10 +93,13 @@ def lifecycle_config(s: Settings) -> LifecycleConfig:
         retrain_new_breed_photos=s.retrain_new_breed_photos,
         use_auto_labels=s.train_on_auto_labels,
         lock_ttl=timedelta(minutes=s.lock_ttl_minutes),
+        train_config=TrainConfig(threads=s.torch_threads),
     )
 
 
 def intervals(s: Settings) -> Intervals:
+    from jobs.scheduler import Intervals
+
     return Intervals(
         fold=timedelta(minutes=s.fold_interval_minutes),
         drift=timedelta(minutes=s.drift_interval_minutes),
@@ -117,11 +132,11 @@ class Container:
 
     @cached_property
     def predictor(self) -> Predictor:
-        if self.settings.torch_threads:
-            torch.set_num_threads(self.settings.torch_threads)
         predictor = Predictor.pretrained(
             self.settings.model,
             [(breed.imagenet_index, breed.key) for breed in self.breeds.taxonomy.imagenet_breeds()],
+            backbone_dir=self.settings.serving_backbone_dir,
+            threads=self.settings.torch_threads,
         )
         # The registry's champion, not always version 0 (a no-op on a fresh install).
         registry.serve_champion(self.engine, predictor, model_dir=self.settings.model_dir, now=self.clock())
@@ -153,6 +168,8 @@ class Container:
     @cached_property
     def lifecycle(self) -> LifecycleJobs:
         """Fold, drift, retrain and the model registry, bound to this deployment."""
+        from jobs.service import LifecycleJobs
+
         return LifecycleJobs(
             engine=self.engine,
             predictor=self.predictor,

@@ -10,11 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from dogbot.lifecycle_text import model_list, retrain_report
-from jobs.lock import LockBusy
-from jobs.registry import RegistryError
-from jobs.retrain import FullRetrainUnavailable, RetrainResult
+
+if TYPE_CHECKING:
+    from jobs.retrain import RetrainResult
+
+# The jobs' modules are imported by the subcommands that run them: `dogbot predict` registers these
+# subcommands at every start and needs none of the jobs.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_fold(container, args: argparse.Namespace) -> int:
+    from jobs.lock import LockBusy
+
     try:
         result = container.lifecycle.fold(trigger="cli")
     except LockBusy as busy:
@@ -86,6 +92,9 @@ def cmd_drift(container, args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(container, args: argparse.Namespace) -> int:
+    from jobs.lock import LockBusy
+    from jobs.retrain import FullRetrainUnavailable
+
     progress = (
         (lambda message: None) if args.json else (lambda message: print(f"... {message}", file=sys.stderr))
     )
@@ -153,6 +162,9 @@ def cmd_models(container, args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(container, args: argparse.Namespace) -> int:
+    from jobs.lock import LockBusy
+    from jobs.registry import RegistryError
+
     try:
         old, new = container.lifecycle.rollback(actor="cli", reason=args.reason)
     except RegistryError as error:

@@ -7,9 +7,11 @@ here, so an admin sees one report wherever they ask; each keeps its own words fo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from jobs.registry import ModelInfo
-from jobs.retrain import RetrainResult
+if TYPE_CHECKING:  # annotations only: `dogbot predict` imports this module and needs no job
+    from jobs.registry import ModelInfo
+    from jobs.retrain import RetrainResult
 
 
 def percent_or_na(value: float | None) -> str:

@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     # --- Bot behaviour --------------------------------------------------------------------------
     # Photos arriving within this window are classified in one forward pass.
     batch_window_ms: int = 5
-    batch_max_size: int = 8
+    # On ONNX Runtime a photo costs the same at batch 1, 2 and 4 and ~25 % more at 8 and 16 (activations
+    # outgrow the cache; bench/README.md "Serving"): batches past 4 only make the last photo wait longer.
+    batch_max_size: int = 4
     # Per staff member: more photos than this in a minute are refused (stops one account flooding).
     photos_per_minute: int = 60
     # Count that limit in the database, so bot replicas share it (else each replica allows its own).
@@ -63,9 +65,14 @@ class Settings(BaseSettings):
     # --- Model ----------------------------------------------------------------------------------
     # Backbone and pooling (ml/backbone.py); bench/README.md compares them.
     model: ModelName = "lite0"
-    # Threads for the model. 1 leaves the other core to the bot's event loop and the database; on a
-    # busy 2-core machine more threads made one forward pass 50x slower (bench/README.md). 0: torch decides.
+    # Threads for the model (ONNX Runtime when serving, torch when training). 1 leaves the other core to
+    # the bot's event loop and the database; on a busy 2-core machine more threads made one forward
+    # pass 50x slower (bench/README.md). 0: the runtime decides.
     torch_threads: int = 1
+    # Where the backbone exported for serving (ml/runtime.py) is kept; empty: <data_dir>/backbones, outside
+    # models/ so backups leave it out (any install can make it again). Made on first start or by
+    # `dogbot db upgrade` (about 20 s, once); processes sharing the folder share the export.
+    backbone_dir: Path | None = None
     # A photo is "a dog" when the model puts at least this much probability on dog classes.
     dog_threshold: float = 0.5
     # Above this breed confidence the label is accepted without asking staff. `dogbot eval` on the
@@ -167,3 +174,7 @@ class Settings(BaseSettings):
     @property
     def model_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def serving_backbone_dir(self) -> Path:
+        return self.backbone_dir or self.data_dir / "backbones"

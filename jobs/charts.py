@@ -13,15 +13,21 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from jobs.lock import process_is_gone  # noqa: E402
+from jobs.lock import process_is_gone
 
 ALARM, OK, NEUTRAL = "#c0392b", "#27ae60", "#7f8c8d"
+
+
+def _pyplot():
+    """matplotlib on first use (half a second to import; `dogbot predict` and the bot at rest never draw)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def error_analysis_png(
@@ -37,6 +43,7 @@ def error_analysis_png(
 ) -> Path:
     """Per-breed accuracy (worst first, new breeds marked) and the most confused pairs."""
     rows = sorted(per_breed.items(), key=lambda kv: (kv[1]["top1"], -kv[1]["n"]))[:max_breeds]
+    plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, max(4.0, 0.32 * len(rows) + 1.5)))
     labels = [f"{name(key)} ({entry['n']})" for key, entry in rows]
     values = [entry["top1"] for _, entry in rows]
@@ -75,6 +82,7 @@ def drift_png(
     breeds: tuple[dict[str, float], dict[str, float]],
 ) -> Path:
     """Reference vs recent: brightness and confidence histograms, breed shares, and each test's verdict."""
+    plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     for ax, (ref, cur), what in (
         (axes[0, 0], brightness, "brightness (mean luma, 0-1)"),
@@ -148,5 +156,5 @@ def _save(fig, path: Path) -> Path:
         Path(handle.name).unlink(missing_ok=True)
         raise
     finally:
-        plt.close(fig)
+        _pyplot().close(fig)
     return path

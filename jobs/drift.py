@@ -19,7 +19,6 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import torch
 from sqlalchemy.engine import Engine
 
 from jobs import charts
@@ -254,8 +253,7 @@ def window_from_arrays(
 
 
 def _rescore(head: BreedHead, window: Window, dog_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    with torch.no_grad():
-        probabilities = head.probabilities(torch.from_numpy(window.embeddings)).numpy()
+    probabilities = head.probabilities(window.embeddings)
     dog = is_dog(window.dog_probability, dog_threshold)
     breed = np.where(dog, probabilities.argmax(axis=1), -1)
     return breed, probabilities.max(axis=1)[dog]

@@ -69,7 +69,8 @@ def fold(
         photo_ids = repo.labeled_photo_ids(session=session, up_to_label_id=newest_label)
         labels = repo.labels_up_to(photo_ids, newest_label, session=session)
         photos = repo.photos_by_id(photo_ids, session=session)
-        predictions = repository.latest_predictions(photo_ids, session=session)
+        # Ids only: a prediction row carries a 5 KB embedding the dataset item does not need.
+        prediction_ids = repository.latest_prediction_ids(photo_ids, session=session)
 
         version = DatasetVersion(created_at=now, last_label_id=newest_label, trigger=trigger)
         session.add(version)
@@ -82,12 +83,11 @@ def fold(
             if resolved is None:  # only "skip" answers
                 continue
             split = split_of(photos[photo_id].sha256, val_share)
-            prediction = predictions.get(photo_id)
             items.append(
                 DatasetItem(
                     dataset_version=version.id,
                     photo_id=photo_id,
-                    prediction_id=prediction.id if prediction else None,
+                    prediction_id=prediction_ids.get(photo_id),
                     label=resolved.breed,
                     source=resolved.label.source,
                     split=split,

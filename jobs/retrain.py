@@ -142,13 +142,13 @@ def retrain(
         with open_session(engine) as session:
             version = registry.next_version(session, backbone)
             head.metadata = {**head.metadata, "version": version, "dataset_version": folded.version}
-            sha256 = head.save(model_dir / f"{version}.pt", write=write_bytes_atomically)
+            sha256 = head.save(model_dir / f"{version}.safetensors", write=write_bytes_atomically)
             session.add(
                 ModelVersion(
                     version=version,
                     backbone=backbone,
                     created_at=now,
-                    artifact=f"{version}.pt",
+                    artifact=f"{version}.safetensors",
                     sha256=sha256,
                     dataset_version=folded.version,
                     breed_keys=list(head.breed_keys),
@@ -158,7 +158,8 @@ def retrain(
                     status=ModelStatus.CANDIDATE,
                 )
             )
-            registry.store_artifact(session, version, model_dir / f"{version}.pt")  # for every replica
+            # in the database too, for every replica
+            registry.store_artifact(session, version, model_dir / f"{version}.safetensors")
             session.commit()
 
         chart = _error_chart(

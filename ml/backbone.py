@@ -112,3 +112,30 @@ def create_eval_transform(model: torch.nn.Module) -> Callable:
     """The model's own evaluation preprocessing (resize, crop, normalise), never retyped by hand."""
     config = resolve_data_config({}, model=model)
     return create_transform(**config, is_training=False)
+
+
+class TorchEncoder:
+    """The backbone in eager torch, as an :class:`ml.runtime.ImageEncoder`: the reference serving is
+    checked against (tests, benchmarks). Serving itself runs the ONNX export (``ml.runtime``)."""
+
+    def __init__(self, name: str, module: torch.nn.Module | None = None) -> None:
+        self.name = name
+        self.module = (module if module is not None else create_backbone(name)).eval()
+        self.pooling = backbone_spec(name).pooling
+        self.transform = create_eval_transform(self.module)
+        classifier = self.module.get_classifier()
+        self.classifier = classifier
+        self.embedding_dim = classifier.in_features * len(self.pooling)
+        self.classifier_weight = classifier.weight.detach().numpy().copy()
+        self.classifier_bias = classifier.bias.detach().numpy().copy()
+
+    @torch.inference_mode()
+    def prepare(self, image) -> torch.Tensor:
+        return self.transform(image)
+
+    @torch.inference_mode()
+    def encode(self, images) -> tuple:
+        batch = torch.stack([x if isinstance(x, torch.Tensor) else self.transform(x) for x in images])
+        embeddings = pool_features(self.module.forward_features(batch), self.pooling)
+        logits = self.classifier(embeddings[:, : self.classifier.in_features])
+        return embeddings.numpy(), logits.numpy()

@@ -2,20 +2,24 @@
 
 Model version 0 is the ImageNet classifier's rows for the dog classes, so it knows 121 breeds with
 no training. Retraining (``jobs.retrain``) replaces only this head, which is why it is small, cheap
-to train on stored embeddings, and saved on its own: ``state_dict`` plus a JSON sidecar naming the
-breeds and the backbone it belongs to.
+to train on stored embeddings, and saved on its own: its tensors (safetensors) plus a JSON sidecar
+naming the breeds and the backbone it belongs to.
+
+numpy only: the bot serves a head without importing torch. Heads saved before (``torch.save``
+files) still load, through torch, the only place here that needs it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
+import numpy as np
+from safetensors.numpy import load as load_safetensors
+from safetensors.numpy import save as save_safetensors
 
 
 @dataclass
@@ -23,14 +27,16 @@ class BreedHead:
     """``logits = embedding @ weight.T + bias``; ``breed_keys[i]`` names row ``i``."""
 
     breed_keys: list[str]
-    weight: torch.Tensor  # (n_breeds, embedding_dim)
-    bias: torch.Tensor  # (n_breeds,)
+    weight: np.ndarray  # float32 (n_breeds, embedding_dim)
+    bias: np.ndarray  # float32 (n_breeds,)
     backbone: str
     # Temperature applied to the logits before softmax: set by calibration after training.
     temperature: float = 1.0
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.weight = np.ascontiguousarray(self.weight, dtype=np.float32)
+        self.bias = np.ascontiguousarray(self.bias, dtype=np.float32)
         if self.weight.shape[0] != len(self.breed_keys) or self.bias.shape[0] != len(self.breed_keys):
             raise ValueError("head rows do not match its breed list")
         if len(set(self.breed_keys)) != len(self.breed_keys):
@@ -39,7 +45,8 @@ class BreedHead:
     @classmethod
     def from_classifier(
         cls,
-        classifier: torch.nn.Linear,
+        classifier_weight: np.ndarray,
+        classifier_bias: np.ndarray,
         indices: Sequence[int],
         breed_keys: Sequence[str],
         backbone: str,
@@ -51,15 +58,15 @@ class BreedHead:
         With a wider ``embedding_dim`` (embeddings pooled more than one way, the classifier's input
         first), the extra columns start at zero: the zero-shot answers are the classifier's own.
         """
-        index = torch.as_tensor(list(indices))
-        weight = classifier.weight.detach()[index].clone()
+        index = np.asarray(list(indices), dtype=np.int64)
+        weight = np.asarray(classifier_weight, np.float32)[index]
         extra = (embedding_dim or weight.shape[1]) - weight.shape[1]
         if extra < 0:
             raise ValueError(f"embedding_dim {embedding_dim} is narrower than the classifier's input")
         return cls(
             breed_keys=list(breed_keys),
-            weight=torch.cat([weight, torch.zeros(len(weight), extra)], dim=1),
-            bias=classifier.bias.detach()[index].clone(),
+            weight=np.concatenate([weight, np.zeros((len(weight), extra), np.float32)], axis=1),
+            bias=np.asarray(classifier_bias, np.float32)[index],
             backbone=backbone,
         )
 
@@ -67,11 +74,14 @@ class BreedHead:
     def embedding_dim(self) -> int:
         return int(self.weight.shape[1])
 
-    def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return (embeddings @ self.weight.T + self.bias) / self.temperature
+    def logits(self, embeddings: np.ndarray) -> np.ndarray:
+        """``(n, embedding_dim)`` -> ``(n, n_breeds)``, float32."""
+        return (np.asarray(embeddings, np.float32) @ self.weight.T + self.bias) / np.float32(self.temperature)
 
-    def probabilities(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.logits(embeddings).softmax(dim=-1)
+    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+        logits = self.logits(embeddings)
+        exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return exponentials / exponentials.sum(axis=-1, keepdims=True)
 
     def save(self, path: Path, *, write: Callable[[Path, bytes], None]) -> str:
         """Write ``path`` (tensors), then ``path.json`` (sidecar), with ``write``; return the SHA-256.
@@ -80,9 +90,7 @@ class BreedHead:
         fsync, rename, fsync the folder), handed in so that ``ml`` imports no other project package
         and a crash mid-write never leaves a half-written head where a reader could load it.
         """
-        buffer = io.BytesIO()
-        torch.save({"weight": self.weight.contiguous(), "bias": self.bias.contiguous()}, buffer)
-        tensors = buffer.getvalue()
+        tensors = save_safetensors({"weight": self.weight, "bias": self.bias})
         digest = hashlib.sha256(tensors).hexdigest()
         sidecar = {
             "breed_keys": self.breed_keys,
@@ -100,10 +108,11 @@ class BreedHead:
     def load(cls, path: Path) -> BreedHead:
         """Load a head saved by :meth:`save`, refusing one whose tensors do not match the sidecar."""
         sidecar = json.loads(sidecar_path(path).read_text())
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
         if digest != sidecar["sha256"]:
             raise ValueError(f"{path} is corrupt: checksum {digest[:12]} != {sidecar['sha256'][:12]}")
-        tensors = torch.load(path, map_location="cpu", weights_only=True)
+        tensors = _legacy_torch_tensors(path) if data.startswith(b"PK") else load_safetensors(data)
         return cls(
             breed_keys=list(sidecar["breed_keys"]),
             weight=tensors["weight"],
@@ -116,3 +125,11 @@ class BreedHead:
 
 def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
+
+
+def _legacy_torch_tensors(path: Path) -> dict[str, np.ndarray]:
+    """A head saved with ``torch.save`` (a zip archive) before heads were safetensors files."""
+    import torch
+
+    tensors = torch.load(path, map_location="cpu", weights_only=True)
+    return {name: tensor.numpy() for name, tensor in tensors.items()}

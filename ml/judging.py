@@ -28,7 +28,7 @@ the candidate on photos it never saw. Folds keep each photo's group together (it
 SHA-256, or its dog once dogs exist: two photos of one dog never sit on both sides of a fold) and
 spread each breed's groups over the folds (``assign_folds``).
 
-Pure numpy/torch: the caller gathers the embeddings and supplies the training function.
+Pure numpy: the caller gathers the embeddings and supplies the training function.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from dataclasses import asdict, dataclass, field, fields
 from math import comb
 
 import numpy as np
-import torch
 
 from ml.head import BreedHead
 
@@ -240,8 +239,7 @@ def hits(head: BreedHead, x: np.ndarray, y: Sequence[str]) -> np.ndarray:
     if not len(y):
         return np.zeros(0, dtype=bool)
     index = {key: i for i, key in enumerate(head.breed_keys)}
-    with torch.no_grad():
-        predicted = head.logits(torch.from_numpy(np.asarray(x, np.float32))).argmax(dim=1).numpy()
+    predicted = head.logits(np.asarray(x, np.float32)).argmax(axis=1)
     truth = np.array([index.get(label, -1) for label in y])
     return predicted == truth
 

@@ -3,6 +3,9 @@
 The backbone stays fixed (ImageNet-trained); only the breed head changes between model versions.
 "Is this a dog?" is answered by the ImageNet classifier itself: the probability mass it puts on the
 dog classes. That works for cats, people, chairs and wolves alike, and needs no extra training.
+
+No torch: serving runs the exported backbone on ONNX Runtime (``ml.runtime``) and the head in numpy.
+``ml.backbone.TorchEncoder`` runs the same network in torch, for checks and benchmarks.
 """
 
 from __future__ import annotations
@@ -10,13 +13,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from ml.backbone import backbone_spec, create_backbone, create_eval_transform, pool_features
 from ml.head import BreedHead
+from ml.runtime import ImageEncoder, OnnxEncoder, softmax
 
 
 def is_dog(dog_probability, threshold: float):
@@ -50,8 +53,7 @@ class Predictor:
 
     def __init__(
         self,
-        backbone: torch.nn.Module,
-        backbone_name: str,
+        backbone: ImageEncoder,
         imagenet_breeds: Sequence[tuple[int, str]],
         head: BreedHead | None = None,
         model_version: str | None = None,
@@ -60,25 +62,28 @@ class Predictor:
 
         Without a head, serve version 0: the ImageNet classifier's rows for those classes.
         """
-        self.backbone = backbone.eval()
-        self.transform = create_eval_transform(backbone)
-        self.backbone_name = backbone_name
-        self.pooling = backbone_spec(backbone_name).pooling
-        self._classifier = backbone.get_classifier()
-        # The ImageNet classifier reads the average-pooled block, which comes first in every embedding.
-        self.embedding_dim = self._classifier.in_features * len(self.pooling)
+        self.backbone = backbone
+        self.backbone_name = backbone.name
+        self.embedding_dim = backbone.embedding_dim
         self.imagenet_breeds = list(imagenet_breeds)
-        self._dog_indices = torch.as_tensor([index for index, _ in self.imagenet_breeds])
+        self._dog_indices = np.asarray([index for index, _ in self.imagenet_breeds], dtype=np.int64)
         if head is None:
-            head, model_version = self.base_head(), base_version(backbone_name)
+            head, model_version = self.base_head(), base_version(self.backbone_name)
         # Head and version change together; readers take both from one tuple so they never mix.
-        self._serving: tuple[BreedHead, str] = (head, model_version or base_version(backbone_name))
+        self._serving: tuple[BreedHead, str] = (head, model_version or base_version(self.backbone_name))
         self._swap_lock = threading.Lock()
 
     @classmethod
-    def pretrained(cls, backbone_name: str, imagenet_breeds: Sequence[tuple[int, str]]) -> Predictor:
-        """Model version 0: the ImageNet classifier's dog rows as the breed head."""
-        return cls(create_backbone(backbone_name), backbone_name, imagenet_breeds)
+    def pretrained(
+        cls,
+        backbone_name: str,
+        imagenet_breeds: Sequence[tuple[int, str]],
+        *,
+        backbone_dir: Path,
+        threads: int = 1,
+    ) -> Predictor:
+        """Model version 0 on ONNX Runtime (the backbone exported into ``backbone_dir`` on first use)."""
+        return cls(OnnxEncoder.open(backbone_name, backbone_dir, threads=threads), imagenet_breeds)
 
     @property
     def model_version(self) -> str:
@@ -98,43 +103,38 @@ class Predictor:
     def base_head(self) -> BreedHead:
         """A fresh copy of version 0's head (the warm start for retraining, the target of rollback)."""
         return BreedHead.from_classifier(
-            self._classifier,
+            self.backbone.classifier_weight,
+            self.backbone.classifier_bias,
             [index for index, _ in self.imagenet_breeds],
             [key for _, key in self.imagenet_breeds],
             self.backbone_name,
             embedding_dim=self.embedding_dim,
         )
 
-    @torch.inference_mode()
-    def prepare(self, image: Image.Image) -> torch.Tensor:
+    def prepare(self, image: Image.Image) -> np.ndarray:
         """The model's input for one RGB image (its own resize, crop and normalisation): 0.6 MB.
 
         Intake prepares each photo as soon as it is decoded and lets the decoded image go, so a
         batch holds one full-size photo at a time, however many pixels each one has.
         """
-        return self.transform(image)
+        return self.backbone.prepare(image)
 
-    @torch.inference_mode()
-    def embed(self, images: Sequence[Image.Image | torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    def embed(self, images: Sequence[Image.Image | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings and dog probabilities for RGB images (or their :meth:`prepare`d inputs), one batch."""
-        batch = torch.stack([x if isinstance(x, torch.Tensor) else self.transform(x) for x in images])
-        embeddings = pool_features(self.backbone.forward_features(batch), self.pooling)
-        imagenet = self._classifier(embeddings[:, : self._classifier.in_features]).softmax(dim=-1)
-        dog_probability = imagenet[:, self._dog_indices].sum(dim=-1)
-        return embeddings.numpy().astype(np.float32), dog_probability.numpy().astype(np.float32)
+        embeddings, imagenet_logits = self.backbone.encode(images)
+        dog_probability = softmax(imagenet_logits)[:, self._dog_indices].sum(axis=-1)
+        return embeddings.astype(np.float32, copy=False), dog_probability.astype(np.float32)
 
-    @torch.inference_mode()
-    def predict(self, images: Sequence[Image.Image | torch.Tensor]) -> list[ModelOutput]:
+    def predict(self, images: Sequence[Image.Image | np.ndarray]) -> list[ModelOutput]:
         if not images:
             return []
         embeddings, dog_probability = self.embed(images)
         return self.predict_embeddings(embeddings, dog_probability)
 
-    @torch.inference_mode()
     def predict_embeddings(self, embeddings: np.ndarray, dog_probability: np.ndarray) -> list[ModelOutput]:
         """Score stored embeddings with the current head (re-scoring needs no images)."""
         head, version = self._serving
-        probabilities = head.probabilities(torch.from_numpy(np.asarray(embeddings, np.float32))).numpy()
+        probabilities = head.probabilities(embeddings)
         keys = tuple(head.breed_keys)
         return [
             ModelOutput(

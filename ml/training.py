@@ -20,6 +20,7 @@ with ``bench/bench_jobs.py``):
   say (the auto-accept threshold relies on it).
 
 Pure torch/numpy: no database. ``jobs.retrain`` gathers the embeddings and stores the result.
+Heads are numpy (``ml.head``, so serving needs no torch); training converts at its edges.
 """
 
 from __future__ import annotations
@@ -28,11 +29,17 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ml.head import BreedHead
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions that train: jobs.retrain imports this module in every
+# process (the bot too), and only a process that actually trains should pay for torch.
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class TrainConfig:
     old_tolerance: float = 0.01  # old-breed validation top-1 may drop at most this below the warm start
     calibrate: bool = True
     seed: int = 0
+    threads: int = 0  # torch threads while training (DOGBOT_TORCH_THREADS); 0: leave torch's default
 
 
 @dataclass
@@ -85,7 +93,11 @@ def train_head(
     must be filtered out by the caller. Validation photos of breeds without a row are ignored for
     the offset and temperature (they cannot be right whatever they are set to).
     """
+    import torch
+
     started = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     x_train = np.asarray(x_train, np.float32)
     counts = Counter(y_train)
@@ -99,8 +111,8 @@ def train_head(
     y = torch.as_tensor([index[label] for label in np.asarray(y_train, dtype=object)[keep]], dtype=torch.long)
 
     n_old = len(base.breed_keys)
-    init_w = torch.cat([base.weight.detach().float(), torch.zeros(len(new_keys), base.embedding_dim)])
-    init_b = torch.cat([base.bias.detach().float(), torch.zeros(len(new_keys))])
+    init_w = torch.cat([torch.from_numpy(base.weight), torch.zeros(len(new_keys), base.embedding_dim)])
+    init_b = torch.cat([torch.from_numpy(base.bias), torch.zeros(len(new_keys))])
     final_loss = float("nan")
     if len(y) > 1:
         weight, bias, final_loss = _fit(x, y, init_w, init_b, n_old, len(keys), config)
@@ -108,7 +120,9 @@ def train_head(
         weight, bias = init_w, init_b
         bias[n_old:] = -1e4  # nothing to learn a new breed from: never predict it
 
-    head = BreedHead(keys, weight, bias, base.backbone, temperature=1.0, metadata=dict(base.metadata))
+    head = BreedHead(
+        keys, weight.detach().numpy(), bias.detach().numpy(), base.backbone, metadata=dict(base.metadata)
+    )
     offset, temperature, n_val = 0.0, 1.0, 0
     if x_val is not None and y_val is not None and len(y_val):
         val_keep = np.array([label in index for label in y_val], dtype=bool)
@@ -120,7 +134,7 @@ def train_head(
                 offset = _choose_offset(head, base, xv, yv, n_old, config)
                 head.bias[n_old:] += offset
             if config.calibrate:
-                temperature = fit_temperature(head.logits(xv).detach(), yv)
+                temperature = fit_temperature(_logits(head, xv), yv)
                 head.temperature = temperature
     report = TrainReport(
         breeds_added=new_keys,
@@ -144,6 +158,8 @@ def _fit(
     n_classes: int,
     config: TrainConfig,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
+    import torch
+
     # Optimise in standardised coordinates, where L-BFGS converges in a hundred steps; the logits
     # are the same function: x W^T + b == ((x - mu) / sd) (W sd)^T + (b + W mu).
     mu = x.mean(dim=0)
@@ -194,12 +210,14 @@ def _choose_offset(
     head: BreedHead, base: BreedHead, x: torch.Tensor, y: torch.Tensor, n_old: int, config: TrainConfig
 ) -> float:
     """The shared bias offset for new rows (see the module docstring); ties go to the offset nearest 0."""
+    import torch
+
     with torch.no_grad():
-        logits = x @ head.weight.T + head.bias
+        logits = _logits(head, x)
         is_new = y >= n_old
         old_floor = -1.0
         if (~is_new).any():
-            base_hit = (base.logits(x[~is_new]).argmax(dim=1) == y[~is_new]).float().mean()
+            base_hit = (_logits(base, x[~is_new]).argmax(dim=1) == y[~is_new]).float().mean()
             old_floor = float(base_hit) - config.old_tolerance
         scored = []
         for offset in sorted(config.bias_offsets, key=abs):
@@ -215,8 +233,16 @@ def _choose_offset(
         return max(scored, key=lambda s: s[2])[3]
 
 
+def _logits(head: BreedHead, x: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    return torch.from_numpy(head.logits(x.numpy()))
+
+
 def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
     """Temperature minimising the negative log-likelihood of ``y`` (grid search: robust, fast)."""
+    import torch
+
     if len(y) == 0:
         return 1.0
     grid = torch.exp(torch.linspace(np.log(0.25), np.log(8.0), 61))
@@ -254,16 +280,17 @@ def evaluate_head(
     if len(y) == 0:
         return HeadMetrics(0, None, None, {}, [], None)
     index = {key: i for i, key in enumerate(head.breed_keys)}
-    truth = torch.as_tensor([index.get(label, -1) for label in y])
-    with torch.no_grad():
-        logits = head.logits(torch.from_numpy(np.asarray(x, np.float32)))
-    top = logits.topk(min(3, logits.shape[1]), dim=1).indices
-    hit1 = (top[:, 0] == truth) & (truth >= 0)
-    hit3 = (top == truth[:, None]).any(dim=1) & (truth >= 0)
+    truth = np.asarray([index.get(label, -1) for label in y])
+    logits = head.logits(x)
+    top = np.argsort(-logits, axis=1, kind="stable")[:, : min(3, logits.shape[1])]
     known = truth >= 0
+    hit1 = (top[:, 0] == truth) & known
+    hit3 = (top == truth[:, None]).any(axis=1) & known
     nll = None
     if known.any():
-        nll = float(torch.nn.functional.cross_entropy(logits[known], truth[known]))
+        shifted = logits[known] - logits[known].max(axis=1, keepdims=True)
+        log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        nll = float(-log_probabilities[np.arange(int(known.sum())), truth[known]].mean())
     per_breed: dict[str, dict] = {}
     pairs: Counter = Counter()
     for i, label in enumerate(y):
@@ -276,8 +303,8 @@ def evaluate_head(
         entry["top1"] = entry.pop("hits") / entry["n"]
     return HeadMetrics(
         n=len(y),
-        top1=float(hit1.float().mean()),
-        top3=float(hit3.float().mean()),
+        top1=float(hit1.mean()),
+        top3=float(hit3.mean()),
         per_breed=per_breed,
         confusions=[{"truth": t, "predicted": p, "n": n} for (t, p), n in pairs.most_common(max_confusions)],
         nll=nll,

@@ -24,6 +24,7 @@ from storage.lifecycle_tables import (
     ModelArtifact,
     ModelVersion,
 )
+from storage.repository import chunked
 from storage.tables import Label, Photo, Prediction
 from storage.vocabulary import SKIP, RunStatus
 
@@ -55,11 +56,10 @@ def labels_up_to(
     photo_ids: Iterable[int], up_to_label_id: int, *, session: Session
 ) -> dict[int, list[Label]]:
     grouped: dict[int, list[Label]] = {}
-    ids = list(photo_ids)
-    for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+    for chunk in chunked(photo_ids):
         statement = (
             select(Label)
-            .where(Label.photo_id.in_(ids[start : start + 500]), Label.id <= up_to_label_id)
+            .where(Label.photo_id.in_(chunk), Label.id <= up_to_label_id)
             .order_by(Label.created_at, Label.id)
         )
         for label in session.exec(statement):
@@ -69,18 +69,16 @@ def labels_up_to(
 
 def photos_by_id(photo_ids: Iterable[int], *, session: Session) -> dict[int, Photo]:
     found: dict[int, Photo] = {}
-    ids = list(photo_ids)
-    for start in range(0, len(ids), 500):
-        for photo in session.exec(select(Photo).where(Photo.id.in_(ids[start : start + 500]))):
+    for chunk in chunked(photo_ids):
+        for photo in session.exec(select(Photo).where(Photo.id.in_(chunk))):
             found[photo.id] = photo
     return found
 
 
 def predictions_by_id(prediction_ids: Iterable[int], *, session: Session) -> dict[int, Prediction]:
     found: dict[int, Prediction] = {}
-    ids = [i for i in prediction_ids if i is not None]
-    for start in range(0, len(ids), 500):
-        statement = select(Prediction).where(Prediction.id.in_(ids[start : start + 500]))
+    for chunk in chunked(i for i in prediction_ids if i is not None):
+        statement = select(Prediction).where(Prediction.id.in_(chunk))
         for prediction in session.exec(statement):
             found[prediction.id] = prediction
     return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -12,6 +12,16 @@ from sqlmodel import Session, select
 
 from storage.tables import CustomBreed, Label, Member, Photo, Prediction, RateWindow, utcnow
 from storage.vocabulary import SKIP
+
+# Ids per IN list: far below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters, so a query
+# about a whole catalog is a few hundred small index lookups, never one statement the driver refuses.
+IN_LIST_CHUNK = 500
+
+
+def chunked(ids: Iterable[int], size: int = IN_LIST_CHUNK) -> Iterator[list[int]]:
+    ids = list(ids)
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 def photo_by_sha(sha256: str, *, session: Session) -> Photo | None:
@@ -42,26 +52,45 @@ def labels_of(photo_id: int, *, session: Session) -> list[Label]:
 
 def labels_by_photo(photo_ids: Iterable[int], *, session: Session) -> dict[int, list[Label]]:
     grouped: dict[int, list[Label]] = {}
-    ids = list(photo_ids)
-    for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-        chunk = ids[start : start + 500]
+    for chunk in chunked(photo_ids):
         statement = select(Label).where(Label.photo_id.in_(chunk)).order_by(Label.created_at, Label.id)
         for label in session.exec(statement):
             grouped.setdefault(label.photo_id, []).append(label)
     return grouped
 
 
+def latest_prediction_ids(photo_ids: Iterable[int], *, session: Session) -> dict[int, int]:
+    """The id of each photo's newest prediction, without reading any prediction row.
+
+    ``max(id) ... WHERE photo_id IN (...) GROUP BY photo_id`` is answered from the photo_id index, so
+    its cost follows the number of photos asked about, not the size of the catalog.
+    """
+    found: dict[int, int] = {}
+    for chunk in chunked(photo_ids):
+        statement = (
+            select(Prediction.photo_id, func.max(Prediction.id))
+            .where(Prediction.photo_id.in_(chunk))
+            .group_by(Prediction.photo_id)
+        )
+        found.update((photo_id, prediction_id) for photo_id, prediction_id in session.exec(statement))
+    return found
+
+
 def latest_predictions(photo_ids: Iterable[int] | None = None, *, session: Session) -> dict[int, Prediction]:
     """The newest prediction of each photo (of all photos when ``photo_ids`` is None)."""
-    newest = (
-        select(Prediction.photo_id, func.max(Prediction.id).label("prediction_id"))
-        .group_by(Prediction.photo_id)
-        .subquery()
-    )
-    statement = select(Prediction).join(newest, Prediction.id == newest.c.prediction_id)
-    if photo_ids is not None:
-        statement = statement.where(Prediction.photo_id.in_(list(photo_ids)))
-    return {prediction.photo_id: prediction for prediction in session.exec(statement)}
+    if photo_ids is None:  # everything: one pass over the table is the least it can cost
+        newest = (
+            select(Prediction.photo_id, func.max(Prediction.id).label("prediction_id"))
+            .group_by(Prediction.photo_id)
+            .subquery()
+        )
+        statement = select(Prediction).join(newest, Prediction.id == newest.c.prediction_id)
+        return {prediction.photo_id: prediction for prediction in session.exec(statement)}
+    found: dict[int, Prediction] = {}
+    for chunk in chunked(latest_prediction_ids(photo_ids, session=session).values()):
+        for prediction in session.exec(select(Prediction).where(Prediction.id.in_(chunk))):
+            found[prediction.photo_id] = prediction
+    return found
 
 
 def photos_awaiting_label(*, session: Session, after_id: int = 0, limit: int = 1) -> list[Photo]:

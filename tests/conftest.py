@@ -22,6 +22,13 @@ import pytest
 # as errors that warning would replace the RetryAfter the code under test handles.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
+# The serving backbone (ml/runtime.py) is exported once, into a cache beside the repository, and every
+# dogbot process the tests start finds it there through the environment (a fresh clone's first run
+# exports it, about 20 s).
+os.environ.setdefault(
+    "DOGBOT_BACKBONE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "backbones")
+)
+
 DEFAULT_EVAL_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "dogs"
 
 ManifestReader = Callable[[str], list[dict[str, str]]]
@@ -191,14 +198,38 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def serving_backbone_dir() -> Path:
+    """Where the exported Lite0 lives; exported before any test starts a dogbot process that needs it."""
+    from ml.runtime import ensure_exported
+
+    folder = Path(os.environ["DOGBOT_BACKBONE_DIR"])
+    ensure_exported("lite0", folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
-def predictor():
-    """The real pretrained Lite0, loaded once per test session (about 2 s)."""
+def imagenet_breeds() -> list[tuple[int, str]]:
     from dogbot.core.taxonomy import Taxonomy
+
+    return [(breed.imagenet_index, breed.key) for breed in Taxonomy().imagenet_breeds()]
+
+
+@pytest.fixture(scope="session")
+def predictor(serving_backbone_dir, imagenet_breeds):
+    """The real pretrained Lite0 as served (ONNX Runtime), loaded once per test session."""
     from ml.predictor import Predictor
 
-    breeds = [(breed.imagenet_index, breed.key) for breed in Taxonomy().imagenet_breeds()]
-    return Predictor.pretrained("lite0", breeds)
+    return Predictor.pretrained("lite0", imagenet_breeds, backbone_dir=serving_backbone_dir)
+
+
+@pytest.fixture(scope="session")
+def torch_predictor(imagenet_breeds):
+    """The same Lite0 in eager torch: the reference the served model is checked against."""
+    from ml.backbone import TorchEncoder
+    from ml.predictor import Predictor
+
+    return Predictor(TorchEncoder("lite0"), imagenet_breeds)
 
 
 @pytest.fixture

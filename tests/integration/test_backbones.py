@@ -9,11 +9,11 @@ from ml.predictor import Predictor
 
 
 def test_lite0gem_adds_gem_pooling_and_answers_zero_shot_exactly_as_lite0(
-    predictor, shared_manifest, eval_data_dir
+    predictor, shared_manifest, eval_data_dir, serving_backbone_dir
 ):
     rows = [r for r in shared_manifest("manifest.csv") if r["imagenet_overlap"] == "no"][:4]
     images = [load_photo((eval_data_dir / r["path"]).read_bytes()) for r in rows]
-    gem = Predictor(predictor.backbone, "lite0gem", predictor.imagenet_breeds)
+    gem = Predictor.pretrained("lite0gem", predictor.imagenet_breeds, backbone_dir=serving_backbone_dir)
 
     average, dog = predictor.embed(images)
     both, dog_gem = gem.embed(images)

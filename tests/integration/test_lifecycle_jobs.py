@@ -175,10 +175,12 @@ def test_retrain_learns_new_breeds_promotes_and_the_predictor_serves_it(env, pre
 
     # A second process on another machine (fresh predictor, its own empty model folder) picks up the
     # champion from the registry: the artifact comes out of the database.
-    other = Predictor(predictor.backbone, "lite0", predictor.imagenet_breeds)
+    other = Predictor(predictor.backbone, predictor.imagenet_breeds)
     replica_dir = jobs.model_dir.parent / "replica-models"
     assert jobs_for(jobs, other, model_dir=replica_dir).refresh(NOW) and other.model_version == "lite0-v1"
-    assert (replica_dir / "lite0-v1.pt").read_bytes() == (jobs.model_dir / "lite0-v1.pt").read_bytes()
+    assert (replica_dir / "lite0-v1.safetensors").read_bytes() == (
+        jobs.model_dir / "lite0-v1.safetensors"
+    ).read_bytes()
 
     old, new = jobs.rollback(actor="42", now=NOW, reason="test")
     assert (old, new) == ("lite0-v1", "lite0-v0") and predictor.model_version == "lite0-v0"
@@ -214,7 +216,7 @@ def test_a_crash_between_saving_and_promoting_leaves_the_champion_serving(env, p
         jobs.retrain(NOW)
     monkeypatch.undo()
     assert registry.champion_version(jobs.engine) == "lite0-v0" and predictor.model_version == "lite0-v0"
-    assert (jobs.model_dir / "lite0-v1.pt").is_file()  # written, registered, never promoted
+    assert (jobs.model_dir / "lite0-v1.safetensors").is_file()  # written, registered, never promoted
     # The dead worker could not release its lease: the next run waits for it to expire, then succeeds.
     assert try_acquire(jobs.engine, TRAIN_LOCK, "dead-worker", ttl=timedelta(minutes=30), clock=lambda: NOW)
     with pytest.raises(LockBusy):

@@ -1,6 +1,6 @@
 """Confident answers that staff showed to hide an unknown breed are asked about (dogbot.core.lookalikes)."""
 
-import torch
+import numpy as np
 
 from bot import texts
 from ml.exemplars import ExemplarRules
@@ -59,8 +59,8 @@ def test_a_breed_staff_keep_correcting_to_an_unknown_breed_is_asked_until_the_mo
     base = predictor.base_head()
     learned = BreedHead(
         [*base.breed_keys, shiba],
-        torch.cat([base.weight, torch.zeros(1, base.embedding_dim)]),
-        torch.cat([base.bias, torch.tensor([-1e4])]),
+        np.concatenate([base.weight, np.zeros((1, base.embedding_dim))]),
+        np.concatenate([base.bias, [-1e4]]),
         base.backbone,
     )
     predictor.use_head(learned, "lite0-v1")

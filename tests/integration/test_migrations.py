@@ -279,6 +279,7 @@ def test_dogbot_db_upgrade_from_the_command_line(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert migrations.head() in result.stdout
+    assert "serving model lite0 ready" in result.stdout  # exported (or found intact) at install
     engine = make_engine(f"sqlite:///{tmp_path / 'dogbot.db'}", prepare_schema=False)
     assert migrations.current(engine) == migrations.head()
     engine.dispose()

@@ -4,7 +4,6 @@ from dataclasses import replace
 from functools import partial
 
 import numpy as np
-import torch
 from conftest import default_settings
 
 from dogbot.app import drift_thresholds
@@ -31,8 +30,8 @@ def _head():
     rng = np.random.default_rng(5)
     return BreedHead(
         [f"b{i}" for i in range(5)],
-        torch.tensor(rng.normal(0, 0.3, (5, DIM)), dtype=torch.float32),
-        torch.zeros(5),
+        rng.normal(0, 0.3, (5, DIM)),
+        np.zeros(5),
         "lite0",
     )
 

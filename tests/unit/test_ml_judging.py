@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from ml.head import BreedHead
 from ml.judging import JudgeRules, LabelledPhotos, Verdict, assign_folds, binomial_tail, judge
@@ -19,8 +18,8 @@ def world():
     """Three breeds the champion separates, two new ones it has no rows for."""
     rng = np.random.default_rng(0)
     centres = {k: rng.normal(0, 2.0, DIM) for k in (*KNOWN, "new1", "new2")}
-    weight = torch.tensor(np.stack([centres[k] for k in KNOWN]), dtype=torch.float32)
-    champion = BreedHead(list(KNOWN), weight, -0.5 * (weight**2).sum(dim=1), "lite0")
+    weight = np.stack([centres[k] for k in KNOWN]).astype(np.float32)
+    champion = BreedHead(list(KNOWN), weight, -0.5 * (weight**2).sum(axis=1), "lite0")
     return rng, centres, champion
 
 
