@@ -34,11 +34,19 @@ from readme import write_section  # noqa: E402
 DOGBOT = Path(sys.executable).with_name("dogbot")
 SIZE = (7280, 5456)
 LIMIT_MB = 600
+BACKBONE_DIR = Path(os.environ.get("DOGBOT_BACKBONE_DIR", ROOT / ".cache" / "backbones"))
 
 
 def peak_rss_mb(paths: list[Path], work: Path) -> float:
     """`dogbot ingest PATHS` in a fresh data folder; its maximum resident set size in MB."""
-    env = {**os.environ, "DOGBOT_DATA_DIR": str(work), "DOGBOT_TORCH_THREADS": "1"}
+    # The exported backbone is shared and made before measuring: exporting is a one-time install step
+    # whose torch child process would otherwise be the peak /usr/bin/time reports (it counts children).
+    env = {
+        **os.environ,
+        "DOGBOT_DATA_DIR": str(work),
+        "DOGBOT_TORCH_THREADS": "1",
+        "DOGBOT_BACKBONE_DIR": str(BACKBONE_DIR),
+    }
     env.pop("DOGBOT_DATABASE_URL", None)
     command = ["/usr/bin/time", "-v", str(DOGBOT), "ingest", *map(str, paths)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
@@ -76,6 +84,7 @@ def main() -> None:
         pngs = flat_pngs(tmp / "pngs", args.count)
         jpeg = small_jpeg(args.data)
         png_kb = sum(p.stat().st_size for p in pngs) / args.count / 1024
+        peak_rss_mb([jpeg], tmp / "warm-up")  # exports the backbone if this clone has not yet
         baseline = peak_rss_mb([jpeg], tmp / "one-jpeg")
         spike = peak_rss_mb(pngs, tmp / "pngs-data")
 
@@ -95,7 +104,8 @@ def main() -> None:
         body = (
             f"\n`.venv/bin/python bench/bench_memory.py --count {args.count} --write` "
             f"({datetime.now(UTC):%Y-%m-%d}):\n`/usr/bin/time -v .venv/bin/dogbot ingest PATHS` "
-            "(maximum resident set size), each case in a fresh data folder,\none torch thread. "
+            "(maximum resident set size), each case in a fresh data folder,\none thread, serving on "
+            "ONNX Runtime with the backbone exported beforehand (a one-time step). "
             "Each photo is decoded, its statistics taken and it is shrunk to the model's input\n"
             "(`Predictor.prepare`, the model's own transform) before the next is decoded, so the PNGs "
             "cost one\nfull-size decode at a time. Before (commit 1e42e3b), when every decoded photo of "
