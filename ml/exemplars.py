@@ -45,12 +45,13 @@ class ExemplarAdvice:
 
 @dataclass(frozen=True)
 class ExemplarRules:
-    """Defaults from ``bench/bench_exemplars.py`` (dev photos; check on unseen photos before trusting)."""
+    """``max_buttons`` and ``veto_similarity`` come from Settings (``exemplar_*``); the rest are fixed
+    here. Read off ``bench/bench_exemplars.py`` (dev photos; check on unseen photos before trusting)."""
 
+    max_buttons: int
+    veto_similarity: float  # centred cosine a new-breed exemplar needs to stop an auto-accept
     neighbours: int = 5  # exemplars looked at, nearest of all breeds
-    max_buttons: int = 2
     button_similarity: float = 0.0  # centred cosine an exemplar needs to offer its breed
-    veto_similarity: float = 0.5  # centred cosine a new-breed exemplar needs to stop an auto-accept
 
 
 class ExemplarIndex:
@@ -102,7 +103,7 @@ class ExemplarIndex:
         known: Collection[str],
         shown: Sequence[str] = (),
         predicted: str | None = None,
-        rules: ExemplarRules = ExemplarRules(),  # noqa: B008 (frozen dataclass: a safe default)
+        rules: ExemplarRules,
     ) -> ExemplarAdvice:
         """Extra buttons and the veto for a photo, from exemplars of breeds not in ``known``.
 

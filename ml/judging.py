@@ -101,14 +101,16 @@ Trainer = Callable[[LabelledPhotos], BreedHead]
 
 @dataclass(frozen=True)
 class JudgeRules:
-    folds: int = 5
-    better_alpha: float = 0.05  # one-sided McNemar p below which "better" is not luck
-    worse_alpha: float = 0.10  # looser: doubt about getting worse counts against the candidate
-    min_compared: int = 5  # photos both models answered that neither trained on
+    """How a candidate is judged; the values come from Settings (``promotion_*``), stated there once."""
+
+    folds: int
+    better_alpha: float  # one-sided McNemar p below which "better" is not luck
+    worse_alpha: float  # looser: doubt about getting worse counts against the candidate
+    min_compared: int  # photos both models answered that neither trained on
     # Photos of breeds the champion has no row for, named right by a candidate that never saw them.
     # The champion cannot name them at all, so McNemar's coin does not apply: a fold's candidate
     # names one of 120-odd breeds right by chance about once in a hundred tries, not one in two.
-    min_new_breed_hits: int = 2
+    min_new_breed_hits: int
 
 
 @dataclass(frozen=True)
@@ -249,7 +251,7 @@ def judge(
     golden: LabelledPhotos,
     champion: BreedHead,
     train: Trainer,
-    rules: JudgeRules = JudgeRules(),  # noqa: B008 (frozen dataclass: a safe default)
+    rules: JudgeRules,
 ) -> Verdict:
     """Cross-validate ``train`` on ``labelled``, compare with ``champion`` photo by photo, decide.
 

@@ -1,9 +1,12 @@
 """Confident answers that staff showed to hide an unknown breed are asked about (dogbot.core.lookalikes)."""
 
+import dataclasses
+
 import numpy as np
+from conftest import default_settings
 
 from bot import texts
-from ml.exemplars import ExemplarRules
+from dogbot.app import exemplar_rules
 from ml.head import BreedHead
 from storage.vocabulary import LabelSource, Outcome
 
@@ -93,7 +96,9 @@ def test_a_breed_named_once_is_offered_on_its_next_look_alike_and_not_auto_accep
     # Threshold 0: anything not vetoed is filed. In a catalog of eight photos the centre of the
     # cosine is rough: these two Shiba Inus measure 0.47, so the veto is set at 0.4 here.
     catalog = make_catalog(
-        database_url, auto_accept_threshold=0.0, exemplars=ExemplarRules(veto_similarity=0.4)
+        database_url,
+        auto_accept_threshold=0.0,
+        exemplars=dataclasses.replace(exemplar_rules(default_settings()), veto_similarity=0.4),
     )
     rows = [r for r in shared_manifest("other_breeds.csv") if r["breed"] == "shiba_inu"]
     shibas = [(eval_data_dir / r["path"]).read_bytes() for r in rows[:2]]

@@ -1,11 +1,16 @@
 """ml.exemplars: nearest labelled photos of breeds the model cannot name become buttons and a veto."""
 
+import dataclasses
+
 import numpy as np
 import pytest
+from conftest import default_settings
 
-from ml.exemplars import ExemplarIndex, ExemplarRules
+from dogbot.app import exemplar_rules
+from ml.exemplars import ExemplarIndex
 
 DIM = 24
+RULES = exemplar_rules(default_settings())  # the deployment's rules
 
 
 @pytest.fixture
@@ -31,34 +36,40 @@ def _index(photos):
 
 def test_a_breed_named_once_is_offered_on_its_next_look_alike_and_stops_an_auto_accept(world):
     index = _index(world)
-    advice = index.advise(world("akita", 1)[0], known={"beagle", "pug"}, shown=["beagle", "pug"])
+    advice = index.advise(world("akita", 1)[0], known={"beagle", "pug"}, shown=["beagle", "pug"], rules=RULES)
     assert advice.extra_buttons[0] == "akita" and len(advice.extra_buttons) <= 2
     assert set(advice.extra_buttons) <= {"akita", "shiba"}
     assert advice.veto and advice.nearest_new_breed == "akita" and advice.similarity >= 0.5
 
 
 def test_a_photo_that_looks_like_known_breeds_is_left_alone(world):
-    advice = _index(world).advise(world("beagle", 1)[0], known={"beagle", "pug"})
+    advice = _index(world).advise(world("beagle", 1)[0], known={"beagle", "pug"}, rules=RULES)
     assert advice.extra_buttons == () and not advice.veto and advice.nearest_new_breed is None
 
 
 def test_a_model_that_names_the_breed_itself_is_not_vetoed_by_its_exemplars(world):
-    advice = _index(world).advise(world("akita", 1)[0], known={"beagle", "pug"}, predicted="akita")
+    advice = _index(world).advise(
+        world("akita", 1)[0], known={"beagle", "pug"}, predicted="akita", rules=RULES
+    )
     assert not advice.veto and advice.nearest_new_breed == "akita"
 
 
 def test_once_the_model_has_a_row_for_the_breed_the_exemplars_stop_advising(world):
-    advice = _index(world).advise(world("shiba", 1)[0], known={"beagle", "pug", "shiba", "akita"})
+    advice = _index(world).advise(
+        world("shiba", 1)[0], known={"beagle", "pug", "shiba", "akita"}, rules=RULES
+    )
     assert advice.extra_buttons == () and not advice.veto
 
 
 def test_buttons_already_shown_are_not_repeated_and_thresholds_hold(world):
     index = _index(world)
     photo = world("shiba", 1)[0]
-    advice = index.advise(photo, known={"beagle", "pug"}, shown=["shiba"])
+    advice = index.advise(photo, known={"beagle", "pug"}, shown=["shiba"], rules=RULES)
     assert "shiba" not in advice.extra_buttons
     strict = index.advise(
-        photo, known={"beagle", "pug"}, rules=ExemplarRules(button_similarity=1.01, veto_similarity=1.01)
+        photo,
+        known={"beagle", "pug"},
+        rules=dataclasses.replace(RULES, button_similarity=1.01, veto_similarity=1.01),
     )
     assert strict.extra_buttons == () and not strict.veto and strict.nearest_new_breed == "shiba"
 
@@ -75,7 +86,7 @@ def test_centring_is_what_makes_neighbours_mean_something(world):
 
 def test_an_empty_index_advises_nothing_and_grows_without_changing(world):
     empty = ExemplarIndex.build(np.zeros((0, DIM)), [], centre=np.full(DIM, 5.0))
-    assert empty.advise(world("akita", 1)[0], known=set()).extra_buttons == ()
+    assert empty.advise(world("akita", 1)[0], known=set(), rules=RULES).extra_buttons == ()
     grown = empty.with_exemplars(world("akita", 2), ["akita", "akita"])
     assert len(empty) == 0 and len(grown) == 2
-    assert grown.advise(world("akita", 1)[0], known=set()).extra_buttons == ("akita",)
+    assert grown.advise(world("akita", 1)[0], known=set(), rules=RULES).extra_buttons == ("akita",)

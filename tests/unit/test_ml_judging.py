@@ -1,16 +1,20 @@
 """ml.judging on synthetic embeddings, with the real trainer: cross-validated, paired, few labels."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+from conftest import default_settings
 
+from dogbot.app import promotion_gates
 from ml.head import BreedHead
-from ml.judging import JudgeRules, LabelledPhotos, Verdict, assign_folds, binomial_tail, judge
+from ml.judging import LabelledPhotos, Verdict, assign_folds, binomial_tail, judge
 from ml.training import TrainConfig, train_head
 
 DIM = 32
 KNOWN = ("a", "b", "c")
+RULES = promotion_gates(default_settings())  # the deployment's rules
 
 
 @pytest.fixture
@@ -45,7 +49,7 @@ def test_a_candidate_that_learned_new_breeds_is_promoted_from_ten_labels(world):
     rng, centres, champion = world
     labelled = _photos(rng, centres, ["new1"] * 4 + ["new2"] * 4 + ["a", "b"], "p")
     golden = _photos(rng, centres, ["a", "b", "c"] * 4, "g")
-    verdict = judge(labelled, golden, champion, _trainer(champion))
+    verdict = judge(labelled, golden, champion, _trainer(champion), RULES)
     assert verdict.promote, verdict.reason
     assert verdict.n_labelled == 10 and verdict.folds >= 2
     assert verdict.changed.wins >= 5 and verdict.changed.losses == 0
@@ -67,7 +71,7 @@ def test_a_candidate_worse_on_known_breeds_is_refused_even_when_it_learned_new_o
         order = [1, 0, *range(2, len(head.breed_keys))]
         return BreedHead(head.breed_keys, head.weight[order], head.bias[order], head.backbone)
 
-    verdict = judge(labelled, golden, champion, confused)
+    verdict = judge(labelled, golden, champion, confused, RULES)
     assert not verdict.promote
     assert verdict.changed.wins >= 5  # better on what changed ...
     assert verdict.rest.losses >= 8 and verdict.rest.wins == 0  # ... but it lost a and b
@@ -83,20 +87,22 @@ def test_no_labels_or_only_photos_the_champion_learned_from_is_no_evidence(world
         return champion
 
     empty = LabelledPhotos.of(np.zeros((0, DIM)), [], [])
-    verdict = judge(empty, empty, champion, train)
+    verdict = judge(empty, empty, champion, train, RULES)
     assert not verdict.promote and verdict.n_compared == 0
     assert "only 0 labelled photos" in verdict.reason
 
     seen = _photos(rng, centres, ["new1"] * 6 + ["a"] * 6, "s")
     seen = LabelledPhotos.of(seen.x, seen.y, seen.groups, changed=seen.changed, train_only=[True] * 12)
-    verdict = judge(seen, empty, champion, train)
+    verdict = judge(seen, empty, champion, train, RULES)
     assert not verdict.promote and verdict.n_compared == 0 and calls == []
 
 
 def test_the_champion_itself_retrained_is_not_promoted(world):
     rng, centres, champion = world
     labelled = _photos(rng, centres, ["a", "b", "c"] * 6, "p", audited=True)
-    verdict = judge(labelled, LabelledPhotos.of(np.zeros((0, DIM)), [], []), champion, lambda p: champion)
+    verdict = judge(
+        labelled, LabelledPhotos.of(np.zeros((0, DIM)), [], []), champion, lambda p: champion, RULES
+    )
     assert not verdict.promote
     assert verdict.changed.n == 0 and verdict.rest.wins == verdict.rest.losses == 0
     assert "not clearly better on the labelled photos" in verdict.reason
@@ -113,7 +119,7 @@ def test_golden_photos_are_never_trained_on_and_folds_keep_groups_together(world
         seen_groups.append(set(photos.groups))
         return train(photos)
 
-    verdict = judge(labelled, golden, champion, recording, JudgeRules(folds=3))
+    verdict = judge(labelled, golden, champion, recording, dataclasses.replace(RULES, folds=3))
     assert all(not any(g.startswith("g") for g in groups) for groups in seen_groups)
     folds = dict(zip(labelled.groups, assign_folds(labelled.groups, labelled.y, 3), strict=True))
     for k, groups in enumerate(seen_groups):  # each fold's candidate lacks exactly its fold
