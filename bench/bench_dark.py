@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from dev_embeddings import backbone_dir  # bench/ is on the path of a script run from it
+from dev_embeddings import base_predictor  # bench/ is on the path of a script run from it
 from PIL import Image, ImageEnhance, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,15 +76,10 @@ def main() -> None:
     from dogbot.core.taxonomy import Taxonomy
     from dogbot.settings import Settings
     from ml.images import ImageRejected, load_image
-    from ml.predictor import Predictor
 
     rules = intake_rules(Settings(_env_file=None))
     taxonomy = Taxonomy()
-    predictor = Predictor.pretrained(
-        Settings(_env_file=None).model,
-        [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()],
-        backbone_dir=backbone_dir(),
-    )
+    predictor = base_predictor(taxonomy)
     known = set(predictor.head.breed_keys)
     photos: list[tuple[Image.Image, str]] = []
     for row in read_manifest(args.manifest):

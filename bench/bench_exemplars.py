@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from dev_embeddings import backbone_dir, load_dev_embeddings  # noqa: E402
+from dev_embeddings import base_predictor, known_and_new_rows, load_dev_embeddings  # noqa: E402
 
 
 def run_stream(order, truth, is_new, top3, top1_p, unit, policy, args, rng):
@@ -115,27 +115,12 @@ def main() -> None:
 
     from dogbot.core.taxonomy import Taxonomy
     from dogbot.settings import Settings
-    from ml.predictor import Predictor
 
     data = load_dev_embeddings(Settings(_env_file=None).model)
     taxonomy = Taxonomy()
-    predictor = Predictor.pretrained(
-        Settings(_env_file=None).model,
-        [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()],
-        backbone_dir=backbone_dir(),
-    )
+    predictor = base_predictor(taxonomy)
     known = set(predictor.head.breed_keys)
-    counts = Counter(data["breed"][data["csv"] == "other_breeds.csv"])
-    rows, truth, is_new = [], [], []
-    for i, (name, csv_name) in enumerate(zip(data["breed"], data["csv"], strict=True)):
-        breed = taxonomy.resolve(str(name))
-        key = breed.key if breed is not None else str(name)
-        if csv_name == "manifest.csv" and key in known:
-            rows.append(i), truth.append(key), is_new.append(False)
-        elif (
-            csv_name == "other_breeds.csv" and key not in known and counts[name] >= args.new_breed_min_photos
-        ):
-            rows.append(i), truth.append(key), is_new.append(True)
+    rows, truth, is_new = known_and_new_rows(data, taxonomy, known, args.new_breed_min_photos)
     outputs = predictor.predict_embeddings(data["emb"][rows], data["dog"][rows])
     top3 = [tuple(b for b, _ in o.top(3)) for o in outputs]
     top1_p = np.array([o.top(1)[0][1] for o in outputs])

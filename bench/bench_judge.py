@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from dev_embeddings import backbone_dir, load_dev_embeddings  # noqa: E402
+from dev_embeddings import base_predictor, known_and_new_rows, load_dev_embeddings  # noqa: E402
 
 
 def calibrated_trainer(base, *, shuffle_seed: int | None = None, val_share: float = 0.2, min_photos: int = 2):
@@ -95,28 +95,15 @@ def main() -> None:
     from dogbot.core.taxonomy import Taxonomy
     from dogbot.settings import Settings
     from ml.judging import LabelledPhotos, hits, judge
-    from ml.predictor import Predictor
 
     torch.set_num_threads(1)
     model = Settings(_env_file=None).model
     data = load_dev_embeddings(model)
     taxonomy = Taxonomy()
-    predictor = Predictor.pretrained(
-        model, [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()], backbone_dir=backbone_dir()
-    )
+    predictor = base_predictor(taxonomy)
     champion = predictor.head
     known = set(champion.breed_keys)
-    counts = Counter(data["breed"][data["csv"] == "other_breeds.csv"])
-    rows, truth, is_new = [], [], []
-    for i, (name, csv_name) in enumerate(zip(data["breed"], data["csv"], strict=True)):
-        breed = taxonomy.resolve(str(name))
-        key = breed.key if breed is not None else str(name)
-        if csv_name == "manifest.csv" and key in known:
-            rows.append(i), truth.append(key), is_new.append(False)
-        elif (
-            csv_name == "other_breeds.csv" and key not in known and counts[name] >= args.new_breed_min_photos
-        ):
-            rows.append(i), truth.append(key), is_new.append(True)
+    rows, truth, is_new = known_and_new_rows(data, taxonomy, known, args.new_breed_min_photos)
     if args.new_breeds:
         new_counts = Counter(t for t, new in zip(truth, is_new, strict=True) if new)
         keep_new = {b for b, _ in new_counts.most_common(args.new_breeds)}

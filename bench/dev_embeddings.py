@@ -29,6 +29,38 @@ def backbone_dir() -> Path:
     return Path(os.environ.get("DOGBOT_BACKBONE_DIR", ROOT / ".cache" / "backbones"))
 
 
+def base_predictor(taxonomy):
+    """Version 0 of the deployment's model (Settings' default) on ONNX Runtime, as the bot serves it."""
+    from dogbot.settings import Settings
+    from ml.predictor import Predictor
+
+    return Predictor.pretrained(
+        Settings(_env_file=None).model,
+        [(b.imagenet_index, b.key) for b in taxonomy.imagenet_breeds()],
+        backbone_dir=backbone_dir(),
+    )
+
+
+def known_and_new_rows(
+    data: dict[str, np.ndarray], taxonomy, known: set[str], new_breed_min_photos: int
+) -> tuple[list[int], list[str], list[bool]]:
+    """Rows of the cache for a stream: dogs of ``manifest.csv`` of breeds in ``known``, and photos of
+    ``other_breeds.csv`` breeds not in ``known`` that have at least ``new_breed_min_photos`` photos
+    (as `dogbot simulate --new-breed-min-photos`). Returns row indices, breed keys, is-new flags."""
+    from collections import Counter
+
+    counts = Counter(data["breed"][data["csv"] == "other_breeds.csv"])
+    rows, truth, is_new = [], [], []
+    for i, (name, csv_name) in enumerate(zip(data["breed"], data["csv"], strict=True)):
+        breed = taxonomy.resolve(str(name))
+        key = breed.key if breed is not None else str(name)
+        if csv_name == "manifest.csv" and key in known:
+            rows.append(i), truth.append(key), is_new.append(False)
+        elif csv_name == "other_breeds.csv" and key not in known and counts[name] >= new_breed_min_photos:
+            rows.append(i), truth.append(key), is_new.append(True)
+    return rows, truth, is_new
+
+
 def eval_data_dir() -> Path:
     return Path(os.environ.get("DOGBOT_EVAL_DATA", ROOT.parent / "shared" / "datasets" / "dogs")).resolve()
 
