@@ -92,12 +92,15 @@ def main() -> None:
 
     import torch
 
+    from dogbot.app import promotion_gates
     from dogbot.core.taxonomy import Taxonomy
     from dogbot.settings import Settings
     from ml.judging import LabelledPhotos, hits, judge
 
     torch.set_num_threads(1)
-    model = Settings(_env_file=None).model
+    settings = Settings(_env_file=None)
+    model = settings.model
+    rules = promotion_gates(settings)  # the deployment's judge
     data = load_dev_embeddings(model)
     taxonomy = Taxonomy()
     predictor = base_predictor(taxonomy)
@@ -183,7 +186,7 @@ def main() -> None:
                     champion, shuffle_seed=shuffle, val_share=args.val_share, min_photos=args.min_photos
                 )
                 started = time.perf_counter()
-                verdict = judge(labelled, golden, champion, train)
+                verdict = judge(labelled, golden, champion, train, rules)
                 seconds.append(time.perf_counter() - started)
                 held_out = np.setdiff1d(pool, np.concatenate([idx, auto]))
                 final = train(labelled)
