@@ -1,4 +1,4 @@
-"""`dogbot fold|drift|retrain|models|rollback|worker`: the lifecycle subcommands and their terminal words.
+"""`dogbot fold|prune|drift|retrain|models|rollback|worker`: the lifecycle subcommands and their words.
 
 ``--json`` output is a contract for scripts: ``dogbot drift --json`` prints
 ``{"drift": bool, "tests": [...], "reference_n": int, "current_n": int, ...}`` and
@@ -26,6 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fold = subparsers.add_parser("fold", help="fold new labels into a numbered dataset version")
     fold.add_argument("--json", action="store_true")
     fold.set_defaults(handler=cmd_fold)
+
+    prune = subparsers.add_parser(
+        "prune", help="drop dataset versions no model was trained on (the scheduled fold does it too)"
+    )
+    prune.add_argument("--json", action="store_true")
+    prune.set_defaults(handler=cmd_prune)
 
     drift = subparsers.add_parser("drift", help="compare recent photos with the serving model's reference")
     drift.add_argument("--json", action="store_true")
@@ -68,6 +74,23 @@ def cmd_fold(container, args: argparse.Namespace) -> int:
             f"{made} v{result.version}: {result.n_items} photos ({result.n_train} train, {result.n_val} "
             f"validation), {len(result.counts)} labels, {len(result.conflicts)} conflicts, "
             f"golden set {result.golden_size} photos"
+        )
+    return 0
+
+
+def cmd_prune(container, args: argparse.Namespace) -> int:
+    from jobs.lock import LockBusy
+
+    try:
+        result = container.lifecycle.prune()
+    except LockBusy as busy:
+        return _fail(str(busy), 3)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(
+            f"dropped {len(result.removed)} dataset versions no model needs ({result.items_deleted} "
+            f"items deleted); {result.kept} kept"
         )
     return 0
 

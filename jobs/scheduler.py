@@ -18,6 +18,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from jobs.fold import FoldResult
 from jobs.service import LifecycleJobs, record_run
 from storage import lifecycle_repository as repo
 from storage.db import session as open_session
@@ -44,10 +45,17 @@ class Intervals:
 def job_functions(jobs: LifecycleJobs) -> dict[str, Callable[[], object]]:
     """The scheduled work: plain callables, the same ones the bot's JobQueue mode runs."""
     return {
-        "fold": lambda: jobs.fold(trigger="schedule"),
+        "fold": lambda: _fold_and_prune(jobs),
         "drift": lambda: jobs.drift(trigger="schedule"),
         "retrain": lambda: jobs.scheduled_retrain(),
     }
+
+
+def _fold_and_prune(jobs: LifecycleJobs) -> FoldResult:
+    # Pruning right after each fold keeps the history to the versions models were trained on.
+    result = jobs.fold(trigger="schedule")
+    jobs.prune()
+    return result
 
 
 def run_scheduled(jobs: LifecycleJobs, name: str) -> object:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from jobs import charts, registry
 from jobs.drift import DriftResult, DriftThresholds, check_drift
-from jobs.fold import FoldResult, fold
+from jobs.fold import FoldResult, PruneResult, fold, prune
 from jobs.incidents import incident_openers
 from jobs.lock import TRAIN_LOCK, LockBusy, held, make_owner, owner_is_gone
 from jobs.retrain import RetrainResult, retrain, retrain_trigger
@@ -79,6 +79,12 @@ class LifecycleJobs:
                 golden_size=self.config.golden_size,
                 trigger=trigger,
             )
+
+    def prune(self, now: datetime | None = None) -> PruneResult:
+        """Drop dataset versions no model and no golden photo needs (under the training lease)."""
+        now = now or self.clock()
+        with held(self.engine, TRAIN_LOCK, ttl=self.config.lock_ttl, clock=lambda: now):
+            return prune(self.engine)
 
     def drift(self, now: datetime | None = None, *, trigger: str = "schedule") -> DriftResult:
         """Check the last window of photos against the serving model's reference."""

@@ -36,20 +36,87 @@ def latest_dataset_version(*, session: Session) -> DatasetVersion | None:
     return session.exec(select(DatasetVersion).order_by(DatasetVersion.id.desc())).first()
 
 
-def dataset_items(version: int, *, session: Session, split: str | None = None) -> list[DatasetItem]:
-    statement = select(DatasetItem).where(DatasetItem.dataset_version == version)
-    if split is not None:
-        statement = statement.where(DatasetItem.split == split)
-    return list(session.exec(statement.order_by(DatasetItem.photo_id)))
+def dataset_items(
+    version: int, *, session: Session, split: str | None = None, photo_ids: Iterable[int] | None = None
+) -> list[DatasetItem]:
+    """Dataset version ``version`` put together: each photo's item from the newest version in its chain.
+
+    The chain runs back through parents to a version that lists every photo. Versions form one line
+    (each fold's parent is the newest version, pruning relinks), so the chain is every version
+    between that one and ``version``. Photos removed on the way are left out. ``photo_ids``: only
+    these photos' items (what a fold compares its changes with).
+    """
+    start = _complete_version_of(version, session=session)
+    if start is None:
+        return []
+    in_chain = select(DatasetItem).where(
+        DatasetItem.dataset_version >= start, DatasetItem.dataset_version <= version
+    )
+    statements = (
+        [in_chain]
+        if photo_ids is None
+        else [in_chain.where(DatasetItem.photo_id.in_(chunk)) for chunk in chunked(photo_ids)]
+    )
+    newest: dict[int, DatasetItem] = {}
+    for statement in statements:
+        for item in session.exec(statement.order_by(DatasetItem.dataset_version)):
+            newest[item.photo_id] = item
+    kept = (item for item in newest.values() if not item.removed and (split is None or item.split == split))
+    return sorted(kept, key=lambda item: item.photo_id)
+
+
+def _complete_version_of(version: int, *, session: Session) -> int | None:
+    """The parentless version that ``version``'s chain of changes starts from (None: no such version)."""
+    statement = select(DatasetVersion.id, DatasetVersion.parent).where(DatasetVersion.id <= version)
+    parents = {row_id: parent for row_id, parent in session.exec(statement)}
+    if version not in parents:
+        return None
+    while parents[version] is not None:
+        version = parents[version]
+    return version
+
+
+def dataset_versions(*, session: Session) -> list[DatasetVersion]:
+    return list(session.exec(select(DatasetVersion).order_by(DatasetVersion.id)))
+
+
+def referenced_dataset_versions(*, session: Session) -> set[int]:
+    """Versions a model was trained on or the golden set was filled from: never pruned."""
+    trained = select(ModelVersion.dataset_version).where(ModelVersion.dataset_version.is_not(None))
+    return set(session.exec(trained)) | set(session.exec(select(GoldenItem.added_in)))
+
+
+def merge_into_next(version: DatasetVersion, following: DatasetVersion, *, session: Session) -> int:
+    """Drop ``version`` from the history; ``following`` (its child) reads the same afterwards.
+
+    Items of ``version`` that ``following`` does not replace move into it; the rest are deleted.
+    Returns the number of items deleted.
+    """
+    old = DatasetItem.dataset_version == version.id
+    if following.parent is None:  # lists every photo itself: needs nothing of its parent
+        deleted = session.exec(delete(DatasetItem).where(old)).rowcount
+    else:
+        replaced = select(DatasetItem.photo_id).where(DatasetItem.dataset_version == following.id)
+        deleted = session.exec(delete(DatasetItem).where(old, DatasetItem.photo_id.in_(replaced))).rowcount
+        session.exec(update(DatasetItem).where(old).values(dataset_version=following.id))
+        if version.parent is None:  # ``following`` now lists every photo: removals of nothing go
+            gone = (DatasetItem.dataset_version == following.id) & DatasetItem.removed
+            deleted += session.exec(delete(DatasetItem).where(gone)).rowcount
+        session.exec(
+            update(DatasetVersion).where(DatasetVersion.id == following.id).values(parent=version.parent)
+        )
+    session.exec(delete(DatasetVersion).where(DatasetVersion.id == version.id))
+    return deleted
 
 
 def max_label_id(*, session: Session) -> int:
     return session.exec(select(func.max(Label.id))).one() or 0
 
 
-def labeled_photo_ids(*, session: Session, up_to_label_id: int) -> list[int]:
-    statement = select(Label.photo_id).where(Label.id <= up_to_label_id).distinct()
-    return sorted(session.exec(statement))
+def labeled_photo_ids(*, session: Session, up_to_label_id: int, after_label_id: int = 0) -> list[int]:
+    """Photos with a label whose id is in (``after_label_id``, ``up_to_label_id``]."""
+    statement = select(Label.photo_id).where(Label.id > after_label_id, Label.id <= up_to_label_id)
+    return sorted(session.exec(statement.distinct()))
 
 
 def labels_up_to(

@@ -1,7 +1,13 @@
 """Tables of the lifecycle jobs: dataset versions, the model registry, drift reports, job runs and locks.
 
-* ``DatasetVersion`` / ``DatasetItem`` — an immutable, numbered snapshot of what each photo is
-  (resolved label, train or validation split), made by the fold job. Rows are never changed.
+* ``DatasetVersion`` / ``DatasetItem`` — an immutable, numbered dataset: what each photo is
+  (resolved label, train or validation split), made by the fold job. A version stores only what
+  changed against its ``parent`` (the version before it): one item per photo added, relabelled or
+  removed, so a fold with one new label writes one row, not one per catalog photo. A version with
+  no parent (the first, each one made before migration 0004, the oldest kept after pruning) holds
+  every photo. ``storage.lifecycle_repository.dataset_items`` puts a version together on demand:
+  each photo's item from the newest version in its chain back to that complete one. Items are
+  never changed; pruning a version no model needs moves its items into the next version.
 * ``GoldenItem`` — a fixed set of validation photos every candidate model is compared on; filled
   once from the first folds and then frozen.
 * ``ModelVersion`` — every trained head: artifact and hash, dataset version, breeds, metrics, who or
@@ -39,6 +45,10 @@ class DatasetVersion(SQLModel, table=True):
     counts: dict = Field(default_factory=dict, sa_type=JSON)  # label -> {"train": n, "val": n}
     conflicts: list = Field(default_factory=list, sa_type=JSON)  # photo ids where people disagreed
     trigger: str = Field(default="schedule", max_length=32)
+    # The version whose dataset this one changes; None: this version lists every photo itself. Not a
+    # foreign key: pruning relinks it, and SQLite could only add one by rebuilding the table.
+    parent: int | None = None
+    n_changed: int = 0  # items this version wrote (photos added, relabelled or removed)
 
 
 class DatasetItem(SQLModel, table=True):
@@ -51,6 +61,7 @@ class DatasetItem(SQLModel, table=True):
     source: str = Field(max_length=16)  # of the deciding label: staff, admin, import, auto_accepted
     split: str = Field(max_length=8)
     conflict: bool = False
+    removed: bool = False  # the photo left the dataset in this version (its other fields: as before)
 
 
 class GoldenItem(SQLModel, table=True):

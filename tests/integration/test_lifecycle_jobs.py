@@ -28,6 +28,7 @@ from jobs.retrain import FullRetrainUnavailable
 from jobs.scheduler import Intervals, add_jobs, run_scheduled
 from jobs.service import LifecycleJobs
 from ml.predictor import Predictor
+from storage import lifecycle_repository as repo
 from storage.blobs import LocalPhotoStore
 from storage.db import make_engine
 from storage.db import session as open_session
@@ -141,14 +142,16 @@ def test_fold_makes_immutable_numbered_versions_with_a_fixed_split(env):
     catalog.labelling.record_label(item.photo_id, "boxer", source=LabelSource.ADMIN, user_id=9)
     second = jobs.fold(NOW + timedelta(hours=1))
     assert second.created and second.version == 2 and item.photo_id in second.conflicts
+    assert second.n_changed == 1 and second.n_items == first.n_items  # the one photo, not a copy
     with open_session(jobs.engine) as session:
         items = {
-            (i.dataset_version, i.photo_id): i
-            for i in session.exec(select(DatasetItem).where(DatasetItem.photo_id == item.photo_id))
+            version: {i.photo_id: i for i in repo.dataset_items(version, session=session)}
+            for version in (1, 2)
         }
-    assert items[(1, item.photo_id)].label == "pug"  # version 1 is untouched
-    assert items[(2, item.photo_id)].label == "boxer"  # the admin's word wins
-    assert items[(1, item.photo_id)].split == items[(2, item.photo_id)].split
+    assert items[1][item.photo_id].label == "pug"  # version 1 is untouched
+    assert items[2][item.photo_id].label == "boxer"  # the admin's word wins
+    assert items[1][item.photo_id].split == items[2][item.photo_id].split
+    assert items[1].keys() == items[2].keys()
 
 
 def test_retrain_learns_new_breeds_promotes_and_the_predictor_serves_it(env, predictor):

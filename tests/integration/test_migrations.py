@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,10 @@ from sqlmodel import SQLModel, select
 
 from storage import migrations, repository
 from storage.db import make_engine, session
+from storage.lifecycle_tables import DatasetItem
 from storage.tables import Label, Photo, Prediction
+
+NOW = datetime(2026, 1, 3, tzinfo=UTC)
 
 # The first release's tables as it wrote them, spelled out here so later changes to the models do not
 # change what this test inserts.
@@ -308,4 +312,105 @@ def test_duplicate_predictions_are_merged_into_the_newest_by_the_upgrade(databas
         assert {label.id: label.prediction_id for label in s.exec(select(Label))} == {1: 7, 2: None, 3: 7}
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
         connection.execute(prediction_v1.insert(), [{**row, "id": 9}])
+    engine.dispose()
+
+
+# The dataset tables as 0001-0003 wrote them: every version listed every photo.
+dataset_version_v3 = sa.table(
+    "datasetversion",
+    *(
+        sa.column(c)
+        for c in (
+            "id",
+            "created_at",
+            "last_label_id",
+            "n_items",
+            "n_train",
+            "n_val",
+            "counts",
+            "conflicts",
+            "trigger",
+        )
+    ),
+)
+dataset_item_v3 = sa.table(
+    "datasetitem",
+    *(
+        sa.column(c)
+        for c in (
+            "id",
+            "dataset_version",
+            "photo_id",
+            "prediction_id",
+            "label",
+            "source",
+            "split",
+            "conflict",
+        )
+    ),
+)
+
+
+def test_dataset_versions_that_copied_the_catalog_stay_readable_and_later_folds_write_changes(database_url):
+    """Before 0004 every version listed every photo; after it they read the same, and can be pruned."""
+    from jobs.fold import fold, prune
+    from storage import lifecycle_repository as repo
+
+    engine = make_engine(database_url, prepare_schema=False)
+    migrate(engine, "0003_one_prediction_per_model")
+    with engine.begin() as connection:
+        fill_first_release(connection)
+        version = {
+            "created_at": "2026-01-02 03:04:06+00:00",
+            "n_train": 0,
+            "conflicts": "[]",
+            "trigger": "cli",
+        }
+        connection.execute(
+            dataset_version_v3.insert(),
+            [
+                {**version, "id": 1, "last_label_id": 1, "n_items": 1, "n_val": 1,
+                 "counts": '{"pug": {"val": 1}}'},
+                {**version, "id": 2, "last_label_id": 2, "n_items": 2, "n_val": 2,
+                 "counts": '{"boxer": {"val": 1}, "pug": {"val": 1}}'},
+            ],
+        )  # fmt: skip
+        item = {
+            "prediction_id": None,
+            "split": "val",
+            "conflict": False,
+            "label": "pug",
+            "source": "auto_accepted",
+        }
+        connection.execute(
+            dataset_item_v3.insert(),
+            [
+                {**item, "id": 1, "dataset_version": 1, "photo_id": 1},
+                {**item, "id": 2, "dataset_version": 2, "photo_id": 1},
+                {**item, "id": 3, "dataset_version": 2, "photo_id": 2, "label": "boxer", "source": "staff"},
+            ],
+        )
+        if connection.dialect.name == "postgresql":
+            for table, last in (("datasetversion", 2), ("datasetitem", 3)):
+                connection.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {last})")
+    migrate(engine, "head")
+
+    def read(version: int) -> dict[int, str]:
+        with session(engine) as s:
+            return {i.photo_id: i.label for i in repo.dataset_items(version, session=s)}
+
+    assert read(1) == {1: "pug"} and read(2) == {1: "pug", 2: "boxer"}
+    with session(engine) as s:
+        s.add(Label(photo_id=2, breed="pug", source="admin", user_id=1001))
+        s.commit()
+    folded = fold(engine, now=NOW, val_share=1.0, golden_size=0)
+    assert folded.created and folded.version == 3 and folded.n_changed == 1  # one row, not a copy
+    assert folded.counts == {"pug": {"val": 2}} and folded.n_items == 2 and folded.conflicts == [2]
+    assert read(3) == {1: "pug", 2: "pug"} and read(2) == {1: "pug", 2: "boxer"}
+
+    pruned = prune(engine)  # no model was trained on any of them: only the newest stays
+    assert pruned.removed == [1, 2] and pruned.kept == 1
+    assert read(3) == {1: "pug", 2: "pug"}
+    with session(engine) as s:
+        assert len(s.exec(select(DatasetItem)).all()) == 2
     engine.dispose()
