@@ -59,6 +59,7 @@ def build_application(
     settings = container.settings
     if not settings.telegram_token:
         raise ValueError("DOGBOT_TELEGRAM_TOKEN is not set")
+    container.train_in_child = True  # before the jobs are built: this process never loads torch
     catalog = container.catalog  # loads the model now, so the first photo is answered as fast as the rest
     services = Services(
         catalog=catalog,

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
@@ -30,6 +30,7 @@ from storage.tables import utcnow
 
 if TYPE_CHECKING:
     from jobs.drift import DriftThresholds
+    from jobs.retrain import RetrainResult
     from jobs.scheduler import Intervals
     from jobs.service import LifecycleConfig, LifecycleJobs
     from ml.judging import JudgeRules
@@ -114,6 +115,9 @@ class Container:
     settings: Settings
     # What "now" is for the catalog and the jobs: the simulation hands in the clock it moves.
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Retrain in a child process: the bot sets it, so torch (1 GB) is never loaded into the bot,
+    # whether an admin asks (/retrain) or the bot runs the scheduled jobs itself.
+    train_in_child: bool = False
 
     @cached_property
     def engine(self) -> Engine:
@@ -179,8 +183,75 @@ class Container:
             breed_name=self.breeds.breed_name,
             # A new champion may know breeds another process added: load their names before serving it.
             on_champion_change=self.breeds.reload_taxonomy,
+            trainer=partial(retrain_in_child, self.settings) if self.train_in_child else None,
         )
 
     @cached_property
     def intervals(self) -> Intervals:
         return intervals(self.settings)
+
+
+def retrain_in_child(
+    settings: Settings,
+    *,
+    now: datetime,
+    trigger: str,
+    actor: str | None,
+    full: bool,
+    progress: Callable[[str], None],
+) -> RetrainResult:
+    """Run one retrain in a fresh process (spawned: it shares nothing with this one) and return its result.
+
+    Progress lines and the result (or the exception) come back over a queue; a child that dies
+    without answering (killed, out of memory) is reported as such. Its lease dies with it.
+    """
+    import multiprocessing
+    import queue
+
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    child = context.Process(
+        target=_retrain_here,
+        args=(settings, now, trigger, actor, full, messages),
+        name="dogbot-retrain",
+    )
+    child.start()
+    try:
+        while True:
+            try:
+                kind, value = messages.get(timeout=1.0)
+            except queue.Empty:
+                if not child.is_alive():
+                    raise RuntimeError(
+                        f"the training process stopped before it finished (exit code {child.exitcode})"
+                    ) from None
+                continue
+            if kind == "progress":
+                progress(value)
+            elif kind == "error":
+                raise value
+            else:
+                return value
+    finally:
+        child.join(timeout=60)
+        if child.is_alive():
+            child.terminate()
+
+
+def _retrain_here(settings: Settings, now: datetime, trigger: str, actor, full: bool, messages) -> None:
+    """The child's side of :func:`retrain_in_child`."""
+    container = Container(settings)
+    try:
+        result = container.lifecycle.retrain(
+            now,
+            trigger=trigger,
+            actor=actor,
+            full=full,
+            progress=lambda step: messages.put(("progress", step)),
+        )
+    except Exception as error:  # handed to the parent, which raises it there
+        messages.put(("error", error))
+    else:
+        messages.put(("result", result))
+    finally:
+        container.engine.dispose()

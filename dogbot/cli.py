@@ -9,14 +9,14 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dogbot.app import Container, intake_rules
-from dogbot.core.bulk import BulkItem, submit_files
-from dogbot.core.manifest import image_paths, read_folder, read_manifest
 from dogbot.lifecycle_cli import register as register_jobs
-from dogbot.settings import Settings
-from ml.images import ImageRejected, load_image
-from storage.migrations import SchemaError
+
+# Each command imports what it uses: `dogbot --help` needs no database and no model, and `dogbot
+# predict` no migrations, jobs or Telegram (bench/bench_cli.py times them).
+if TYPE_CHECKING:
+    from dogbot.app import Container
 
 
 def _progress(iterable, **kwargs):
@@ -28,6 +28,10 @@ def _progress(iterable, **kwargs):
 
 def cmd_predict(container: Container, args: argparse.Namespace) -> int:
     """Classify photos without storing anything."""
+    from dogbot.app import intake_rules
+    from dogbot.core.manifest import image_paths
+    from ml.images import ImageRejected, load_image
+
     predictor, taxonomy = container.predictor, container.breeds.taxonomy
     rules = intake_rules(container.settings)
     status = 0
@@ -64,7 +68,9 @@ def cmd_predict(container: Container, args: argparse.Namespace) -> int:
 
 def cmd_eval(container: Container, args: argparse.Namespace) -> int:
     """Score the serving model on a labeled CSV."""
+    from dogbot.app import intake_rules
     from dogbot.core.evaluation import evaluate, format_report
+    from dogbot.core.manifest import read_manifest
 
     rows = read_manifest(Path(args.manifest))
     report = evaluate(
@@ -80,6 +86,9 @@ def cmd_eval(container: Container, args: argparse.Namespace) -> int:
 
 def cmd_import(container: Container, args: argparse.Namespace) -> int:
     """Bulk-load photos the shelter has already labeled (label source: import)."""
+    from dogbot.core.bulk import BulkItem, submit_files
+    from dogbot.core.manifest import read_folder, read_manifest
+
     if bool(args.manifest) == bool(args.folder):
         print("give either --manifest CSV or a folder with one sub-folder per breed", file=sys.stderr)
         return 2
@@ -113,6 +122,9 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
 
 def cmd_ingest(container: Container, args: argparse.Namespace) -> int:
     """Store and classify photos as if staff had sent them; unsure ones wait for /review."""
+    from dogbot.core.bulk import BulkItem, submit_files
+    from dogbot.core.manifest import image_paths
+
     items = [BulkItem(path) for path in image_paths([Path(p) for p in args.paths])]
     results = submit_files(container.catalog, items, source="ingest", progress=_progress)
     return _report_bulk(results, set())
@@ -383,6 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from dogbot.app import Container
+    from dogbot.settings import Settings
+    from storage.migrations import SchemaError
+
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -66,6 +66,9 @@ class LifecycleJobs:
     clock: Callable[[], datetime] = utcnow
     breed_name: Callable[[str], str] = str
     on_champion_change: Callable[[], None] = lambda: None
+    # Where a retrain runs: None, in this process; the bot hands in one that runs it in a child
+    # process (same arguments as ``retrain`` below, keywords only), so the bot never loads torch.
+    trainer: Callable[..., RetrainResult] | None = None
 
     # --- the jobs ------------------------------------------------------------------------------
     def fold(self, now: datetime | None = None, *, trigger: str = "schedule") -> FoldResult:
@@ -114,6 +117,10 @@ class LifecycleJobs:
     ) -> RetrainResult:
         """Train, judge and maybe promote a candidate (``LockBusy`` if another run is training)."""
         now = now or self.clock()
+        if self.trainer is not None:
+            result = self.trainer(now=now, trigger=trigger, actor=actor, full=full, progress=progress)
+            self.refresh(now)
+            return result
         result = retrain(
             self.engine,
             base_head=self.predictor.base_head(),

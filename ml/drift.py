@@ -16,12 +16,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+
+# scipy and scikit-learn are imported by the tests that use them: `dogbot models` and the bot import
+# this module through the jobs' types, and importing those two costs a second or more.
 
 
 @dataclass(frozen=True)
@@ -54,6 +51,13 @@ def domain_classifier_auc(
     n_folds = min(folds, int(min(len(reference), len(current))))
     if n_folds < 2:
         raise ValueError("need at least 2 rows in each window")
+    from scipy import stats
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000))
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     scores = cross_val_predict(model, x, y, cv=splitter, method="decision_function")
@@ -90,6 +94,8 @@ def ks_test(
 ) -> DriftTest:
     """Two-sample Kolmogorov-Smirnov test on one number per photo (confidence, brightness, size)."""
     reference, current = np.asarray(reference, float), np.asarray(current, float)
+    from scipy import stats
+
     result = stats.ks_2samp(reference, current)
     statistic, p_value = float(result.statistic), float(result.pvalue)
     shift = float(np.median(current) - np.median(reference))
@@ -138,6 +144,8 @@ def category_test(
     psi = population_stability_index(table[:, 0], table[:, 1])
     if len(table) < 2:
         return DriftTest(name, None, None, p_threshold, False, "too few photos per breed to test")
+    from scipy import stats
+
     chi2, p_value, _, _ = stats.chi2_contingency(table.T)
     return DriftTest(
         name,
@@ -171,6 +179,8 @@ def rate_test(
             f"{what}: too few labeled photos ({ref_n} vs {cur_n}, need {min_n})",
         )
     table = [[cur_hits, cur_n - cur_hits], [ref_hits, ref_n - ref_hits]]
+    from scipy import stats
+
     p_value = float(stats.fisher_exact(table, alternative="greater").pvalue)
     ref_rate, cur_rate = ref_hits / ref_n, cur_hits / cur_n
     return DriftTest(

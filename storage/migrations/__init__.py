@@ -17,20 +17,25 @@ disagree.
 
 from __future__ import annotations
 
+import ast
 import logging
 import sqlite3
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from storage import lifecycle_tables, tables  # noqa: F401  (tables register on SQLModel.metadata)
+
+# Alembic is imported only where a schema is created, checked against an unknown revision or
+# migrated: importing it costs about as much as the rest of a `dogbot predict` start, and a start
+# that finds the schema current (every start but the first after an upgrade) needs none of it.
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,8 @@ class SchemaError(RuntimeError):
 
 
 def config(connection: Connection | None = None, *, location: Path = HERE) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(location))
     cfg.set_main_option("path_separator", "os")
@@ -62,6 +69,8 @@ def config(connection: Connection | None = None, *, location: Path = HERE) -> Co
 
 @cache
 def _scripts(location: Path) -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(config(location=location))
 
 
@@ -71,11 +80,46 @@ def head(*, location: Path = HERE) -> str:
 
 def current(engine: Engine) -> str | None:
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return _stamped(connection)
+
+
+def _stamped(connection: Connection) -> str | None:
+    """The revision recorded in the database (None: not stamped), read without Alembic."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+@cache
+def _newest(location: Path) -> str:
+    """The head revision, from the migration files' ``revision`` and ``down_revision`` lines.
+
+    Parsed, not imported: loading the scripts imports Alembic. A test checks it against
+    :func:`head`; a branched history (two heads) is refused as Alembic would.
+    """
+    revisions, parents = set(), set()
+    for script in (location / "versions").glob("*.py"):
+        for node in ast.parse(script.read_text(encoding="utf-8")).body:
+            target = node.target if isinstance(node, ast.AnnAssign) else None
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+            if not isinstance(target, ast.Name) or node.value is None:
+                continue
+            if target.id == "revision":
+                revisions.add(ast.literal_eval(node.value))
+            elif target.id == "down_revision" and ast.literal_eval(node.value) is not None:
+                value = ast.literal_eval(node.value)
+                parents.update([value] if isinstance(value, str) else value)
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise SchemaError(f"the migrations have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
 
 
 def stamp(connection: Connection, revision: str, *, location: Path = HERE) -> None:
     """Record ``revision`` as the schema of the database behind ``connection`` (no DDL run)."""
+    from alembic.runtime.migration import MigrationContext
+
     MigrationContext.configure(connection).stamp(_scripts(location), revision)
 
 
@@ -84,6 +128,11 @@ def prepare(engine: Engine, *, upgrade: bool | None = None, location: Path = HER
 
     ``upgrade``: migrate an older database; default only on SQLite. Returns the revision now in force.
     """
+    if not upgrade:
+        with engine.connect() as connection:
+            found = _stamped(connection)
+        if found is not None and found == _newest(location):
+            return found  # the usual start: nothing to create or migrate, no Alembic to import
     scripts = _scripts(location)
     if upgrade is None:
         upgrade = engine.dialect.name == "sqlite"
@@ -103,6 +152,9 @@ def prepare(engine: Engine, *, upgrade: bool | None = None, location: Path = HER
 
 
 def _prepare(connection: Connection, scripts: ScriptDirectory, upgrade: bool, location: Path) -> str:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     newest = scripts.get_current_head()
     with connection.begin():
         if connection.dialect.name == "postgresql":
@@ -168,6 +220,7 @@ def revision(message: str, *, location: Path = HERE) -> Path:
     """
     import tempfile
 
+    from alembic import command
     from sqlalchemy import create_engine
 
     slug = "_".join("".join(c if c.isalnum() else " " for c in message.lower()).split())[:40]

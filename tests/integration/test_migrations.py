@@ -414,3 +414,9 @@ def test_dataset_versions_that_copied_the_catalog_stay_readable_and_later_folds_
     with session(engine) as s:
         assert len(s.exec(select(DatasetItem)).all()) == 2
     engine.dispose()
+
+
+def test_the_head_read_from_the_files_is_alembics_head(next_release):
+    """A start that finds the schema current reads the head from the files without importing Alembic."""
+    assert migrations._newest(migrations.HERE) == migrations.head()
+    assert migrations._newest(next_release) == "0999_next" == migrations.head(location=next_release)
