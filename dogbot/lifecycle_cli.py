@@ -137,7 +137,8 @@ def cmd_retrain(container, args: argparse.Namespace) -> int:
 def cmd_models(container, args: argparse.Namespace) -> int:
     from jobs import registry
 
-    rows = container.lifecycle.models()
+    # The registry alone: the model is loaded (and its version 0 registered) only on a fresh install.
+    rows = registry.models(container.engine) or container.lifecycle.models()
     moves = registry.history(container.engine)
     if args.json:
         print(
