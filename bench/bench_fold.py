@@ -118,7 +118,7 @@ def main() -> None:
         runs.append(("PostgreSQL, 70,001", 70_001, url, drop))
     lines = [
         "| database, labelled photos | first fold s (rows) | fold after one new label s (rows) "
-        "| rows a fold wrote before | fold, nothing changed s (rows) | prune s (versions dropped) "
+        "| rows a fold wrote before | fold, nothing changed s (rows) | prune s (versions pruned) "
         "| put the newest version together s |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -143,8 +143,8 @@ def main() -> None:
             f"average {load:.1f} at the start. Catalogs of synthetic rows (a photo, an import label, a "
             f"prediction with a 5 KB embedding); fold after one new label: the median of "
             f"{ONE_LABEL_FOLDS} folds, each after one photo was relabelled by staff. A dataset version "
-            f"stores what changed against its parent (`storage/lifecycle_tables.py`); `prune` merged the "
-            f"versions no model was trained on into the newest.\n\n"
+            f"stores what changed against its parent (`storage/lifecycle_tables.py`); `prune` retired the "
+            f"versions no model was trained on, deleting only the items no kept version reads.\n\n"
             f"{markdown}\n"
         )
         write_section("## Fold", body)

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fold.set_defaults(handler=cmd_fold)
 
     prune = subparsers.add_parser(
-        "prune", help="drop dataset versions no model was trained on (the scheduled fold does it too)"
+        "prune", help="retire dataset versions no model was trained on (the scheduled fold does it too)"
     )
     prune.add_argument("--json", action="store_true")
     prune.set_defaults(handler=cmd_prune)
@@ -89,7 +89,7 @@ def cmd_prune(container, args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json()))
     else:
         print(
-            f"dropped {len(result.removed)} dataset versions no model needs ({result.items_deleted} "
+            f"pruned {len(result.removed)} dataset versions no model needs ({result.items_deleted} "
             f"items deleted); {result.kept} kept"
         )
     return 0

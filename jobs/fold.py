@@ -13,7 +13,7 @@ label, up to ``golden_size`` photos; once full it never changes, so every model 
 compared on the same photos.
 
 A version writes only the items that changed against the version before it (see
-``storage.lifecycle_tables``); ``prune`` drops versions nothing refers to.
+``storage.lifecycle_tables``); ``prune`` retires versions nothing refers to.
 """
 
 from __future__ import annotations
@@ -191,29 +191,38 @@ def _tally(
 
 @dataclass
 class PruneResult:
-    removed: list[int]  # dataset versions dropped
-    items_deleted: int  # their items no later version needed
-    kept: int  # versions left
+    removed: list[int]  # dataset versions pruned
+    items_deleted: int  # their items no kept version reads
+    kept: int  # versions left readable
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
 def prune(engine: Engine) -> PruneResult:
-    """Drop dataset versions nothing needs: no model was trained on them, no golden photo came from them.
+    """Prune dataset versions nothing needs: no model was trained on them, no golden photo came from them.
 
-    The newest version is kept too (the next fold's parent). Each dropped version's items move into
-    the version after it, so every kept version reads exactly as before.
+    The newest version is kept too (the next fold's parent). A pruned version keeps its row (marked
+    ``pruned``, no longer readable) and only the items a kept version still reads through it, so
+    pruning deletes rows and moves none: its cost follows what changed, not the catalog.
     """
     with open_session(engine) as session:
-        versions = repo.dataset_versions(session=session)
-        needed = repo.referenced_dataset_versions(session=session)
+        versions = [v for v in repo.dataset_versions(session=session) if not v.pruned]
+        if not versions:
+            return PruneResult(removed=[], items_deleted=0, kept=0)
+        needed = repo.referenced_dataset_versions(session=session) | {versions[-1].id}
         removed: list[int] = []
         deleted = 0
-        for version, following in zip(versions, versions[1:], strict=False):
+        for index, version in enumerate(versions):
             if version.id in needed:
                 continue
-            deleted += repo.merge_into_next(version, following, session=session)
+            kept = next(v.id for v in versions[index + 1 :] if v.id in needed)
+            complete_between = any(v.parent is None for v in versions[index + 1 :] if v.id <= kept)
+            deleted += repo.drop_unneeded_items(
+                version, kept, complete_between=complete_between, session=session
+            )
+            version.pruned = True
+            session.add(version)
             removed.append(version.id)
         session.commit()
         return PruneResult(removed=removed, items_deleted=deleted, kept=len(versions) - len(removed))

@@ -71,6 +71,8 @@ def _complete_version_of(version: int, *, session: Session) -> int | None:
     parents = {row_id: parent for row_id, parent in session.exec(statement)}
     if version not in parents:
         return None
+    if session.get(DatasetVersion, version).pruned:
+        raise ValueError(f"dataset version {version} was pruned (no model was trained on it)")
     while parents[version] is not None:
         version = parents[version]
     return version
@@ -86,27 +88,22 @@ def referenced_dataset_versions(*, session: Session) -> set[int]:
     return set(session.exec(trained)) | set(session.exec(select(GoldenItem.added_in)))
 
 
-def merge_into_next(version: DatasetVersion, following: DatasetVersion, *, session: Session) -> int:
-    """Drop ``version`` from the history; ``following`` (its child) reads the same afterwards.
+def drop_unneeded_items(
+    version: DatasetVersion, kept: int, *, complete_between: bool, session: Session
+) -> int:
+    """Delete the items of ``version`` (being pruned) that no version from ``kept`` on reads.
 
-    Items of ``version`` that ``following`` does not replace move into it; the rest are deleted.
-    Returns the number of items deleted.
+    ``kept``: the next version kept. Its chain reads an item of ``version`` unless a newer item of
+    the same photo comes before it, or a version listing every photo (``complete_between``) does.
+    Versions after ``kept`` read through it, so they need no more. Returns the number deleted.
     """
-    old = DatasetItem.dataset_version == version.id
-    if following.parent is None:  # lists every photo itself: needs nothing of its parent
-        deleted = session.exec(delete(DatasetItem).where(old)).rowcount
-    else:
-        replaced = select(DatasetItem.photo_id).where(DatasetItem.dataset_version == following.id)
-        deleted = session.exec(delete(DatasetItem).where(old, DatasetItem.photo_id.in_(replaced))).rowcount
-        session.exec(update(DatasetItem).where(old).values(dataset_version=following.id))
-        if version.parent is None:  # ``following`` now lists every photo: removals of nothing go
-            gone = (DatasetItem.dataset_version == following.id) & DatasetItem.removed
-            deleted += session.exec(delete(DatasetItem).where(gone)).rowcount
-        session.exec(
-            update(DatasetVersion).where(DatasetVersion.id == following.id).values(parent=version.parent)
-        )
-    session.exec(delete(DatasetVersion).where(DatasetVersion.id == version.id))
-    return deleted
+    mine = DatasetItem.dataset_version == version.id
+    if complete_between:
+        return session.exec(delete(DatasetItem).where(mine)).rowcount
+    newer = select(DatasetItem.photo_id).where(
+        DatasetItem.dataset_version > version.id, DatasetItem.dataset_version <= kept
+    )
+    return session.exec(delete(DatasetItem).where(mine, DatasetItem.photo_id.in_(newer))).rowcount
 
 
 def max_label_id(*, session: Session) -> int:

@@ -7,7 +7,7 @@
   no parent (the first, each one made before migration 0004, the oldest kept after pruning) holds
   every photo. ``storage.lifecycle_repository.dataset_items`` puts a version together on demand:
   each photo's item from the newest version in its chain back to that complete one. Items are
-  never changed; pruning a version no model needs moves its items into the next version.
+  never changed; pruning a version no model needs deletes those of its items no kept version reads.
 * ``GoldenItem`` — a fixed set of validation photos every candidate model is compared on; filled
   once from the first folds and then frozen.
 * ``ModelVersion`` — every trained head: artifact and hash, dataset version, breeds, metrics, who or
@@ -46,9 +46,10 @@ class DatasetVersion(SQLModel, table=True):
     conflicts: list = Field(default_factory=list, sa_type=JSON)  # photo ids where people disagreed
     trigger: str = Field(default="schedule", max_length=32)
     # The version whose dataset this one changes; None: this version lists every photo itself. Not a
-    # foreign key: pruning relinks it, and SQLite could only add one by rebuilding the table.
+    # foreign key: SQLite could only add one by rebuilding the table.
     parent: int | None = None
     n_changed: int = 0  # items this version wrote (photos added, relabelled or removed)
+    pruned: bool = False  # no model needed it: no longer readable, only items later versions read are kept
 
 
 class DatasetItem(SQLModel, table=True):

@@ -139,5 +139,8 @@ def test_a_fold_writes_only_what_changed_and_pruning_keeps_what_models_need(data
     assert {v: items_of(engine, v) for v in (second.version, third.version)} == {
         v: expected[v] for v in (second.version, third.version)
     }
-    assert rows(engine) == 1_201  # the second version lists every photo now; the third its one change
+    assert rows(engine) == 1_201  # the two rows the second version replaced are gone; nothing moved
+    with pytest.raises(ValueError, match="pruned"):
+        items_of(engine, first.version)
+    assert prune(engine).removed == []  # nothing more to do
     engine.dispose()

@@ -2,7 +2,8 @@
 
 Each fold wrote one item per labelled photo; now a version writes only the photos added,
 relabelled or removed since its parent (``datasetversion.parent``), removals marked by
-``datasetitem.removed``. Every version made before this one lists every photo itself: it gets no
+``datasetitem.removed``; ``datasetversion.pruned`` marks a version retired by ``dogbot prune``.
+Every version made before this one lists every photo itself: it gets no
 parent and reads exactly as before. ``n_changed`` of those is their item count.
 
 Revision ID: 0004_dataset_deltas
@@ -35,6 +36,10 @@ def upgrade() -> None:
             "datasetversion", sa.Column("n_changed", sa.Integer(), nullable=False, server_default="0")
         )
         op.execute("UPDATE datasetversion SET n_changed = n_items")
+    if "pruned" not in have["datasetversion"]:
+        op.add_column(
+            "datasetversion", sa.Column("pruned", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     if "removed" not in have["datasetitem"]:
         op.add_column(
             "datasetitem", sa.Column("removed", sa.Boolean(), nullable=False, server_default=sa.false())
@@ -45,5 +50,6 @@ def downgrade() -> None:
     # Only a history without deltas reads the same under the old code: put each version back together
     # before downgrading (not done here), or restore the backup taken before the upgrade.
     op.drop_column("datasetitem", "removed")
+    op.drop_column("datasetversion", "pruned")
     op.drop_column("datasetversion", "n_changed")
     op.drop_column("datasetversion", "parent")
