@@ -22,6 +22,7 @@ import numpy as np
 from sqlalchemy.engine import Engine
 
 from jobs import charts, incidents
+from jobs.windows import Window
 from ml import drift as stats
 from ml.head import BreedHead
 from ml.predictor import backbone_of, is_dog
@@ -70,24 +71,6 @@ class DriftResult:
     def to_json(self) -> dict:
         """The ``dogbot drift --json`` contract: drift, tests, reference_n, current_n (+ details)."""
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Window:
-    photo_ids: list[int]
-    embeddings: np.ndarray
-    dog_probability: np.ndarray
-    brightness: np.ndarray
-    pixels: np.ndarray
-    shown_breed: list[str | None]  # what the model said when staff saw it
-    people_label: list[str | None]
-    received: list[datetime]
-    # Per photo: could the model that answered have given the staff's label (one of its breeds, or
-    # not a dog)? None: unknown (no database), judged against the serving head's breeds instead.
-    answerable: list[bool | None] | None = None
-
-    def __len__(self) -> int:
-        return len(self.photo_ids)
 
 
 def check_drift(
@@ -252,26 +235,6 @@ def compare(
         "breeds": (shares(ref_breed), shares(cur_breed)),
     }
     return tests, pictures
-
-
-def window_from_arrays(
-    embeddings: np.ndarray,
-    dog_probability: np.ndarray,
-    brightness: np.ndarray,
-    pixels: np.ndarray,
-) -> Window:
-    """A window without a database (benchmarks, tests): no labels, no dates."""
-    n = len(embeddings)
-    return Window(
-        list(range(n)),
-        np.asarray(embeddings, np.float32),
-        np.asarray(dog_probability, float),
-        np.asarray(brightness, float),
-        np.asarray(pixels, float),
-        [None] * n,
-        [None] * n,
-        [],
-    )
 
 
 def _rescore(head: BreedHead, window: Window, dog_threshold: float) -> tuple[np.ndarray, np.ndarray]:

@@ -22,19 +22,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
 from sqlalchemy.engine import Engine
 
+from jobs.windows import Window
 from storage import lifecycle_repository as repo
 from storage.db import session as open_session
 from storage.lifecycle_tables import DriftIncident
 from storage.vocabulary import SPECIAL_LABELS, DriftTest, IncidentClose, IncidentKind
-
-if TYPE_CHECKING:  # jobs.drift calls describe_shift: a runtime import would be circular
-    from jobs.drift import Window
 
 # Changes in what the model is shown, as opposed to what it answers: these make an alarm a shift
 # even when new breeds arrived in the same window.

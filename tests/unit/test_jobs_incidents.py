@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from bot import texts
-from jobs.drift import Window
 from jobs.incidents import IncidentFacts, change_point, describe_shift
+from jobs.windows import Window
 from storage.vocabulary import DriftTest, IncidentKind
 
 DAY1 = datetime(2026, 1, 5, 9, 0)
