@@ -34,7 +34,8 @@ from dev_embeddings import load_dev_embeddings  # noqa: E402
 
 from dogbot.app import drift_thresholds  # noqa: E402
 from dogbot.settings import Settings  # noqa: E402
-from jobs.drift import DriftThresholds, compare, window_from_arrays  # noqa: E402
+from jobs.drift import DriftThresholds, compare  # noqa: E402
+from jobs.windows import window_from_arrays  # noqa: E402
 from ml.backbone import TorchEncoder  # noqa: E402
 from ml.head import BreedHead  # noqa: E402
 from ml.predictor import Predictor  # noqa: E402

@@ -83,7 +83,7 @@ async def _reopen(query: CallbackQuery, context: DogContext, press: Press) -> No
         await query.answer(texts.STALE, show_alert=True)
         return
     await query.answer()
-    choices = [(breed.key, breed.display_name) for breed, _ in question.top]
+    choices = [(breed.key, breed.display_name) for breed in question.button_breeds]
     markup = keyboards.question(services.codec, press.prediction_id, choices, review=press.review)
     try:
         await query.edit_message_reply_markup(markup)
@@ -153,7 +153,7 @@ async def send_next_for_review(context: DogContext, chat_id: int, *, after_photo
             top,
             question.prediction.is_dog,
         )
-        choices = [(breed.key, breed.display_name) for breed, _ in question.top]
+        choices = [(breed.key, breed.display_name) for breed in question.button_breeds]
         markup = keyboards.question(services.codec, question.prediction.id, choices, review=True)
         await context.bot.send_photo(chat_id, photo=data, caption=caption, reply_markup=markup)
 

@@ -8,7 +8,8 @@ carries everything needed to act on a press, so buttons keep working after resta
 Actions: ``l`` label the photo with ``arg`` (a breed key or a special label), ``w`` "Wrong?" (show
 the choices again), ``o`` "Other…" (ask for a typed breed name), ``d`` "It is a dog" (show breed
 choices). An upper-case action is the same action pressed on a /review message: after it the next
-photo waiting for review is shown.
+photo waiting for review is shown. Under a drift incident's message (admins only) the id is the
+incident's: ``n`` "Retrain now", ``e`` "Expected, use these photos as the new normal".
 """
 
 from __future__ import annotations
@@ -30,16 +31,25 @@ class Action(StrEnum):
     WRONG = "w"
     OTHER = "o"
     IS_DOG = "d"
+    RETRAIN_NOW = "n"  # on a drift incident
+    NEW_NORMAL = "e"  # on a drift incident
+
+
+INCIDENT_ACTIONS = (Action.RETRAIN_NOW, Action.NEW_NORMAL)
 
 
 @dataclass(frozen=True)
 class Press:
     """A decoded button press."""
 
-    prediction_id: int
+    prediction_id: int  # a drift incident's id for INCIDENT_ACTIONS
     action: Action
     arg: str = ""
     review: bool = False  # pressed on a /review message: show the next photo afterwards
+
+    @property
+    def incident_id(self) -> int:
+        return self.prediction_id
 
 
 class CallbackCodec:
@@ -83,6 +93,12 @@ class CallbackCodec:
     def _tag(self, body: str) -> str:
         digest = hmac.new(self._secret, body.encode(), hashlib.sha256).digest()[:_TAG_BYTES]
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def is_incident_press(data: object) -> bool:
+    """Whether button data is a drift incident's (routing only: the gate has checked its tag)."""
+    parts = data.split(":") if isinstance(data, str) else []
+    return len(parts) >= 4 and parts[0] == VERSION and parts[2] in INCIDENT_ACTIONS
 
 
 def derive_secret(token: str, configured: str = "") -> bytes:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot import texts
 from bot.callbacks import Action, CallbackCodec, Press
 from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP
 
@@ -60,6 +61,16 @@ def matches(codec: CallbackCodec, prediction_id: int, breeds: Sequence[Choice]) 
         ]
     )
     return InlineKeyboardMarkup(rows)
+
+
+def incident(codec: CallbackCodec, incident_id: int) -> InlineKeyboardMarkup:
+    """Under a drift incident's message (admins): retrain now, or accept the photos as normal."""
+    return InlineKeyboardMarkup(
+        [
+            [_button(codec, texts.RETRAIN_NOW, Press(incident_id, Action.RETRAIN_NOW))],
+            [_button(codec, texts.EXPECTED, Press(incident_id, Action.NEW_NORMAL))],
+        ]
+    )
 
 
 def type_breed() -> ForceReply:

@@ -12,16 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from telegram import Update
+from telegram import InputMediaPhoto, Update
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, CommandHandler
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
-from bot import texts
+from bot import keyboards, texts
+from bot.callbacks import Action, is_incident_press
 from bot.context import DogContext, admin_only
+from dogbot.core.members import Role
 from dogbot.lifecycle_text import model_list, retrain_report
 from dogbot.simulation_report import last_report
+from jobs.incidents import IncidentClosed, IncidentFacts
 from jobs.lock import LockBusy
 from jobs.registry import RegistryError
 from jobs.retrain import FullRetrainUnavailable
@@ -45,6 +49,7 @@ def register_lifecycle_handlers(
     application.add_handler(CommandHandler("models", on_models))
     application.add_handler(CommandHandler("rollback", on_rollback))
     application.add_handler(CommandHandler("report", on_report))
+    application.add_handler(CallbackQueryHandler(on_incident_button, pattern=is_incident_press, block=False))
     queue = application.job_queue
     if queue is None:  # PTB without its job-queue extra: no background refresh
         log.warning("no JobQueue: a champion promoted elsewhere is served only after a restart")
@@ -77,15 +82,20 @@ def register_lifecycle_handlers(
 async def on_retrain(update: Update, context: DogContext) -> None:
     """/retrain [full] (admins): train a new model now, report progress, then the result and its chart."""
     full = any(arg.lower() in ("full", "--full") for arg in context.args or [])
+    actor = str(update.effective_user.id) if update.effective_user else None
+    await _retrain(update.effective_message, context, actor=actor, full=full)
+
+
+async def _retrain(message, context: DogContext, *, actor: str | None, full: bool = False) -> None:
+    """Retrain, editing one reply to ``message`` with progress, then the result and its chart."""
     lifecycle = context.services.lifecycle
-    status = await update.effective_message.reply_text(texts.retrain_step("starting"))
+    status = await message.reply_text(texts.retrain_step("starting"))
     loop = asyncio.get_running_loop()
     edits = []
 
     def progress(step: str) -> None:
         edits.append(asyncio.run_coroutine_threadsafe(_edit(status, texts.retrain_step(step)), loop))
 
-    actor = str(update.effective_user.id) if update.effective_user else None
     refusal = None
     try:
         result = await asyncio.to_thread(
@@ -99,7 +109,38 @@ async def on_retrain(update: Update, context: DogContext) -> None:
         await _edit(status, texts.not_retrained(str(refusal)))
         return
     await _edit(status, texts.retrain_done(result.promoted))
-    await _reply_with_chart(update, retrain_report(result), result.report)
+    await _reply_with_chart(message, retrain_report(result), result.report)
+
+
+async def on_incident_button(update: Update, context: DogContext) -> None:
+    """A press under a drift incident's message (admins): retrain now, or accept the new normal."""
+    query = update.callback_query
+    press = context.services.codec.decode(query.data)  # not None: the gate refused forged data
+    if context.role is not Role.ADMIN:
+        await query.answer(texts.admin_only(), show_alert=True)
+        return
+    lifecycle = context.services.lifecycle
+    actor = str(query.from_user.id)
+    incident = await asyncio.to_thread(lifecycle.incident, press.incident_id)
+    if incident is None:
+        await query.answer(texts.NO_INCIDENT, show_alert=True)
+        return
+    if incident.closed_at is not None:
+        await query.answer(texts.incident_closed(incident.closed_how), show_alert=True)
+        return
+    if press.action is Action.RETRAIN_NOW:
+        await query.answer()
+        await _retrain(query.message, context, actor=actor)
+        return
+    try:
+        accepted = await asyncio.to_thread(lifecycle.accept_new_normal, press.incident_id, actor=actor)
+    except IncidentClosed:
+        await query.answer(texts.incident_closed(None), show_alert=True)
+        return
+    await query.answer()
+    with contextlib.suppress(BadRequest):  # the buttons were removed already
+        await query.edit_message_reply_markup(None)
+    await query.message.reply_text(texts.new_normal_accepted(len(accepted.new_normal or [])))
 
 
 @admin_only
@@ -108,7 +149,7 @@ async def on_drift(update: Update, context: DogContext) -> None:
     await update.effective_message.reply_text(texts.CHECKING_DRIFT)
     lifecycle = context.services.lifecycle
     result = await asyncio.to_thread(lifecycle.drift, trigger="telegram")
-    await _reply_with_chart(update, texts.drift_report(result), result.chart)
+    await _reply_with_chart(update.effective_message, texts.drift_report(result), result.chart)
 
 
 @admin_only
@@ -140,23 +181,40 @@ async def on_report(update: Update, context: DogContext) -> None:
         await update.effective_message.reply_text(texts.NO_SIMULATION_REPORT)
         return
     summary, chart = found
-    await _reply_with_chart(update, summary, str(chart))
+    await _reply_with_chart(update.effective_message, summary, str(chart))
 
 
 async def check_registry(context: DogContext) -> None:
-    """Serve a newly promoted champion; tell admins about drift alarms and models trained elsewhere."""
-    lifecycle = context.services.lifecycle
+    """Serve a newly promoted champion; tell admins about drift incidents and models trained elsewhere."""
+    services = context.services
+    lifecycle = services.lifecycle
     await asyncio.to_thread(lifecycle.refresh)
-    reports, models = await asyncio.to_thread(lifecycle.recent_events)
-    news = _news(reports, models, context.bot_data)
-    for text, chart in news:
-        for admin_id in sorted(context.services.members.admin_ids):
+    incidents, models = await asyncio.to_thread(lifecycle.recent_events)
+    news = _news(incidents, models, context.bot_data)
+    for item in news:
+        examples = await asyncio.to_thread(_example_photos, services, item.examples)
+        markup = keyboards.incident(services.codec, item.incident_id) if item.incident_id else None
+        for admin_id in sorted(services.members.admin_ids):
             with contextlib.suppress(TelegramError):  # an admin who never opened the bot
-                if chart and Path(chart).is_file():
-                    with Path(chart).open("rb") as picture:
-                        await context.bot.send_photo(admin_id, picture, caption=text[:_MAX_CAPTION])
+                if len(examples) >= 2:
+                    await context.bot.send_media_group(admin_id, [InputMediaPhoto(data) for data in examples])
+                if item.chart and Path(item.chart).is_file():
+                    with Path(item.chart).open("rb") as picture:
+                        await context.bot.send_photo(
+                            admin_id, picture, caption=item.text[:_MAX_CAPTION], reply_markup=markup
+                        )
                 else:
-                    await context.bot.send_message(admin_id, text[:_MAX_MESSAGE])
+                    await context.bot.send_message(admin_id, item.text[:_MAX_MESSAGE], reply_markup=markup)
+
+
+def _example_photos(services, hashes: list[str]) -> list[bytes]:
+    photos = []
+    for sha256 in hashes:
+        try:
+            photos.append(services.catalog.labelling.stored_bytes(sha256))
+        except OSError:
+            log.warning("example photo %s of a drift incident cannot be read", sha256[:12])
+    return photos
 
 
 async def run_job_in_bot(context: DogContext) -> None:
@@ -164,27 +222,42 @@ async def run_job_in_bot(context: DogContext) -> None:
     await asyncio.to_thread(run_scheduled, context.services.lifecycle, context.job.data)
 
 
-def _news(reports, models, bot_data: dict) -> list[tuple[str, str | None]]:
-    """Drift alarms and models trained by others since the last check (nothing on the first check)."""
-    last_report = bot_data.get("seen_drift_report")
+@dataclass(frozen=True)
+class _News:
+    text: str
+    chart: str | None
+    examples: list[str] = field(default_factory=list)  # photo hashes (a drift incident's)
+    incident_id: int | None = None  # a drift incident: its buttons go under the message
+
+
+def _news(incidents, models, bot_data: dict) -> list[_News]:
+    """Drift incidents opened and models trained by others since the last check (nothing on the
+    first check: what happened before this process started was told by the one before it)."""
+    last_incident = bot_data.get("seen_incident")
     last_model = bot_data.get("seen_model")
-    bot_data["seen_drift_report"] = max((r.id for r in reports), default=0)
-    bot_data["seen_model"] = max((m.id for m in models), default=0)
-    if last_report is None or last_model is None:
+    bot_data["seen_incident"] = max((i.id for i in incidents), default=last_incident or 0)
+    bot_data["seen_model"] = max((m.id for m in models), default=last_model or 0)
+    if last_incident is None or last_model is None:
         return []
     news = []
-    for report in sorted(reports, key=lambda r: r.id):
-        if report.id > last_report and report.drift and report.trigger == "schedule":
-            news.append((texts.drift_alarm([t["name"] for t in report.tests if t["alarm"]]), report.chart))
+    for incident in sorted(incidents, key=lambda i: i.id):
+        if incident.id > last_incident:
+            facts = IncidentFacts.from_json(incident.facts)
+            text = texts.drift_incident(facts, _breed_name_of(bot_data))
+            news.append(_News(text, facts.chart, facts.examples, incident.id))
     for model in models:
         if model.id > last_model and model.actor in ("scheduler", "cli"):
             chart = str(Path(model.report)) if model.report else None
-            news.append((texts.model_trained_elsewhere(model), chart))
+            news.append(_News(texts.model_trained_elsewhere(model), chart))
     return news
 
 
-async def _reply_with_chart(update: Update, text: str, chart: str | None) -> None:
-    message = update.effective_message
+def _breed_name_of(bot_data: dict):
+    services = bot_data.get("services")
+    return services.breed_name if services is not None else str
+
+
+async def _reply_with_chart(message, text: str, chart: str | None) -> None:
     if chart and Path(chart).is_file():
         with Path(chart).open("rb") as picture:
             await message.reply_photo(picture, caption=text[:_MAX_CAPTION])

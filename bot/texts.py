@@ -14,9 +14,19 @@ from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
 from jobs.drift import DriftResult
+from jobs.incidents import AnswerQuality, IncidentFacts
 from jobs.service import LifecycleStatus
 from storage.lifecycle_tables import ModelVersion
-from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP, ModelStatus, Outcome
+from storage.vocabulary import (
+    MIXED_BREED,
+    NOT_A_DOG,
+    SKIP,
+    DriftTest,
+    IncidentClose,
+    IncidentKind,
+    ModelStatus,
+    Outcome,
+)
 
 Name = Callable[[str], str]  # breed key (or special label) -> what people read
 
@@ -362,8 +372,89 @@ def drift_report(result: DriftResult) -> str:
     return "\n".join(lines)
 
 
-def drift_alarm(tests: Sequence[str]) -> str:
-    return f"Drift alarm ({', '.join(tests)}): recent photos differ from the reference."
+# What each drift test noticing something means, in a shelter worker's words.
+_CHANGE_WORDS = {
+    DriftTest.BRIGHTNESS: "how bright the photos are",
+    DriftTest.SIZE: "the size of the photos",
+    DriftTest.CORRECTION_RATE: "how often staff correct the bot",
+    DriftTest.EMBEDDING_AUC: "what the photos look like to the model",
+    DriftTest.CONFIDENCE: "how sure the model is",
+    DriftTest.BREED_DISTRIBUTION: "which breeds the model names",
+}
+RETRAIN_NOW = "Retrain now"
+NO_INCIDENT = "This drift alert is no longer on record."
+EXPECTED = "Expected, use these photos as the new normal"
+
+
+def drift_incident(facts: IncidentFacts, breed_name: Callable[[str], str]) -> str:
+    """The one message admins get when the photos change (jobs.incidents): what changed, since
+    when, how many photos, whether the answers suffered, and what the two buttons do."""
+    since = f"since {_day(facts.since)}" if facts.since else f"in the last {facts.photos} photos"
+    breeds = ", ".join(breed_name(key) for key in facts.new_breeds)
+    if facts.kind == IncidentKind.NEW_BREEDS:
+        count = len(facts.new_breeds)
+        lines = [
+            f"🐕 {count} breed{'s' if count != 1 else ''} the model does not know arrived {since}: "
+            f"{breeds} ({facts.new_breed_photos} labelled photos). Staff labels teach it; a retrain "
+            "starts once a breed has a few labelled photos."
+        ]
+    else:
+        lines = [f"📉 {_shift_headline(facts, since)}"]
+        if facts.new_breeds:
+            lines.append(f"Also new to the model: {breeds}.")
+    lines.append(_answers_sentence(facts.answers))
+    lines.append(
+        f"{RETRAIN_NOW}: train a new model on the photos so far. "
+        "Expected: these photos are normal now; drift checks compare with them from here on."
+    )
+    return "\n".join(lines)
+
+
+def _shift_headline(facts: IncidentFacts, since: str) -> str:
+    changed = [name for name in _CHANGE_WORDS if name in facts.changed]
+    if DriftTest.BRIGHTNESS in changed and facts.brightness is not None:
+        before, after = facts.brightness
+        darker = "darker" if after < before else "brighter"
+        head = f"Photos are {darker} {since}: {facts.photos} photos, brightness {before:.2f} -> {after:.2f}."
+        others = [name for name in changed if name != DriftTest.BRIGHTNESS]
+    else:
+        head = f"Recent photos differ from the ones the model learned from ({facts.photos} photos)."
+        others = changed
+    if others:
+        head += " Also changed: " + ", ".join(_CHANGE_WORDS[name] for name in others) + "."
+    return head
+
+
+def _answers_sentence(answers: AnswerQuality | None) -> str:
+    if answers is None or answers.worse is None:
+        checked = answers.checked if answers else 0
+        return (
+            f"Staff checked {checked} of the bot's answers since then: too few to tell whether they suffered."
+        )
+    now = answers.changed / answers.checked
+    before = answers.changed_before / answers.checked_before
+    counts = (
+        f"staff changed {answers.changed} of {answers.checked} answers they checked "
+        f"({now:.0%}; {before:.0%} before)"
+    )
+    if answers.worse:
+        return f"The answers got worse: {counts}. Retraining on these photos should help."
+    return f"The answers are as good as before: {counts}."
+
+
+def _day(moment) -> str:
+    return moment.strftime("%a %d %b")
+
+
+def incident_closed(how: str | None) -> str:
+    """A press on an incident's button after it closed (a callback alert: short)."""
+    if how == IncidentClose.PROMOTED:
+        return "Closed already: a model trained on these photos is serving."
+    return "Closed already: an admin accepted these photos as the new normal."
+
+
+def new_normal_accepted(photos: int) -> str:
+    return f"OK: the last {photos} photos are the new normal. Drift checks compare with them from now on."
 
 
 def model_trained_elsewhere(model: ModelVersion) -> str:

@@ -87,6 +87,7 @@ def lifecycle_config(s: Settings) -> LifecycleConfig:
         val_share=s.validation_share,
         golden_size=s.golden_size,
         drift_window=s.drift_window,
+        incident_after_alarms=s.drift_incident_after_alarms,
         drift_thresholds=drift_thresholds(s),
         dog_threshold=s.dog_threshold,
         gates=promotion_gates(s),

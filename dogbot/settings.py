@@ -117,11 +117,16 @@ class Settings(BaseSettings):
     promotion_min_compared: int = 5
     promotion_min_new_breed_hits: int = 2
     # Drift alarms, measured on the dev photos (bench/bench_jobs.py): domain-classifier AUC above
-    # this (and significant; Evidently uses 0.55); any test with p below drift_p_value; fewer
-    # photos than drift_min_photos in either window: no verdict.
+    # this (and significant; Evidently uses 0.55); drift_p_value is the chance that one check of
+    # unchanged photos alarms at all: each alarming test is held to it divided by their number
+    # (Bonferroni); fewer photos than drift_min_photos in either window: no verdict.
     drift_auc_threshold: float = 0.6
     drift_p_value: float = 0.01
     drift_min_photos: int = 50
+    # Admins are told of a shift (a drift incident opens) once this many scheduled checks in a row
+    # alarmed: in 30 days of unchanged photos a lone alarm came and went the next day (issue 11),
+    # while a real shift alarms every day until a model learns it.
+    drift_incident_after_alarms: int = Field(default=2, ge=1)
     # Which drift tests raise the alarm (comma-separated); the others are still reported and drawn.
     # "size" is left out by default: the model resizes every photo to its input size, and in the
     # 30-day simulation a new photo source (smaller pictures of new breeds) raised it alone, days

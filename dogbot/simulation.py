@@ -344,8 +344,7 @@ class ScheduledJobs(Lifecycle):
         if drift["drift"]:
             report.drift_alarm = True
             # What the bot tells admins: an alarm that opens an incident (jobs.incidents).
-            opened, _ = self.jobs.recent_events(limit=1)
-            report.admin_alerts += len(opened)
+            report.admin_alerts += bool(drift["extra"].get("incident", {}).get("opened"))
             alarms = [t["name"] for t in drift["tests"] if t.get("alarm")]
             report.events.append(f"drift alarm: {', '.join(alarms)}")
         retrain = outcome["retrain"]

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from jobs import charts
+from jobs import charts, incidents
+from jobs.windows import Window
 from ml import drift as stats
 from ml.head import BreedHead
 from ml.predictor import backbone_of, is_dog
@@ -31,17 +32,27 @@ from storage.db import session as open_session
 from storage.lifecycle_tables import DriftReport
 from storage.vocabulary import NOT_A_DOG, PEOPLE, SKIP, DriftTest, Split
 
+NEW_NORMAL = "new_normal"  # the reference kind after an admin accepted recent photos as normal
+
 
 @dataclass(frozen=True)
 class DriftThresholds:
     """Alarm levels (their defaults, measured on the dev photos, are in ``dogbot.settings``)."""
 
     auc: float  # domain classifier AUC above this (and significant) alarms
-    p_value: float  # every test with a p-value alarms below this
+    # The chance that a check of two same-distribution windows alarms at all (family-wise): each
+    # alarming test is held to p_value / their number (Bonferroni). Held to p_value each, five
+    # tests checked daily alarmed on same-distribution photos about once a month (issue 11).
+    p_value: float
     min_photos: int  # fewer photos in either window: no verdict
     # Tests that raise the alarm; the others are still computed, stored and drawn.
     alarm_tests: tuple[str, ...]
     min_labeled: int = 20  # fewer people-labeled photos: no correction-rate verdict
+
+    @property
+    def per_test_p_value(self) -> float:
+        """The level each test is held to, so that any of them alarming stays below ``p_value``."""
+        return self.p_value / max(len(self.alarm_tests), 1)
 
 
 @dataclass
@@ -50,7 +61,7 @@ class DriftResult:
     tests: list[dict]
     reference_n: int
     current_n: int
-    reference: str  # training | first_window | none
+    reference: str  # training | first_window | new_normal
     model_version: str
     report_id: int | None = None
     chart: str | None = None
@@ -60,24 +71,6 @@ class DriftResult:
     def to_json(self) -> dict:
         """The ``dogbot drift --json`` contract: drift, tests, reference_n, current_n (+ details)."""
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Window:
-    photo_ids: list[int]
-    embeddings: np.ndarray
-    dog_probability: np.ndarray
-    brightness: np.ndarray
-    pixels: np.ndarray
-    shown_breed: list[str | None]  # what the model said when staff saw it
-    people_label: list[str | None]
-    received: list[datetime]
-    # Per photo: could the model that answered have given the staff's label (one of its breeds, or
-    # not a dog)? None: unknown (no database), judged against the serving head's breeds instead.
-    answerable: list[bool | None] | None = None
-
-    def __len__(self) -> int:
-        return len(self.photo_ids)
 
 
 def check_drift(
@@ -101,7 +94,10 @@ def check_drift(
             model_version, window, reference_max, seed, session
         )
     recent = set(current_ids)
-    reference_ids = [i for i in reference_ids if i not in recent]
+    if reference_kind != NEW_NORMAL:
+        # Photos accepted as the new normal stay in the reference while they are recent too: the
+        # admin said they are what normal looks like, so comparing them with themselves is right.
+        reference_ids = [i for i in reference_ids if i not in recent]
     current = _load(engine, current_ids, head.backbone)
     reference = _load(engine, reference_ids, head.backbone)
     held_out = None
@@ -127,6 +123,15 @@ def check_drift(
         result.drift = any(t.alarm for t in tests)
         alarms = [t.name for t in tests if t.alarm]
         result.reason = f"drift in {', '.join(alarms)}" if alarms else "no drift"
+        if result.drift:
+            with open_session(engine) as session:
+                hashes = {
+                    i: p.sha256 for i, p in repo.photos_by_id(current.photo_ids, session=session).items()
+                }
+            facts = incidents.describe_shift(
+                reference, current, alarms, known=set(head.breed_keys), hashes=hashes
+            )
+            result.extra["facts"] = facts.to_json()
         if chart_dir is not None:
             path = Path(chart_dir) / f"drift-{now:%Y%m%d-%H%M%S}.png"
             verdict = "DRIFT" if result.drift else "no drift"
@@ -176,7 +181,7 @@ def compare(
     with them would alarm after every retrain (measured in the simulation). None: the reference
     was never trained on (the first window) and serves for every test.
     """
-    p = thresholds.p_value
+    p = thresholds.per_test_p_value
     answers_reference = reference if held_out is None else held_out
     ref_breed, ref_conf = _rescore(head, answers_reference, dog_threshold)
     cur_breed, cur_conf = _rescore(head, current, dog_threshold)
@@ -232,26 +237,6 @@ def compare(
     return tests, pictures
 
 
-def window_from_arrays(
-    embeddings: np.ndarray,
-    dog_probability: np.ndarray,
-    brightness: np.ndarray,
-    pixels: np.ndarray,
-) -> Window:
-    """A window without a database (benchmarks, tests): no labels, no dates."""
-    n = len(embeddings)
-    return Window(
-        list(range(n)),
-        np.asarray(embeddings, np.float32),
-        np.asarray(dog_probability, float),
-        np.asarray(brightness, float),
-        np.asarray(pixels, float),
-        [None] * n,
-        [None] * n,
-        [],
-    )
-
-
 def _rescore(head: BreedHead, window: Window, dog_threshold: float) -> tuple[np.ndarray, np.ndarray]:
     probabilities = head.probabilities(window.embeddings)
     dog = is_dog(window.dog_probability, dog_threshold)
@@ -294,7 +279,7 @@ def _correction_test(
         ref_n,
         cur_hits,
         cur_n,
-        p_threshold=thresholds.p_value,
+        p_threshold=thresholds.per_test_p_value,
         min_n=thresholds.min_labeled,
         what="staff corrected the model",
     )
@@ -307,8 +292,22 @@ def _correction_test(
 def _reference_ids(
     model_version: str, window: int, reference_max: int, seed: int, session
 ) -> tuple[list[int], list[int] | None, str]:
-    """Reference photo ids, those among them the serving head never trained on (None: all), its kind."""
+    """Reference photo ids, those among them the serving head never trained on (None: all), its kind.
+
+    An admin's "Expected" (``jobs.incidents.accept_new_normal``) makes the photos then recent the
+    reference until the champion changes.
+    """
     model = repo.model_version(model_version, session=session)
+    accepted = incidents.new_normal_reference(session=session)
+    if accepted is not None:
+        held_out = None
+        if model is not None and model.dataset_version is not None:
+            trained = {
+                item.photo_id
+                for item in repo.dataset_items(model.dataset_version, session=session, split=Split.TRAIN)
+            }
+            held_out = [i for i in accepted if i not in trained]
+        return accepted, held_out, NEW_NORMAL
     if model is not None and model.dataset_version is not None:
         rng = np.random.default_rng(seed)
 

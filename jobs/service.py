@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from jobs import charts, registry
+from jobs import charts, incidents, registry
 from jobs.drift import DriftResult, DriftThresholds, check_drift
 from jobs.fold import FoldResult, PruneResult, fold, prune
-from jobs.incidents import incident_openers
 from jobs.lock import TRAIN_LOCK, LockBusy, held, make_owner, owner_is_gone
 from jobs.retrain import RetrainResult, retrain, retrain_trigger
 from jobs.scores import RetrainMetrics
@@ -27,14 +26,11 @@ from ml.predictor import Predictor
 from ml.training import TrainConfig
 from storage import lifecycle_repository as repo
 from storage.db import session as open_session
-from storage.lifecycle_tables import DriftReport, JobRun, ModelVersion
+from storage.lifecycle_tables import DriftIncident, DriftReport, JobRun, ModelVersion
 from storage.tables import utcnow
 from storage.vocabulary import RunStatus
 
 log = logging.getLogger(__name__)
-
-# Drift reports looked back on to tell whether an alarm opens an incident: a year of daily checks.
-INCIDENT_HISTORY = 400
 
 
 @dataclass(frozen=True)
@@ -52,6 +48,7 @@ class LifecycleConfig:
     use_auto_labels: bool
     lock_ttl: timedelta
     drift_reference_max: int = 1000
+    incident_after_alarms: int = 1  # scheduled alarms in a row that open a drift incident
     train_config: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -93,7 +90,7 @@ class LifecycleJobs:
         """Check the last window of photos against the serving model's reference."""
         now = now or self.clock()
         self.refresh(now)
-        return check_drift(
+        result = check_drift(
             self.engine,
             head=self.predictor.head,
             model_version=self.predictor.model_version,
@@ -105,6 +102,17 @@ class LifecycleJobs:
             chart_dir=self.model_dir / "drift",
             trigger=trigger,
         )
+        if result.drift and trigger == "schedule" and result.report_id is not None:
+            incident, opened = incidents.record_alarm(
+                self.engine,
+                report_id=result.report_id,
+                now=now,
+                model_version=result.model_version,
+                facts=replace(incidents.IncidentFacts.from_json(result.extra["facts"]), chart=result.chart),
+                after_alarms=self.config.incident_after_alarms,
+            )
+            result.extra["incident"] = {"id": incident.id if incident else None, "opened": opened}
+        return result
 
     def retrain(
         self,
@@ -138,8 +146,23 @@ class LifecycleJobs:
             progress=progress,
             full=full,
         )
+        if result.promoted and result.version:
+            incidents.close_after_promotion(self.engine, version=result.version, now=now)
         self.refresh(now)
         return result
+
+    def accept_new_normal(
+        self, incident_id: int, *, actor: str | None, now: datetime | None = None
+    ) -> DriftIncident:
+        """An admin's "Expected": close the incident; the recent photos become the drift reference."""
+        now = now or self.clock()
+        with open_session(self.engine) as session:
+            recent = repo.recent_photo_ids(self.config.drift_window, session=session, until=now)
+        return incidents.accept_new_normal(self.engine, incident_id, actor=actor, now=now, photo_ids=recent)
+
+    def incident(self, incident_id: int) -> DriftIncident | None:
+        with open_session(self.engine) as session:
+            return repo.incident(incident_id, session=session)
 
     def scheduled_retrain(self, now: datetime | None = None) -> RetrainResult | None:
         """Retrain only when enough new labels arrived or drift was found since the last training."""
@@ -221,15 +244,15 @@ class LifecycleJobs:
             last_retrain=trained[-1] if trained else None,
         )
 
-    def recent_events(self, limit: int = 20) -> tuple[list[DriftReport], list[ModelVersion]]:
-        """The latest drift reports that open an incident (``jobs.incidents``: one message per shift)
-        and every model version, for the bot's news to admins."""
+    def recent_events(self, limit: int = 20) -> tuple[list[DriftIncident], list[ModelVersion]]:
+        """The latest drift incidents (each is one message to admins, ``jobs.incidents``) and every
+        model version, for the bot's news to admins."""
         with open_session(self.engine) as session:
-            history = repo.drift_reports(session=session, limit=INCIDENT_HISTORY)
-            changes = [move.moved_at for move in repo.alias_moves(session=session)]
-            openers = incident_openers(history, changes)
-            recent = [r for r in history[:limit] if r.id in openers]
-            return recent, repo.model_versions(session=session)
+            last = repo.last_incident(session=session)
+            after = max((last.id if last else 0) - limit, 0)
+            return repo.incidents_after(after, session=session, limit=limit), repo.model_versions(
+                session=session
+            )
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ it was held to and whether it alarms. Only numpy, scipy and scikit-learn (Eviden
 whylogs send telemetry by default and alibi-detect is not open source; the few statistics needed are
 short). No database, no torch: the drift job gathers the arrays and stores the report.
 
-Several tests run on every window, so each is held to a strict per-test level: with ~6 tests at
-``p < 0.01`` a same-distribution window still alarms well under 1 time in 20 (measured in
-``bench/bench_jobs.py``).
+Several tests run on every window, and every day: the drift job holds each to the family-wise
+level divided by the number of tests (``jobs.drift.DriftThresholds``), so a check of unchanged
+photos alarms at most that often whichever test would fire (measured in ``bench/bench_jobs.py``).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from storage.lifecycle_tables import (
     AliasMove,
     DatasetItem,
     DatasetVersion,
+    DriftIncident,
     DriftReport,
     GoldenItem,
     JobLock,
@@ -32,6 +33,10 @@ CHAMPION = "champion"
 
 
 # --- datasets -------------------------------------------------------------------------------------
+def dataset_version(version: int, *, session: Session) -> DatasetVersion | None:
+    return session.get(DatasetVersion, version)
+
+
 def latest_dataset_version(*, session: Session) -> DatasetVersion | None:
     return session.exec(select(DatasetVersion).order_by(DatasetVersion.id.desc())).first()
 
@@ -231,6 +236,53 @@ def photos_named_by_breed(sources: Iterable[str], *, session: Session) -> dict[s
 
 def drift_reports(*, session: Session, limit: int = 10) -> list[DriftReport]:
     return list(session.exec(select(DriftReport).order_by(DriftReport.id.desc()).limit(limit)))
+
+
+def scheduled_drift_reports(*, session: Session, up_to_id: int, limit: int) -> list[DriftReport]:
+    """The newest scheduled drift checks up to report ``up_to_id``, newest first."""
+    statement = (
+        select(DriftReport)
+        .where(DriftReport.trigger == "schedule", DriftReport.id <= up_to_id)
+        .order_by(DriftReport.id.desc())
+        .limit(limit)
+    )
+    return list(session.exec(statement))
+
+
+# --- drift incidents ------------------------------------------------------------------------------
+def incident(incident_id: int, *, session: Session) -> DriftIncident | None:
+    return session.get(DriftIncident, incident_id)
+
+
+def open_incident(*, session: Session) -> DriftIncident | None:
+    """The incident still open (there is at most one: alarms fold into it)."""
+    return session.exec(
+        select(DriftIncident).where(DriftIncident.closed_at.is_(None)).order_by(DriftIncident.id.desc())
+    ).first()
+
+
+def last_incident(*, session: Session, closed_how: str | None = None) -> DriftIncident | None:
+    """The newest incident (or the one closed last that way)."""
+    statement = select(DriftIncident)
+    if closed_how is not None:
+        statement = statement.where(DriftIncident.closed_how == closed_how).order_by(
+            DriftIncident.closed_at.desc(), DriftIncident.id.desc()
+        )
+    else:
+        statement = statement.order_by(DriftIncident.id.desc())
+    return session.exec(statement).first()
+
+
+def incidents_after(incident_id: int, *, session: Session, limit: int = 20) -> list[DriftIncident]:
+    """Incidents opened after ``incident_id``, oldest first."""
+    return list(
+        session.exec(
+            select(DriftIncident)
+            .where(DriftIncident.id > incident_id)
+            .order_by(DriftIncident.id)
+            .limit(limit)
+        )
+    )
 
 
 # --- job runs -------------------------------------------------------------------------------------

@@ -19,6 +19,10 @@
 * ``AliasMove`` — append-only log of where the ``champion`` alias pointed, when, why and by whom:
   the serving model is the last move's target; rollback is a move too.
 * ``DriftReport`` — one row per drift check, tests as JSON.
+* ``DriftIncident`` — one shift in the photos, as admins hear of it: opened by the first scheduled
+  alarm (the one message sent), later alarms folded in, closed by a promoted model trained on
+  photos from after it or by an admin accepting the photos as the new normal (which rebases the
+  drift reference on them).
 * ``JobRun`` — when each scheduled job last ran and how it ended (re-registration at start uses it).
 * ``JobLock`` — a lease with owner and expiry, so two workers never train at once.
 """
@@ -119,6 +123,24 @@ class DriftReport(SQLModel, table=True):
     tests: list = Field(default_factory=list, sa_type=JSON)
     chart: str | None = Field(default=None, max_length=255)
     trigger: str = Field(default="schedule", max_length=32)
+
+
+class DriftIncident(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    opened_at: datetime = Field(default_factory=utcnow, index=True)
+    report_id: int = Field(foreign_key="driftreport.id")  # the alarm that opened it
+    last_report_id: int = Field(foreign_key="driftreport.id")  # the latest alarm folded into it
+    alarms: int = 1  # scheduled alarms it stands for, the opening one included
+    kind: str = Field(max_length=16)  # the values: storage.vocabulary.IncidentKind
+    model_version: str = Field(max_length=64)  # serving when it opened
+    # What the message to admins says (jobs.incidents.IncidentFacts.to_json): what changed, since
+    # when, how many photos, examples, new breeds, whether the answers suffered.
+    facts: dict = Field(default_factory=dict, sa_type=JSON)
+    closed_at: datetime | None = Field(default=None, index=True)
+    closed_how: str | None = Field(default=None, max_length=16)  # storage.vocabulary.IncidentClose
+    closed_by: str | None = Field(default=None, max_length=64)  # the promoted version, or the admin
+    # "Expected": the drift reference is the photos accepted as normal, these ids (the last window).
+    new_normal: list | None = Field(default=None, sa_type=JSON)
 
 
 class JobRun(SQLModel, table=True):

@@ -87,3 +87,17 @@ DRIFT_TESTS = tuple(DriftTest)
 
 # Short names for the special labels, as the code reads them.
 MIXED_BREED, NOT_A_DOG, SKIP = SpecialLabel.MIXED_BREED, SpecialLabel.NOT_A_DOG, SpecialLabel.SKIP
+
+
+class IncidentKind(StrEnum):
+    """What a drift incident is about, as admins are told it."""
+
+    NEW_BREEDS = "new_breeds"  # breeds the serving model has no row for arrived, and nothing else moved
+    SHIFT = "shift"  # the photos changed (darker, other sizes, unlike the reference)
+
+
+class IncidentClose(StrEnum):
+    """How a drift incident ended."""
+
+    PROMOTED = "promoted"  # a model trained on photos from after the shift was promoted
+    EXPECTED = "expected"  # an admin accepted the recent photos as the new normal

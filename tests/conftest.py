@@ -318,6 +318,12 @@ class RecordingRequest(BaseRequest):
                 "file_path": file_id,
                 "file_size": len(self.files[file_id]),
             }
+        if endpoint == "sendMediaGroup":  # one photo message per item of the album
+            media = params["media"]
+            return [
+                self._message("sendPhoto", params)
+                for _ in (json.loads(media) if isinstance(media, str) else media)
+            ]
         if endpoint.startswith(("send", "edit")) and endpoint != "sendChatAction":
             return self._message(endpoint, params)
         return True

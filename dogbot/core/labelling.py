@@ -123,3 +123,7 @@ class Labelling:
 
     def photo_bytes(self, photo: Photo) -> bytes:
         return self.photos.get(photo.sha256)
+
+    def stored_bytes(self, sha256: str) -> bytes:
+        """A stored photo by its hash (e.g. the examples of a drift incident)."""
+        return self.photos.get(sha256)

@@ -28,6 +28,24 @@ class Question:
     photo: Photo
     prediction: Prediction
     top: list[tuple[Breed, float]]
+    # Breeds staff labelled look-alikes of, that the model is still learning (ml.exemplars): offered
+    # as buttons after the top three, as when the photo first arrived.
+    learning: tuple[Breed, ...] = ()
+
+    @property
+    def button_breeds(self) -> list[Breed]:
+        shown = [breed for breed, _ in self.top]
+        return shown + [breed for breed in self.learning if breed not in shown]
+
+
+def _question(catalog: Catalog, photo: Photo, prediction: Prediction) -> Question:
+    top = catalog.intake.top_breeds(prediction)
+    advice = catalog.intake.lookalikes.advise(
+        prediction.embedding, predicted=prediction.breed, shown=[breed.key for breed, _ in top]
+    )
+    taxonomy = catalog.breeds.taxonomy
+    learning = tuple(taxonomy.get(key) for key in advice.extra_buttons if key in taxonomy)
+    return Question(photo, prediction, top, learning)
 
 
 def current_question(catalog: Catalog, prediction_id: int) -> Question:
@@ -41,7 +59,7 @@ def current_question(catalog: Catalog, prediction_id: int) -> Question:
     photo = catalog.labelling.photo(prediction.photo_id)
     if photo is None:  # deleted underneath us
         raise StaleAnswer(f"photo #{prediction.photo_id} is gone")
-    return Question(photo, prediction, catalog.intake.top_breeds(prediction))
+    return _question(catalog, photo, prediction)
 
 
 def answer(
@@ -89,7 +107,7 @@ def next_question(
         except (OSError, ImageRejected):
             log.exception("photo #%s cannot be shown for review", photo.id)
             continue
-        return Question(photo, prediction, catalog.intake.top_breeds(prediction)), data
+        return _question(catalog, photo, prediction), data
     return None
 
 

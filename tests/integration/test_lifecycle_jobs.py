@@ -23,6 +23,7 @@ from sqlmodel import select
 from dogbot.app import drift_thresholds, lifecycle_config
 from dogbot.core.bulk import BulkItem, submit_files
 from jobs import registry
+from jobs.incidents import IncidentFacts
 from jobs.lock import TRAIN_LOCK, LockBusy, try_acquire
 from jobs.retrain import FullRetrainUnavailable
 from jobs.scheduler import Intervals, add_jobs, run_scheduled
@@ -34,7 +35,7 @@ from storage.db import make_engine
 from storage.db import session as open_session
 from storage.lifecycle_tables import DatasetItem, JobRun, ModelVersion
 from storage.snapshot import load_snapshot, open_snapshot
-from storage.vocabulary import LabelSource, ModelStatus
+from storage.vocabulary import DriftTest, IncidentClose, IncidentKind, LabelSource, ModelStatus
 
 pytestmark = pytest.mark.slow
 
@@ -318,3 +319,42 @@ def _darkened(path: Path) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=92)
     return buffer.getvalue()
+
+
+def test_darker_photos_open_one_incident_and_expected_rebases_the_reference(env):
+    """The scheduled check tells a shift once, with its facts; "Expected" makes the recent photos
+    the reference, so the same photos no longer alarm; a manual check never opens an incident."""
+    jobs, catalog, paths = env
+    for path in paths[:40]:
+        catalog.intake.submit(_darkened(path), source="telegram")
+    lone = jobs.drift(NOW + timedelta(days=1))  # one alarm alone is not told (it may be chance)
+    assert lone.drift and lone.extra["incident"] == {"id": None, "opened": False}
+    first = jobs.drift(NOW + timedelta(days=2))  # the second in a row opens the incident
+    assert first.drift and first.extra["incident"]["opened"]
+    second = jobs.drift(NOW + timedelta(days=3))
+    assert second.drift and second.extra["incident"] == {"id": first.extra["incident"]["id"], "opened": False}
+    assert "incident" not in jobs.drift(NOW + timedelta(days=3), trigger="telegram").extra
+    opened, _ = jobs.recent_events()
+    assert [i.id for i in opened] == [first.extra["incident"]["id"]] and opened[0].alarms == 3
+    facts = IncidentFacts.from_json(opened[0].facts)
+    assert facts.kind == IncidentKind.SHIFT and DriftTest.BRIGHTNESS in facts.changed
+    assert (
+        facts.brightness[1] < facts.brightness[0] and len(facts.examples) == 2 and facts.chart == first.chart
+    )
+    accepted = jobs.accept_new_normal(opened[0].id, actor="1001", now=NOW + timedelta(days=3, hours=1))
+    assert len(accepted.new_normal) == 30
+    after = jobs.drift(NOW + timedelta(days=4))
+    assert after.reference == "new_normal" and not after.drift and "incident" not in after.extra
+
+
+def test_a_promoted_model_trained_after_the_shift_closes_its_incident(env, predictor):
+    jobs, catalog, paths = env
+    for path in paths[:40]:
+        catalog.intake.submit(_darkened(path), source="telegram")
+    jobs.drift(NOW + timedelta(days=1))
+    alarm = jobs.drift(NOW + timedelta(days=2))
+    result = jobs.retrain(NOW + timedelta(days=2, hours=1), trigger="drift")
+    assert result.promoted, result.reason  # it learns the two new breeds
+    with open_session(jobs.engine) as session:
+        incident = repo.incident(alarm.extra["incident"]["id"], session=session)
+    assert incident.closed_how == IncidentClose.PROMOTED and incident.closed_by == result.version

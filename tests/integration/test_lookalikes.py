@@ -7,6 +7,7 @@ from conftest import default_settings
 
 from bot import texts
 from dogbot.app import exemplar_rules
+from dogbot.core import review
 from ml.head import BreedHead
 from storage.vocabulary import LabelSource, Outcome
 
@@ -122,5 +123,9 @@ def test_a_breed_named_once_is_offered_on_its_next_look_alike_and_not_auto_accep
     assert second.button_breeds[-1] == shiba
     answer = texts.classification(second, lambda key: catalog.breeds.taxonomy.get(key).display_name)
     assert "photos staff labelled Shiba Inu, which I am still learning" in answer
+    # /review offers the same breed when it shows the photo again.
+    question, _ = review.next_question(catalog)
+    assert question.photo.id == second.photo.id
+    assert [breed.key for breed in question.button_breeds] == second.button_breeds
     # A photo that looks like the breeds the model knows is still filed alone.
     assert catalog.intake.submit(knowns[-1], source="telegram").outcome == Outcome.AUTO_ACCEPTED

@@ -6,12 +6,19 @@ from datetime import UTC, datetime
 
 import pytest
 from conftest import ADMIN_ID, STAFF_ID
+from sqlmodel import select
 
-from jobs import registry
+from bot import texts
+from bot.context import DogContext
+from bot.lifecycle import check_registry
+from jobs import incidents, registry
+from jobs.incidents import IncidentFacts
+from storage import lifecycle_repository as repo
 from storage.blobs import write_bytes_atomically
 from storage.db import session as open_session
-from storage.lifecycle_tables import ModelVersion
-from storage.vocabulary import ModelStatus
+from storage.lifecycle_tables import DriftReport, ModelVersion
+from storage.tables import Photo
+from storage.vocabulary import DriftTest, IncidentClose, IncidentKind, ModelStatus
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +79,68 @@ async def test_a_champion_promoted_by_another_process_is_served_without_restart(
         assert container.lifecycle.status().model_version == "lite0-v1"
     finally:
         predictor.use_head(predictor.base_head(), "lite0-v0")
+
+
+async def test_a_drift_incident_is_told_once_and_its_buttons_retrain_and_rebase(bot, dog_photos) -> None:
+    container = bot.container
+    for kind in ("sure", "unsure", "not_dog"):
+        await bot.send_photo(STAFF_ID, dog_photos[kind])
+    with open_session(container.engine) as session:
+        hashes = [photo.sha256 for photo in session.exec(select(Photo).order_by(Photo.id))]
+    context = DogContext(bot.app)
+    await check_registry(context)  # the first check only notes where things stand
+    now = datetime.now(UTC)
+    facts = IncidentFacts(
+        kind=IncidentKind.SHIFT,
+        changed=[DriftTest.BRIGHTNESS],
+        since=now,
+        photos=3,
+        examples=hashes[:2],
+        brightness=(0.45, 0.18),
+    )
+
+    def alarm() -> int:
+        with open_session(container.engine) as session:
+            report = DriftReport(
+                created_at=now, drift=True, model_version="lite0-v0", reference="first_window"
+            )
+            session.add(report)
+            session.commit()
+            report_id = report.id
+        incident, _ = incidents.record_alarm(
+            container.engine, report_id=report_id, now=now, model_version="lite0-v0", facts=facts
+        )
+        return incident.id
+
+    incident_id = alarm()
+    await check_registry(context)
+    message = bot.last_reply(ADMIN_ID)
+    assert message.params["text"].startswith("📉 Photos are darker since")
+    assert "3 photos, brightness 0.45 -> 0.18" in message.params["text"]
+    assert len(bot.sent("sendMediaGroup", chat_id=ADMIN_ID)) == 1  # the two example photos
+    buttons = bot.buttons(message)
+    assert set(buttons) == {texts.RETRAIN_NOW, texts.EXPECTED}
+    assert not bot.sent(chat_id=STAFF_ID, method="sendMediaGroup")
+    # Later alarms fold into the open incident: nothing more is sent.
+    sent = len(bot.sent(chat_id=ADMIN_ID))
+    assert alarm() == incident_id
+    await check_registry(context)
+    assert len(bot.sent(chat_id=ADMIN_ID)) == sent
+    # Staff cannot press them; an admin's "Retrain now" starts a retrain.
+    await bot.press(STAFF_ID, message, buttons[texts.RETRAIN_NOW])
+    assert "admin" in bot.answers()[-1].params["text"].lower()
+    await bot.press(ADMIN_ID, message, buttons[texts.RETRAIN_NOW])
+    assert "Retraining" in _texts(bot, ADMIN_ID)
+    with open_session(container.engine) as session:
+        trained = [m for m in repo.model_versions(session=session) if m.actor == str(ADMIN_ID)]
+    assert trained or "nothing trained" in _texts(bot, ADMIN_ID)
+    # "Expected": the recent photos become the drift reference; the buttons go.
+    await bot.press(ADMIN_ID, message, buttons[texts.EXPECTED])
+    assert bot.last_reply(ADMIN_ID).params["text"] == texts.new_normal_accepted(3)
+    assert not bot.buttons(bot.sent("editMessageReplyMarkup", chat_id=ADMIN_ID)[-1])
+    with open_session(container.engine) as session:
+        incident = repo.incident(incident_id, session=session)
+    assert incident.closed_how == IncidentClose.EXPECTED and incident.closed_by == str(ADMIN_ID)
+    assert container.lifecycle.drift(trigger="telegram").reference == "new_normal"
+    await bot.press(ADMIN_ID, message, buttons[texts.EXPECTED])  # a second press: told it is closed
+    assert "Closed already" in bot.answers()[-1].params["text"]

@@ -8,7 +8,7 @@ from conftest import default_settings
 
 from dogbot.app import drift_thresholds
 from jobs import drift as jobs_drift
-from jobs.drift import window_from_arrays
+from jobs.windows import window_from_arrays
 from ml import drift
 from ml.head import BreedHead
 
