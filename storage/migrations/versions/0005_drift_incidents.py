@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_drift_incidents"
-down_revision: str | Sequence[str] | None = "0003_one_prediction_per_model"
+down_revision: str | Sequence[str] | None = "0004_dataset_deltas"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
