@@ -1,0 +1,50 @@
+"""Data-access functions for dogs (the animals photos belong to). Each takes the session as a keyword."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from storage.repository import chunked
+from storage.tables import Dog, Photo
+
+
+def next_serial(year: int, *, session: Session) -> int:
+    """The number the next dog of ``year`` gets (the unique (year, serial) index settles races)."""
+    return (session.exec(select(func.max(Dog.serial)).where(Dog.year == year)).one() or 0) + 1
+
+
+def dog_by_code(code: str, *, session: Session) -> Dog | None:
+    return session.exec(select(Dog).where(func.upper(Dog.code) == code.strip().upper())).first()
+
+
+def recent_dogs(limit: int, *, session: Session, sender_id: int | None = None) -> list[Dog]:
+    """The newest dogs (by intake, then id), merged records left out; only ``sender_id``'s when given."""
+    statement = select(Dog).where(Dog.merged_into.is_(None))
+    if sender_id is not None:
+        statement = statement.where(Dog.sender_id == sender_id)
+    return list(session.exec(statement.order_by(Dog.intake_at.desc(), Dog.id.desc()).limit(limit)))
+
+
+def dogs(*, session: Session) -> list[Dog]:
+    """Every dog that is not merged into another, oldest first."""
+    return list(session.exec(select(Dog).where(Dog.merged_into.is_(None)).order_by(Dog.id)))
+
+
+def photos_of_dog(dog_id: int, *, session: Session) -> list[Photo]:
+    return list(session.exec(select(Photo).where(Photo.dog_id == dog_id).order_by(Photo.id)))
+
+
+def dog_of_photos(photo_ids: Iterable[int], *, session: Session) -> dict[int, int | None]:
+    """photo id -> its dog's id."""
+    found: dict[int, int | None] = {}
+    for chunk in chunked(photo_ids):
+        found.update(session.exec(select(Photo.id, Photo.dog_id).where(Photo.id.in_(chunk))).all())
+    return found
+
+
+def dog_codes(*, session: Session) -> dict[int, str]:
+    """dog id -> code, for every dog."""
+    return dict(session.exec(select(Dog.id, Dog.code)).all())
