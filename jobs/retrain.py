@@ -29,8 +29,8 @@ from ml.head import BreedHead
 from ml.judging import JudgeRules, LabelledPhotos, judge
 from ml.predictor import backbone_of
 from ml.training import HeadMetrics, TrainConfig, TrainReport, evaluate_head, train_head
+from storage import dog_repository, repository
 from storage import lifecycle_repository as repo
-from storage import repository
 from storage.blobs import write_bytes_atomically
 from storage.db import session as open_session
 from storage.lifecycle_tables import DatasetVersion, ModelVersion
@@ -246,7 +246,7 @@ class Evidence:
 
     pool: LabelledPhotos  # every labelled breed photo but the golden ones: trained on (by folds)
     golden: LabelledPhotos  # never trained on: scored by every fold's candidate
-    auto_labelled: frozenset[str]  # photo hashes whose label is a model's own (never calibrates)
+    auto_labelled: frozenset[str]  # split keys (by dog) with a label that is a model's own (never calibrates)
     validation: Labeled  # people-labelled validation-split photos (the reported scores)
     golden_scored: Labeled
 
@@ -271,6 +271,8 @@ def _gather(engine: Engine, version: int, backbone: str, use_auto_labels: bool, 
         )
         photo_ids = [item.photo_id for item in items] + [g.photo_id for g in golden_items]
         photos = repo.photos_by_id(photo_ids, session=session)
+        # The dataset's split and the judge's folds go by dog: one animal's photos stay together.
+        split_key = dog_repository.split_keys(photo_ids, session=session)
         champion_row = repo.model_version(champion, session=session)
         champion_photos: set[int] = set()
         shift_from = None
@@ -306,7 +308,7 @@ def _gather(engine: Engine, version: int, backbone: str, use_auto_labels: bool, 
             (
                 vector,
                 item.label,
-                photos[item.photo_id].sha256,
+                split_key[item.photo_id],
                 changed(item.photo_id),
                 people and bool(prediction.auto_accepted),
                 item.source == LabelSource.AUTO or item.photo_id in champion_photos,
@@ -316,7 +318,7 @@ def _gather(engine: Engine, version: int, backbone: str, use_auto_labels: bool, 
     for g in golden_items:
         vector = embedding(golden_predictions.get(g.photo_id))
         if vector is not None:
-            golden_rows.append((vector, g.label, photos[g.photo_id].sha256, changed(g.photo_id)))
+            golden_rows.append((vector, g.label, split_key[g.photo_id], changed(g.photo_id)))
 
     def photos_of(table, columns: int) -> LabelledPhotos:
         dim = table[0][0].shape[0] if table else 0
@@ -349,7 +351,7 @@ def _gather(engine: Engine, version: int, backbone: str, use_auto_labels: bool, 
         pool=photos_of(rows, 6),
         golden=photos_of(golden_rows, 4),
         auto_labelled=frozenset(
-            photos[i.photo_id].sha256 for i in items if i.source == LabelSource.AUTO and i.photo_id in photos
+            split_key[i.photo_id] for i in items if i.source == LabelSource.AUTO and i.photo_id in split_key
         ),
         validation=validation,
         golden_scored=collect((golden_predictions.get(g.photo_id), g.label) for g in golden_items),

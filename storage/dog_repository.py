@@ -48,3 +48,28 @@ def dog_of_photos(photo_ids: Iterable[int], *, session: Session) -> dict[int, in
 def dog_codes(*, session: Session) -> dict[int, str]:
     """dog id -> code, for every dog."""
     return dict(session.exec(select(Dog.id, Dog.code)).all())
+
+
+def split_keys(photo_ids: Iterable[int], *, session: Session) -> dict[int, str]:
+    """photo id -> the SHA-256 of the first photo of its dog (its own, for a photo in no dog).
+
+    What decides a photo's train/validation side and judging fold: all photos of one animal land
+    together, and a dog of one photo (every photo from before dogs) keeps the side its hash gave it.
+    """
+    photo_ids = list(photo_ids)
+    dog_of = dog_of_photos(photo_ids, session=session)
+    first_ids: dict[int, int] = {}
+    for chunk in chunked({dog for dog in dog_of.values() if dog is not None}):
+        statement = (
+            select(Photo.dog_id, func.min(Photo.id)).where(Photo.dog_id.in_(chunk)).group_by(Photo.dog_id)
+        )
+        first_ids.update(session.exec(statement).all())
+    wanted = set(first_ids.values()) | {photo for photo, dog in dog_of.items() if dog is None}
+    digest: dict[int, str] = {}
+    for chunk in chunked(wanted):
+        digest.update(session.exec(select(Photo.id, Photo.sha256).where(Photo.id.in_(chunk))).all())
+    return {
+        photo: digest[first_ids[dog]] if dog is not None else digest[photo]
+        for photo, dog in dog_of.items()
+        if (first_ids.get(dog) if dog is not None else photo) in digest
+    }

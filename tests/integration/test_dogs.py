@@ -135,3 +135,27 @@ def test_merging_two_records_of_one_animal_keeps_both_and_old_codes_find_it(
         assert {p.dog_id for p in s.exec(select(Photo))} == {kept.id}
     with pytest.raises(ValueError):
         catalog.dogs.set_details(kept.id, sex="tomcat")
+
+
+def test_the_split_goes_by_dog_and_a_dog_of_one_photo_keeps_its_photos_split(
+    make_catalog, database_url, photos_of
+):
+    from jobs.fold import fold, split_of
+    from storage import lifecycle_repository
+
+    catalog = make_catalog(database_url)
+    dog = catalog.dogs.create(source="ingest")
+    together = photos_of("pug", 4)
+    receive(catalog.intake, [Incoming(d, dog_id=dog.id) for d in together], source="ingest")
+    alone = [catalog.intake.submit(d, source="ingest").photo for d in photos_of("beagle", 3)]
+    catalog.dogs.record_label(dog.id, "pug", source=LabelSource.STAFF, user_id=7)
+    for photo in alone:
+        catalog.labelling.record_label(photo.id, "beagle", source=LabelSource.STAFF, user_id=7)
+    result = fold(catalog.intake.engine, now=datetime.now(UTC), val_share=0.5, golden_size=0)
+    with session(catalog.intake.engine) as s:
+        items = lifecycle_repository.dataset_items(result.version, session=s)
+        first = min(p.id for p in catalog.dogs.photos_of(dog.id))
+        first_sha = s.get(Photo, first).sha256
+    split_by_photo = {item.photo_id: item.split for item in items}
+    assert {split_by_photo[p.id] for p in catalog.dogs.photos_of(dog.id)} == {split_of(first_sha, 0.5)}
+    assert [split_by_photo[p.id] for p in alone] == [split_of(p.sha256, 0.5) for p in alone]
