@@ -7,8 +7,9 @@ carries everything needed to act on a press, so buttons keep working after resta
 
 Actions: ``l`` label the photo with ``arg`` (a breed key or a special label), ``w`` "Wrong?" (show
 the choices again), ``o`` "Other…" (ask for a typed breed name), ``d`` "It is a dog" (show breed
-choices). An upper-case action is the same action pressed on a /review message: after it the next
-photo waiting for review is shown.
+choices); on a dog card ``s``/``a`` its sex and age group, ``m``/``n`` same dog as an earlier one or
+not, ``p``/``q`` a mixed breed's first and second breed. An upper-case action is the same action
+pressed on a /review message: after it the next photo waiting for review is shown.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ class Action(StrEnum):
     WRONG = "w"
     OTHER = "o"
     IS_DOG = "d"
+    # On a dog card (the prediction is one of the dog's photos'): details, merging, mixed breeds.
+    SEX = "s"  # arg: male | female
+    AGE = "a"  # arg: puppy | adult | senior
+    SAME_DOG = "m"  # arg: the earlier dog's id: this dog is that one
+    NEW_DOG = "n"  # not the earlier dog
+    MIX_PRIMARY = "p"  # arg: the breed a mix looks most like, or "?" (unknown mix)
+    MIX_SECOND = "q"  # arg: the cross's other breed, or "-" (only the first one known)
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,11 @@ class CallbackCodec:
         except ValueError:
             return None
         arg = parts[3] if len(parts) == 4 else ""
-        if action is Action.LABEL and not arg:
+        if (
+            action
+            in (Action.LABEL, Action.SEX, Action.AGE, Action.SAME_DOG, Action.MIX_PRIMARY, Action.MIX_SECOND)
+            and not arg
+        ):
             return None
         return Press(int(parts[1]), action, arg, review=parts[2].isupper())
 

@@ -57,6 +57,8 @@ def dog_rules(s: Settings) -> DogRules:
         combine=s.dog_combine,
         dog_threshold=s.dog_threshold,
         auto_accept_threshold=s.auto_accept_threshold,
+        same_dog_similarity=s.same_dog_similarity,
+        same_dog_window=s.same_dog_window,
     )
 
 

@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     # How a dog's photos make one answer (ml/combine.py): "mean" of probabilities or "log_mean" of
     # log-probabilities. bench/bench_dogs.py on the dev photos: see bench/README.md, "Dogs".
     dog_combine: Literal["mean", "log_mean"] = "log_mean"
+    # A new dog whose photo is this close (cosine of embeddings) to an earlier dog's photo is asked
+    # about ("Same dog as D-2026-0041?"); above 1: never. bench/bench_dogs.py: 0.80 matched 0.5 % of
+    # pairs of different photos of one breed and found 80 % of photos re-shot (crop, resize, light, JPEG).
+    same_dog_similarity: float = 0.8
+    # How many of the newest photos a new dog is compared with.
+    same_dog_window: int = Field(default=2000, ge=1)
+    # Photos of one album arriving within this many seconds of each other are answered with one card.
+    album_settle_s: float = 1.5
 
     # --- Lifecycle jobs -------------------------------------------------------------------------
     fold_interval_minutes: int = 60

@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from storage.repository import chunked
-from storage.tables import Dog, Photo
+from storage.tables import Dog, Photo, Prediction
 
 
 def next_serial(year: int, *, session: Session) -> int:
@@ -73,3 +73,22 @@ def split_keys(photo_ids: Iterable[int], *, session: Session) -> dict[int, str]:
         for photo, dog in dog_of.items()
         if (first_ids.get(dog) if dog is not None else photo) in digest
     }
+
+
+def recent_dog_embeddings(limit: int, *, session: Session) -> list[tuple[int, bytes, str]]:
+    """(dog id, embedding, model version) of the newest ``limit`` predictions of photos in a dog."""
+    statement = (
+        select(Photo.dog_id, Prediction.embedding, Prediction.model_version)
+        .join(Prediction, Prediction.photo_id == Photo.id)
+        .where(Photo.dog_id.is_not(None))
+        .order_by(Prediction.id.desc())
+        .limit(limit)
+    )
+    return [(dog_id, blob, version) for dog_id, blob, version in session.exec(statement)]
+
+
+def dogs_by_id(dog_ids: Iterable[int], *, session: Session) -> dict[int, Dog]:
+    found: dict[int, Dog] = {}
+    for chunk in chunked(dog_ids):
+        found.update((dog.id, dog) for dog in session.exec(select(Dog).where(Dog.id.in_(chunk))))
+    return found

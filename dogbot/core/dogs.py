@@ -47,6 +47,10 @@ class DogRules:
     combine: Combine
     dog_threshold: float
     auto_accept_threshold: float
+    # A new dog whose photo is at least this close (cosine of embeddings) to an earlier dog's photo
+    # may be that dog: staff are asked. Above 1: never asked. bench/bench_dogs.py chose it.
+    same_dog_similarity: float = 0.8
+    same_dog_window: int = 2000  # the newest photos compared with (a shelter's last months)
 
     def code(self, year: int, serial: int) -> str:
         return self.code_format.format(prefix=self.code_prefix, year=year, serial=serial)
@@ -337,14 +341,17 @@ class Dogs:
         user_id: int | None,
         primary: str | None = None,
         secondary: str | None = None,
+        except_photo: int | None = None,
     ) -> list[LabelResult]:
         """A person's answer about the dog, on every photo of it (the catalog rule counts them once:
-        each person's latest answer)."""
+        each person's latest answer); ``except_photo`` was answered already."""
         if breed != MIXED_BREED and (primary or secondary):
             raise ValueError("primary and secondary breeds belong to a mixed_breed answer")
         answer = self.answer(dog_id)
         results = []
         for photo in answer.photos:
+            if photo.id == except_photo:
+                continue
             prediction = self.labelling.latest_prediction(photo.id)
             results.append(
                 self.labelling.record_label(
@@ -359,8 +366,72 @@ class Dogs:
             )
         return results
 
+    def same_dog(self, dog_id: int) -> SameDog | None:
+        """An earlier dog this one may be (two records of one animal), or None.
+
+        The sender's own previous dog is asked about first (staff photograph one dog, then send one
+        more photo of it); else any dog among the newest photos. Compared photo by photo: the
+        closest pair of photos decides.
+        """
+        if self.rules.same_dog_similarity > 1:
+            return None
+        with open_session(self.engine) as session:
+            dog = self._live(session, dog_id)
+            mine = [p.id for p in dog_repository.photos_of_dog(dog.id, session=session)]
+            own = repository.latest_predictions(mine, session=session)
+            others = dog_repository.recent_dog_embeddings(self.rules.same_dog_window, session=session)
+            previous = None
+            if dog.sender_id is not None:
+                earlier = [
+                    d
+                    for d in dog_repository.recent_dogs(5, session=session, sender_id=dog.sender_id)
+                    if d.id < dog.id
+                ]
+                previous = earlier[0].id if earlier else None
+        backbone = self.predictor.backbone_name
+        vectors = [
+            repository.embedding_from_bytes(p.embedding)
+            for p in own.values()
+            if backbone_of(p.model_version) == backbone
+        ]
+        candidates = [
+            (other, repository.embedding_from_bytes(blob))
+            for other, blob, version in others
+            if other != dog.id and backbone_of(version) == backbone
+        ]
+        if not vectors or not candidates:
+            return None
+        mine_unit = _unit(np.stack(vectors))
+        theirs_unit = _unit(np.stack([vector for _, vector in candidates]))
+        similarity = (theirs_unit @ mine_unit.T).max(axis=1)
+        best: dict[int, float] = {}
+        for (other, _), value in zip(candidates, similarity, strict=True):
+            best[other] = max(best.get(other, -1.0), float(value))
+        close = {other: value for other, value in best.items() if value >= self.rules.same_dog_similarity}
+        if not close:
+            return None
+        chosen = previous if previous in close else max(close, key=close.get)
+        with open_session(self.engine) as session:
+            found = self._live(session, chosen)
+        if found.id == dog.id:
+            return None
+        return SameDog(found, close[chosen], previous_of_sender=chosen == previous)
+
     def photo_bytes(self, photo: Photo) -> bytes:
         return self.labelling.photo_bytes(photo)
+
+
+@dataclass(frozen=True)
+class SameDog:
+    """An earlier dog a new one looks like."""
+
+    dog: Dog
+    similarity: float
+    previous_of_sender: bool  # the dog the same person registered just before
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def clean_name(name: str | None) -> str | None:

@@ -111,6 +111,11 @@ class Labelling:
         mine = [label.breed for label in labels if user_id is not None and label.user_id == user_id]
         return (mine[-1] if mine else None), resolve_label(labels)
 
+    def labels(self, photo_id: int) -> list[Label]:
+        """Every label of the photo, oldest first."""
+        with open_session(self.engine) as session:
+            return repository.labels_of(photo_id, session=session)
+
     def catalog_label(self, photo_id: int) -> ResolvedLabel | None:
         with open_session(self.engine) as session:
             return resolve_label(repository.labels_of(photo_id, session=session))
