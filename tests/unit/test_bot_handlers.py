@@ -130,7 +130,9 @@ async def test_unsure_photo_asks_and_double_press_is_harmless(bot, dog_photos) -
     reply = bot.last_reply(STAFF_ID)
     buttons = bot.buttons(reply)
     assert "not sure" in reply.params["text"] and "Which breed is D-" in reply.params["text"]
-    assert {"Mixed breed", "Not a dog", "Other…", "Skip", "♂ Male", "Puppy"} <= set(buttons) and len(buttons) == 12
+    assert {"Mixed breed", "Not a dog", "Other…", "Skip", "♂ Male", "Puppy"} <= set(buttons) and len(
+        buttons
+    ) == 12
     assert all(len(data.encode()) <= 64 for data in buttons.values())
     assert rows(bot.container, Label) == []
 
@@ -212,7 +214,17 @@ def finish_first_write_last(catalog, monkeypatch, first_breed: str) -> None:
 
 
 def breed_buttons(bot, reply) -> list[tuple[str, str]]:
-    specials = {"Mixed breed", "Not a dog", "Other…", "Skip", "♂ Male", "♀ Female", "Puppy", "Adult", "Senior"}
+    specials = {
+        "Mixed breed",
+        "Not a dog",
+        "Other…",
+        "Skip",
+        "♂ Male",
+        "♀ Female",
+        "Puppy",
+        "Adult",
+        "Senior",
+    }
     return [(name, data) for name, data in bot.buttons(reply).items() if name not in specials]
 
 
