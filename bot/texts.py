@@ -14,6 +14,7 @@ from dogbot.core.dogs import DogAnswer, SameDog
 from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
+from dogbot.lifecycle_text import puppies_in_words
 from jobs.drift import DriftResult
 from jobs.service import LifecycleStatus
 from storage.lifecycle_tables import ModelVersion
@@ -469,6 +470,9 @@ def drift_report(result: DriftResult) -> str:
     for test in result.tests:
         mark = "⚠️" if test["alarm"] else ("·" if test["statistic"] is None else "✓")
         lines.append(f"{mark} {test['name']}: {test['detail']}")
+    puppies = puppies_in_words(result.extra.get("age_groups"))
+    if puppies:
+        lines.append(puppies)
     return "\n".join(lines)
 
 

@@ -92,3 +92,12 @@ def dogs_by_id(dog_ids: Iterable[int], *, session: Session) -> dict[int, Dog]:
     for chunk in chunked(dog_ids):
         found.update((dog.id, dog) for dog in session.exec(select(Dog).where(Dog.id.in_(chunk))))
     return found
+
+
+def age_groups_of_photos(photo_ids: Iterable[int], *, session: Session) -> dict[str, int]:
+    """How many distinct dogs of each age group the photos show (a dog counts once however many photos)."""
+    dog_ids = {dog for dog in dog_of_photos(photo_ids, session=session).values() if dog is not None}
+    counts: dict[str, int] = {}
+    for dog in dogs_by_id(dog_ids, session=session).values():
+        counts[dog.age_group] = counts.get(dog.age_group, 0) + 1
+    return counts

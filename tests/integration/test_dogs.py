@@ -159,3 +159,28 @@ def test_the_split_goes_by_dog_and_a_dog_of_one_photo_keeps_its_photos_split(
     split_by_photo = {item.photo_id: item.split for item in items}
     assert {split_by_photo[p.id] for p in catalog.dogs.photos_of(dog.id)} == {split_of(first_sha, 0.5)}
     assert [split_by_photo[p.id] for p in alone] == [split_of(p.sha256, 0.5) for p in alone]
+
+
+def test_the_drift_report_counts_the_recent_dogs_age_groups(make_catalog, database_url, photos_of, predictor):
+    from conftest import default_settings
+
+    from dogbot.app import drift_thresholds
+    from jobs.drift import check_drift
+
+    catalog = make_catalog(database_url)
+    photos = [catalog.intake.submit(d, source="telegram", sender_id=3).photo for d in photos_of("pug", 3)]
+    extra = catalog.intake.submit(photos_of("pug", 4)[3], source="telegram", sender_id=3).photo
+    catalog.dogs.add_photos(photos[0].dog_id, [extra.id])  # a second photo of a puppy counts once
+    for photo in photos[:2]:
+        catalog.dogs.set_details(photo.dog_id, age_group="puppy")
+    result = check_drift(
+        catalog.intake.engine,
+        head=predictor.head,
+        model_version=predictor.model_version,
+        now=datetime.now(UTC),
+        window=10,
+        reference_max=10,
+        thresholds=drift_thresholds(default_settings()),
+        dog_threshold=0.5,
+    )
+    assert result.extra["age_groups"]["current"] == {"puppy": 2, "unknown": 1}
