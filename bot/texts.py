@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from dogbot.core.dogs import DogAnswer, SameDog
+from dogbot.core.dogs import DogAnswer, SameDog, ShelterBreed, shelter_breed_name
 from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
@@ -199,12 +199,9 @@ def dog_title(code: str, name: str | None) -> str:
     return f"{code} {name}" if name else code
 
 
-def shelter_breed(primary: str | None, secondary: str | None, mix: bool, name: Name) -> str:
+def shelter_breed(breed: ShelterBreed, name: Name) -> str:
     """ "Labrador Retriever", "Labrador Retriever mix", "Labrador Retriever / Boxer mix", "Mixed breed"."""
-    if primary is None:
-        return "Mixed breed (breeds unknown)" if mix else "unknown"
-    words = name(primary) + (f" / {name(secondary)}" if secondary else "")
-    return f"{words} mix" if mix else words
+    return shelter_breed_name(breed, name)
 
 
 def dog_card(answer: DogAnswer, name: Name, same: SameDog | None = None, *, seen_before: bool = False) -> str:
@@ -219,7 +216,7 @@ def dog_card(answer: DogAnswer, name: Name, same: SameDog | None = None, *, seen
     if answer.not_a_dog:
         lines.append("This does not look like a dog. If it is one, press “It is a dog”.")
     elif answer.breed is not None:
-        breed = shelter_breed(answer.breed.primary, answer.breed.secondary, answer.breed.mix, name)
+        breed = shelter_breed(answer.breed, name)
         if answer.label is None and answer.top:
             lines.append(f"{breed} ({percent(answer.top[0][1])} sure, from all its photos).")
         lines.append(f"Registered as {dog.code}: {breed}.")
@@ -257,7 +254,7 @@ def dog_list(answers: Sequence[DogAnswer], name: Name) -> str:
         if answer.not_a_dog:
             breed = "not a dog"
         elif answer.breed is not None:
-            breed = shelter_breed(answer.breed.primary, answer.breed.secondary, answer.breed.mix, name)
+            breed = shelter_breed(answer.breed, name)
         else:
             breed = "breed not known yet"
         n = len(answer.photos)

@@ -34,6 +34,12 @@ def retrain_report(result: RetrainResult) -> str:
         f"golden ({cand.golden.n} photos): top-1 {percent_or_na(cand.golden.top1)} "
         f"(champion {percent_or_na(champ.golden.top1)})",
     ]
+    ages = cand.validation.per_age_group
+    if ages:
+        lines.append(
+            "validation by age group: "
+            + ", ".join(f"{group} {percent_or_na(v['top1'])} ({v['n']} photos)" for group, v in ages.items())
+        )
     if m.verdict is not None:
         v = m.verdict
         lines.append(

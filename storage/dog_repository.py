@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -20,11 +21,16 @@ def dog_by_code(code: str, *, session: Session) -> Dog | None:
     return session.exec(select(Dog).where(func.upper(Dog.code) == code.strip().upper())).first()
 
 
-def recent_dogs(limit: int, *, session: Session, sender_id: int | None = None) -> list[Dog]:
-    """The newest dogs (by intake, then id), merged records left out; only ``sender_id``'s when given."""
+def recent_dogs(
+    limit: int, *, session: Session, sender_id: int | None = None, since: datetime | None = None
+) -> list[Dog]:
+    """The newest dogs (by intake, then id), merged records left out; only ``sender_id``'s, and only
+    those that came in at ``since`` or later, when given."""
     statement = select(Dog).where(Dog.merged_into.is_(None))
     if sender_id is not None:
         statement = statement.where(Dog.sender_id == sender_id)
+    if since is not None:
+        statement = statement.where(Dog.intake_at >= since)
     return list(session.exec(statement.order_by(Dog.intake_at.desc(), Dog.id.desc()).limit(limit)))
 
 
@@ -101,3 +107,10 @@ def age_groups_of_photos(photo_ids: Iterable[int], *, session: Session) -> dict[
     for dog in dogs_by_id(dog_ids, session=session).values():
         counts[dog.age_group] = counts.get(dog.age_group, 0) + 1
     return counts
+
+
+def age_group_of_photos(photo_ids: Iterable[int], *, session: Session) -> dict[int, str]:
+    """photo id -> the age group of its dog (photos in no dog are left out)."""
+    dog_of = dog_of_photos(photo_ids, session=session)
+    dogs = dogs_by_id({d for d in dog_of.values() if d is not None}, session=session)
+    return {photo: dogs[dog].age_group for photo, dog in dog_of.items() if dog in dogs}

@@ -191,9 +191,12 @@ class Dogs:
                 raise UnknownDog(code)
             return self._live(session, dog.id)
 
-    def recent(self, limit: int = 10, *, sender_id: int | None = None) -> list[Dog]:
+    def recent(
+        self, limit: int = 10, *, sender_id: int | None = None, since: datetime | None = None
+    ) -> list[Dog]:
+        """The newest dogs first (what /dogs lists, and a web API's ``GET /v1/dogs?since=``)."""
         with open_session(self.engine) as session:
-            return dog_repository.recent_dogs(limit, session=session, sender_id=sender_id)
+            return dog_repository.recent_dogs(limit, session=session, sender_id=sender_id, since=since)
 
     def photos_of(self, dog_id: int) -> list[Photo]:
         with open_session(self.engine) as session:

@@ -74,3 +74,19 @@ def test_dog_buttons_fit_telegrams_64_bytes_and_need_their_argument():
         assert decoded.action is press.action and decoded.prediction_id == press.prediction_id
     body = codec.encode(Press(1, Action.NEW_DOG))
     assert codec.decode(body) == Press(1, Action.NEW_DOG)
+
+
+def test_error_analysis_by_age_group_needs_enough_photos_of_a_group():
+    from jobs.retrain import MIN_AGE_GROUP_PHOTOS, Labeled, _by_age_group
+    from ml.head import BreedHead
+
+    head = BreedHead(["a", "b"], np.eye(2, dtype=np.float32), np.zeros(2, np.float32), "lite0")
+    n = MIN_AGE_GROUP_PHOTOS
+    x = np.array([[1.0, 0.0]] * n + [[0.0, 1.0]] * n + [[1.0, 0.0]] * 3, np.float32)
+    y = ["a"] * n + ["a"] * (n // 2) + ["b"] * (n - n // 2) + ["a"] * 3
+    ages = ["adult"] * n + ["puppy"] * n + ["senior"] * 3
+    assert _by_age_group(head, Labeled(x, y, ages)) == {
+        "adult": {"n": n, "top1": 1.0},
+        "puppy": {"n": n, "top1": round((n - n // 2) / n, 4)},
+    }  # three seniors are too few to say anything
+    assert _by_age_group(head, Labeled(x, y)) == {}
