@@ -143,7 +143,10 @@ async def _album_card(context: DogContext, album: Album) -> None:
             break
         await asyncio.sleep(settle - quiet)
     album.sending = True
-    text, markup = await card(context, await album.dog_id, ask_same_dog=True)
+    dog_id = await album.dog_id
+    if not await asyncio.to_thread(context.services.catalog.dogs.photos_of, dog_id):
+        return  # every photo of the album was refused, and each was told why
+    text, markup = await card(context, dog_id, ask_same_dog=True)
     album.card = await album.first.reply_text(text, reply_markup=markup, do_quote=True)
 
 
