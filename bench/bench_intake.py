@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update bench/README.md")
     args = parser.parse_args()
 
-    from dogbot.app import intake_rules
+    from dogbot.app import dog_rules, intake_rules
     from dogbot.core.breeds import Breeds
     from dogbot.core.catalog import Catalog
     from dogbot.settings import Settings
@@ -124,6 +124,7 @@ def main() -> None:
             LocalPhotoStore(scratch / f"photos-{size}"),
             predictor,
             rules=intake_rules(settings),
+            dog_rules=dog_rules(settings),
             lookalike_min_corrections=settings.lookalike_min_corrections,
             lookalike_days=settings.lookalike_days,
             breeds=breeds,

@@ -50,7 +50,7 @@ def measure(model: str, data: Path, latency_photos: int, batch_size: int, thread
 
     rows = read_manifest(data / "manifest.csv")
     rules = intake_rules(Settings(_env_file=None))
-    report = evaluate(predictor, taxonomy, rows, rules=rules)
+    report = evaluate(predictor, taxonomy, rows, rules=rules, combine=Settings(_env_file=None).dog_combine)
 
     limits = {"max_bytes": rules.max_bytes, "max_pixels": rules.max_pixels}
     images = [load_image(row.path.read_bytes(), **limits) for row in rows[:latency_photos]]

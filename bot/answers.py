@@ -10,15 +10,14 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
 from telegram.error import BadRequest
 
-from bot import keyboards, texts
+from bot import dogs, keyboards, texts
 from bot.callbacks import Action, Press, breed_matches
 from bot.context import DogContext, chat_action
 from dogbot.core import review
 from dogbot.core.labelling import UnknownBreed
 from dogbot.core.members import Role
-from storage.vocabulary import SKIP, SPECIAL_LABELS, LabelSource
+from storage.vocabulary import MIXED_BREED, SKIP, SPECIAL_LABELS, LabelSource
 
-_ANSWER_SEPARATOR = "\n—\n"
 _ASKED_PHOTO = re.compile(r"^Photo #(\d+):")
 
 
@@ -29,6 +28,10 @@ async def on_button(update: Update, context: DogContext) -> None:
     role = context.role
     if press.action is Action.LABEL:
         await _record(query, context, press, role)
+    elif press.action in (Action.SEX, Action.AGE, Action.SAME_DOG, Action.NEW_DOG):
+        await dogs.on_dog_button(update, context, press)
+    elif press.action in (Action.MIX_PRIMARY, Action.MIX_SECOND):
+        await _record_mix(query, context, press, role)
     elif press.action is Action.OTHER:
         await _ask_breed_name(query, context, press)
     else:  # WRONG, IS_DOG: show the full question again
@@ -58,6 +61,19 @@ async def _record(query: CallbackQuery, context: DogContext, press: Press, role:
     if not result.created:
         return  # a double tap: the message already says this
     photo_id = result.label.photo_id
+    code = dogs.card_code(query.message) if query.message is not None else None
+    if breed == MIXED_BREED and code is not None:
+        # The first of two taps: which breed the mix looks most like (restart-safe: the next press
+        # carries the prediction id, and the mix so far is the person's latest label).
+        question = await asyncio.to_thread(review.current_question, services.catalog, press.prediction_id)
+        choices = [(b.key, b.display_name) for b, _ in question.top]
+        async with _message_lock(context, query):
+            await _edit(
+                query,
+                texts.mixed_primary_question(code),
+                keyboards.mix_primary(services.codec, press.prediction_id, choices),
+            )
+        return
     # Presses racing each other (one person's quick taps, or two staff at once) finish in any order:
     # the message is drawn from the catalog as it stands after this write, one edit of it at a time,
     # so the last edit shows the label that stands and any disagreement, whatever order they ran in.
@@ -68,11 +84,64 @@ async def _record(query: CallbackQuery, context: DogContext, press: Press, role:
         given = mine or breed
         decided = resolved.breed if resolved else None
         conflict = bool(resolved and resolved.conflict)
-        said = texts.answer_saved(photo_id, given, decided, conflict, services.breed_name)
+        said = texts.answer_saved(photo_id, given, decided, conflict, services.breed_name, dog_code=code)
         markup = None if given == SKIP else keyboards.wrong(services.codec, press.prediction_id)
+        if code is not None:  # a dog card: drawn again from the whole dog, this person's answer below
+            await dogs.update_card(context, query.message, await _dog_of(context, photo_id), footer=said)
+            return
         await _edit(query, said, markup)
     if press.review:
         await send_next_for_review(context, query.message.chat.id, after_photo_id=photo_id)
+
+
+async def _record_mix(query: CallbackQuery, context: DogContext, press: Press, role: Role) -> None:
+    """The two taps after "Mixed breed" on a dog card: the breed it looks most like, then the other."""
+    services = context.services
+    source = LabelSource.ADMIN if role is Role.ADMIN else LabelSource.STAFF
+    user_id = query.from_user.id
+    if press.action is Action.MIX_PRIMARY:
+        primary = None if press.arg == keyboards.UNKNOWN_MIX else _breed_key(press.arg, context)
+        secondary = None
+    else:
+        primary = await asyncio.to_thread(
+            review.mix_primary_of, services.catalog, press.prediction_id, user_id
+        )
+        secondary = None if press.arg == keyboards.ONE_BREED_MIX else _breed_key(press.arg, context)
+        if secondary == primary:
+            secondary = None
+    try:
+        result = await asyncio.to_thread(
+            review.answer,
+            services.catalog,
+            press.prediction_id,
+            MIXED_BREED,
+            source=source,
+            user_id=user_id,
+            primary=primary,
+            secondary=secondary,
+        )
+    except review.StaleAnswer:
+        await query.answer(texts.STALE, show_alert=True)
+        return
+    except UnknownBreed:
+        await query.answer(texts.UNKNOWN_BREED, show_alert=True)
+        return
+    await query.answer(texts.answer_toast(MIXED_BREED, result.created, services.breed_name))
+    code = dogs.card_code(query.message) if query.message is not None else None
+    async with _message_lock(context, query):
+        if press.action is Action.MIX_PRIMARY and primary is not None and code is not None:
+            question = await asyncio.to_thread(review.current_question, services.catalog, press.prediction_id)
+            choices = [(b.key, b.display_name) for b, _ in question.top if b.key != primary]
+            name = services.breed_name(primary)
+            markup = keyboards.mix_secondary(services.codec, press.prediction_id, choices, name)
+            await _edit(query, texts.mixed_secondary_question(code, name), markup)
+        elif query.message is not None:
+            await dogs.update_card(context, query.message, await _dog_of(context, result.label.photo_id))
+
+
+async def _dog_of(context: DogContext, photo_id: int) -> int:
+    photo = await asyncio.to_thread(context.services.catalog.labelling.photo, photo_id)
+    return photo.dog_id
 
 
 async def _reopen(query: CallbackQuery, context: DogContext, press: Press) -> None:
@@ -193,7 +262,7 @@ async def _edit(query: CallbackQuery, said: str, markup: InlineKeyboardMarkup | 
     message = query.message
     is_photo = bool(getattr(message, "photo", None))
     current = (message.caption if is_photo else getattr(message, "text", None)) or ""
-    text = current.split(_ANSWER_SEPARATOR)[0] + _ANSWER_SEPARATOR + said
+    text = current.split(texts.ANSWER_SEPARATOR)[0] + texts.ANSWER_SEPARATOR + said
     try:
         if is_photo:
             await query.edit_message_caption(caption=text[:1024], reply_markup=markup)

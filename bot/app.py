@@ -22,7 +22,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot import answers, commands, intake, texts
+from bot import answers, commands, dogs, intake, texts
 from bot.batcher import MicroBatcher
 from bot.callbacks import CallbackCodec, derive_secret
 from bot.context import DogContext, Services, gate
@@ -80,6 +80,7 @@ def build_application(
         max_download_bytes=catalog.intake.rules.max_bytes,
         download_timeout_s=settings.download_timeout_s,
         data_dir=settings.data_dir,
+        album_settle_s=settings.album_settle_s,
     )
     builder = (
         Application.builder()
@@ -123,6 +124,8 @@ def add_handlers(application: Application, *, champion_check_s: float, jobs_in_b
     for handler in commands.handlers():
         application.add_handler(handler)
     application.add_handler(CommandHandler("review", answers.on_review))
+    application.add_handler(CommandHandler("dog", dogs.on_dog))
+    application.add_handler(CommandHandler("dogs", dogs.on_dogs))
     # Photos never wait for each other: each is handled in its own task (block=False).
     application.add_handler(MessageHandler(filters.PHOTO, intake.on_photo, block=False))
     application.add_handler(MessageHandler(_OTHER_MEDIA, intake.on_other_media))

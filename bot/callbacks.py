@@ -7,9 +7,11 @@ carries everything needed to act on a press, so buttons keep working after resta
 
 Actions: ``l`` label the photo with ``arg`` (a breed key or a special label), ``w`` "Wrong?" (show
 the choices again), ``o`` "Other…" (ask for a typed breed name), ``d`` "It is a dog" (show breed
-choices). An upper-case action is the same action pressed on a /review message: after it the next
-photo waiting for review is shown. Under a drift incident's message (admins only) the id is the
-incident's: ``n`` "Retrain now", ``e`` "Expected, use these photos as the new normal".
+choices); on a dog card ``s``/``a`` its sex and age group, ``m``/``n`` same dog as an earlier one or
+not, ``p``/``q`` a mixed breed's first and second breed. An upper-case action is the same action
+pressed on a /review message: after it the next photo waiting for review is shown. Under a drift
+incident's message (admins only) the id is the incident's: ``r`` "Retrain now", ``e`` "Expected, use
+these photos as the new normal".
 """
 
 from __future__ import annotations
@@ -31,8 +33,16 @@ class Action(StrEnum):
     WRONG = "w"
     OTHER = "o"
     IS_DOG = "d"
-    RETRAIN_NOW = "n"  # on a drift incident
-    NEW_NORMAL = "e"  # on a drift incident
+    # On a dog card (the prediction is one of the dog's photos'): details, merging, mixed breeds.
+    SEX = "s"  # arg: male | female
+    AGE = "a"  # arg: puppy | adult | senior
+    SAME_DOG = "m"  # arg: the earlier dog's id: this dog is that one
+    NEW_DOG = "n"  # not the earlier dog
+    MIX_PRIMARY = "p"  # arg: the breed a mix looks most like, or "?" (unknown mix)
+    MIX_SECOND = "q"  # arg: the cross's other breed, or "-" (only the first one known)
+    # Under a drift incident's message (the id is the incident's).
+    RETRAIN_NOW = "r"
+    NEW_NORMAL = "e"
 
 
 INCIDENT_ACTIONS = (Action.RETRAIN_NOW, Action.NEW_NORMAL)
@@ -86,7 +96,11 @@ class CallbackCodec:
         except ValueError:
             return None
         arg = parts[3] if len(parts) == 4 else ""
-        if action is Action.LABEL and not arg:
+        if (
+            action
+            in (Action.LABEL, Action.SEX, Action.AGE, Action.SAME_DOG, Action.MIX_PRIMARY, Action.MIX_SECOND)
+            and not arg
+        ):
             return None
         return Press(int(parts[1]), action, arg, review=parts[2].isupper())
 

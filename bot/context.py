@@ -43,6 +43,7 @@ class Services:
     max_download_bytes: int
     download_timeout_s: float
     data_dir: Path  # where `dogbot simulate --report` leaves its last report (/report)
+    album_settle_s: float  # an album's one card waits this long for the rest of its photos
 
     def breed_name(self, key: str) -> str:
         """What people read for a breed key or special label."""

@@ -1,4 +1,4 @@
-"""Photo intake handlers: a photo (or image file) in, the breed and a question out.
+"""Photo intake handlers: a photo (or image file) in, its dog's card (breed and a question) out.
 
 Each handler checks who is asking before touching the file (nothing of a stranger's is downloaded,
 stored or classified), checks the declared size before downloading, then hands the bytes to the
@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import Message, Update
+from telegram import Update
 from telegram.error import BadRequest, NetworkError
 
-from bot import keyboards, texts
+from bot import dogs, texts
 from bot.context import DogContext, Services, chat_action
 from bot.throttle import PerUserLimit
-from dogbot.core.intake import Classification, Incoming
-from storage.vocabulary import NOT_A_DOG, Outcome
+from dogbot.core.intake import Incoming
 
 log = logging.getLogger(__name__)
 
@@ -75,33 +74,27 @@ async def _take(
         if isinstance(data, str):
             await message.reply_text(data)
             return
+        placement = await dogs.place(message, context, user_id)
         received = await services.batcher.submit(
-            Incoming(data, sender_id=user_id, chat_id=message.chat_id, file_name=file_name)
+            Incoming(
+                data, sender_id=user_id, chat_id=message.chat_id, file_name=file_name, dog_id=placement.dog_id
+            )
         )
+    dog_id = placement.dog_id
     if received.rejected is not None:
         log.info("photo from %s refused: %s", user_id, received.rejected.code)
         await message.reply_text(texts.rejected(received.rejected.message))
     elif received.stored is not None:
         await message.reply_text(texts.stored_unclassified(received.stored.id))
+        dog_id = received.stored.dog_id
     else:
-        await reply_classification(message, context, received.classification)
-
-
-async def reply_classification(message: Message, context: DogContext, result: Classification) -> None:
-    """Answer a photo with the model's verdict and the right buttons."""
-    services = context.services
-    codec, prediction_id = services.codec, result.prediction.id
-    decided = result.label.breed if result.label is not None else None
-    if decided == NOT_A_DOG or (decided is None and result.outcome == Outcome.NOT_A_DOG):
-        markup = keyboards.not_a_dog(codec, prediction_id)
-    elif decided is not None:
-        markup = keyboards.wrong(codec, prediction_id)
-    else:
-        choices = [(key, services.breed_name(key)) for key in result.button_breeds]
-        markup = keyboards.question(codec, prediction_id, choices)
-    await message.reply_text(
-        texts.classification(result, services.breed_name), reply_markup=markup, do_quote=True
-    )
+        dog_id = received.classification.photo.dog_id
+        if placement.album is None and placement.card is None:
+            # The breeds staff taught lately that this photo looks like stay among the buttons.
+            placement.extra["breeds"] = received.classification.button_breeds
+            placement.extra["duplicate"] = received.classification.duplicate
+    if received.classification is not None or placement.album is not None:
+        await dogs.after_photo(message, context, placement, dog_id)
 
 
 async def _within_limit(services: Services, user_id: int) -> bool:

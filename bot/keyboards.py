@@ -76,3 +76,73 @@ def incident(codec: CallbackCodec, incident_id: int) -> InlineKeyboardMarkup:
 def type_breed() -> ForceReply:
     """Opens the reply field, so the typed name comes back as a reply to the question."""
     return ForceReply(selective=True, input_field_placeholder="e.g. German shepherd")
+
+
+def dog_details(codec: CallbackCodec, prediction_id: int) -> list[list[InlineKeyboardButton]]:
+    """Sex and age group, one tap each (optional)."""
+
+    def press(action: Action, arg: str) -> Press:
+        return Press(prediction_id, action, arg)
+
+    return [
+        [
+            _button(codec, "♂ Male", press(Action.SEX, "male")),
+            _button(codec, "♀ Female", press(Action.SEX, "female")),
+        ],
+        [
+            _button(codec, "Puppy", press(Action.AGE, "puppy")),
+            _button(codec, "Adult", press(Action.AGE, "adult")),
+            _button(codec, "Senior", press(Action.AGE, "senior")),
+        ],
+    ]
+
+
+def dog_card(
+    codec: CallbackCodec,
+    prediction_id: int,
+    *,
+    kind: str,
+    breeds: Sequence[Choice] = (),
+    same_dog_id: int | None = None,
+) -> InlineKeyboardMarkup:
+    """Under a dog card: the breed question (``kind`` "ask"), "Wrong?" ("decided") or "It is a dog"
+    ("not_a_dog"); sex and age; and, when it may be an earlier dog, Same dog / New dog."""
+    if kind == "ask":
+        rows = list(question(codec, prediction_id, breeds).inline_keyboard)
+    elif kind == "not_a_dog":
+        rows = list(not_a_dog(codec, prediction_id).inline_keyboard)
+    else:
+        rows = list(wrong(codec, prediction_id).inline_keyboard)
+    if same_dog_id is not None:
+        rows.insert(
+            0,
+            [
+                _button(codec, "Same dog", Press(prediction_id, Action.SAME_DOG, str(same_dog_id))),
+                _button(codec, "New dog", Press(prediction_id, Action.NEW_DOG)),
+            ],
+        )
+    if kind != "not_a_dog":
+        rows += dog_details(codec, prediction_id)
+    return InlineKeyboardMarkup(rows)
+
+
+UNKNOWN_MIX = "?"  # a MIX_PRIMARY arg: nobody can tell the breeds
+ONE_BREED_MIX = "-"  # a MIX_SECOND arg: "Labrador Retriever mix", the other breed unknown
+
+
+def mix_primary(codec: CallbackCodec, prediction_id: int, breeds: Sequence[Choice]) -> InlineKeyboardMarkup:
+    """After "Mixed breed": which breed it looks most like (first of two taps), or "unknown mix"."""
+    rows = [[_button(codec, text, Press(prediction_id, Action.MIX_PRIMARY, key))] for key, text in breeds]
+    rows.append([_button(codec, "Unknown mix", Press(prediction_id, Action.MIX_PRIMARY, UNKNOWN_MIX))])
+    return InlineKeyboardMarkup(rows)
+
+
+def mix_secondary(
+    codec: CallbackCodec, prediction_id: int, breeds: Sequence[Choice], primary_name: str
+) -> InlineKeyboardMarkup:
+    """The second tap: the other breed of the cross, or only the first one known."""
+    rows = [[_button(codec, text, Press(prediction_id, Action.MIX_SECOND, key))] for key, text in breeds]
+    rows.append(
+        [_button(codec, f"Just “{primary_name} mix”", Press(prediction_id, Action.MIX_SECOND, ONE_BREED_MIX))]
+    )
+    return InlineKeyboardMarkup(rows)

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from dogbot.core.dogs import DogAnswer, SameDog, ShelterBreed, shelter_breed_name
 from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
+from dogbot.lifecycle_text import puppies_in_words
 from jobs.drift import DriftResult
 from jobs.incidents import AnswerQuality, IncidentFacts
 from jobs.service import LifecycleStatus
@@ -46,6 +48,8 @@ COMMANDS_STAFF = {
     "status": "model and catalog at a glance",
     "stats": "counts per breed and label source",
     "breeds": "the breeds I know (or /breeds NAME to search)",
+    "dogs": "the dogs that came in lately",
+    "dog": "one dog's card: /dog D-2026-0042",
 }
 COMMANDS_ADMIN = {
     "export": "the catalog as a CSV file",
@@ -194,19 +198,123 @@ UNSUPPORTED = "I only understand photos of dogs (and /help)."
 TEXT_HINT = "Send me a photo of a dog, or /help to see what I can do."
 
 
-# --- answers -------------------------------------------------------------------------------------
-def answer_saved(photo_id: int, given: str, decided: str | None, conflict: bool, name: Name) -> str:
-    """The question message after someone answered it."""
-    if given == SKIP:
-        return f"⏭ Skipped photo #{photo_id}; it waits in /review."
-    if given == NOT_A_DOG:
-        line = f"✅ Photo #{photo_id}: not a dog."
+# --- dogs ----------------------------------------------------------------------------------------
+ANSWER_SEPARATOR = "\n—\n"  # between a question and what became of it
+DOG_CARD_PREFIX = "🐕 Dog "  # every dog card starts so; a photo sent as a reply to one joins that dog
+_SEX_WORDS = {"male": "male", "female": "female"}
+_AGE_WORDS = {"puppy": "puppy", "adult": "adult", "senior": "senior"}
+
+
+def dog_title(code: str, name: str | None) -> str:
+    return f"{code} {name}" if name else code
+
+
+def shelter_breed(breed: ShelterBreed, name: Name) -> str:
+    """ "Labrador Retriever", "Labrador Retriever mix", "Labrador Retriever / Boxer mix", "Mixed breed"."""
+    return shelter_breed_name(breed, name)
+
+
+def dog_card(answer: DogAnswer, name: Name, same: SameDog | None = None, *, seen_before: bool = False) -> str:
+    """One dog: its code and name, the breed from all its photos, what happens next."""
+    dog = answer.dog
+    n = len(answer.photos)
+    photos = f"{n} photo{'s' if n != 1 else ''}"
+    lines = [f"{DOG_CARD_PREFIX}{dog_title(dog.code, dog.name)} ({photos})"]
+    if seen_before:
+        lines.append(f"I've seen this photo before: it is one of {dog.code}'s.")
+    guesses = ", ".join(f"{breed.display_name} {percent(p)}" for breed, p in answer.top)
+    if answer.not_a_dog:
+        lines.append("This does not look like a dog. If it is one, press “It is a dog”.")
+    elif answer.breed is not None:
+        breed = shelter_breed(answer.breed, name)
+        if answer.label is None and answer.top:
+            lines.append(f"{breed} ({percent(answer.top[0][1])} sure, from all its photos).")
+        lines.append(f"Registered as {dog.code}: {breed}.")
+        if answer.label is not None and answer.label.conflict:
+            lines.append("Staff disagree about this dog; admins see it in /conflicts.")
+    elif answer.top:
+        lines.append(f"🤔 I'm not sure. Best guesses from all its photos: {guesses}.")
+        lines.append(f"Which breed is {dog_title(dog.code, dog.name)}?")
     else:
-        line = f"✅ Registered as #{photo_id}: {name(given)}."
+        lines.append("I couldn't classify its photos just now; they wait in /review.")
+    details = []
+    if dog.sex in _SEX_WORDS:
+        details.append(_SEX_WORDS[dog.sex])
+    if dog.age_group in _AGE_WORDS:
+        details.append(_AGE_WORDS[dog.age_group])
+    if details:
+        lines.append(", ".join(details).capitalize() + ".")
+    if same is not None:
+        other = same.dog
+        if same.previous_of_sender:
+            lines.append(f"Same dog as {dog_title(other.code, other.name)}?")
+        else:
+            came = other.intake_at.strftime("%-d %b %Y")
+            lines.append(f"Is this {dog_title(other.code, other.name)}, who came in on {came}?")
+    lines.append("Reply to this message with more photos of this dog.")
+    return "\n".join(lines)
+
+
+def dog_list(answers: Sequence[DogAnswer], name: Name) -> str:
+    if not answers:
+        return "No dogs yet. Send a photo of a dog to register one."
+    lines = ["Dogs that came in lately (newest first):"]
+    for answer in answers:
+        dog = answer.dog
+        if answer.not_a_dog:
+            breed = "not a dog"
+        elif answer.breed is not None:
+            breed = shelter_breed(answer.breed, name)
+        else:
+            breed = "breed not known yet"
+        n = len(answer.photos)
+        lines.append(
+            f"{dog_title(dog.code, dog.name)}: {breed}, {n} photo{'s' if n != 1 else ''}, "
+            f"{dog.intake_at.strftime('%-d %b')}"
+        )
+    return "\n".join(lines)
+
+
+def no_such_dog(code: str) -> str:
+    return f"I have no dog {code}. /dogs lists the recent ones."
+
+
+def dog_detail_toast(field: str, value: str) -> str:
+    return f"Saved: {value}" if field else "Saved."
+
+
+MERGED_TOAST = "Merged: one dog."
+KEPT_APART_TOAST = "Kept as a new dog."
+
+
+def mixed_primary_question(code: str) -> str:
+    return f"Mixed breed. Which breed does {code} look most like?"
+
+
+def mixed_secondary_question(code: str, primary: str) -> str:
+    return f"{primary} mix. And the other breed?"
+
+
+def mixed_saved(code: str, breed: str) -> str:
+    return f"✅ Registered as {code}: {breed}."
+
+
+# --- answers -------------------------------------------------------------------------------------
+def answer_saved(
+    photo_id: int, given: str, decided: str | None, conflict: bool, name: Name, *, dog_code: str | None = None
+) -> str:
+    """The question message after someone answered it (about a photo, or a dog's card: ``dog_code``)."""
+    what = dog_code or f"photo #{photo_id}"
+    if given == SKIP:
+        return f"⏭ Skipped {what}; it waits in /review."
+    if given == NOT_A_DOG:
+        line = f"✅ {what[0].upper() + what[1:]}: not a dog."
+    else:
+        line = f"✅ Registered as {dog_code or f'#{photo_id}'}: {name(given)}."
     if decided is not None and decided != given:
         line += f"\nThe catalog says {name(decided)} (an admin's or most people's answer)."
     if conflict:
-        line += "\nStaff disagree about this photo; admins see it in /conflicts."
+        line += f"\nStaff disagree about this {'dog' if dog_code else 'photo'}; admins see it in /conflicts."
     return line
 
 
@@ -369,6 +477,9 @@ def drift_report(result: DriftResult) -> str:
     for test in result.tests:
         mark = "⚠️" if test["alarm"] else ("·" if test["statistic"] is None else "✓")
         lines.append(f"{mark} {test['name']}: {test['detail']}")
+    puppies = puppies_in_words(result.extra.get("age_groups"))
+    if puppies:
+        lines.append(puppies)
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from dogbot.core.breeds import Breeds
 from dogbot.core.catalog import Catalog
+from dogbot.core.dogs import DogRules
 from dogbot.core.intake import IntakeRules
 from dogbot.core.members import Members
 from dogbot.settings import Settings
@@ -47,6 +48,18 @@ def intake_rules(s: Settings) -> IntakeRules:
         auto_accept_threshold=s.auto_accept_threshold,
         max_bytes=s.max_upload_mb * 1024 * 1024,
         max_pixels=s.max_megapixels * 1_000_000,
+    )
+
+
+def dog_rules(s: Settings) -> DogRules:
+    return DogRules(
+        code_prefix=s.dog_code_prefix,
+        code_format=s.dog_code_format,
+        combine=s.dog_combine,
+        dog_threshold=s.dog_threshold,
+        auto_accept_threshold=s.auto_accept_threshold,
+        same_dog_similarity=s.same_dog_similarity,
+        same_dog_window=s.same_dog_window,
     )
 
 
@@ -157,6 +170,7 @@ class Container:
             self.predictor,
             breeds=self.breeds,
             rules=intake_rules(s),
+            dog_rules=dog_rules(s),
             lookalike_min_corrections=s.lookalike_min_corrections,
             lookalike_days=s.lookalike_days,
             exemplars=exemplar_rules(s),

@@ -78,6 +78,7 @@ def cmd_eval(container: Container, args: argparse.Namespace) -> int:
         container.breeds.taxonomy,
         rows,
         rules=intake_rules(container.settings),
+        combine=container.settings.dog_combine,
         progress=_progress,
     )
     print(json.dumps(report.to_json()) if args.json else format_report(report))
@@ -95,7 +96,12 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
     rows = read_manifest(Path(args.manifest)) if args.manifest else read_folder(Path(args.folder))
     catalog = container.catalog
     items, unknown, not_breeds = [], set(), set()
+    dog_ids: dict[str, int] = {}  # a manifest's `dog` column: photos of one animal make one dog
     for row in rows:
+        dog = row.extra.get("dog", "").strip()
+        if dog and dog not in dog_ids:
+            dog_ids[dog] = catalog.dogs.create(source="import").id
+        dog_id = dog_ids.get(dog)
         breed = catalog.breeds.taxonomy.resolve(row.breed)
         if breed is None and args.add_breeds:
             try:
@@ -104,12 +110,12 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
                 # Not a breed name at all (e.g. "unlabelled_dog:kiss.jpg"): keep the photo, as
                 # `ingest` would, and let staff label it; one odd row must not stop the import.
                 not_breeds.add(row.breed)
-                items.append(BulkItem(row.path))
+                items.append(BulkItem(row.path, dog_id=dog_id))
                 continue
         if breed is None:
             unknown.add(row.breed)
             continue
-        items.append(BulkItem(row.path, breed.key))
+        items.append(BulkItem(row.path, breed.key, dog_id=dog_id))
     results = submit_files(catalog, items, source="import", progress=_progress)
     if not_breeds:
         print(
@@ -121,13 +127,38 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(container: Container, args: argparse.Namespace) -> int:
-    """Store and classify photos as if staff had sent them; unsure ones wait for /review."""
+    """Store and classify photos as if staff had sent them; unsure ones wait for /review.
+
+    With ``--dog NAME`` the photos are one dog: its code and the breed from all of them are printed.
+    """
     from dogbot.core.bulk import BulkItem, submit_files
     from dogbot.core.manifest import image_paths
 
-    items = [BulkItem(path) for path in image_paths([Path(p) for p in args.paths])]
-    results = submit_files(container.catalog, items, source="ingest", progress=_progress)
-    return _report_bulk(results, set())
+    catalog = container.catalog
+    dog = catalog.dogs.create(source="ingest", name=args.dog) if args.dog is not None else None
+    items = [BulkItem(path, dog_id=dog and dog.id) for path in image_paths([Path(p) for p in args.paths])]
+    results = submit_files(catalog, items, source="ingest", progress=_progress)
+    status = _report_bulk(results, set())
+    if dog is not None:
+        print(_dog_line(catalog.dogs.answer(dog.id), catalog.breeds.breed_name))
+    return status
+
+
+def _dog_line(answer, breed_name) -> str:
+    from dogbot.core.dogs import shelter_breed_name
+
+    dog = answer.dog
+    who = f"{dog.code} {dog.name}" if dog.name else dog.code
+    photos = f"{len(answer.photos)} photo{'s' if len(answer.photos) != 1 else ''}"
+    if not answer.photos:
+        return f"{who}: no photo stored"
+    if answer.not_a_dog:
+        return f"{who}: not a dog ({photos})"
+    if answer.breed is not None:
+        confidence = f" ({answer.top[0][1]:.0%})" if answer.label is None and answer.top else ""
+        return f"{who}: {shelter_breed_name(answer.breed, breed_name)}{confidence}, {photos}"
+    guess = answer.top[0][0].display_name if answer.top else "no answer"
+    return f"{who}: waiting for staff review (the model says {guess}), {photos}"
 
 
 def _report_bulk(results, unknown: set[str]) -> int:
@@ -150,8 +181,13 @@ def _report_bulk(results, unknown: set[str]) -> int:
 
 
 def cmd_export(container: Container, args: argparse.Namespace) -> int:
-    """Write the catalog as CSV (stdout or --out)."""
-    text = container.catalog.reporting.export_csv()
+    """Write the catalog as CSV (stdout or --out): one row per photo, or per dog for shelter software."""
+    if args.format == "asm3":
+        from dogbot.core.shelter_export import export_asm3
+
+        text = export_asm3(container.catalog.dogs)
+    else:
+        text = container.catalog.reporting.export_csv()
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
@@ -320,11 +356,18 @@ def build_parser() -> argparse.ArgumentParser:
     importer.set_defaults(handler=cmd_import)
 
     ingest = commands.add_parser("ingest", help="store and classify photos as if staff sent them")
+    ingest.add_argument("--dog", metavar="NAME", help="the photos show one dog (NAME may be empty)")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     ingest.set_defaults(handler=cmd_ingest)
 
     export = commands.add_parser("export", help="the catalog as CSV")
     export.add_argument("--out", metavar="FILE")
+    export.add_argument(
+        "--format",
+        choices=("csv", "asm3"),
+        default="csv",
+        help="csv: one row per photo; asm3: one row per dog, Animal Shelter Manager's CSV import",
+    )
     export.set_defaults(handler=cmd_export)
 
     simulate = commands.add_parser("simulate", help="replay labeled photos through the whole lifecycle")

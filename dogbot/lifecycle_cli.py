@@ -12,7 +12,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from dogbot.lifecycle_text import model_list, retrain_report
+from dogbot.lifecycle_text import model_list, puppies_in_words, retrain_report
 
 if TYPE_CHECKING:
     from jobs.retrain import RetrainResult
@@ -109,6 +109,9 @@ def cmd_drift(container, args: argparse.Namespace) -> int:
     for test in result.tests:
         mark = "ALARM" if test["alarm"] else ("n/a" if test["statistic"] is None else "ok")
         print(f"  {mark:>5} {test['name']}: {test['detail']}")
+    puppies = puppies_in_words(result.extra.get("age_groups"))
+    if puppies:
+        print(f"  {puppies}")
     if result.chart:
         print(f"chart: {result.chart}")
     return 0

@@ -34,6 +34,12 @@ def retrain_report(result: RetrainResult) -> str:
         f"golden ({cand.golden.n} photos): top-1 {percent_or_na(cand.golden.top1)} "
         f"(champion {percent_or_na(champ.golden.top1)})",
     ]
+    ages = cand.validation.per_age_group
+    if ages:
+        lines.append(
+            "validation by age group: "
+            + ", ".join(f"{group} {percent_or_na(v['top1'])} ({v['n']} photos)" for group, v in ages.items())
+        )
     if m.verdict is not None:
         v = m.verdict
         lines.append(
@@ -56,3 +62,33 @@ def model_list(rows: Sequence[ModelInfo]) -> str:
             f"val top-1 {percent_or_na(val):>6}  {m.trigger}/{m.actor or '-'}  {m.reason}"
         )
     return "\n".join(lines) or "no models yet"
+
+
+def puppies_in_words(age_groups: dict | None) -> str | None:
+    """The share of puppies among the dogs staff gave an age, recent photos against the reference.
+
+    ``age_groups``: ``{"current": {group: dogs}, "reference": {...}}`` (``DriftResult.extra``). None
+    when no recent dog has an age: there is nothing to say.
+    """
+    if not age_groups:
+        return None
+
+    def share(counts: dict) -> tuple[int, int]:
+        aged = sum(n for group, n in counts.items() if group != "unknown")
+        return counts.get("puppy", 0), aged
+
+    puppies, aged = share(age_groups.get("current", {}))
+    if aged == 0:
+        return None
+    line = f"Puppies: {puppies} of the {aged} recent dogs with an age ({puppies / aged:.0%})"
+    ref_puppies, ref_aged = share(age_groups.get("reference", {}))
+    if ref_aged == 0:
+        return line + "; the reference photos' dogs have no age to compare with."
+    ref_share, share_now = ref_puppies / ref_aged, puppies / aged
+    if share_now >= 2 * ref_share and puppies >= 3:
+        trend = "many more puppies than before"
+    elif share_now <= ref_share / 2 and ref_puppies >= 3:
+        trend = "far fewer puppies than before"
+    else:
+        trend = "about as many as before"
+    return line + f", against {ref_puppies} of {ref_aged} ({ref_share:.0%}) in the reference: {trend}."

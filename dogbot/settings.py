@@ -92,6 +92,22 @@ class Settings(BaseSettings):
     max_upload_mb: int = 20
     max_megapixels: int = 40
 
+    # --- Dogs -----------------------------------------------------------------------------------
+    # Shelter codes: dog_code_format filled with prefix, year (of intake) and serial (per year).
+    dog_code_prefix: str = Field(default="D", min_length=1, max_length=8)
+    dog_code_format: str = "{prefix}-{year}-{serial:04d}"
+    # How a dog's photos make one answer (ml/combine.py): "mean" of probabilities or "log_mean" of
+    # log-probabilities. bench/bench_dogs.py on the dev photos: see bench/README.md, "Dogs".
+    dog_combine: Literal["mean", "log_mean"] = "log_mean"
+    # A new dog whose photo is this close (cosine of embeddings) to an earlier dog's photo is asked
+    # about ("Same dog as D-2026-0041?"); above 1: never. bench/bench_dogs.py: 0.80 matched 0.5 % of
+    # pairs of different photos of one breed and found 80 % of photos re-shot (crop, resize, light, JPEG).
+    same_dog_similarity: float = 0.8
+    # How many of the newest photos a new dog is compared with.
+    same_dog_window: int = Field(default=2000, ge=1)
+    # Photos of one album arriving within this many seconds of each other are answered with one card.
+    album_settle_s: float = 1.5
+
     # --- Lifecycle jobs -------------------------------------------------------------------------
     fold_interval_minutes: int = 60
     drift_interval_minutes: int = 24 * 60
@@ -159,6 +175,19 @@ class Settings(BaseSettings):
         unknown = {name.strip() for name in value.split(",") if name.strip()} - set(DRIFT_TESTS)
         if unknown:
             raise ValueError(f"unknown drift tests {sorted(unknown)}; choose from {', '.join(DRIFT_TESTS)}")
+        return value
+
+    @field_validator("dog_code_format")
+    @classmethod
+    def _check_dog_code_format(cls, value: str) -> str:
+        try:
+            code = value.format(prefix="D", year=2026, serial=42)
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                f"dog_code_format may use {{prefix}}, {{year}} and {{serial}} only: {error}"
+            ) from None
+        if "42" not in code or not 0 < len(code) <= 32:
+            raise ValueError("dog_code_format must include {serial} and make codes of at most 32 characters")
         return value
 
     @field_validator("photo_store")

@@ -26,8 +26,8 @@ from jobs.windows import Window
 from ml import drift as stats
 from ml.head import BreedHead
 from ml.predictor import backbone_of, is_dog
+from storage import dog_repository, repository
 from storage import lifecycle_repository as repo
-from storage import repository
 from storage.db import session as open_session
 from storage.lifecycle_tables import DriftReport
 from storage.vocabulary import NOT_A_DOG, PEOPLE, SKIP, DriftTest, Split
@@ -104,6 +104,13 @@ def check_drift(
     if held_out_ids is not None:
         held_out = _load(engine, [i for i in held_out_ids if i not in recent], head.backbone)
     result = DriftResult(False, [], len(reference), len(current), reference_kind, model_version)
+    with open_session(engine) as session:
+        # The seed's own example of drift is puppies arriving: the age groups staff gave, told beside
+        # the tests (a share of a few dogs is not a test; people read it).
+        result.extra["age_groups"] = {
+            "current": dog_repository.age_groups_of_photos(current.photo_ids, session=session),
+            "reference": dog_repository.age_groups_of_photos(reference.photo_ids, session=session),
+        }
     if len(reference) < thresholds.min_photos or len(current) < thresholds.min_photos:
         result.reason = (
             f"not enough photos to compare ({len(reference)} reference, {len(current)} recent; "

@@ -1,10 +1,10 @@
 """Fold job: turn the labels so far into an immutable, numbered dataset version.
 
-Every photo with a label has one item in a version: its catalog label
-(``dogbot.core.labels.resolve_label``: an admin's word wins, else the majority of people, else the
-import or auto-accepted label), the source of that label, and a split decided by the photo's
-SHA-256 alone, so a photo is in the validation split in every version and never leaks into
-training. Conflicts (people disagree) are listed.
+Every photo with a label gets one item: its catalog label (``dogbot.core.labels.resolve_label``: an
+admin's word wins, else the majority of people, else the import or auto-accepted label), the source
+of that label, and a split decided by its dog alone (the hash of the dog's first photo: see
+``storage.dog_repository.split_keys``), so a photo is in the validation split in every version and no
+animal has photos on both sides. Conflicts (people disagree) are listed.
 ``not_a_dog`` and ``mixed_breed`` items are kept (the not-a-dog decision may use them) but are not
 breeds, so retraining skips them; ``skip`` answers never count as labels.
 
@@ -26,8 +26,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from dogbot.core.labels import resolve_label
+from storage import dog_repository, repository
 from storage import lifecycle_repository as repo
-from storage import repository
 from storage.db import session as open_session
 from storage.lifecycle_tables import DatasetItem, DatasetVersion, GoldenItem
 from storage.vocabulary import MIXED_BREED, NOT_A_DOG, LabelSource, Split
@@ -53,7 +53,7 @@ class FoldResult:
 
 
 def split_of(sha256: str, val_share: float) -> str:
-    """Train or validation, from the photo's hash only: stable across versions and machines."""
+    """Train or validation, from a hash only (a photo's split key): stable across versions and machines."""
     return Split.VALIDATION if int(sha256[:8], 16) / 16**8 < val_share else Split.TRAIN
 
 
@@ -130,7 +130,7 @@ def _changes(
 ) -> list[DatasetItem]:
     """One item per photo whose label, source, split or conflict differs from ``before`` (or that left)."""
     labels = repo.labels_up_to(photo_ids, newest_label, session=session)
-    photos = repo.photos_by_id(photo_ids, session=session)
+    split_keys = dog_repository.split_keys(photo_ids, session=session)
     # Ids only: a prediction row carries a 5 KB embedding the dataset item does not need.
     prediction_ids = repository.latest_prediction_ids(photo_ids, session=session)
     changes: list[DatasetItem] = []
@@ -155,7 +155,7 @@ def _changes(
             prediction_id=prediction_ids.get(photo_id),
             label=resolved.breed,
             source=resolved.label.source,
-            split=split_of(photos[photo_id].sha256, val_share),
+            split=split_of(split_keys[photo_id], val_share),
             conflict=resolved.conflict,
         )
         # An unchanged photo keeps the prediction it was folded with: every prediction by the same

@@ -26,15 +26,23 @@ from jobs.fold import NOT_BREEDS, fold, split_of
 from jobs.lock import TRAIN_LOCK, held
 from jobs.scores import ModelScores, RetrainMetrics, SplitScores
 from ml.head import BreedHead
-from ml.judging import JudgeRules, LabelledPhotos, judge
+from ml.judging import JudgeRules, LabelledPhotos, hits, judge
 from ml.predictor import backbone_of
 from ml.training import HeadMetrics, TrainConfig, TrainReport, evaluate_head, train_head
+from storage import dog_repository, repository
 from storage import lifecycle_repository as repo
-from storage import repository
 from storage.blobs import write_bytes_atomically
 from storage.db import session as open_session
 from storage.lifecycle_tables import DatasetVersion, ModelVersion
-from storage.vocabulary import HUMAN_SOURCES, PEOPLE, SPECIAL_LABELS, LabelSource, ModelStatus, Split
+from storage.vocabulary import (
+    HUMAN_SOURCES,
+    PEOPLE,
+    SPECIAL_LABELS,
+    AgeGroup,
+    LabelSource,
+    ModelStatus,
+    Split,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,7 @@ class RetrainResult:
 class Labeled:
     x: np.ndarray
     y: list[str]
+    age_groups: list[str] | None = None  # per photo, its dog's age group (for the error analysis)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -246,7 +255,7 @@ class Evidence:
 
     pool: LabelledPhotos  # every labelled breed photo but the golden ones: trained on (by folds)
     golden: LabelledPhotos  # never trained on: scored by every fold's candidate
-    auto_labelled: frozenset[str]  # photo hashes whose label is a model's own (never calibrates)
+    auto_labelled: frozenset[str]  # split keys (by dog) with a label that is a model's own (never calibrates)
     validation: Labeled  # people-labelled validation-split photos (the reported scores)
     golden_scored: Labeled
 
@@ -271,6 +280,9 @@ def _gather(engine: Engine, version: int, backbone: str, use_auto_labels: bool, 
         )
         photo_ids = [item.photo_id for item in items] + [g.photo_id for g in golden_items]
         photos = repo.photos_by_id(photo_ids, session=session)
+        # The dataset's split and the judge's folds go by dog: one animal's photos stay together.
+        split_key = dog_repository.split_keys(photo_ids, session=session)
+        age_group = dog_repository.age_group_of_photos(photo_ids, session=session)
         champion_row = repo.model_version(champion, session=session)
         champion_photos: set[int] = set()
         shift_from = None
@@ -306,7 +318,7 @@ def _gather(engine: Engine, version: int, backbone: str, use_auto_labels: bool, 
             (
                 vector,
                 item.label,
-                photos[item.photo_id].sha256,
+                split_key[item.photo_id],
                 changed(item.photo_id),
                 people and bool(prediction.auto_accepted),
                 item.source == LabelSource.AUTO or item.photo_id in champion_photos,
@@ -316,7 +328,7 @@ def _gather(engine: Engine, version: int, backbone: str, use_auto_labels: bool, 
     for g in golden_items:
         vector = embedding(golden_predictions.get(g.photo_id))
         if vector is not None:
-            golden_rows.append((vector, g.label, photos[g.photo_id].sha256, changed(g.photo_id)))
+            golden_rows.append((vector, g.label, split_key[g.photo_id], changed(g.photo_id)))
 
     def photos_of(table, columns: int) -> LabelledPhotos:
         dim = table[0][0].shape[0] if table else 0
@@ -329,19 +341,20 @@ def _gather(engine: Engine, version: int, backbone: str, use_auto_labels: bool, 
             train_only=[r[5] for r in table] if columns > 5 else None,
         )
 
-    def collect(pairs) -> Labeled:
-        xs, ys = [], []
-        for prediction, label in pairs:
+    def collect(triples) -> Labeled:
+        xs, ys, ages = [], [], []
+        for prediction, label, photo_id in triples:
             vector = embedding(prediction)
             if vector is not None:
                 xs.append(vector)
                 ys.append(label)
+                ages.append(age_group.get(photo_id, AgeGroup.UNKNOWN))
         x = np.stack(xs).astype(np.float32) if xs else np.zeros((0, 0), np.float32)
-        return Labeled(x, ys)
+        return Labeled(x, ys, ages)
 
     # Reported on people's labels only: auto-accepted labels are the model grading itself.
     validation = collect(
-        (predictions.get(i.prediction_id), i.label)
+        (predictions.get(i.prediction_id), i.label, i.photo_id)
         for i in items
         if i.split == Split.VALIDATION and i.source != LabelSource.AUTO
     )
@@ -349,10 +362,12 @@ def _gather(engine: Engine, version: int, backbone: str, use_auto_labels: bool, 
         pool=photos_of(rows, 6),
         golden=photos_of(golden_rows, 4),
         auto_labelled=frozenset(
-            photos[i.photo_id].sha256 for i in items if i.source == LabelSource.AUTO and i.photo_id in photos
+            split_key[i.photo_id] for i in items if i.source == LabelSource.AUTO and i.photo_id in split_key
         ),
         validation=validation,
-        golden_scored=collect((golden_predictions.get(g.photo_id), g.label) for g in golden_items),
+        golden_scored=collect(
+            (golden_predictions.get(g.photo_id), g.label, g.photo_id) for g in golden_items
+        ),
     )
 
 
@@ -410,8 +425,26 @@ def _scores(head: BreedHead, val: Labeled, golden: Labeled, base_keys: Sequence[
             n_new_breeds=n_new,
             per_breed=metrics.per_breed,
             confusions=metrics.confusions,
+            per_age_group=_by_age_group(head, data),
         )
     return ModelScores(**out)
+
+
+# An age group's top-1 is reported from this many labelled photos of it: fewer say nothing reliable.
+MIN_AGE_GROUP_PHOTOS = 10
+
+
+def _by_age_group(head: BreedHead, data: Labeled) -> dict:
+    """Top-1 per age group staff gave (puppies often look unlike their breed's adults)."""
+    if not data.age_groups or not len(data):
+        return {}
+    right = hits(head, data.x, data.y)
+    out = {}
+    for group in sorted(set(data.age_groups) - {AgeGroup.UNKNOWN}):
+        rows = [i for i, age in enumerate(data.age_groups) if age == group]
+        if len(rows) >= MIN_AGE_GROUP_PHOTOS:
+            out[group] = {"n": len(rows), "top1": round(float(right[rows].mean()), 4)}
+    return out
 
 
 def _error_chart(

@@ -29,6 +29,9 @@ class SplitScores:
     n_new_breeds: int = 0
     per_breed: dict = field(default_factory=dict)  # key -> {"n", "top1"}
     confusions: list = field(default_factory=list)  # [{"truth", "predicted", "n"}]
+    per_age_group: dict = field(
+        default_factory=dict
+    )  # puppy|adult|senior -> {"n", "top1"}, enough photos only
 
     def headline(self) -> dict:
         return {name: getattr(self, name) for name in HEADLINE}

@@ -1,5 +1,6 @@
 """Database tables (SQLModel). Names are singular; rows are never updated in place where history matters.
 
+* ``Dog`` — one animal the shelter took in (a shelter code such as ``D-2026-0042``); its photos point at it.
 * ``Photo`` — one row per distinct image (content-addressed by SHA-256); the bytes live in the photo store.
 * ``Prediction`` — what a model version said about a photo, with its embedding for drift and retraining.
 * ``Label`` — append-only: every answer from staff, admins, auto-acceptance or imports, with who and when.
@@ -21,8 +22,31 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class Dog(SQLModel, table=True):
+    """One animal. Its breed is not a column: it comes from the labels of its photos (the catalog rule,
+    over all of them) and, until a person answers, from the model's answer on all its photos together."""
+
+    __table_args__ = (UniqueConstraint("year", "serial"),)
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True, index=True)
+    year: int  # the intake year and the dog's number within it make the code
+    serial: int
+    name: str | None = Field(default=None, max_length=64)
+    sex: str = Field(default="unknown", max_length=8)  # vocabulary.Sex
+    age_group: str = Field(default="unknown", max_length=8)  # vocabulary.AgeGroup
+    intake_at: datetime = Field(default_factory=utcnow, index=True)
+    notes: str = Field(default="", max_length=2000)
+    source: str = Field(max_length=16)  # as Photo.source
+    sender_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # Merged into another dog (two records of one animal): kept, so nothing is lost and old codes resolve.
+    # A plain id, no foreign key: a backup restores rows in id order, and a dog may merge into a newer one.
+    merged_into: int | None = None
+
+
 class Photo(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
+    dog_id: int | None = Field(default=None, foreign_key="dog.id", index=True)
     sha256: str = Field(index=True, unique=True, max_length=64)
     received_at: datetime = Field(default_factory=utcnow, index=True)
     source: str = Field(max_length=16)  # telegram, ingest, import, simulate
@@ -62,6 +86,9 @@ class Label(SQLModel, table=True):
     prediction_id: int | None = Field(default=None, foreign_key="prediction.id")
     # A breed key, or one of the special values mixed_breed / not_a_dog / skip.
     breed: str = Field(max_length=64, index=True)
+    # Only with mixed_breed: the breeds the shelter records for the cross (either may be unknown).
+    primary_breed: str | None = Field(default=None, max_length=64)
+    secondary_breed: str | None = Field(default=None, max_length=64)
     source: str = Field(max_length=16)
     user_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, index=True)

@@ -45,6 +45,19 @@ class Outcome(StrEnum):
     NOT_A_DOG = "not_a_dog"
 
 
+class Sex(StrEnum):
+    UNKNOWN = "unknown"
+    MALE = "male"
+    FEMALE = "female"
+
+
+class AgeGroup(StrEnum):
+    UNKNOWN = "unknown"
+    PUPPY = "puppy"
+    ADULT = "adult"
+    SENIOR = "senior"
+
+
 class Split(StrEnum):
     """Which side of a dataset version a photo is on (fixed per photo, by its hash)."""
 

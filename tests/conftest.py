@@ -54,17 +54,21 @@ def open_catalog(engine, photos, predictor, **options):
     """A Catalog with Settings' defaults, except what a test names: an intake rule
     (``auto_accept_threshold=...``), ``lookalike_min_corrections``, ``lookalike_days``, ``exemplars``
     or ``clock``."""
-    from dogbot.app import exemplar_rules, intake_rules
+    from dogbot.app import dog_rules, exemplar_rules, intake_rules
     from dogbot.core.catalog import Catalog
 
     settings = default_settings()
     rules = intake_rules(settings)
-    rules = replace(rules, **{k: options.pop(k) for k in list(options) if hasattr(rules, k)})
+    dogs = dog_rules(settings)  # shares the thresholds: a test's auto_accept_threshold applies to both
+    rules = replace(rules, **{k: v for k, v in options.items() if hasattr(rules, k)})
+    dogs = replace(dogs, **{k: v for k, v in options.items() if hasattr(dogs, k)})
+    options = {k: v for k, v in options.items() if not hasattr(rules, k) and not hasattr(dogs, k)}
     return Catalog.open(
         engine,
         photos,
         predictor,
         rules=rules,
+        dog_rules=dogs,
         lookalike_min_corrections=options.pop(
             "lookalike_min_corrections", settings.lookalike_min_corrections
         ),

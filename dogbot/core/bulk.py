@@ -19,6 +19,7 @@ from storage.vocabulary import LabelSource
 class BulkItem:
     path: Path
     label: str | None = None  # a breed key or special label, for imports
+    dog_id: int | None = None  # the dog it shows; None: a dog of its own
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,9 @@ def submit_files(
         readable, incoming = [], []
         for position, item in enumerate(batch):
             try:
-                incoming.append(Incoming(item.path.read_bytes(), file_name=item.path.name))
+                incoming.append(
+                    Incoming(item.path.read_bytes(), file_name=item.path.name, dog_id=item.dog_id)
+                )
                 readable.append(position)
             except OSError as error:
                 outcome[position] = BulkResult(

@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from dogbot.core.breeds import Breeds
+from dogbot.core.dogs import DogRules, Dogs
 from dogbot.core.intake import IntakeRules, PhotoIntake
 from dogbot.core.labelling import Labelling
 from dogbot.core.lookalikes import Lookalikes
@@ -31,6 +32,7 @@ class Catalog:
     intake: PhotoIntake
     labelling: Labelling
     reporting: Reporting
+    dogs: Dogs
 
     @classmethod
     def open(
@@ -40,6 +42,7 @@ class Catalog:
         predictor: Predictor,
         *,
         rules: IntakeRules,
+        dog_rules: DogRules,
         lookalike_min_corrections: int,
         lookalike_days: int,
         exemplars: ExemplarRules | None = None,
@@ -58,9 +61,12 @@ class Catalog:
             backbone=lambda: predictor.head.backbone,
             base_breeds=[key for _, key in predictor.imagenet_breeds],
         )
+        labelling = Labelling(engine, photos, breeds, lookalikes, clock=clock)
+        dogs = Dogs(engine, predictor, breeds, labelling, dog_rules, clock=clock)
         return cls(
             breeds=breeds,
-            intake=PhotoIntake(engine, photos, predictor, breeds, lookalikes, rules, clock=clock),
-            labelling=Labelling(engine, photos, breeds, lookalikes, clock=clock),
+            intake=PhotoIntake(engine, photos, predictor, breeds, lookalikes, rules, dogs=dogs, clock=clock),
+            labelling=labelling,
             reporting=Reporting(engine, predictor, breeds, clock=clock),
+            dogs=dogs,
         )

@@ -7,6 +7,7 @@ without asking staff at 95/98/99 % precision — the curve the auto-accept thres
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -16,6 +17,7 @@ from PIL import Image
 from dogbot.core.intake import IntakeRules
 from dogbot.core.manifest import ManifestRow
 from dogbot.core.taxonomy import Taxonomy
+from ml.combine import Combine, combine_outputs
 from ml.images import ImageRejected, load_image
 from ml.metrics import coverage_at_precision, expected_calibration_error, precision_recall, top_k_hits
 from ml.predictor import ModelOutput, Predictor
@@ -41,9 +43,17 @@ class EvalReport:
     auto_accept: dict[str, dict[str, float]]  # "0.95" -> {"coverage", "threshold"}
     errors: list[dict] = field(default_factory=list)
     unknown_labels: list[str] = field(default_factory=list)
+    # With a manifest `dog` column: one answer per dog from all its photos (ml.combine).
+    dogs: int | None = None
+    dog_top1: float | None = None
+    dog_top3: float | None = None
 
     def to_json(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if self.dogs is None:  # no `dog` column: the keys of a photo-level report only
+            for key in ("dogs", "dog_top1", "dog_top3"):
+                data.pop(key)
+        return data
 
 
 @dataclass(frozen=True)
@@ -136,18 +146,43 @@ def summarize(scored: Sequence[ScoredPhoto], *, dog_threshold: float, model_vers
     )
 
 
+def summarize_dogs(scored: Sequence[ScoredPhoto], combine: Combine) -> tuple[int, float, float] | None:
+    """(dogs, top-1, top-3) of one answer per dog (the manifest's `dog` column; a photo without one is
+    a dog of its own) from its dog photos together; None when no row names a dog."""
+    if not any(s.row.extra.get("dog", "").strip() for s in scored):
+        return None
+    groups: dict[str, list[ScoredPhoto]] = {}
+    for i, s in enumerate(scored):
+        if s.truth != NOT_A_DOG:
+            groups.setdefault(s.row.extra.get("dog", "").strip() or f"photo {i}", []).append(s)
+    if not groups:
+        return 0, 0.0, 0.0
+    hit1, hit3 = [], []
+    for photos in groups.values():
+        combined = combine_outputs([s.output for s in photos], combine)
+        truth = Counter(s.truth for s in photos).most_common(1)[0][0]
+        top = [key for key, _ in combined.top(3)]
+        hit1.append(top[0] == truth)
+        hit3.append(truth in top)
+    return len(groups), round(float(np.mean(hit1)), 4), round(float(np.mean(hit3)), 4)
+
+
 def evaluate(
     predictor: Predictor,
     taxonomy: Taxonomy,
     rows: Sequence[ManifestRow],
     *,
     rules: IntakeRules,
+    combine: Combine,
     progress: Callable = lambda iterable, **_: iterable,
 ) -> EvalReport:
     """Score the model on labelled photos, deciding "is it a dog?" and reading files as intake does."""
     scored, errors, unknown = score_manifest(predictor, taxonomy, rows, rules=rules, progress=progress)
     report = summarize(scored, dog_threshold=rules.dog_threshold, model_version=predictor.model_version)
     report.errors, report.unknown_labels = errors, unknown
+    dogs = summarize_dogs(scored, combine)
+    if dogs is not None:
+        report.dogs, report.dog_top1, report.dog_top3 = dogs
     return report
 
 
@@ -169,6 +204,11 @@ def format_report(report: EvalReport) -> str:
         lines.append(
             f"  at {float(target):.0%} precision: {entry['coverage']:.1%} of dog photos "
             f"(confidence >= {entry['threshold']:.3f})"
+        )
+    if report.dogs is not None:
+        lines.append(
+            f"one answer per dog from all its photos ({report.dogs} dogs): top-1 {pct(report.dog_top1)}  "
+            f"top-3 {pct(report.dog_top3)}"
         )
     for error in report.errors:
         lines.append(f"unreadable: {error['path']}: {error['error']}")

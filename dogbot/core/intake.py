@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from dogbot.core.breeds import Breeds
+from dogbot.core.dogs import Dogs
 from dogbot.core.labels import ResolvedLabel, resolve_label
 from dogbot.core.lookalikes import Lookalikes
 from dogbot.core.taxonomy import Breed
@@ -81,9 +82,12 @@ class PhotoIntake:
         lookalikes: Lookalikes,
         rules: IntakeRules,
         *,
+        dogs: Dogs,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
+        # Every photo belongs to a dog: one sent without saying which starts its own.
+        self.dogs = dogs
         self.photos = photos
         self.predictor = predictor
         self.breeds = breeds
@@ -106,15 +110,24 @@ class PhotoIntake:
         sender_id: int | None = None,
         chat_id: int | None = None,
         file_name: str | None = None,
+        dog_id: int | None = None,
     ) -> tuple[Photo, bool]:
-        """Persist the bytes and the row; return ``(photo, already_known)``. Safe to call twice."""
+        """Persist the bytes and the row; return ``(photo, already_known)``. Safe to call twice.
+
+        The photo joins dog ``dog_id``, or a new dog of its own when None. A photo already known
+        stays with its dog (see :meth:`Dogs.add_photos`).
+        """
         sha256 = self.photos.put(data)
         with open_session(self.engine) as session:
             existing = repository.photo_by_sha(sha256, session=session)
-            if existing is not None:
-                return existing, True
+        if existing is not None:
+            return self._known(existing, dog_id), True
+        if dog_id is None:
+            dog_id = self.dogs.create(source=source, sender_id=sender_id, chat_id=chat_id).id
+        with open_session(self.engine) as session:
             stats = image_statistics(image)
             photo = Photo(
+                dog_id=dog_id,
                 sha256=sha256,
                 received_at=self.clock(),
                 source=source,
@@ -134,9 +147,15 @@ class PhotoIntake:
                 session.commit()
             except IntegrityError:  # the same photo arrived at the same moment from someone else
                 session.rollback()
-                return repository.photo_by_sha(sha256, session=session), True
+                return self._known(repository.photo_by_sha(sha256, session=session), dog_id), True
             session.refresh(photo)
             return photo, False
+
+    def _known(self, photo: Photo, dog_id: int | None) -> Photo:
+        if dog_id is not None and photo.dog_id != dog_id and self.dogs.add_photos(dog_id, [photo.id]):
+            with open_session(self.engine) as session:
+                return session.get(Photo, photo.id)
+        return photo
 
     def submit(self, data: bytes, *, source: str, **sender) -> Classification:
         """Validate, store, classify and auto-label one photo (the whole intake path, synchronously).
@@ -267,6 +286,7 @@ class Incoming:
     sender_id: int | None = None
     chat_id: int | None = None
     file_name: str | None = None
+    dog_id: int | None = None  # None: the photo starts a dog of its own
 
 
 @dataclass(frozen=True)
@@ -295,6 +315,7 @@ def receive(intake: PhotoIntake, items: Sequence[Incoming], *, source: str = "te
             sender_id=item.sender_id,
             chat_id=item.chat_id,
             file_name=item.file_name,
+            dog_id=item.dog_id,
         )
         stored.append((i, photo, intake.predictor.prepare(image)))
         del image  # before the next decode: one full-size photo in memory at a time

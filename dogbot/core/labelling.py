@@ -19,7 +19,7 @@ from storage import repository
 from storage.blobs import PhotoStore
 from storage.db import session as open_session
 from storage.tables import Label, Photo, Prediction, utcnow
-from storage.vocabulary import PEOPLE, SPECIAL_LABELS, LabelSource
+from storage.vocabulary import MIXED_BREED, PEOPLE, SPECIAL_LABELS, LabelSource
 
 
 @dataclass(frozen=True)
@@ -57,15 +57,23 @@ class Labelling:
         source: str,
         user_id: int | None,
         prediction_id: int | None = None,
+        primary_breed: str | None = None,
+        secondary_breed: str | None = None,
     ) -> LabelResult:
-        """Append a label. The same person repeating their latest answer adds nothing (double taps)."""
+        """Append a label. The same person repeating their latest answer adds nothing (double taps).
+
+        ``primary_breed`` and ``secondary_breed`` name a mixed breed's parts, when someone knows them.
+        """
         if source not in tuple(LabelSource):
             raise ValueError(f"unknown label source {source!r}")
-        if breed not in SPECIAL_LABELS:
-            try:
-                self.breeds.taxonomy.get(breed)
-            except KeyError:
-                raise UnknownBreed(f"unknown breed {breed!r}: an admin can add it with /addbreed") from None
+        if (primary_breed or secondary_breed) and breed != MIXED_BREED:
+            raise ValueError("primary and secondary breeds belong to a mixed_breed label")
+        for key in (breed, primary_breed, secondary_breed):
+            if key is not None and key not in SPECIAL_LABELS:
+                try:
+                    self.breeds.taxonomy.get(key)
+                except KeyError:
+                    raise UnknownBreed(f"unknown breed {key!r}: an admin can add it with /addbreed") from None
         with open_session(self.engine) as session:
             # On PostgreSQL the photo's row stays locked until the commit, so a double tap that two bot
             # replicas answer at the same moment records one label, not two (SQLite ignores the lock).
@@ -73,12 +81,18 @@ class Labelling:
                 raise KeyError(f"no photo #{photo_id}")
             labels = repository.labels_of(photo_id, session=session)
             mine = [label for label in labels if label.user_id == user_id and user_id is not None]
-            if mine and mine[-1].breed == breed:
+            if mine and (mine[-1].breed, mine[-1].primary_breed, mine[-1].secondary_breed) == (
+                breed,
+                primary_breed,
+                secondary_breed,
+            ):
                 return LabelResult(mine[-1], False, resolve_label(labels))
             label = Label(
                 photo_id=photo_id,
                 prediction_id=prediction_id,
                 breed=breed,
+                primary_breed=primary_breed,
+                secondary_breed=secondary_breed,
                 source=source,
                 user_id=user_id,
                 created_at=self.clock(),
@@ -96,6 +110,11 @@ class Labelling:
             labels = repository.labels_of(photo_id, session=session)
         mine = [label.breed for label in labels if user_id is not None and label.user_id == user_id]
         return (mine[-1] if mine else None), resolve_label(labels)
+
+    def labels(self, photo_id: int) -> list[Label]:
+        """Every label of the photo, oldest first."""
+        with open_session(self.engine) as session:
+            return repository.labels_of(photo_id, session=session)
 
     def catalog_label(self, photo_id: int) -> ResolvedLabel | None:
         with open_session(self.engine) as session:

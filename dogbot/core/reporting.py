@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from dogbot.core.breeds import Breeds
 from dogbot.core.labels import resolve_label
 from ml.predictor import Predictor
-from storage import repository
+from storage import dog_repository, repository
 from storage.db import session as open_session
 from storage.tables import Label, Photo, Prediction, utcnow
 from storage.vocabulary import PEOPLE
@@ -41,6 +41,7 @@ EXPORT_COLUMNS = (
     "label_source",
     "labeled_by",
     "labeled_at",
+    "dog_code",  # the animal the photo shows (added last: tools reading the columns by position keep working)
 )
 
 
@@ -98,6 +99,7 @@ class Reporting:
             photos = repository.photos(session=session)
             predictions = repository.latest_predictions(session=session)
             labels = repository.labels_by_photo([p.id for p in photos], session=session)
+            codes = dog_repository.dog_codes(session=session)
         for photo in photos:
             prediction = predictions.get(photo.id)
             resolved = resolve_label(labels.get(photo.id, []))
@@ -112,6 +114,7 @@ class Reporting:
                 "label_source": resolved.label.source if resolved else "",
                 "labeled_by": (resolved.label.user_id or "") if resolved else "",
                 "labeled_at": resolved.label.created_at.isoformat(timespec="seconds") if resolved else "",
+                "dog_code": codes.get(photo.dog_id, ""),
             }
 
     def export_csv(self) -> str:

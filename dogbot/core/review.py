@@ -15,6 +15,7 @@ from dogbot.core.labelling import LabelResult, UnknownBreed
 from dogbot.core.taxonomy import Breed
 from ml.images import ImageRejected
 from storage.tables import Photo, Prediction
+from storage.vocabulary import MIXED_BREED
 
 log = logging.getLogger(__name__)
 
@@ -63,24 +64,69 @@ def current_question(catalog: Catalog, prediction_id: int) -> Question:
 
 
 def answer(
-    catalog: Catalog, prediction_id: int, breed: str, *, source: str, user_id: int | None
+    catalog: Catalog,
+    prediction_id: int,
+    breed: str,
+    *,
+    source: str,
+    user_id: int | None,
+    primary: str | None = None,
+    secondary: str | None = None,
 ) -> LabelResult:
-    """Record ``breed`` as this person's answer to the question; a repeat adds nothing."""
+    """Record ``breed`` as this person's answer to the question; a repeat adds nothing.
+
+    The answer is about the animal: it is recorded on every photo of the photo's dog too.
+    ``primary`` and ``secondary`` name a mixed breed's parts.
+    """
     question = current_question(catalog, prediction_id)
     try:
-        return _record(catalog, question, breed, source=source, user_id=user_id)
+        return _record(catalog, question, breed, source, user_id, primary, secondary)
     except UnknownBreed:
         # Another bot process may have added the breed since this one loaded its breed list.
         catalog.breeds.reload_taxonomy()
-        return _record(catalog, question, breed, source=source, user_id=user_id)
+        return _record(catalog, question, breed, source, user_id, primary, secondary)
 
 
 def _record(
-    catalog: Catalog, question: Question, breed: str, *, source: str, user_id: int | None
+    catalog: Catalog,
+    question: Question,
+    breed: str,
+    source: str,
+    user_id: int | None,
+    primary: str | None,
+    secondary: str | None,
 ) -> LabelResult:
-    return catalog.labelling.record_label(
-        question.photo.id, breed, source=source, user_id=user_id, prediction_id=question.prediction.id
+    result = catalog.labelling.record_label(
+        question.photo.id,
+        breed,
+        source=source,
+        user_id=user_id,
+        prediction_id=question.prediction.id,
+        primary_breed=primary,
+        secondary_breed=secondary,
     )
+    if question.photo.dog_id is not None and result.created:  # the same answer for the dog's other photos
+        catalog.dogs.record_label(
+            question.photo.dog_id,
+            breed,
+            source=source,
+            user_id=user_id,
+            primary=primary,
+            secondary=secondary,
+            except_photo=question.photo.id,
+        )
+    return result
+
+
+def mix_primary_of(catalog: Catalog, prediction_id: int, user_id: int | None) -> str | None:
+    """The breed this person said the photo's mix looks most like (their latest mixed-breed answer)."""
+    question = current_question(catalog, prediction_id)
+    mine = [
+        label
+        for label in catalog.labelling.labels(question.photo.id)
+        if label.user_id == user_id and label.breed == MIXED_BREED
+    ]
+    return mine[-1].primary_breed if mine else None
 
 
 def next_question(

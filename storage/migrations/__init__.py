@@ -174,9 +174,15 @@ def _prepare(connection: Connection, scripts: ScriptDirectory, upgrade: bool, lo
             # checks); one made before migrations existed gets the first release's tables, is stamped
             # there, and the migrations since then do the rest.
             tables = SQLModel.metadata.tables
-            SQLModel.metadata.create_all(
-                connection, tables=[tables[name] for name in _FIRST_RELEASE_TABLES] if ours else None
-            )
+            # With the tables they point at now (photo.dog_id: dog), which later migrations then find made.
+            first = [tables[name] for name in _FIRST_RELEASE_TABLES]
+            first += [
+                fk.column.table
+                for table in first
+                for fk in table.foreign_keys
+                if fk.column.table not in first
+            ]
+            SQLModel.metadata.create_all(connection, tables=list(dict.fromkeys(first)) if ours else None)
             revision = FIRST_RELEASE if ours else newest
             context.stamp(scripts, revision)
             if not ours:

@@ -411,8 +411,9 @@ class FakeTelegram:
         data: bytes,
         caption: str | None = None,
         media_group_id: str | None = None,
+        reply_to: Sent | dict[str, Any] | int | None = None,
     ) -> int:
-        """The user sends a (compressed) photo.
+        """The user sends a (compressed) photo, as a reply to ``reply_to`` (a message in their chat) if given.
 
         Like Telegram, the update lists several sizes, smallest first: a real thumbnail when the
         bytes decode as an image (so a bot that reads ``photo[0]`` gets a tiny picture) and the
@@ -424,12 +425,22 @@ class FakeTelegram:
             content["caption"] = caption
         if media_group_id is not None:
             content["media_group_id"] = str(media_group_id)
+        if reply_to is not None:
+            replied = self._messages.get(self._message_key(reply_to, user_id))
+            if replied is None:
+                raise AssertionError(f"cannot reply to {reply_to!r}: no such message in chat {user_id}")
+            # As Telegram does: the replied message as it is now, without its own reply.
+            content["reply_to_message"] = {
+                k: v for k, v in copy.deepcopy(replied).items() if k != "reply_to_message"
+            }
         largest = sizes[-1]
         summary = f"photo {largest['width']}x{largest['height']} ({len(data)} B)"
         if caption is not None:
             summary += f" caption={caption!r}"
         if media_group_id is not None:
             summary += f" album={media_group_id}"
+        if reply_to is not None:
+            summary += f" reply_to=#{content['reply_to_message']['message_id']}"
         return await self._user_message(user_id, content, summary)
 
     async def send_document(

@@ -33,7 +33,11 @@ from storage.tables import Label, Photo
 ADMIN = 1001
 STAFF = 2002
 STRANGER = 6666
-CHOICES = ("Mixed breed", "Not a dog", "Other…", "Skip")
+# Buttons that are not breeds: the question's specials, a dog card's details and its Same dog? row.
+CHOICES = (
+    "Mixed breed", "Not a dog", "Other…", "Skip",
+    "♂ Male", "♀ Female", "Puppy", "Adult", "Senior", "Same dog", "New dog",
+)  # fmt: skip
 
 
 @dataclass

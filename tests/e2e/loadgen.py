@@ -19,7 +19,11 @@ from typing import Any
 
 from fake_telegram import ApiCall, FakeTelegram, Sent
 
-CHOICES = ("Mixed breed", "Not a dog", "Other…", "Skip")
+# Buttons that are not breeds: the question's specials, a dog card's details and its Same dog? row.
+CHOICES = (
+    "Mixed breed", "Not a dog", "Other…", "Skip",
+    "♂ Male", "♀ Female", "Puppy", "Adult", "Senior", "Same dog", "New dog",
+)  # fmt: skip
 
 
 class LoadServer(FakeTelegram):

@@ -23,16 +23,17 @@ pytestmark = pytest.mark.slow
 async def test_scenario(tmp_path: Path, predictor, dog_photos, one_torch_thread, database_url) -> None:
     async with live_bot(tmp_path / "data", predictor, database_url=database_url) as bot:
         server = bot.server
-        answer = await bot.photo(STAFF, dog_photos["sure"], expect="Registered as #")
+        answer = await bot.photo(STAFF, dog_photos["sure"], expect="Registered as D-")
         (photo,) = bot.rows(Photo)
-        assert f"#{photo.id}" in answer.text and photo.sender_id == STAFF
+        code = answer.text.split()[2]  # "🐕 Dog D-2026-0001 (1 photo)"
+        assert answer.text.startswith(f"🐕 Dog {code}") and photo.sender_id == STAFF
 
         await bot.press(STAFF, answer, "Wrong?")
         await server.wait_for(lambda s: s.method == "editMessageReplyMarkup", timeout=30)
         correction = bot.breed_buttons(answer)[1]  # the runner-up: a real correction
         since = len(server.sent)
         assert await bot.press(STAFF, bot.current(answer), correction) == f"Saved: {correction}"
-        await bot.reply(STAFF, f"Registered as #{photo.id}: {correction}", since=since)
+        await bot.reply(STAFF, f"Registered as {code}: {correction}", since=since)
         assert [(photo_id, user) for photo_id, _, user in bot.people_labels()] == [(photo.id, STAFF)]
 
         since, downloads = len(server.sent), len(server.downloads)

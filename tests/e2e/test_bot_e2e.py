@@ -119,23 +119,33 @@ async def test_staff_photo_correction_stranger_and_admin(running: RunningBot, do
     server = running.server
     since = len(server.sent)
     await server.send_photo(STAFF, dog_photos["sure"])
-    answer = await running.reply_to(STAFF, "Registered as #", since=since)
+    answer = await running.reply_to(STAFF, "Registered as D-", since=since)
     photo_id = running.rows(Photo)[0].id
-    assert f"#{photo_id}" in answer.text and "sure" in answer.text
+    code = answer.text.split()[2]  # "🐕 Dog D-2026-0001 (1 photo)": one dog card per dog
+    assert answer.text.startswith(f"🐕 Dog {code}") and "sure" in answer.text
 
     pressed = await server.press_button(STAFF, answer, server.find_button(answer, "Wrong?"))
     await server.wait_for_answer(pressed, timeout=ANSWER_TIMEOUT)
     await server.wait_for_call("editMessageReplyMarkup", lambda c: c.ok, timeout=ANSWER_TIMEOUT)
     current = server.messages_to(STAFF)[-1]
-    breeds = [
-        text for text, _ in current.buttons if text not in ("Mixed breed", "Not a dog", "Other…", "Skip")
-    ]
+    not_breeds = (
+        "Mixed breed",
+        "Not a dog",
+        "Other…",
+        "Skip",
+        "♂ Male",
+        "♀ Female",
+        "Puppy",
+        "Adult",
+        "Senior",
+    )
+    breeds = [text for text, _ in current.buttons if text not in not_breeds]
     correction = breeds[1]  # the runner-up: a real correction of the model's top answer
     since = len(server.sent)
     pressed = await server.press_button(STAFF, current, server.find_button(current, correction))
     answered = await server.wait_for_answer(pressed, timeout=ANSWER_TIMEOUT)
     assert answered.params.get("text") == f"Saved: {correction}"
-    await running.reply_to(STAFF, f"Registered as #{photo_id}: {correction}", since=since)
+    await running.reply_to(STAFF, f"Registered as {code}: {correction}", since=since)
     staff_labels = [
         (label.photo_id, label.source, label.user_id) for label in running.rows(Label) if label.user_id
     ]
@@ -189,7 +199,7 @@ async def test_bad_input_gets_clear_answers_and_the_next_photo_is_served(
         assert await server.post_raw_webhook({"update_id": 999999}, secret="wrong") == 403
     since = len(server.sent)
     await server.send_document(STAFF, jpeg, "arrival.jpg", "image/jpeg")
-    answer = await running.reply_to(STAFF, "Which breed is photo", since=since)
+    answer = await running.reply_to(STAFF, "Which breed is D-", since=since)
     assert "Other…" in [text for text, _ in answer.buttons]
     assert "arrival.jpg" in [photo.file_name for photo in running.rows(Photo)]
 
@@ -202,6 +212,6 @@ async def test_telegram_hiccups_are_retried(running: RunningBot, dog_photos) -> 
         since = len(server.sent)
         await server.send_photo(STAFF, dog_photos["not_dog"])
         answer = await running.reply_to(STAFF, "photo", since=since)
-        assert "#" in answer.text
+        assert "🐕 Dog D-" in answer.text
     failed = [call.status for call in server.calls if call.status not in (None, 200)]
     assert failed == [502, 429], "each fault hit once, then the retry went through"

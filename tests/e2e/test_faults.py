@@ -43,7 +43,7 @@ async def send_until_answered(bot: LiveBot, data: bytes) -> Sent:
         lambda s: (
             s.chat_id == STAFF
             and s.method == "sendMessage"
-            and ("#" in s.text or SORRY in s.text)
+            and ("#" in s.text or s.text.startswith("🐕 Dog ") or SORRY in s.text)
             and (s.message.get("reply_to_message") or {}).get("message_id") in (None, message_id)
         ),
         timeout=30,

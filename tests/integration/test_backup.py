@@ -23,18 +23,27 @@ from dogbot.backup import BadBackup, RestoreRefused, create_backup, restore_back
 from storage import repository, snapshot
 from storage.blobs import LocalPhotoStore
 from storage.db import make_engine, session
-from storage.tables import CustomBreed, Label, Photo, Prediction
-from storage.vocabulary import LabelSource
+from storage.tables import CustomBreed, Dog, Label, Photo, Prediction
+from storage.vocabulary import MIXED_BREED, LabelSource
 
 
 def populate(engine, store, *, photos: int = 5, seed: str = "a") -> None:
     """Photos with bytes in the store, predictions with embeddings, a label history, breeds, members."""
     with session(engine) as s:
+        # Two dogs, the first merged into the second (two records of one animal found later).
+        year = 2000 + len(seed)  # each seed its own year: (year, serial) is unique
+        dogs = [Dog(code=f"D-{year}-{seed}{n}", year=year, serial=n, source="telegram") for n in (1, 2)]
+        s.add_all(dogs)
+        s.commit()
+        dogs[0].merged_into, dogs[0].name, dogs[1].sex = dogs[1].id, "Max", "male"
+        s.add(dogs[0])
+        s.commit()
         rows = []
         for i in range(photos):
             data = f"photo {seed}{i} ".encode() * (100 + i)
             rows.append(
                 Photo(
+                    dog_id=dogs[1].id,
                     sha256=store.put(data),
                     source="telegram",
                     sender_id=5_000_000_000 + i,
@@ -60,7 +69,9 @@ def populate(engine, store, *, photos: int = 5, seed: str = "a") -> None:
                 Label(
                     photo_id=photo.id,
                     prediction_id=prediction.id,
-                    breed="pug",
+                    breed=MIXED_BREED,
+                    primary_breed="pug",
+                    secondary_breed="boxer",
                     source=LabelSource.STAFF,
                     user_id=2002,
                 )

@@ -191,7 +191,8 @@ def test_a_database_made_before_migrations_is_adopted(database_url):
     """Tables but no alembic_version (the pre-release skeleton): stamped at the first release, kept."""
     engine = make_engine(database_url, prepare_schema=False)
     core = [
-        SQLModel.metadata.tables[name] for name in ("photo", "prediction", "label", "custombreed", "member")
+        SQLModel.metadata.tables[name]
+        for name in ("dog", "photo", "prediction", "label", "custombreed", "member")  # photo names dog now
     ]
     with engine.begin() as connection:
         SQLModel.metadata.create_all(connection, tables=core)
@@ -420,3 +421,28 @@ def test_the_head_read_from_the_files_is_alembics_head(next_release):
     """A start that finds the schema current reads the head from the files without importing Alembic."""
     assert migrations._newest(migrations.HERE) == migrations.head()
     assert migrations._newest(next_release) == "0999_next" == migrations.head(location=next_release)
+
+
+def test_every_photo_of_the_previous_release_becomes_its_own_dog(database_url):
+    """0006_dogs: one dog per photo, numbered by year in photo order; labels and predictions untouched."""
+    from storage.tables import Dog
+
+    engine = make_engine(database_url, prepare_schema=False)
+    migrate(engine, "0003_one_prediction_per_model")
+    with engine.begin() as connection:
+        fill_first_release(connection)
+    migrate(engine, "head")
+    with session(engine) as s:
+        dogs = s.exec(select(Dog).order_by(Dog.id)).all()
+        assert [(d.code, d.year, d.serial, d.sender_id) for d in dogs] == [
+            ("D-2026-0001", 2026, 1, 5_000_000_001),
+            ("D-2026-0002", 2026, 2, 5_000_000_002),
+        ]
+        assert [p.dog_id for p in s.exec(select(Photo).order_by(Photo.id))] == [d.id for d in dogs]
+        assert dogs[0].intake_at.year == 2026
+        s.add(Dog(code="D-2026-0003", year=2026, serial=3, source="telegram"))  # ids carry on
+        s.commit()
+    engine.dispose()
+    engine = make_engine(database_url)
+    assert_first_release_rows_kept(engine)
+    engine.dispose()

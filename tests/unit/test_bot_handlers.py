@@ -103,9 +103,10 @@ async def test_confident_photo_is_registered_and_can_be_corrected(bot, dog_photo
     await bot.send_photo(STAFF_ID, dog_photos["sure"])
     reply = bot.last_reply(STAFF_ID)
     photo = rows(bot.container, Photo)[0]
-    assert f"Registered as #{photo.id}" in reply.params["text"]
-    assert "sure" in reply.params["text"] and "Also possible" in reply.params["text"]
-    assert list(bot.buttons(reply)) == ["Wrong?"]
+    code = bot.catalog.dogs.get(photo.dog_id).code
+    assert reply.params["text"].startswith(f"🐕 Dog {code} (1 photo)")
+    assert f"Registered as {code}" in reply.params["text"] and "sure" in reply.params["text"]
+    assert list(bot.buttons(reply)) == ["Wrong?", "♂ Male", "♀ Female", "Puppy", "Adult", "Senior"]
     assert [label.source for label in rows(bot.container, Label)] == ["auto_accepted"]
     assert photo.sender_id == STAFF_ID and photo.source == "telegram"
     assert bot.sent("sendChatAction"), "shows 'typing…' while working"
@@ -119,7 +120,7 @@ async def test_confident_photo_is_registered_and_can_be_corrected(bot, dog_photo
     staff_labels = [label for label in rows(bot.container, Label) if label.source == "staff"]
     assert [(label.user_id, label.photo_id) for label in staff_labels] == [(STAFF_ID, photo.id)]
     edited = bot.sent("editMessageText")[-1].params["text"]
-    assert f"Registered as #{photo.id}: {runner_up}" in edited
+    assert f"Registered as {code}: {runner_up}" in edited
     assert all(call.params["callback_query_id"] for call in bot.answers())
     assert len(bot.answers()) == 2
 
@@ -128,8 +129,10 @@ async def test_unsure_photo_asks_and_double_press_is_harmless(bot, dog_photos) -
     await bot.send_photo(STAFF_ID, dog_photos["unsure"])
     reply = bot.last_reply(STAFF_ID)
     buttons = bot.buttons(reply)
-    assert "not sure" in reply.params["text"] and "Which breed is photo" in reply.params["text"]
-    assert {"Mixed breed", "Not a dog", "Other…", "Skip"} <= set(buttons) and len(buttons) == 7
+    assert "not sure" in reply.params["text"] and "Which breed is D-" in reply.params["text"]
+    assert {"Mixed breed", "Not a dog", "Other…", "Skip", "♂ Male", "Puppy"} <= set(buttons) and len(
+        buttons
+    ) == 12
     assert all(len(data.encode()) <= 64 for data in buttons.values())
     assert rows(bot.container, Label) == []
 
@@ -145,9 +148,7 @@ async def test_unsure_photo_asks_and_double_press_is_harmless(bot, dog_photos) -
 async def test_two_staff_disagree_and_admins_see_it(bot, dog_photos) -> None:
     await bot.send_photo(STAFF_ID, dog_photos["unsure"])
     reply = bot.last_reply(STAFF_ID)
-    breeds = [
-        name for name in bot.buttons(reply) if name not in ("Mixed breed", "Not a dog", "Other…", "Skip")
-    ]
+    breeds = [name for name, _ in breed_buttons(bot, reply)]
     await bot.press(STAFF_ID, reply, bot.buttons(reply)[breeds[0]])
     await bot.press(STAFF2_ID, reply, bot.buttons(reply)[breeds[1]])
     labels = rows(bot.container, Label)
@@ -213,7 +214,17 @@ def finish_first_write_last(catalog, monkeypatch, first_breed: str) -> None:
 
 
 def breed_buttons(bot, reply) -> list[tuple[str, str]]:
-    specials = {"Mixed breed", "Not a dog", "Other…", "Skip"}
+    specials = {
+        "Mixed breed",
+        "Not a dog",
+        "Other…",
+        "Skip",
+        "♂ Male",
+        "♀ Female",
+        "Puppy",
+        "Adult",
+        "Senior",
+    }
     return [(name, data) for name, data in bot.buttons(reply).items() if name not in specials]
 
 
@@ -229,7 +240,8 @@ async def test_racing_presses_of_one_person_leave_the_message_saying_what_the_ca
     standing = bot.catalog.labelling.catalog_label(photo.id)
     assert bot.catalog.breeds.taxonomy.get(standing.breed).display_name == second  # the later answer stands
     text = bot.message_of(reply)["text"]
-    assert text.endswith(f"Registered as #{photo.id}: {second}."), text
+    code = bot.catalog.dogs.get(photo.dog_id).code
+    assert text.endswith(f"Registered as {code}: {second}."), text
 
 
 async def test_racing_presses_of_two_staff_show_the_label_that_stands_and_the_conflict(
@@ -244,8 +256,9 @@ async def test_racing_presses_of_two_staff_show_the_label_that_stands_and_the_co
     standing = bot.catalog.labelling.catalog_label(photo.id)
     assert standing.conflict and bot.catalog.breeds.taxonomy.get(standing.breed).display_name == second
     text = bot.message_of(reply)["text"]
-    assert f"The catalog says {second}" in text or text.endswith(f"#{photo.id}: {second}."), text
-    assert "Staff disagree about this photo" in text, text
+    code = bot.catalog.dogs.get(photo.dog_id).code
+    assert f"The catalog says {second}" in text or text.endswith(f"{code}: {second}."), text
+    assert "Staff disagree about this dog" in text, text
 
 
 async def test_other_then_typed_breed_with_a_typo(bot, dog_photos) -> None:
@@ -289,7 +302,7 @@ async def test_admin_adds_a_breed_and_staff_can_choose_it(bot, dog_photos) -> No
     assert rows(bot.container, Label)[-1].breed == "kooikerhondje"
 
 
-async def test_album_and_burst_are_batched_and_each_answered(bot, dog_photos) -> None:
+async def test_an_album_is_one_dog_batched_and_answered_with_one_card(bot, dog_photos) -> None:
     photos = [dog_photos["sure"], dog_photos["unsure"], dog_photos["not_dog"]]
     from telegram import Update
 
@@ -298,8 +311,9 @@ async def test_album_and_burst_are_batched_and_each_answered(bot, dog_photos) ->
         message = bot._message(STAFF_ID, media_group_id="album1", **content)
         await bot.app.process_update(Update.de_json({"update_id": 100 + i, "message": message}, bot.app.bot))
     await bot.drain()
-    assert len(bot.replies(STAFF_ID)) == 3
-    assert len(rows(bot.container, Photo)) == 3
+    [card] = bot.replies(STAFF_ID)
+    assert card.params["text"].startswith("🐕 Dog D-") and "(3 photos)" in card.params["text"]
+    assert len(rows(bot.container, Photo)) == 3 and len({p.dog_id for p in rows(bot.container, Photo)}) == 1
     assert max(bot.app.bot_data["services"].batcher.batches) >= 2, "a burst shares one forward pass"
 
 
@@ -336,7 +350,7 @@ async def test_bad_input_gets_clear_answers_and_nothing_is_stored(bot, dog_photo
     assert len(fetched) == 1, "only the truncated JPEG was worth downloading"
 
     await bot.send_document(STAFF_ID, dog_photos["sure"], "dog.jpg", "image/jpeg")
-    assert "Registered as #" in bot.last_reply(STAFF_ID).params["text"]
+    assert "Registered as D-" in bot.last_reply(STAFF_ID).params["text"]
     assert rows(bot.container, Photo)[0].file_name == "dog.jpg"
 
 

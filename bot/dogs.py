@@ -1,0 +1,273 @@
+"""Dogs in the chat: which dog a photo shows, one card per dog, and the card's buttons.
+
+Which dog a photo joins: an album (one ``media_group_id``) is one dog; a photo sent as a reply to a
+dog's card joins that dog; any other photo starts a new dog, since staff often catalog several dogs
+in a row and time alone never merges photos. A caption names the dog. When a new dog looks like an
+earlier one (``Dogs.same_dog``) its card asks, and one tap merges them.
+
+An album's photos arrive as separate updates handled at once (``block=False``): the first makes the
+dog, the others wait for it, and the last to finish (after ``album_settle_s`` without a new photo)
+sends the one card. A photo of the album that comes after the card updates it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatAction
+from telegram.error import BadRequest
+
+from bot import keyboards, texts
+from bot.callbacks import Action, Press
+from bot.context import DogContext, chat_action
+from dogbot.core.dogs import DogAnswer, SameDog, UnknownDog
+from storage.vocabulary import AgeGroup, Sex
+
+log = logging.getLogger(__name__)
+
+ALBUM_MEMORY_S = 600.0  # how long a late photo of an album still finds its dog in this process
+
+
+@dataclass
+class Album:
+    dog_id: asyncio.Future
+    arrived: int = 0
+    finished: int = 0
+    last_arrival: float = 0.0
+    first: Message | None = None
+    card: Message | None = None  # the dog card, once sent
+    sending: bool = False
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a photo goes: ``dog_id`` None starts a new dog (made with the photo)."""
+
+    dog_id: int | None
+    album: Album | None = None
+    card: Message | None = None  # the card a reply photo joins (to update)
+    name: str | None = None  # the caption, when it names the dog
+    extra: dict = field(default_factory=dict)
+
+
+async def place(message: Message, context: DogContext, user_id: int) -> Placement:
+    """Decide which dog an incoming photo belongs to (making the album's dog when it is the first)."""
+    services = context.services
+    name = (message.caption or "").strip() or None
+    if message.media_group_id:
+        loop = asyncio.get_running_loop()
+        albums: dict = context.bot_data.setdefault("albums", {})
+        key = (message.chat_id, message.media_group_id)
+        album = albums.get(key)
+        if album is None:
+            album = albums[key] = Album(loop.create_future(), first=message)
+            loop.call_later(ALBUM_MEMORY_S, albums.pop, key, None)
+            try:
+                dog = await asyncio.to_thread(
+                    services.catalog.dogs.create,
+                    source="telegram",
+                    sender_id=user_id,
+                    chat_id=message.chat_id,
+                )
+            except BaseException as error:
+                album.dog_id.set_exception(error)
+                albums.pop(key, None)
+                raise
+            album.dog_id.set_result(dog.id)
+        album.arrived += 1
+        album.last_arrival = loop.time()
+        return Placement(await album.dog_id, album=album, name=name)
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
+        code = card_code(replied)
+        if code is not None:
+            try:
+                dog = await asyncio.to_thread(services.catalog.dogs.by_code, code)
+            except UnknownDog:
+                dog = None
+            if dog is not None:
+                return Placement(dog.id, card=replied, name=name)
+    return Placement(None, name=name)
+
+
+def card_code(message: Message) -> str | None:
+    """The dog code a card message shows in its first line, or None for any other message."""
+    text = message.text or message.caption or ""
+    if not text.startswith(texts.DOG_CARD_PREFIX):
+        return None
+    rest = text[len(texts.DOG_CARD_PREFIX) :].split()
+    return rest[0] if rest else None
+
+
+async def after_photo(
+    message: Message, context: DogContext, placement: Placement, dog_id: int | None
+) -> None:
+    """Answer a photo with its dog's card: a new card, the album's one card, or the card it replied to."""
+    services = context.services
+    if placement.name and dog_id is not None:
+        await asyncio.to_thread(services.catalog.dogs.set_details, dog_id, name=placement.name)
+    if placement.album is not None:
+        await _album_card(context, placement.album)
+        return
+    if dog_id is None:
+        return
+    if placement.card is not None:
+        await update_card(context, placement.card, dog_id)
+        return
+    seen_before = placement.extra.get("duplicate", False)
+    text, markup = await card(
+        context,
+        dog_id,
+        ask_same_dog=not seen_before,
+        extra_breeds=placement.extra.get("breeds", ()),
+        seen_before=seen_before,
+    )
+    await message.reply_text(text, reply_markup=markup, do_quote=True)
+
+
+async def _album_card(context: DogContext, album: Album) -> None:
+    album.finished += 1
+    settle = context.services.album_settle_s
+    loop = asyncio.get_running_loop()
+    while True:
+        if album.card is not None:  # a late photo: the card is out already
+            await update_card(context, album.card, await album.dog_id)
+            return
+        if album.sending or album.finished < album.arrived:
+            return  # another photo's handler will send it
+        quiet = loop.time() - album.last_arrival
+        if quiet >= settle:
+            break
+        await asyncio.sleep(settle - quiet)
+    album.sending = True
+    dog_id = await album.dog_id
+    if not await asyncio.to_thread(context.services.catalog.dogs.photos_of, dog_id):
+        return  # every photo of the album was refused, and each was told why
+    text, markup = await card(context, dog_id, ask_same_dog=True)
+    album.card = await album.first.reply_text(text, reply_markup=markup, do_quote=True)
+
+
+async def card(
+    context: DogContext,
+    dog_id: int,
+    *,
+    ask_same_dog: bool = False,
+    extra_breeds=(),
+    seen_before: bool = False,
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """A dog's card: text and buttons, drawn from the catalog as it stands."""
+    services = context.services
+    answer, prediction_id, same = await asyncio.to_thread(_card_parts, services.catalog, dog_id, ask_same_dog)
+    text = texts.dog_card(answer, services.breed_name, same, seen_before=seen_before)
+    if prediction_id is None:
+        return text, None
+    if answer.not_a_dog:
+        kind = "not_a_dog"
+    elif answer.breed is not None:
+        kind = "decided"
+    else:
+        kind = "ask"
+    keys = [breed.key for breed, _ in answer.top]
+    keys += [key for key in extra_breeds if key not in keys]
+    choices = [(key, services.breed_name(key)) for key in keys]
+    markup = keyboards.dog_card(
+        services.codec, prediction_id, kind=kind, breeds=choices, same_dog_id=same.dog.id if same else None
+    )
+    return text, markup
+
+
+def _card_parts(catalog, dog_id: int, ask_same_dog: bool) -> tuple[DogAnswer, int | None, SameDog | None]:
+    answer = catalog.dogs.answer(dog_id)
+    prediction = catalog.labelling.latest_prediction(answer.best_photo.id) if answer.best_photo else None
+    same = catalog.dogs.same_dog(answer.dog.id) if ask_same_dog else None
+    return answer, prediction.id if prediction else None, same
+
+
+async def update_card(
+    context: DogContext, message: Message, dog_id: int, *, footer: str | None = None
+) -> None:
+    """Draw the card again in place (after a press, or a photo that joined the dog)."""
+    text, markup = await card(context, dog_id)
+    if footer:
+        text = f"{text}{texts.ANSWER_SEPARATOR}{footer}"
+    try:
+        if message.photo:  # /dog's card is the dog's best photo with the card as its caption
+            await context.bot.edit_message_caption(
+                chat_id=message.chat_id,
+                message_id=message.message_id,
+                caption=text[:1024],
+                reply_markup=markup,
+            )
+        else:
+            await context.bot.edit_message_text(
+                text, chat_id=message.chat_id, message_id=message.message_id, reply_markup=markup
+            )
+    except BadRequest as error:
+        if "not modified" not in error.message.lower():
+            raise
+
+
+# --- commands ------------------------------------------------------------------------------------
+async def on_dog(update: Update, context: DogContext) -> None:
+    """/dog CODE: that dog's card, with its buttons."""
+    message = update.effective_message
+    code = " ".join(context.args or []).strip()
+    if not code:
+        await message.reply_text(texts.usage("dog", "CODE"))
+        return
+    try:
+        dog = await asyncio.to_thread(context.services.catalog.dogs.by_code, code)
+    except UnknownDog:
+        await message.reply_text(texts.no_such_dog(code))
+        return
+    catalog = context.services.catalog
+    text, markup = await card(context, dog.id)
+    best = await asyncio.to_thread(lambda: catalog.dogs.answer(dog.id).best_photo)
+    data = await asyncio.to_thread(catalog.dogs.photo_bytes, best) if best is not None else None
+    if data is None:
+        await message.reply_text(text, reply_markup=markup)
+        return
+    async with chat_action(context, message.chat_id, ChatAction.UPLOAD_PHOTO):
+        await message.reply_photo(photo=data, caption=text[:1024], reply_markup=markup)
+
+
+async def on_dogs(update: Update, context: DogContext) -> None:
+    """/dogs: the dogs that came in lately, newest first."""
+    catalog = context.services.catalog
+    answers = await asyncio.to_thread(lambda: [catalog.dogs.answer(d.id) for d in catalog.dogs.recent(15)])
+    await update.effective_message.reply_text(texts.dog_list(answers, context.services.breed_name))
+
+
+# --- buttons on a dog card --------------------------------------------------------------------------
+async def on_dog_button(update: Update, context: DogContext, press: Press) -> None:
+    """Sex, age group, Same dog / New dog."""
+    query = update.callback_query
+    catalog = context.services.catalog
+    prediction = await asyncio.to_thread(catalog.labelling.prediction, press.prediction_id)
+    photo = await asyncio.to_thread(catalog.labelling.photo, prediction.photo_id) if prediction else None
+    if photo is None or photo.dog_id is None:
+        await query.answer(texts.STALE, show_alert=True)
+        return
+    if press.action is Action.SEX and press.arg in tuple(Sex):
+        await asyncio.to_thread(catalog.dogs.set_details, photo.dog_id, sex=press.arg)
+        await query.answer(texts.dog_detail_toast("sex", press.arg))
+        dog_id = photo.dog_id
+    elif press.action is Action.AGE and press.arg in tuple(AgeGroup):
+        await asyncio.to_thread(catalog.dogs.set_details, photo.dog_id, age_group=press.arg)
+        await query.answer(texts.dog_detail_toast("age", press.arg))
+        dog_id = photo.dog_id
+    elif press.action is Action.SAME_DOG and press.arg.isdigit():
+        kept = await asyncio.to_thread(catalog.dogs.merge, photo.dog_id, int(press.arg))
+        await query.answer(texts.MERGED_TOAST)
+        dog_id = kept.id
+    elif press.action is Action.NEW_DOG:
+        await query.answer(texts.KEPT_APART_TOAST)
+        dog_id = photo.dog_id
+    else:
+        await query.answer(texts.STALE, show_alert=True)
+        return
+    if query.message is not None:
+        await update_card(context, query.message, dog_id)

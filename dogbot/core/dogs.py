@@ -1,0 +1,454 @@
+"""Dogs: the animals the shelter takes in, each with a shelter code, its photos and one breed answer.
+
+Staff think in dogs, not photos. A dog's breed comes from all its photos at once:
+
+* the model's answer on all of them together (``ml.combine``), rescored with the serving head, and
+* people's answers, which are recorded on every photo of the dog (so training and the photo-level
+  export see them) and resolved by the one catalog rule (:func:`dogbot.core.labels.resolve_label`)
+  over the labels of all its photos: an admin's word wins, else the majority of people.
+
+Until a person answers, a confident combined answer is the dog's breed; an unsure one waits.
+The breed as shelter software records it is a :class:`ShelterBreed`: primary breed, optional
+secondary breed, and whether it is a mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from dogbot.core.breeds import Breeds
+from dogbot.core.labelling import Labelling, LabelResult
+from dogbot.core.labels import ResolvedLabel, resolve_label
+from dogbot.core.taxonomy import Breed
+from ml.combine import Combine, combine_outputs
+from ml.predictor import ModelOutput, Predictor, backbone_of
+from storage import dog_repository, repository
+from storage.db import session as open_session
+from storage.tables import Dog, Photo, Prediction, utcnow
+from storage.vocabulary import MIXED_BREED, NOT_A_DOG, AgeGroup, LabelSource, Outcome, Sex
+
+
+class UnknownDog(KeyError):
+    """No dog has that code or id."""
+
+
+@dataclass(frozen=True)
+class DogRules:
+    """How dogs are numbered and answered (values from ``Settings``; see its comments)."""
+
+    code_prefix: str
+    code_format: str  # str.format with prefix, year, serial
+    combine: Combine
+    dog_threshold: float
+    auto_accept_threshold: float
+    # A new dog whose photo is at least this close (cosine of embeddings) to an earlier dog's photo
+    # may be that dog: staff are asked. Above 1: never asked. bench/bench_dogs.py chose it.
+    same_dog_similarity: float = 0.8
+    same_dog_window: int = 2000  # the newest photos compared with (a shelter's last months)
+
+    def code(self, year: int, serial: int) -> str:
+        return self.code_format.format(prefix=self.code_prefix, year=year, serial=serial)
+
+
+@dataclass(frozen=True)
+class ShelterBreed:
+    """A breed as shelter software records it: "Labrador Retriever", "... mix", "... / Boxer mix"."""
+
+    primary: str | None  # a breed key; None: a mix of breeds nobody could name
+    secondary: str | None = None
+    mix: bool = False
+
+    @classmethod
+    def of_label(cls, label: ResolvedLabel) -> ShelterBreed | None:
+        if label.breed == NOT_A_DOG:
+            return None
+        if label.breed == MIXED_BREED:
+            return cls(label.label.primary_breed, label.label.secondary_breed, True)
+        return cls(label.breed)
+
+
+@dataclass(frozen=True)
+class DogAnswer:
+    """What the catalog holds about one dog now."""
+
+    dog: Dog
+    photos: list[Photo]
+    output: ModelOutput | None  # the model on all photos together; None before any was classified
+    outcome: Outcome | None  # what the model alone would do with the dog
+    top: list[tuple[Breed, float]]
+    label: ResolvedLabel | None  # people's (or an import's) answer over all photos
+    breed: ShelterBreed | None  # the catalog's breed: people's word, else a confident model answer
+    best_photo: Photo | None  # the photo the model was surest of
+    held_back: bool = False  # confident, but a photo was asked about (a look-alike the model cannot name)
+
+    @property
+    def decided(self) -> bool:
+        """A person answered, or the model was sure enough alone."""
+        return self.label is not None or self.outcome in (Outcome.AUTO_ACCEPTED, Outcome.NOT_A_DOG)
+
+    @property
+    def not_a_dog(self) -> bool:
+        if self.label is not None:
+            return self.label.breed == NOT_A_DOG
+        return self.outcome == Outcome.NOT_A_DOG
+
+
+class Dogs:
+    def __init__(
+        self,
+        engine: Engine,
+        predictor: Predictor,
+        breeds: Breeds,
+        labelling: Labelling,
+        rules: DogRules,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.predictor = predictor
+        self.breeds = breeds
+        self.labelling = labelling
+        self.rules = rules
+        self.clock = clock
+
+    # --- records ------------------------------------------------------------------------------
+    def create(
+        self,
+        *,
+        source: str,
+        sender_id: int | None = None,
+        chat_id: int | None = None,
+        name: str | None = None,
+        intake_at: datetime | None = None,
+    ) -> Dog:
+        """A new dog with the next code of its intake year."""
+        intake_at = intake_at or self.clock()
+        for _ in range(5):  # each retry follows another process numbering a dog at the same moment
+            with open_session(self.engine) as session:
+                serial = dog_repository.next_serial(intake_at.year, session=session)
+                dog = Dog(
+                    code=self.rules.code(intake_at.year, serial),
+                    year=intake_at.year,
+                    serial=serial,
+                    name=clean_name(name),
+                    intake_at=intake_at,
+                    source=source,
+                    sender_id=sender_id,
+                    chat_id=chat_id,
+                )
+                session.add(dog)
+                try:
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+                    continue
+                session.refresh(dog)
+                return dog
+        raise RuntimeError("could not number a new dog: too many at the same moment")
+
+    def add_photos(self, dog_id: int, photo_ids: Sequence[int]) -> list[int]:
+        """Put photos in a dog; returns those that joined it.
+
+        A photo already in another dog stays there (the same picture sent again is not a second
+        animal's), unless that dog has no other photo: then it was only made for it, and moves.
+        """
+        joined = []
+        with open_session(self.engine) as session:
+            self._live(session, dog_id)
+            for photo_id in dict.fromkeys(photo_ids):
+                photo = session.get(Photo, photo_id)
+                if photo is None:
+                    raise KeyError(f"no photo #{photo_id}")
+                if photo.dog_id == dog_id:
+                    joined.append(photo_id)
+                    continue
+                if (
+                    photo.dog_id is not None
+                    and len(dog_repository.photos_of_dog(photo.dog_id, session=session)) > 1
+                ):
+                    continue
+                photo.dog_id = dog_id
+                session.add(photo)
+                joined.append(photo_id)
+            session.commit()
+        return joined
+
+    def get(self, dog_id: int) -> Dog:
+        with open_session(self.engine) as session:
+            return self._live(session, dog_id)
+
+    def by_code(self, code: str) -> Dog:
+        """The dog with this code (case and spaces forgiven); a merged dog's code finds the one kept."""
+        with open_session(self.engine) as session:
+            dog = dog_repository.dog_by_code(code, session=session)
+            if dog is None:
+                raise UnknownDog(code)
+            return self._live(session, dog.id)
+
+    def recent(
+        self, limit: int = 10, *, sender_id: int | None = None, since: datetime | None = None
+    ) -> list[Dog]:
+        """The newest dogs first (what /dogs lists, and a web API's ``GET /v1/dogs?since=``)."""
+        with open_session(self.engine) as session:
+            return dog_repository.recent_dogs(limit, session=session, sender_id=sender_id, since=since)
+
+    def photos_of(self, dog_id: int) -> list[Photo]:
+        with open_session(self.engine) as session:
+            return dog_repository.photos_of_dog(dog_id, session=session)
+
+    def set_details(
+        self,
+        dog_id: int,
+        *,
+        name: str | None = None,
+        sex: str | None = None,
+        age_group: str | None = None,
+        notes: str | None = None,
+    ) -> Dog:
+        """Change what is given (None leaves a field as it is)."""
+        with open_session(self.engine) as session:
+            dog = self._live(session, dog_id)
+            if name is not None:
+                dog.name = clean_name(name)
+            if sex is not None:
+                dog.sex = Sex(sex)
+            if age_group is not None:
+                dog.age_group = AgeGroup(age_group)
+            if notes is not None:
+                dog.notes = notes.strip()[:2000]
+            session.add(dog)
+            session.commit()
+            session.refresh(dog)
+            return dog
+
+    def merge(self, dog_id: int, into_id: int) -> Dog:
+        """Two records of one animal: ``dog_id``'s photos join ``into_id``; the record stays, marked."""
+        if dog_id == into_id:
+            return self.get(into_id)
+        with open_session(self.engine) as session:
+            dog = self._live(session, dog_id)
+            into = self._live(session, into_id)
+            if dog.id == into.id:
+                return into
+            for photo in dog_repository.photos_of_dog(dog.id, session=session):
+                photo.dog_id = into.id
+                session.add(photo)
+            dog.merged_into = into.id
+            into.name = into.name or dog.name
+            into.sex = into.sex if into.sex != Sex.UNKNOWN else dog.sex
+            into.age_group = into.age_group if into.age_group != AgeGroup.UNKNOWN else dog.age_group
+            session.add_all([dog, into])
+            session.commit()
+            session.refresh(into)
+            return into
+
+    def _live(self, session, dog_id: int) -> Dog:
+        """The dog, or the one it was merged into."""
+        dog = session.get(Dog, dog_id)
+        seen = set()
+        while dog is not None and dog.merged_into is not None and dog.id not in seen:
+            seen.add(dog.id)
+            dog = session.get(Dog, dog.merged_into)
+        if dog is None:
+            raise UnknownDog(dog_id)
+        return dog
+
+    # --- answers ------------------------------------------------------------------------------
+    def answer(self, dog_id: int) -> DogAnswer:
+        with open_session(self.engine) as session:
+            dog = self._live(session, dog_id)
+            photos = dog_repository.photos_of_dog(dog.id, session=session)
+            predictions = repository.latest_predictions([p.id for p in photos], session=session)
+            labels = repository.labels_by_photo([p.id for p in photos], session=session)
+        pooled = [label for photo in photos for label in labels.get(photo.id, [])]
+        return self._answer(dog, photos, predictions, pooled)
+
+    def answers(self) -> list[DogAnswer]:
+        """Every dog's answer, oldest dog first (the export)."""
+        with open_session(self.engine) as session:
+            every = dog_repository.dogs(session=session)
+            photos = {dog.id: dog_repository.photos_of_dog(dog.id, session=session) for dog in every}
+            ids = [photo.id for group in photos.values() for photo in group]
+            predictions = repository.latest_predictions(ids, session=session)
+            labels = repository.labels_by_photo(ids, session=session)
+        return [
+            self._answer(
+                dog, photos[dog.id], predictions, [lb for p in photos[dog.id] for lb in labels.get(p.id, [])]
+            )
+            for dog in every
+        ]
+
+    def _answer(self, dog: Dog, photos: list[Photo], predictions: dict[int, Prediction], labels) -> DogAnswer:
+        scored = [
+            (photo, predictions[photo.id])
+            for photo in photos
+            if photo.id in predictions
+            and backbone_of(predictions[photo.id].model_version) == self.predictor.backbone_name
+        ]
+        output = outcome = best = None
+        top: list[tuple[Breed, float]] = []
+        held_back = False
+        if scored:
+            embeddings = np.stack([repository.embedding_from_bytes(p.embedding) for _, p in scored])
+            dog_probability = np.asarray([p.dog_probability for _, p in scored], dtype=np.float32)
+            outputs = self.predictor.predict_embeddings(embeddings, dog_probability)
+            output = combine_outputs(outputs, self.rules.combine)
+            top = [
+                (self.breeds.taxonomy.get(key), p) for key, p in output.top(3) if key in self.breeds.taxonomy
+            ]
+            confidence = top[0][1] if top else 0.0
+            # A photo the intake asked about although confident hides a breed the model cannot name yet.
+            held_back = any(
+                p.is_dog and not p.auto_accepted and p.confidence >= self.rules.auto_accept_threshold
+                for _, p in scored
+            )
+            if not output.is_dog(self.rules.dog_threshold):
+                outcome = Outcome.NOT_A_DOG
+            elif confidence >= self.rules.auto_accept_threshold and not held_back:
+                outcome = Outcome.AUTO_ACCEPTED
+            else:
+                outcome = Outcome.ASK
+            best_index = int(np.argmax([o.breed_probabilities.max() * o.dog_probability for o in outputs]))
+            best = scored[best_index][0]
+        said = resolve_label([label for label in labels if label.source != LabelSource.AUTO])
+        if said is not None:
+            breed = ShelterBreed.of_label(said)
+        elif outcome == Outcome.AUTO_ACCEPTED:
+            breed = ShelterBreed(top[0][0].key)
+        else:
+            breed = None
+        return DogAnswer(
+            dog=dog,
+            photos=photos,
+            output=output,
+            outcome=outcome,
+            top=top,
+            label=said,
+            breed=breed,
+            best_photo=best or (photos[0] if photos else None),
+            held_back=held_back,
+        )
+
+    def record_label(
+        self,
+        dog_id: int,
+        breed: str,
+        *,
+        source: str,
+        user_id: int | None,
+        primary: str | None = None,
+        secondary: str | None = None,
+        except_photo: int | None = None,
+    ) -> list[LabelResult]:
+        """A person's answer about the dog, on every photo of it (the catalog rule counts them once:
+        each person's latest answer); ``except_photo`` was answered already."""
+        if breed != MIXED_BREED and (primary or secondary):
+            raise ValueError("primary and secondary breeds belong to a mixed_breed answer")
+        answer = self.answer(dog_id)
+        results = []
+        for photo in answer.photos:
+            if photo.id == except_photo:
+                continue
+            prediction = self.labelling.latest_prediction(photo.id)
+            results.append(
+                self.labelling.record_label(
+                    photo.id,
+                    breed,
+                    source=source,
+                    user_id=user_id,
+                    prediction_id=prediction.id if prediction is not None else None,
+                    primary_breed=primary,
+                    secondary_breed=secondary,
+                )
+            )
+        return results
+
+    def same_dog(self, dog_id: int) -> SameDog | None:
+        """An earlier dog this one may be (two records of one animal), or None.
+
+        The sender's own previous dog is asked about first (staff photograph one dog, then send one
+        more photo of it); else any dog among the newest photos. Compared photo by photo: the
+        closest pair of photos decides.
+        """
+        if self.rules.same_dog_similarity > 1:
+            return None
+        with open_session(self.engine) as session:
+            dog = self._live(session, dog_id)
+            mine = [p.id for p in dog_repository.photos_of_dog(dog.id, session=session)]
+            own = repository.latest_predictions(mine, session=session)
+            others = dog_repository.recent_dog_embeddings(self.rules.same_dog_window, session=session)
+            previous = None
+            if dog.sender_id is not None:
+                earlier = [
+                    d
+                    for d in dog_repository.recent_dogs(5, session=session, sender_id=dog.sender_id)
+                    if d.id < dog.id
+                ]
+                previous = earlier[0].id if earlier else None
+        backbone = self.predictor.backbone_name
+        vectors = [
+            repository.embedding_from_bytes(p.embedding)
+            for p in own.values()
+            if backbone_of(p.model_version) == backbone
+        ]
+        candidates = [
+            (other, repository.embedding_from_bytes(blob))
+            for other, blob, version in others
+            if other != dog.id and backbone_of(version) == backbone
+        ]
+        if not vectors or not candidates:
+            return None
+        mine_unit = _unit(np.stack(vectors))
+        theirs_unit = _unit(np.stack([vector for _, vector in candidates]))
+        similarity = (theirs_unit @ mine_unit.T).max(axis=1)
+        best: dict[int, float] = {}
+        for (other, _), value in zip(candidates, similarity, strict=True):
+            best[other] = max(best.get(other, -1.0), float(value))
+        close = {other: value for other, value in best.items() if value >= self.rules.same_dog_similarity}
+        if not close:
+            return None
+        chosen = previous if previous in close else max(close, key=close.get)
+        with open_session(self.engine) as session:
+            found = self._live(session, chosen)
+        if found.id == dog.id:
+            return None
+        return SameDog(found, close[chosen], previous_of_sender=chosen == previous)
+
+    def photo_bytes(self, photo: Photo) -> bytes:
+        return self.labelling.photo_bytes(photo)
+
+
+@dataclass(frozen=True)
+class SameDog:
+    """An earlier dog a new one looks like."""
+
+    dog: Dog
+    similarity: float
+    previous_of_sender: bool  # the dog the same person registered just before
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def clean_name(name: str | None) -> str | None:
+    name = " ".join((name or "").split())[:64]
+    return name or None
+
+
+def shelter_breed_name(breed: ShelterBreed | None, name_of: Callable[[str], str]) -> str:
+    """ "Labrador Retriever", "Labrador Retriever mix", "Labrador Retriever / Boxer mix", "Mixed breed"."""
+    if breed is None:
+        return ""
+    if breed.primary is None:
+        return "Mixed breed"
+    words = name_of(breed.primary)
+    if breed.secondary:
+        words += f" / {name_of(breed.secondary)}"
+    return f"{words} mix" if breed.mix else words
