@@ -18,8 +18,8 @@ from dogbot.core.labelling import UnknownBreed
 from dogbot.core.members import Role
 from storage.vocabulary import SKIP, SPECIAL_LABELS, LabelSource
 
-_ANSWER_SEPARATOR = "\n—\n"
-_ASKED_PHOTO = re.compile(r"^Photo #(\d+):")
+# The photo number in a "which breed is it? type its name" question, in any language.
+_ASKED_PHOTO = re.compile(r"#(\d+)")
 
 
 async def on_button(update: Update, context: DogContext) -> None:
@@ -85,11 +85,11 @@ async def _reopen(query: CallbackQuery, context: DogContext, press: Press) -> No
     await query.answer()
     choices = [(breed.key, breed.display_name) for breed, _ in question.top]
     markup = keyboards.question(services.codec, press.prediction_id, choices, review=press.review)
-    try:
-        await query.edit_message_reply_markup(markup)
-    except BadRequest as error:
-        if "not modified" not in error.message.lower():
-            raise
+    # The text changes with the buttons: "does not look like a dog" above breed buttons, or
+    # "Registered as …" above a question, would each say one thing while the buttons say another.
+    said = texts.reopened(question.photo.id, overruled_not_a_dog=press.action is Action.IS_DOG)
+    async with _message_lock(context, query):
+        await _edit(query, said, markup)
 
 
 async def _ask_breed_name(query: CallbackQuery, context: DogContext, press: Press) -> None:
@@ -149,7 +149,7 @@ async def send_next_for_review(context: DogContext, chat_id: int, *, after_photo
         top = [(breed.display_name, p) for breed, p in question.top]
         caption = texts.review_caption(
             question.photo.id,
-            question.photo.received_at.strftime("%Y-%m-%d %H:%M UTC"),
+            texts.local_time(question.photo.received_at, services.timezone),
             top,
             question.prediction.is_dog,
         )
@@ -162,7 +162,7 @@ def _asked_photo(update: Update, context: DogContext) -> int | None:
     """Which photo a typed breed name is for: the question it replies to, else the last one asked."""
     replied = update.effective_message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
-        match = _ASKED_PHOTO.match(replied.text or "")
+        match = _ASKED_PHOTO.search(replied.text or "")
         if match:
             return int(match.group(1))
     return context.user_data.get("asked_photo")
@@ -193,7 +193,7 @@ async def _edit(query: CallbackQuery, said: str, markup: InlineKeyboardMarkup | 
     message = query.message
     is_photo = bool(getattr(message, "photo", None))
     current = (message.caption if is_photo else getattr(message, "text", None)) or ""
-    text = current.split(_ANSWER_SEPARATOR)[0] + _ANSWER_SEPARATOR + said
+    text = current.split(texts.ANSWER_SEPARATOR)[0] + texts.ANSWER_SEPARATOR + said
     try:
         if is_photo:
             await query.edit_message_caption(caption=text[:1024], reply_markup=markup)

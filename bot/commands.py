@@ -33,7 +33,7 @@ async def on_status(update: Update, context: DogContext) -> None:
     report, lifecycle = await asyncio.to_thread(
         lambda: (services.catalog.reporting.status(), services.lifecycle.status())
     )
-    await update.effective_message.reply_text(texts.status(report, lifecycle))
+    await update.effective_message.reply_text(texts.status(report, lifecycle, services.timezone))
 
 
 async def on_stats(update: Update, context: DogContext) -> None:
@@ -42,7 +42,7 @@ async def on_stats(update: Update, context: DogContext) -> None:
     rows, disputed = await asyncio.to_thread(
         lambda: (list(catalog.reporting.export_rows()), len(catalog.reporting.conflicts()))
     )
-    await update.effective_message.reply_text(texts.stats(rows, disputed)[:_MAX_MESSAGE])
+    await update.effective_message.reply_text(texts.stats(rows, disputed, context.role)[:_MAX_MESSAGE])
 
 
 async def on_breeds(update: Update, context: DogContext) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from pathlib import Path
 
 from telegram import Update
@@ -43,6 +44,7 @@ class Services:
     max_download_bytes: int
     download_timeout_s: float
     data_dir: Path  # where `dogbot simulate --report` leaves its last report (/report)
+    timezone: tzinfo = UTC  # the shelter's clock, for every time shown
 
     def breed_name(self, key: str) -> str:
         """What people read for a breed key or special label."""

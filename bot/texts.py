@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, tzinfo
 
 from dogbot.core.intake import Classification
 from dogbot.core.members import Role
@@ -16,9 +17,13 @@ from dogbot.core.reporting import CatalogStatus
 from jobs.drift import DriftResult
 from jobs.service import LifecycleStatus
 from storage.lifecycle_tables import ModelVersion
-from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP, ModelStatus, Outcome
+from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP, LabelSource, ModelStatus, Outcome
 
 Name = Callable[[str], str]  # breed key (or special label) -> what people read
+
+# Between a message's verdict (the model's answer, or a /review photo's caption) and the line saying
+# where the photo stands: an edit replaces what follows it, so the message shows the current state once.
+ANSWER_SEPARATOR = "\n—\n"
 
 TOKEN_REFUSED = "Telegram refused the bot token. Check DOGBOT_TELEGRAM_TOKEN (from @BotFather)."
 BOTFATHER = (
@@ -48,6 +53,7 @@ COMMANDS_ADMIN = {
     "drift": "check whether incoming photos changed",
     "models": "model versions and their accuracy",
     "rollback": "serve the previous model again",
+    "report": "the chart of the last simulated month",
 }
 
 
@@ -106,7 +112,6 @@ def classification(result: Classification, name: Name) -> str:
     guesses = ", ".join(f"{breed.display_name} {percent(p)}" for breed, p in result.top)
     if result.outcome == Outcome.NOT_A_DOG:
         lines.append(f"This does not look like a dog ({percent(result.prediction.confidence)} sure).")
-        lines.append(f"Saved as photo #{photo_id}. If it is a dog, press “It is a dog”.")
     elif result.outcome == Outcome.AUTO_ACCEPTED:
         top, p = result.top[0]
         lines.append(f"🐕 {top.display_name} ({percent(p)} sure).")
@@ -135,12 +140,26 @@ def classification(result: Classification, name: Name) -> str:
         )
     else:
         lines.append(f"🤔 I'm not sure. Best guesses: {guesses}.")
-    decided = result.label
-    if decided is not None and decided.breed != NOT_A_DOG:
-        lines.append(f"Registered as #{photo_id}: {name(decided.breed)}.")
-    elif decided is None and result.outcome != Outcome.NOT_A_DOG:
-        lines.append(f"Which breed is photo #{photo_id}?")
-    return "\n".join(lines)
+    return "\n".join(lines) + ANSWER_SEPARATOR + photo_state(result, name)
+
+
+def photo_state(result: Classification, name: Name) -> str:
+    """The line under the model's verdict: what the catalog holds now and what staff can do."""
+    photo_id, decided = result.photo.id, result.label
+    if decided is not None and decided.breed == NOT_A_DOG:
+        return f"Photo #{photo_id} is catalogued as not a dog. If it is a dog, press “It is a dog”."
+    if decided is not None:
+        return f"Registered as #{photo_id}: {name(decided.breed)}."
+    if result.outcome == Outcome.NOT_A_DOG:
+        return f"Saved as photo #{photo_id}. If it is a dog, press “It is a dog”."
+    return f"Which breed is photo #{photo_id}?"
+
+
+def reopened(photo_id: int, *, overruled_not_a_dog: bool) -> str:
+    """The line under the verdict once someone pressed “Wrong?” or “It is a dog”."""
+    if overruled_not_a_dog:
+        return f"You say it is a dog: which breed is photo #{photo_id}?"
+    return f"Which breed is photo #{photo_id}, then?"
 
 
 def stored_unclassified(photo_id: int) -> str:
@@ -235,34 +254,65 @@ def review_caption(photo_id: int, received: str, top: Sequence[tuple[str, float]
     verdict = (
         f"Best guesses: {guesses}." if is_dog else f"The model thinks it is not a dog ({guesses} if it is)."
     )
-    return f"Photo #{photo_id} (received {received}). {verdict}\nWhich breed is it?"
+    return f"Photo #{photo_id} (received {received}). {verdict}{ANSWER_SEPARATOR}Which breed is it?"
 
 
 REVIEW_DONE = "🎉 Nothing is waiting for review."
 
 
 # --- admin ---------------------------------------------------------------------------------------
-def status(report: CatalogStatus, lifecycle: LifecycleStatus) -> str:
-    accuracy = percent(lifecycle.accuracy) if lifecycle.accuracy is not None else "n/a"
+def local_time(moment: datetime, tz: tzinfo) -> str:
+    """A stored time (UTC; naive ones from SQLite are UTC too) as the shelter's clock shows it."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}"
+
+
+def status(report: CatalogStatus, lifecycle: LifecycleStatus, tz: tzinfo = UTC) -> str:
+    """/status: which model answers, the catalog, when the model was last checked and retrained."""
+    if lifecycle.accuracy is not None:
+        right = percent(lifecycle.accuracy)
+        model = f"Model: {report.model_version}, right on {right} of the photos it was tested on"
+    else:
+        model = f"Model: {report.model_version}, the starting model (not retrained here yet)"
     drift, trained = lifecycle.last_drift_check, lifecycle.last_retrain
     drift_text, retrain_text = "never", "never"
     if drift is not None:
-        drift_text = f"{drift.created_at:%Y-%m-%d %H:%M} UTC ({'drift' if drift.drift else 'no drift'})"
+        verdict = "new photos look different, see /drift" if drift.drift else "new photos look as before"
+        drift_text = f"{local_time(drift.created_at, tz)} ({verdict})"
     if trained is not None:
-        retrain_text = f"{trained.created_at:%Y-%m-%d %H:%M} UTC ({trained.version} {trained.status})"
+        if trained.version == lifecycle.model_version:
+            outcome = f"{trained.version}, now answering"
+        elif trained.status == ModelStatus.PROMOTED:
+            outcome = f"{trained.version} was put to work, then rolled back"
+        else:
+            outcome = f"{trained.version} was not better, so it was not used"
+        retrain_text = f"{local_time(trained.created_at, tz)} ({outcome})"
     return "\n".join(
         [
-            f"Model: {report.model_version} (accuracy {accuracy})",
+            model,
             f"Photos: {report.photos_today} today, {report.photos_total} in total",
             f"Waiting for a label: {report.awaiting_label}",
             f"Labels: {report.labels_total} ({report.conflicts} photos with disagreement)",
-            f"Last drift check: {drift_text}",
+            f"Last check for changed photos: {drift_text}",
             f"Last retrain: {retrain_text}",
         ]
     )
 
 
-def stats(rows: Iterable[Mapping[str, object]], conflicts: int, limit: int = 30) -> str:
+def label_source(source: str) -> str:
+    """Who decided a label, in words."""
+    return {
+        LabelSource.STAFF: "staff",
+        LabelSource.ADMIN: "admins",
+        LabelSource.AUTO: "the model on its own (sure enough)",
+        LabelSource.IMPORT: "imported",
+    }.get(source, source)
+
+
+def stats(
+    rows: Iterable[Mapping[str, object]], conflicts: int, role: Role = Role.STAFF, limit: int = 30
+) -> str:
     """Per-breed counts of the catalog, where labels came from, and how many photos are disputed."""
     rows = list(rows)
     breeds = Counter(str(row["label"]) for row in rows if row["label"])
@@ -270,12 +320,15 @@ def stats(rows: Iterable[Mapping[str, object]], conflicts: int, limit: int = 30)
     unlabeled = sum(1 for row in rows if not row["label"])
     lines = [f"{len(rows)} photos, {unlabeled} without a label, {conflicts} with disagreement."]
     if sources:
-        lines.append("Decided by: " + ", ".join(f"{source} {n}" for source, n in sources.most_common()))
+        lines.append(
+            "Who decided: " + ", ".join(f"{label_source(source)} {n}" for source, n in sources.most_common())
+        )
     if breeds:
         lines.append("")
         lines += [f"{breed}: {n}" for breed, n in breeds.most_common(limit)]
         if len(breeds) > limit:
-            lines.append(f"… and {len(breeds) - limit} more breeds (/export has them all)")
+            where = "/export has them all" if role is Role.ADMIN else "an admin can /export them all"
+            lines.append(f"… and {len(breeds) - limit} more breeds ({where})")
     return "\n".join(lines)
 
 

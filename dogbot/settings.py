@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     telegram_max_retries: int = 3
     # Seconds to wait for Telegram when downloading a photo (files up to 20 MB).
     download_timeout_s: float = 60.0
+
+    # The shelter's time zone (an IANA name such as Europe/Madrid): every time the bot shows is on its clock.
+    timezone: str = "UTC"
 
     # --- Storage --------------------------------------------------------------------------------
     data_dir: Path = Path("data")
@@ -154,6 +158,15 @@ class Settings(BaseSettings):
         unknown = {name.strip() for name in value.split(",") if name.strip()} - set(DRIFT_TESTS)
         if unknown:
             raise ValueError(f"unknown drift tests {sorted(unknown)}; choose from {', '.join(DRIFT_TESTS)}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}; use a name like Europe/Madrid or UTC") from error
         return value
 
     @field_validator("photo_store")

@@ -54,6 +54,12 @@ IMAGENET_DOG_INDICES: tuple[int, ...] = (*range(151, 269), 273, 274, 275)
 # at 90 ("german" matches every German breed equally), which hides the one real typo match.
 # suggest() drops candidates below SUGGEST_MIN_SCORE: under it, matches are mostly shared letters.
 SUGGEST_MIN_SCORE = 60.0
+# ...and adds, at PREFIX_SCORE, every name whose words start with the typed words ("shep", "german",
+# "bull terr"): people search by the start of a word. Equal scores for all German breeds leave lookup()
+# without the margin it needs, so "german" alone is offered as choices, never guessed. Under
+# PREFIX_MIN_LENGTH letters a prefix matches too many names to help.
+PREFIX_SCORE = 85.0
+PREFIX_MIN_LENGTH = 3
 # lookup() accepts the best suggestion only if it scores at least LOOKUP_MIN_SCORE and beats the
 # best *other* breed by LOOKUP_MARGIN: "german shepard" (German Shepherd 90, German Pinscher 76)
 # is clearly one breed; "schnauzer" (78, 75, 67) is not, and the caller should offer the choices.
@@ -227,6 +233,10 @@ class Taxonomy:
         for _, score, index in matches:
             key = self._fuzzy_keys[index]
             best[key] = max(best.get(key, 0.0), score)
+        for name, key in zip(self._fuzzy_names, self._fuzzy_keys, strict=True):
+            score = _word_prefix_score(query, name)
+            if score > best.get(key, 0.0):
+                best[key] = score
         ranked = sorted(best.items(), key=lambda item: (-item[1], _display_order(self._breeds[item[0]])))
         return [(self._breeds[key], score) for key, score in ranked[:limit]]
 
@@ -301,6 +311,21 @@ def _compact(text: str) -> str:
 def _fuzzy_form(text: str) -> str:
     """The fuzzy-match form: folded, punctuation and underscores as single spaces."""
     return " ".join(re.sub(r"[^a-z0-9]+", " ", _fold(text).replace("&", "and")).split())
+
+
+def _word_prefix_score(query: str, name: str) -> float:
+    """PREFIX_SCORE when every typed word starts a different word of `name` ("shep" in German
+    Shepherd, "german" in every German breed), a little more when the name starts with the query;
+    0 otherwise. Whole names typed with a typo are `fuzz.ratio`'s job, not this one's."""
+    if len(query) < PREFIX_MIN_LENGTH:
+        return 0.0
+    words = name.split()
+    for typed in query.split():
+        found = next((i for i, word in enumerate(words) if word.startswith(typed)), None)
+        if found is None:
+            return 0.0
+        del words[found]
+    return PREFIX_SCORE + (2.0 if name.startswith(query) else 0.0)
 
 
 def _display_order(breed: Breed) -> str:
