@@ -99,7 +99,7 @@ async def on_retrain(update: Update, context: DogContext) -> None:
         await _edit(status, texts.not_retrained(str(refusal)))
         return
     await _edit(status, texts.retrain_done(result.promoted))
-    await _reply_with_chart(update, retrain_report(result), result.report)
+    await _reply_with_chart(update, retrain_report(result, context.services.breed_name), result.report)
 
 
 @admin_only
@@ -108,14 +108,14 @@ async def on_drift(update: Update, context: DogContext) -> None:
     await update.effective_message.reply_text(texts.CHECKING_DRIFT)
     lifecycle = context.services.lifecycle
     result = await asyncio.to_thread(lifecycle.drift, trigger="telegram")
-    await _reply_with_chart(update, texts.drift_report(result), result.chart)
+    await _reply_with_chart(update, texts.drift_report(result, context.services.breed_name), result.chart)
 
 
 @admin_only
 async def on_models(update: Update, context: DogContext) -> None:
     """/models (admins): every model version, which one serves, and why others were rejected."""
     rows = await asyncio.to_thread(context.services.lifecycle.models)
-    await update.effective_message.reply_text(model_list(rows)[-_MAX_MESSAGE:])
+    await update.effective_message.reply_text(model_list(rows, context.services.timezone)[:_MAX_MESSAGE])
 
 
 @admin_only

@@ -17,7 +17,7 @@ from dogbot.core.reporting import CatalogStatus
 from jobs.drift import DriftResult
 from jobs.service import LifecycleStatus
 from storage.lifecycle_tables import ModelVersion
-from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP, LabelSource, ModelStatus, Outcome
+from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP, DriftTest, LabelSource, ModelStatus, Outcome
 
 Name = Callable[[str], str]  # breed key (or special label) -> what people read
 
@@ -400,19 +400,78 @@ def retrain_done(promoted: bool) -> str:
     return "New model promoted." if promoted else "Retrain finished."
 
 
-def drift_report(result: DriftResult) -> str:
-    """A drift report as a few lines an admin can read."""
-    head = "DRIFT: " if result.drift else "No drift: "
-    lines = [
-        f"{head}last {result.current_n} photos vs {result.reference} ({result.reference_n}), "
-        f"model {result.model_version}"
-    ]
+def drift_report(result: DriftResult, name: Name = str) -> str:
+    """/drift in words: did the photos change, how (in shares of photos), and what to do about it.
+
+    Test statistics stay in ``dogbot drift --json`` and the log: a shelter manager acts on "41 of
+    the last 50 photos are darker", not on a p-value."""
+    learned = (
+        "the ones the model learned from"
+        if result.reference == "training"
+        else f"the first {result.reference_n} photos the bot received"
+    )
     if not result.tests:
-        lines.append(result.reason or "")
-    for test in result.tests:
-        mark = "⚠️" if test["alarm"] else ("·" if test["statistic"] is None else "✓")
-        lines.append(f"{mark} {test['name']}: {test['detail']}")
+        return (
+            f"Not enough photos yet to tell whether new photos differ from {learned} "
+            f"({result.current_n} recent photos so far)."
+        )
+    if result.drift:
+        lines = [f"⚠️ The last {result.current_n} photos differ from {learned}:"]
+    else:
+        lines = [f"✓ The last {result.current_n} photos look like {learned}."]
+    changed = [test for test in result.tests if test["alarm"]]
+    noticed = [t for t in result.tests if not t["alarm"] and "reported, not alarmed" in t.get("detail", "")]
+    for test in changed + noticed:
+        lines.append(f"• {_drift_change(test, name)}")
+    if result.drift:
+        lines += [
+            "",
+            "What to do: if photos really changed (a new camera, room or light, or new kinds of dogs), "
+            "let the model learn from them with /retrain (it also retrains on its own once staff "
+            "label enough of them). If nothing changed at the shelter, you can ignore this.",
+        ]
     return "\n".join(lines)
+
+
+def _drift_change(test: Mapping, name: Name) -> str:
+    """One test's finding as a sentence about photos (older reports without facts: a plain fallback)."""
+    facts, kind = test.get("facts") or {}, test["name"]
+    if kind == DriftTest.BRIGHTNESS and facts:
+        how = "darker" if facts["lower"] else "brighter"
+        return (
+            f"{facts['beyond']} of the last {facts['n']} photos are {how} than usual (about half would be)."
+        )
+    if kind == DriftTest.SIZE and facts:
+        how = "smaller" if facts["lower"] else "larger"
+        return (
+            f"{facts['beyond']} of the last {facts['n']} pictures are {how} than usual (about half would be)."
+        )
+    if kind == DriftTest.CONFIDENCE and facts:
+        how = "less" if facts["lower"] else "more"
+        return (
+            f"The model is {how} sure of itself: {facts['beyond']} of the last {facts['n']} dog photos "
+            f"got a {how} sure answer than usual (about half would)."
+        )
+    if kind == DriftTest.BREED_DISTRIBUTION and facts.get("breed"):
+        breed = "not a dog" if facts["breed"] == "not a dog" else name(facts["breed"])
+        return (
+            f"The breeds it names changed: {breed} went from {percent(facts['before'])} "
+            f"to {percent(facts['now'])} of photos."
+        )
+    if kind == DriftTest.CORRECTION_RATE and facts:
+        return (
+            f"Staff corrected {percent(facts['now'])} of its recent answers "
+            f"({facts['hits']} of {facts['n']}), up from {percent(facts['before'])}."
+        )
+    if kind == DriftTest.EMBEDDING_AUC:
+        return "The photos look different to the model as a whole (their content, light or framing)."
+    return {
+        DriftTest.BRIGHTNESS: "The photos' brightness changed.",
+        DriftTest.SIZE: "The pictures' size changed.",
+        DriftTest.CONFIDENCE: "How sure the model is of its answers changed.",
+        DriftTest.BREED_DISTRIBUTION: "The breeds it names changed.",
+        DriftTest.CORRECTION_RATE: "Staff correct the model more often.",
+    }.get(kind, "Something about the photos changed.")
 
 
 def drift_alarm(tests: Sequence[str]) -> str:

@@ -43,12 +43,21 @@ def cmd_predict(container: Container, args: argparse.Namespace) -> int:
             continue
         output = predictor.predict([image])[0]
         is_dog = output.is_dog(rules.dog_threshold)
-        top = [{"breed": taxonomy.get(key).display_name, "p": round(p, 4)} for key, p in output.top(3)]
+        if is_dog:
+            top = [{"breed": taxonomy.get(key).display_name, "p": round(p, 4)} for key, p in output.top(3)]
+        else:
+            # "Not a dog" leads, and the breeds' shares are of the whole photo (times the chance it is a
+            # dog), so `confidence` is always top[0]'s and no breed outranks the verdict.
+            dog = output.dog_probability
+            top = [{"breed": "Not a dog", "p": round(1 - dog, 4)}] + [
+                {"breed": taxonomy.get(key).display_name, "p": round(p * dog, 4)} for key, p in output.top(2)
+            ]
         record = {
             "path": str(path),
             "is_dog": is_dog,
             "breed": top[0]["breed"] if is_dog else None,
-            "confidence": round(top[0]["p"] if is_dog else 1 - output.dog_probability, 4),
+            "confidence": top[0]["p"],
+            "dog_probability": round(output.dog_probability, 4),
             "top": top,
             "model_version": output.model_version,
         }

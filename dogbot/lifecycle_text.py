@@ -6,8 +6,11 @@ here, so an admin sees one report wherever they ask; each keeps its own words fo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
+
+from storage.vocabulary import ModelStatus
 
 if TYPE_CHECKING:  # annotations only: `dogbot predict` imports this module and needs no job
     from jobs.registry import ModelInfo
@@ -18,41 +21,77 @@ def percent_or_na(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
-def retrain_report(result: RetrainResult) -> str:
+def _percent(value: float) -> str:
+    return f"{value:.0%}"
+
+
+def retrain_report(result: RetrainResult, name: Callable[[str], str] = str) -> str:
+    """What a retrain did, for a shelter manager: which model answers now, why, and how well.
+
+    Percentages only (the metrics themselves are in ``dogbot retrain --json``); no file paths: the
+    chart travels beside the text (the CLI prints its path on a line of its own)."""
     if result.version is None or result.metrics is None:
-        return f"nothing trained: {result.reason}"
+        return f"Nothing was trained: {result.reason}"
     m = result.metrics
     cand, champ = m.candidate, m.champion
-    lines = [
-        f"{result.version} {'PROMOTED' if result.promoted else 'rejected'}: {result.reason}",
-        f"dataset v{result.dataset_version}, {m.train.n_train} training photos, "
-        f"{len(m.train.breeds_added)} new breeds; now serving {result.champion}",
-        f"validation ({cand.validation.n} photos): top-1 {percent_or_na(cand.validation.top1)} "
-        f"(champion {percent_or_na(champ.validation.top1)}); "
-        f"new breeds {percent_or_na(cand.validation.top1_new_breeds)} "
-        f"(champion {percent_or_na(champ.validation.top1_new_breeds)})",
-        f"golden ({cand.golden.n} photos): top-1 {percent_or_na(cand.golden.top1)} "
-        f"(champion {percent_or_na(champ.golden.top1)})",
-    ]
-    if m.verdict is not None:
-        v = m.verdict
-        lines.append(
-            f"judged on {v.n_compared} photos ({v.folds}-fold cross-validation), photos won-lost against "
-            f"the champion: what changed {v.changed.wins}-{v.changed.losses}, the rest "
-            f"{v.rest.wins}-{v.rest.losses}, checked at random {v.unbiased.wins}-{v.unbiased.losses}"
+    before = result.previous_champion or "the model before"
+    if result.promoted:
+        lines = [f"✅ The new model {result.version} answers from now on (it replaces {before})."]
+    else:
+        lines = [f"The new model {result.version} was not put to work; {result.champion} keeps answering."]
+    lines.append(f"Why: {result.reason}")
+    added = list(m.train.breeds_added)
+    learned = f"It learned from {m.train.n_train} labelled photos"
+    if added:
+        shown = ", ".join(name(key) for key in added[:5]) + (
+            f" and {len(added) - 5} more" if len(added) > 5 else ""
         )
-    if result.report:
-        lines.append(f"error analysis: {result.report}")
+        learned += f", including {len(added)} new breed{'s' if len(added) != 1 else ''}: {shown}"
+    lines.append(learned + ".")
+    if cand.validation.top1 is not None:
+        right = _percent(cand.validation.top1)
+        line = f"On {cand.validation.n} photos it had not learned from it was right on {right}"
+        if champ.validation.top1 is not None:
+            line += f" ({before}: {_percent(champ.validation.top1)})"
+        lines.append(line + ".")
+    if cand.validation.top1_new_breeds is not None:
+        old = champ.validation.top1_new_breeds
+        lines.append(
+            f"On the new breeds: {_percent(cand.validation.top1_new_breeds)}"
+            + (f" ({before}: {_percent(old)})" if old is not None else "")
+            + "."
+        )
     return "\n".join(lines)
 
 
-def model_list(rows: Sequence[ModelInfo]) -> str:
+def model_list(rows: Sequence[ModelInfo], tz: tzinfo = UTC, limit: int = 10) -> str:
+    """The model versions, the serving one first, then newest first, two short lines each: for a phone."""
+    if not rows:
+        return "No models yet."
     lines = []
-    for m in rows:
+    newest_first = sorted(rows, key=lambda row: row.created_at, reverse=True)
+    for m in sorted(newest_first, key=lambda row: not row.champion)[:limit]:
+        if m.champion:
+            state = "answering now"
+        elif m.status == ModelStatus.PROMOTED:
+            state = "used before"
+        elif m.status == ModelStatus.REJECTED:
+            state = "not used"
+        else:
+            state = "not judged yet"
         val = m.metrics.candidate.validation.top1 if m.metrics else None
-        mark = "*" if m.champion else " "
-        lines.append(
-            f"{mark} {m.version:<10} {m.status:<9} {m.created_at:%Y-%m-%d %H:%M}  breeds {m.n_breeds:<4} "
-            f"val top-1 {percent_or_na(val):>6}  {m.trigger}/{m.actor or '-'}  {m.reason}"
-        )
-    return "\n".join(lines) or "no models yet"
+        right = f", right on {_percent(val)}" if val is not None else ", the starting model"
+        when = _local(m.created_at, tz)
+        lines.append(f"{'▶' if m.champion else '•'} {m.version}: {state}")
+        lines.append(f"   {when}, {m.n_breeds} breeds{right}")
+        if m.status == ModelStatus.REJECTED and m.reason:
+            lines.append(f"   {m.reason[:120]}")
+    if len(rows) > limit:
+        lines.append(f"… and {len(rows) - limit} older ones (`dogbot models` on the server lists them all).")
+    return "\n".join(lines)
+
+
+def _local(moment: datetime, tz: tzinfo) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}"

@@ -224,12 +224,28 @@ def compare(
         counts = Counter("not a dog" if c < 0 else keys[c] for c in classes)
         return {k: n / max(len(classes), 1) for k, n in counts.items()}
 
+    breed_shares = (shares(ref_breed), shares(cur_breed))
+    tests = [
+        replace(test, facts={**test.facts, **_biggest_move(*breed_shares)})
+        if test.name == DriftTest.BREED_DISTRIBUTION and test.statistic is not None
+        else test
+        for test in tests
+    ]
     pictures = {
         "brightness": (reference.brightness, current.brightness),
         "confidence": (ref_conf, cur_conf),
-        "breeds": (shares(ref_breed), shares(cur_breed)),
+        "breeds": breed_shares,
     }
     return tests, pictures
+
+
+def _biggest_move(before: dict[str, float], now: dict[str, float]) -> dict:
+    """The predicted breed whose share of photos changed most (key "not a dog" for non-dogs)."""
+    keys = set(before) | set(now)
+    if not keys:
+        return {}
+    moved = max(sorted(keys), key=lambda k: abs(now.get(k, 0.0) - before.get(k, 0.0)))
+    return {"breed": moved, "before": before.get(moved, 0.0), "now": now.get(moved, 0.0)}
 
 
 def window_from_arrays(

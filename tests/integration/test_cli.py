@@ -47,11 +47,27 @@ def test_predict_json_reports_each_file_and_fails_on_an_unreadable_one(
         "predict", "--json", str(eval_data_dir / dog["path"]), str(junk), data_dir=tmp_path, check_status=1
     )
     first, second = (json.loads(line) for line in result.stdout.splitlines())
-    assert set(first) == {"path", "is_dog", "breed", "confidence", "top", "model_version"}
+    assert set(first) == {"path", "is_dog", "breed", "confidence", "dog_probability", "top", "model_version"}
     assert first["is_dog"] and first["breed"] == "Pug" and first["model_version"] == "lite0-v0"
     assert len(first["top"]) == 3 and set(first["top"][0]) == {"breed", "p"}
+    assert first["confidence"] == first["top"][0]["p"]
     assert set(second) == {"path", "error"} and "image" in second["error"]
     assert not (tmp_path / "photos").exists()  # predict stores no photo
+
+
+def test_predict_json_for_not_a_dog_agrees_with_its_top(tmp_path, shared_manifest, eval_data_dir):
+    """Issue 14: "not a dog" with confidence 0.99 while `top` led with a breed."""
+    others = [r for r in shared_manifest("manifest.csv") if r["breed"] == "not_a_dog"][:6]
+    result = run_cli(
+        "predict", "--json", *(str(eval_data_dir / r["path"]) for r in others), data_dir=tmp_path
+    )
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    not_dogs = [r for r in records if not r["is_dog"]]
+    assert not_dogs, records
+    for record in not_dogs:
+        assert record["top"][0]["breed"] == "Not a dog" and record["confidence"] == record["top"][0]["p"]
+        assert all(entry["p"] <= record["confidence"] for entry in record["top"][1:])
+        assert sum(entry["p"] for entry in record["top"]) <= 1.0001
 
 
 def test_every_quirky_file_is_classified_or_clearly_rejected(tmp_path, shared_manifest, eval_data_dir):

@@ -170,3 +170,35 @@ def test_the_settings_know_every_drift_test_and_refuse_a_misspelt_one():
     assert tuple(t.name for t in tests) == DRIFT_TESTS
     with pytest.raises(ValidationError, match="brightnes"):
         Settings(drift_alarm_tests="embedding_auc,brightnes")
+
+
+def test_the_drift_report_speaks_of_photos_not_statistics():
+    """Issue 14: /drift said "KS p=4.1e-05", "PSI 0.10, chi-squared p=0.014", "vs first_window (99)"."""
+    from bot import texts
+    from jobs.drift import DriftResult
+
+    rng = np.random.default_rng(2)
+    reference = _window(rng, 200)
+    tests, _ = compare(
+        reference, _window(rng, 50, shift=1.5, brightness=0.2), head=_head(), thresholds=THRESHOLDS
+    )
+    result = DriftResult(True, [t.to_json() for t in tests], 200, 50, "first_window", "lite0-v0")
+    text = texts.drift_report(result, name=lambda key: key.upper())
+    brightness = next(t for t in tests if t.name == "brightness")
+    assert brightness.facts["lower"] and brightness.facts["n"] == 50 and brightness.facts["beyond"] >= 45
+    assert f"{brightness.facts['beyond']} of the last 50 photos are darker than usual" in text
+    assert "the first 200 photos the bot received" in text and "/retrain" in text
+    for jargon in ("p=", "AUC", "KS", "PSI", "chi", "first_window", "embedding_auc", "statistic"):
+        assert jargon not in text, (jargon, text)
+
+    calm = DriftResult(
+        False,
+        [t.to_json() for t in compare(reference, _window(rng, 200), head=_head(), thresholds=THRESHOLDS)[0]],
+        200,
+        200,
+        "training",
+        "lite0-v1",
+    )
+    assert texts.drift_report(calm).startswith(
+        "✓ The last 200 photos look like the ones the model learned from"
+    )
