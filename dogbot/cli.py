@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dogbot.app import Container, intake_rules
-from dogbot.core.bulk import BulkItem, submit_files
+from dogbot.core.bulk import BulkItem, match_breed_name, submit_files
 from dogbot.core.manifest import image_paths, read_folder, read_manifest
+from dogbot.core.taxonomy import Taxonomy
 from dogbot.lifecycle_cli import register as register_jobs
 from dogbot.settings import Settings
 from ml.images import ImageRejected, load_image
@@ -95,21 +96,37 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
     rows = read_manifest(Path(args.manifest)) if args.manifest else read_folder(Path(args.folder))
     catalog = container.catalog
     items, unknown, not_breeds = [], set(), set()
+    near_misses: dict[str, str] = {}
+    unclear: dict[str, tuple[str, ...]] = {}
+    added: set[str] = set()
     for row in rows:
-        breed = catalog.breeds.taxonomy.resolve(row.breed)
-        if breed is None and args.add_breeds:
+        match = match_breed_name(catalog.breeds.taxonomy, row.breed)
+        breed = match.breed
+        if breed is not None and not match.exact:
+            near_misses[row.breed] = breed.display_name
+        if breed is None and match.maybe:
+            unclear[row.breed] = tuple(b.display_name for b in match.maybe)
+            continue
+        if breed is None:
             try:
-                breed = catalog.breeds.add_breed(row.breed.replace("_", " "), by=None)
+                Taxonomy.make_breed(row.breed.replace("_", " "))
             except ValueError:
                 # Not a breed name at all (e.g. "unlabelled_dog:kiss.jpg"): keep the photo, as
                 # `ingest` would, and let staff label it; one odd row must not stop the import.
                 not_breeds.add(row.breed)
                 items.append(BulkItem(row.path))
                 continue
+        if breed is None and args.add_breeds:
+            breed = catalog.breeds.add_breed(row.breed.replace("_", " "), by=None)
+            added.add(breed.display_name)
         if breed is None:
             unknown.add(row.breed)
             continue
         items.append(BulkItem(row.path, breed.key))
+    for typed, known in sorted(near_misses.items()):
+        print(f"“{typed}” taken as {known}")
+    if added:
+        print(f"new breeds added: {', '.join(sorted(added))}")
     results = submit_files(catalog, items, source="import", progress=_progress)
     if not_breeds:
         print(
@@ -117,7 +134,12 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
             + ", ".join(sorted(not_breeds)),
             file=sys.stderr,
         )
-    return _report_bulk(results, unknown)
+    for typed, choices in sorted(unclear.items()):
+        print(
+            f"“{typed}” could be {' or '.join(choices)}: not imported; rename it to the one you mean",
+            file=sys.stderr,
+        )
+    return _report_bulk(results, unknown) or (1 if unclear else 0)
 
 
 def cmd_ingest(container: Container, args: argparse.Namespace) -> int:
@@ -136,7 +158,8 @@ def _report_bulk(results, unknown: set[str]) -> int:
             print(f"skipped {result.path}: {result.error}", file=sys.stderr)
     if unknown:
         print(
-            f"unknown breeds (not imported; add them or use --add-breeds): {', '.join(sorted(unknown))}",
+            f"unknown breeds, not imported (to add them as new breeds, run again with --add-breeds): "
+            f"{', '.join(sorted(unknown))}",
             file=sys.stderr,
         )
     print(
@@ -309,10 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--manifest", metavar="CSV")
     importer.add_argument("folder", nargs="?", metavar="DIR", help="one sub-folder per breed")
     importer.add_argument(
-        "--no-add-breeds",
-        dest="add_breeds",
-        action="store_false",
-        help="do not add breed names the catalog does not know yet",
+        "--add-breeds",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="add names that are no known breed, nor close to one, as new breeds (default: report them)",
     )
     importer.set_defaults(handler=cmd_import)
 

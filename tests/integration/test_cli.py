@@ -117,8 +117,11 @@ def test_import_adds_new_breeds_and_keeps_going_past_a_label_that_is_not_a_breed
     new_breed = [dict(beagle[0], breed="Kangal Shepherd")]  # a breed no list of ours has
     manifest = write_manifest(tmp_path / "labeled.csv", unlabelled + new_breed, eval_data_dir)
     data_dir = tmp_path / "data"
-    result = run_cli("import", "--manifest", str(manifest), data_dir=data_dir)
-    assert "2 photos stored (2 new" in result.stdout
+    refused = run_cli("import", "--manifest", str(manifest), data_dir=data_dir, check_status=1)
+    assert "Kangal Shepherd" in refused.stderr and "--add-breeds" in refused.stderr
+    result = run_cli("import", "--add-breeds", "--manifest", str(manifest), data_dir=data_dir)
+    assert "new breeds added: Kangal Shepherd" in result.stdout
+    assert "2 photos stored (1 new, 1 already known)" in result.stdout  # the unlabelled one came first
     assert "not breed names" in result.stderr and unlabelled[0]["breed"] in result.stderr
 
     out = tmp_path / "catalog.csv"
@@ -130,6 +133,27 @@ def test_import_adds_new_breeds_and_keeps_going_past_a_label_that_is_not_a_breed
     # The unlabelled photo is in the catalog as if staff had sent it: the model's answer or a question.
     [other] = [r for r in exported if r["label_source"] != "import"]
     assert other["predicted_breed"] and "unlabelled" not in other["label"].lower()
+
+
+def test_import_folders_forgive_typos_and_never_invent_a_breed(tmp_path, shared_manifest, eval_data_dir):
+    """Issue 14: a folder named "german shepard" became a new breed "German Shepard"."""
+    rows = shared_manifest("manifest.csv")
+    folders = tmp_path / "photos"
+    for folder, breed in (("german shepard", "German shepherd"), ("shepherd", "collie")):
+        (folders / folder).mkdir(parents=True)
+        for row in [r for r in rows if r["breed"] == breed][:1]:
+            (folders / folder / Path(row["path"]).name).write_bytes(
+                (eval_data_dir / row["path"]).read_bytes()
+            )
+    data_dir = tmp_path / "data"
+    result = run_cli("import", "--add-breeds", str(folders), data_dir=data_dir, check_status=1)
+    assert "“german shepard” taken as German Shepherd" in result.stdout
+    assert "“shepherd” could be" in result.stderr and "not imported" in result.stderr
+    assert "new breeds added" not in result.stdout
+    out = tmp_path / "catalog.csv"
+    run_cli("export", "--out", str(out), data_dir=data_dir)
+    exported = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["label"] for r in exported] == ["German Shepherd"]
 
 
 def test_eval_json_on_a_small_manifest(tmp_path, shared_manifest, eval_data_dir):
