@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
-from telegram.error import InvalidToken, TelegramError
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -176,6 +176,9 @@ def run_bot(container: Container) -> int:
     path = urlsplit(settings.webhook_url).path.lstrip("/")
     install_redaction([settings.telegram_token, secret, settings.callback_secret, path])
     application = build_application(container)
+    quiet = _QuietStartupRetries()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(quiet)
     try:
         if settings.webhook_url:
             log.info("webhook mode on %s:%s", settings.webhook_listen, settings.webhook_port)
@@ -187,14 +190,26 @@ def run_bot(container: Container) -> int:
                 secret_token=secret,
                 allowed_updates=ALLOWED_UPDATES,
                 drop_pending_updates=False,  # photos sent while the bot was down are still answered
-                bootstrap_retries=5,
+                bootstrap_retries=settings.telegram_start_retries,
             )
         else:
             log.info("polling mode")
             application.run_polling(
-                allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False, bootstrap_retries=5
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=False,
+                bootstrap_retries=settings.telegram_start_retries,
             )
     except InvalidToken:
         print(texts.TOKEN_REFUSED, file=sys.stderr)
         return 2
+    except NetworkError as error:  # after PTB's start-up retries: Telegram cannot be reached at all
+        print(texts.telegram_unreachable(settings.telegram_base_url, error.message), file=sys.stderr)
+        return 3
     return 0
+
+
+class _QuietStartupRetries(logging.Filter):
+    """Drops PTB's start-up retry records (a traceback each): run_bot says in one line what failed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("telegram.ext") and "Bootstrap" in record.getMessage())

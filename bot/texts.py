@@ -26,6 +26,16 @@ Name = Callable[[str], str]  # breed key (or special label) -> what people read
 ANSWER_SEPARATOR = "\n—\n"
 
 TOKEN_REFUSED = "Telegram refused the bot token. Check DOGBOT_TELEGRAM_TOKEN (from @BotFather)."
+
+
+def telegram_unreachable(base_url: str, why: str) -> str:
+    host = base_url.split("//", 1)[-1].split("/", 1)[0]
+    return (
+        f"Cannot reach Telegram at {host} ({why}); check this machine's internet connection "
+        "(or DOGBOT_TELEGRAM_BASE_URL), then run again."
+    )
+
+
 BOTFATHER = (
     "No Telegram bot token is set.\n"
     "1. In Telegram, open a chat with @BotFather and send /newbot; follow its questions.\n"

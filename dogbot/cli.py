@@ -172,10 +172,13 @@ def _report_bulk(results, unknown: set[str]) -> int:
 def cmd_export(container: Container, args: argparse.Namespace) -> int:
     """Write the catalog as CSV (stdout or --out)."""
     text = container.catalog.reporting.export_csv()
+    rows = max(0, text.count("\n") - 1)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
+        print(f"exported {rows} photos to {Path(args.out).resolve()}")
     else:
         sys.stdout.write(text)
+        print(f"exported {rows} photos", file=sys.stderr)  # stdout is the CSV itself
     return 0
 
 

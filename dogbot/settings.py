@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     member_cache_s: float = 30.0
     # Telegram API retries on flood control (RetryAfter), 5xx answers and network errors.
     telegram_max_retries: int = 3
+    # Tries to reach Telegram at start-up (with growing pauses: 5 take about a minute) before giving up.
+    telegram_start_retries: int = 5
     # Seconds to wait for Telegram when downloading a photo (files up to 20 MB).
     download_timeout_s: float = 60.0
 

@@ -186,3 +186,26 @@ def test_dev_set_accuracy_meets_the_bar(predictor, eval_data_dir):
     assert report.top1 >= 0.78 and report.top3 >= 0.92
     assert report.top1_unseen >= 0.77 and report.top3_unseen >= 0.92  # not ImageNet images
     assert report.not_a_dog_recall >= 0.9 and report.not_a_dog_precision >= 0.9
+
+
+def test_run_without_telegram_says_so_in_one_line(tmp_path):
+    """Issue 14: two ~80-line tracebacks instead of "cannot reach Telegram"."""
+    env = {
+        **os.environ,
+        "DOGBOT_DATA_DIR": str(tmp_path),
+        "DOGBOT_TELEGRAM_TOKEN": "123456:unreachable",
+        "DOGBOT_TELEGRAM_BASE_URL": "http://127.0.0.1:9/bot",  # the discard port: nothing listens
+        "DOGBOT_TELEGRAM_BASE_FILE_URL": "http://127.0.0.1:9/file/bot",
+        "DOGBOT_TELEGRAM_START_RETRIES": "1",
+    }
+    result = subprocess.run([DOGBOT, "run"], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 3
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Cannot reach Telegram at 127.0.0.1:9" in lines[0], result.stderr
+    assert "123456:unreachable" not in result.stderr
+
+
+def test_export_says_what_it_wrote(tmp_path):
+    out = tmp_path / "catalog.csv"
+    result = run_cli("export", "--out", str(out), data_dir=tmp_path / "data")
+    assert result.stdout.strip() == f"exported 0 photos to {out}"
