@@ -14,6 +14,7 @@ settings; which tests raise the alarm too; the report is stored with a chart.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -93,6 +94,7 @@ def check_drift(
     chart_dir: Path | None = None,
     trigger: str = "schedule",
     seed: int = 0,
+    name: Callable[[str], str] = str,
 ) -> DriftResult:
     """Compare the last ``window`` photos with the reference; store and return the report."""
     with open_session(engine) as session:
@@ -129,12 +131,15 @@ def check_drift(
         result.reason = f"drift in {', '.join(alarms)}" if alarms else "no drift"
         if chart_dir is not None:
             path = Path(chart_dir) / f"drift-{now:%Y%m%d-%H%M%S}.png"
-            verdict = "DRIFT" if result.drift else "no drift"
+            verdict = "No, they changed." if result.drift else "Yes."
+            before = "photos the model learned from" if reference_kind == "training" else "first photos"
             result.chart = str(
                 charts.drift_png(
                     path,
-                    title=f"{verdict}: last {len(current)} photos vs {reference_kind} ({len(reference)})",
+                    title=f"Do the last {len(current)} photos look like the {before}? {verdict}",
                     tests=result.tests,
+                    name=name,
+                    before_label=before,
                     **pictures,
                 )
             )

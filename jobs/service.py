@@ -95,6 +95,7 @@ class LifecycleJobs:
             dog_threshold=self.config.dog_threshold,
             chart_dir=self.model_dir / "drift",
             trigger=trigger,
+            name=self.breed_name,
         )
 
     def retrain(
