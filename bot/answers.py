@@ -13,6 +13,7 @@ from telegram.error import BadRequest
 from bot import keyboards, texts
 from bot.callbacks import Action, Press, breed_matches
 from bot.context import DogContext, chat_action
+from dogbot import i18n
 from dogbot.core import review
 from dogbot.core.labelling import UnknownBreed
 from dogbot.core.members import Role
@@ -27,12 +28,29 @@ async def on_button(update: Update, context: DogContext) -> None:
     query = update.callback_query
     press = context.services.codec.decode(query.data)  # not None: the gate refused forged data
     role = context.role
-    if press.action is Action.LABEL:
+    if press.action is Action.LANGUAGE:
+        await _choose_language(query, context, press.arg)
+    elif press.action is Action.LABEL:
         await _record(query, context, press, role)
     elif press.action is Action.OTHER:
         await _ask_breed_name(query, context, press)
     else:  # WRONG, IS_DOG: show the full question again
         await _reopen(query, context, press)
+
+
+async def _choose_language(query: CallbackQuery, context: DogContext, language: str) -> None:
+    if language not in i18n.LANGUAGES:
+        await query.answer(texts.FORGED, show_alert=True)
+        return
+    await asyncio.to_thread(context.services.members.choose_language, query.from_user.id, language)
+    i18n.set_language(language)
+    said = texts.language_set(i18n.LANGUAGES, language)
+    await query.answer(said)
+    try:
+        await query.edit_message_text(said)
+    except BadRequest as error:
+        if "not modified" not in error.message.lower():
+            raise
 
 
 async def _record(query: CallbackQuery, context: DogContext, press: Press, role: Role) -> None:
@@ -83,7 +101,7 @@ async def _reopen(query: CallbackQuery, context: DogContext, press: Press) -> No
         await query.answer(texts.STALE, show_alert=True)
         return
     await query.answer()
-    choices = [(breed.key, breed.display_name) for breed, _ in question.top]
+    choices = [(breed.key, services.breed_name(breed.key)) for breed, _ in question.top]
     markup = keyboards.question(services.codec, press.prediction_id, choices, review=press.review)
     # The text changes with the buttons: "does not look like a dog" above breed buttons, or
     # "Registered as …" above a question, would each say one thing while the buttons say another.
@@ -126,7 +144,7 @@ async def on_text(update: Update, context: DogContext) -> None:
         await message.reply_text(texts.no_breed_match(typed, role))
         return
     context.user_data.pop("asked_photo", None)
-    choices = [(breed.key, breed.display_name) for breed in found]
+    choices = [(breed.key, services.breed_name(breed.key)) for breed in found]
     await message.reply_text(
         texts.breed_matches(photo_id, typed),
         reply_markup=keyboards.matches(services.codec, prediction.id, choices),
@@ -146,14 +164,14 @@ async def send_next_for_review(context: DogContext, chat_id: int, *, after_photo
             await context.bot.send_message(chat_id, texts.REVIEW_DONE)
             return
         question, data = found
-        top = [(breed.display_name, p) for breed, p in question.top]
+        top = [(services.breed_name(breed.key), p) for breed, p in question.top]
         caption = texts.review_caption(
             question.photo.id,
             texts.local_time(question.photo.received_at, services.timezone),
             top,
             question.prediction.is_dog,
         )
-        choices = [(breed.key, breed.display_name) for breed, _ in question.top]
+        choices = [(breed.key, services.breed_name(breed.key)) for breed, _ in question.top]
         markup = keyboards.question(services.codec, question.prediction.id, choices, review=True)
         await context.bot.send_photo(chat_id, photo=data, caption=caption, reply_markup=markup)
 

@@ -30,9 +30,11 @@ from bot.context import DogContext, Services, gate
 from bot.errors import RetryingRateLimiter, install_redaction, on_error
 from bot.lifecycle import register_lifecycle_handlers
 from bot.throttle import PerUserLimit
+from dogbot import i18n
 from dogbot.app import Container
 from dogbot.core.intake import receive
 from dogbot.core.limits import SharedPerUserLimit
+from dogbot.i18n import _
 from jobs.scheduler import Intervals
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ def build_application(
         stranger_limit=PerUserLimit(1, settings.stranger_reply_cooldown_s),
         max_download_bytes=catalog.intake.rules.max_bytes,
         timezone=ZoneInfo(settings.timezone),
+        language=settings.language,
         download_timeout_s=settings.download_timeout_s,
         data_dir=settings.data_dir,
     )
@@ -144,18 +147,24 @@ async def _post_shutdown(application: Application) -> None:
 
 
 async def _set_commands(application: Application, services: Services) -> None:
-    """The command menu: staff commands for everyone, plus admin commands in admins' chats."""
-    staff = [BotCommand(name, what) for name, what in texts.COMMANDS_STAFF.items()]
-    admin = staff + [BotCommand(name, what) for name, what in texts.COMMANDS_ADMIN.items()]
-    try:
-        await application.bot.set_my_commands(staff, scope=BotCommandScopeDefault())
-    except TelegramError as error:
-        log.warning("could not set the command menu: %s", error.message)
-    for admin_id in sorted(services.members.admin_ids):
+    """The command menu: staff commands for everyone, plus admin commands in admins' chats, in every
+    language the bot speaks (Telegram shows each person the one their app uses)."""
+    for language in i18n.LANGUAGES:
+        with i18n.using(language):
+            staff = [BotCommand(name, _(what)) for name, what in texts.COMMANDS_STAFF.items()]
+            admin = staff + [BotCommand(name, _(what)) for name, what in texts.COMMANDS_ADMIN.items()]
+        code = None if language == services.language else language  # the default menu: the shelter's
         try:
-            await application.bot.set_my_commands(admin, scope=BotCommandScopeChat(admin_id))
-        except TelegramError as error:  # an admin who never opened the bot: "chat not found"
-            log.info("no admin command menu for %s: %s", admin_id, error.message)
+            await application.bot.set_my_commands(staff, scope=BotCommandScopeDefault(), language_code=code)
+        except TelegramError as error:
+            log.warning("could not set the command menu: %s", error.message)
+        for admin_id in sorted(services.members.admin_ids):
+            try:
+                await application.bot.set_my_commands(
+                    admin, scope=BotCommandScopeChat(admin_id), language_code=code
+                )
+            except TelegramError as error:  # an admin who never opened the bot: "chat not found"
+                log.info("no admin command menu for %s: %s", admin_id, error.message)
 
 
 def webhook_secret(token: str, configured: str = "") -> str:

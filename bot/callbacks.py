@@ -7,7 +7,8 @@ carries everything needed to act on a press, so buttons keep working after resta
 
 Actions: ``l`` label the photo with ``arg`` (a breed key or a special label), ``w`` "Wrong?" (show
 the choices again), ``o`` "Other…" (ask for a typed breed name), ``d`` "It is a dog" (show breed
-choices). An upper-case action is the same action pressed on a /review message: after it the next
+choices), ``g`` choose the language ``arg`` (/language; prediction id 0). An upper-case action is
+the same action pressed on a /review message: after it the next
 photo waiting for review is shown.
 """
 
@@ -30,6 +31,7 @@ class Action(StrEnum):
     WRONG = "w"
     OTHER = "o"
     IS_DOG = "d"
+    LANGUAGE = "g"
 
 
 @dataclass(frozen=True)

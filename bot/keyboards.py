@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot import texts
 from bot.callbacks import Action, CallbackCodec, Press
 from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP
 
@@ -27,14 +28,14 @@ def question(
     rows = [[_button(codec, text, press(Action.LABEL, key))] for key, text in breeds]
     rows.append(
         [
-            _button(codec, "Mixed breed", press(Action.LABEL, MIXED_BREED)),
-            _button(codec, "Not a dog", press(Action.LABEL, NOT_A_DOG)),
+            _button(codec, texts.button("mixed"), press(Action.LABEL, MIXED_BREED)),
+            _button(codec, texts.button("not_a_dog"), press(Action.LABEL, NOT_A_DOG)),
         ]
     )
     rows.append(
         [
-            _button(codec, "Other…", press(Action.OTHER)),
-            _button(codec, "Skip", press(Action.LABEL, SKIP)),
+            _button(codec, texts.button("other"), press(Action.OTHER)),
+            _button(codec, texts.button("skip"), press(Action.LABEL, SKIP)),
         ]
     )
     return InlineKeyboardMarkup(rows)
@@ -42,12 +43,14 @@ def question(
 
 def wrong(codec: CallbackCodec, prediction_id: int) -> InlineKeyboardMarkup:
     """Under an accepted answer: reopen the question."""
-    return InlineKeyboardMarkup([[_button(codec, "Wrong?", Press(prediction_id, Action.WRONG))]])
+    return InlineKeyboardMarkup([[_button(codec, texts.button("wrong"), Press(prediction_id, Action.WRONG))]])
 
 
 def not_a_dog(codec: CallbackCodec, prediction_id: int) -> InlineKeyboardMarkup:
     """Under "this does not look like a dog": let staff overrule the model."""
-    return InlineKeyboardMarkup([[_button(codec, "It is a dog", Press(prediction_id, Action.IS_DOG))]])
+    return InlineKeyboardMarkup(
+        [[_button(codec, texts.button("is_dog"), Press(prediction_id, Action.IS_DOG))]]
+    )
 
 
 def matches(codec: CallbackCodec, prediction_id: int, breeds: Sequence[Choice]) -> InlineKeyboardMarkup:
@@ -55,13 +58,20 @@ def matches(codec: CallbackCodec, prediction_id: int, breeds: Sequence[Choice]) 
     rows = [[_button(codec, text, Press(prediction_id, Action.LABEL, key))] for key, text in breeds]
     rows.append(
         [
-            _button(codec, "Mixed breed", Press(prediction_id, Action.LABEL, MIXED_BREED)),
-            _button(codec, "Other…", Press(prediction_id, Action.OTHER)),
+            _button(codec, texts.button("mixed"), Press(prediction_id, Action.LABEL, MIXED_BREED)),
+            _button(codec, texts.button("other"), Press(prediction_id, Action.OTHER)),
         ]
     )
     return InlineKeyboardMarkup(rows)
 
 
+def languages(codec: CallbackCodec, choices: dict[str, str]) -> InlineKeyboardMarkup:
+    """One button per language the bot speaks (/language); the choice is stored per person."""
+    return InlineKeyboardMarkup(
+        [[_button(codec, name, Press(0, Action.LANGUAGE, code))] for code, name in choices.items()]
+    )
+
+
 def type_breed() -> ForceReply:
     """Opens the reply field, so the typed name comes back as a reply to the question."""
-    return ForceReply(selective=True, input_field_placeholder="e.g. German shepherd")
+    return ForceReply(selective=True, input_field_placeholder=texts.type_breed_placeholder())

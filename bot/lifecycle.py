@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from telegram import Update
@@ -20,6 +22,7 @@ from telegram.ext import Application, CommandHandler
 
 from bot import texts
 from bot.context import DogContext, admin_only
+from dogbot import i18n
 from dogbot.lifecycle_text import model_list, retrain_report
 from dogbot.simulation_report import last_report
 from jobs.lock import LockBusy
@@ -149,8 +152,12 @@ async def check_registry(context: DogContext) -> None:
     await asyncio.to_thread(lifecycle.refresh)
     reports, models = await asyncio.to_thread(lifecycle.recent_events)
     news = _news(reports, models, context.bot_data)
-    for text, chart in news:
-        for admin_id in sorted(context.services.members.admin_ids):
+    services = context.services
+    for write, chart in news:
+        for admin_id in sorted(services.members.admin_ids):
+            chosen = await asyncio.to_thread(services.members.language, admin_id)
+            with i18n.using(chosen or services.language):
+                text = write()
             with contextlib.suppress(TelegramError):  # an admin who never opened the bot
                 if chart and Path(chart).is_file():
                     with Path(chart).open("rb") as picture:
@@ -164,8 +171,9 @@ async def run_job_in_bot(context: DogContext) -> None:
     await asyncio.to_thread(run_scheduled, context.services.lifecycle, context.job.data)
 
 
-def _news(reports, models, bot_data: dict) -> list[tuple[str, str | None]]:
-    """Drift alarms and models trained by others since the last check (nothing on the first check)."""
+def _news(reports, models, bot_data: dict) -> list[tuple[Callable[[], str], str | None]]:
+    """Drift alarms and models trained by others since the last check (nothing on the first check),
+    each as a function that words it: called per admin, in that admin's language."""
     last_report = bot_data.get("seen_drift_report")
     last_model = bot_data.get("seen_model")
     bot_data["seen_drift_report"] = max((r.id for r in reports), default=0)
@@ -175,11 +183,12 @@ def _news(reports, models, bot_data: dict) -> list[tuple[str, str | None]]:
     news = []
     for report in sorted(reports, key=lambda r: r.id):
         if report.id > last_report and report.drift and report.trigger == "schedule":
-            news.append((texts.drift_alarm([t["name"] for t in report.tests if t["alarm"]]), report.chart))
+            alarms = [t["name"] for t in report.tests if t["alarm"]]
+            news.append((partial(texts.drift_alarm, alarms), report.chart))
     for model in models:
         if model.id > last_model and model.actor in ("scheduler", "cli"):
             chart = str(Path(model.report)) if model.report else None
-            news.append((texts.model_trained_elsewhere(model), chart))
+            news.append((partial(texts.model_trained_elsewhere, model), chart))
     return news
 
 

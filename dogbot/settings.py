@@ -59,6 +59,9 @@ class Settings(BaseSettings):
 
     # The shelter's time zone (an IANA name such as Europe/Madrid): every time the bot shows is on its clock.
     timezone: str = "UTC"
+    # The language the bot speaks to someone whose Telegram app uses a language it does not speak, and
+    # who chose none with /language: en or es.
+    language: str = "en"
 
     # --- Storage --------------------------------------------------------------------------------
     data_dir: Path = Path("data")
@@ -169,6 +172,15 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as error:
             raise ValueError(f"unknown time zone {value!r}; use a name like Europe/Madrid or UTC") from error
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _check_language(cls, value: str) -> str:
+        from dogbot.i18n import LANGUAGES
+
+        if value not in LANGUAGES:
+            raise ValueError(f"unknown language {value!r}; the bot speaks {', '.join(LANGUAGES)}")
         return value
 
     @field_validator("photo_store")

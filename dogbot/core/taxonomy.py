@@ -137,6 +137,8 @@ RESERVED_NAMES: dict[str, tuple[str, ...]] = {
         "Skip", "Skipped", "Other", "Others", "Other breed", "Unknown", "Don't know", "I don't know",
         "Not sure", "Wrong", "It is a dog",
     ),
+    "es": ("Omitir", "Omitido", "Otro", "Otra", "Otra raza", "Desconocido", "No sé", "No estoy seguro",
+           "Incorrecto", "Es un perro"),
 }  # fmt: skip
 
 
@@ -167,10 +169,19 @@ class Taxonomy:
             self._add(breed)
             self._extra.append(breed)
 
+        # Breed names in the languages the bot speaks ("Pastor alemán"): typed answers and /breeds
+        # understand them too. A translated name that is some other breed's name is left out.
+        translated: dict[str, list[str]] = {}
+        for key, name in _translated_names():
+            breed = self._breeds.get(key)
+            if breed is not None and self._by_name.setdefault(_compact(name), breed) is breed:
+                translated.setdefault(key, []).append(name)
+
         self._fuzzy_names: list[str] = []
         self._fuzzy_keys: list[str] = []
         for breed in self._breeds.values():
-            for name in dict.fromkeys(_fuzzy_form(name) for name in breed.names):
+            names = (*breed.names, *translated.get(breed.key, ()))
+            for name in dict.fromkeys(_fuzzy_form(name) for name in names):
                 self._fuzzy_names.append(name)
                 self._fuzzy_keys.append(breed.key)
 
@@ -350,6 +361,16 @@ def _mixed_case(part: str) -> bool:
 
 
 @cache
+@cache
+def _translated_names() -> tuple[tuple[str, str], ...]:
+    """(breed key, name) from every language's breed table (dogbot/data/breed_names_<language>.json)."""
+    names = []
+    for table in sorted(resources.files("dogbot").joinpath("data").iterdir(), key=lambda p: p.name):
+        if table.name.startswith("breed_names_") and table.name.endswith(".json"):
+            names += json.loads(table.read_text(encoding="utf-8")).items()
+    return tuple(names)
+
+
 def _builtin_breeds() -> tuple[Breed, ...]:
     table = json.loads(resources.files("dogbot").joinpath(_TABLE).read_text(encoding="utf-8"))
     return tuple(
