@@ -562,3 +562,29 @@ async def test_a_label_on_a_full_disk_is_named_to_staff_and_admins(bot, dog_phot
     assert "Free some disk space" in bot.last_reply(ADMIN_ID).params["text"]
     assert rows(bot.container, Label) == []
     bot.errors.clear()
+
+
+async def test_language_choice_is_kept_per_person(bot, dog_photos) -> None:
+    """/language: the choice is stored (every replica reads it) and beats the shelter's default."""
+    from storage.tables import LanguageChoice
+
+    await bot.send_text(STAFF_ID, "/language")
+    menu = bot.last_reply(STAFF_ID)
+    assert "English" in menu.params["text"] and set(bot.buttons(menu)) == {"English", "Español"}
+    await bot.press(STAFF_ID, menu, bot.buttons(menu)["Español"])
+    assert bot.sent("editMessageText")[-1].params["text"] == "A partir de ahora te hablo en Español."
+    assert [(row.user_id, row.language) for row in rows(bot.container, LanguageChoice)] == [(STAFF_ID, "es")]
+
+    await bot.send_photo(STAFF_ID, dog_photos["unsure"])
+    question = bot.last_reply(STAFF_ID)
+    assert "¿De qué raza es la foto #" in question.params["text"]
+    assert {"Mestizo", "No es un perro", "Otra…", "Omitir"} <= set(bot.buttons(question))
+    await bot.send_text(STAFF2_ID, "/help")  # someone else: still the shelter's language
+    assert "Staff commands:" in bot.last_reply(STAFF2_ID).params["text"]
+
+    await bot.send_text(STAFF_ID, "/language")
+    menu = bot.last_reply(STAFF_ID)
+    assert "Te hablo en Español" in menu.params["text"]
+    await bot.press(STAFF_ID, menu, bot.buttons(menu)["English"])
+    await bot.send_text(STAFF_ID, "/help")
+    assert "Staff commands:" in bot.last_reply(STAFF_ID).params["text"]
