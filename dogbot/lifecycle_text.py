@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
 
+from dogbot.i18n import _
 from storage.vocabulary import ModelStatus
 
 if TYPE_CHECKING:  # annotations only: `dogbot predict` imports this module and needs no job
@@ -29,35 +30,41 @@ def retrain_report(result: RetrainResult, name: Callable[[str], str] = str) -> s
     """What a retrain did, for a shelter manager: which model answers now, why, and how well.
 
     Percentages only (the metrics themselves are in ``dogbot retrain --json``); no file paths: the
-    chart travels beside the text (the CLI prints its path on a line of its own)."""
+    chart travels beside the text (the CLI prints its path on a line of its own). In the language in
+    force (dogbot.i18n); the reason is the judge's own sentence, in English."""
     if result.version is None or result.metrics is None:
-        return f"Nothing was trained: {result.reason}"
+        return _("Nothing was trained: {why}").format(why=result.reason)
     m = result.metrics
     cand, champ = m.candidate, m.champion
-    before = result.previous_champion or "the model before"
+    before = result.previous_champion or _("the model before")
     if result.promoted:
-        lines = [f"✅ The new model {result.version} answers from now on (it replaces {before})."]
+        head = _("✅ The new model {model} answers from now on (it replaces {before}).")
     else:
-        lines = [f"The new model {result.version} was not put to work; {result.champion} keeps answering."]
-    lines.append(f"Why: {result.reason}")
+        head = _("The new model {model} was not put to work; {champion} keeps answering.")
+    lines = [
+        head.format(model=result.version, before=before, champion=result.champion),
+        _("Why: {why}").format(why=result.reason),
+    ]
     added = list(m.train.breeds_added)
-    learned = f"It learned from {m.train.n_train} labelled photos"
     if added:
-        shown = ", ".join(name(key) for key in added[:5]) + (
-            f" and {len(added) - 5} more" if len(added) > 5 else ""
-        )
-        learned += f", including {len(added)} new breed{'s' if len(added) != 1 else ''}: {shown}"
-    lines.append(learned + ".")
+        shown = ", ".join(name(key) for key in added[:5])
+        if len(added) > 5:
+            shown += " " + _("and {n} more").format(n=len(added) - 5)
+        learned = _("It learned from {n} labelled photos, including {k} new breeds: {breeds}.")
+    else:
+        shown, learned = "", _("It learned from {n} labelled photos.")
+    lines.append(learned.format(n=m.train.n_train, k=len(added), breeds=shown))
     if cand.validation.top1 is not None:
-        right = _percent(cand.validation.top1)
-        line = f"On {cand.validation.n} photos it had not learned from it was right on {right}"
+        line = _("On {n} photos it had not learned from it was right on {right}").format(
+            n=cand.validation.n, right=_percent(cand.validation.top1)
+        )
         if champ.validation.top1 is not None:
             line += f" ({before}: {_percent(champ.validation.top1)})"
         lines.append(line + ".")
     if cand.validation.top1_new_breeds is not None:
         old = champ.validation.top1_new_breeds
         lines.append(
-            f"On the new breeds: {_percent(cand.validation.top1_new_breeds)}"
+            _("On the new breeds: {right}").format(right=_percent(cand.validation.top1_new_breeds))
             + (f" ({before}: {_percent(old)})" if old is not None else "")
             + "."
         )
@@ -67,27 +74,34 @@ def retrain_report(result: RetrainResult, name: Callable[[str], str] = str) -> s
 def model_list(rows: Sequence[ModelInfo], tz: tzinfo = UTC, limit: int = 10) -> str:
     """The model versions, the serving one first, then newest first, two short lines each: for a phone."""
     if not rows:
-        return "No models yet."
+        return _("No models yet.")
     lines = []
     newest_first = sorted(rows, key=lambda row: row.created_at, reverse=True)
     for m in sorted(newest_first, key=lambda row: not row.champion)[:limit]:
         if m.champion:
-            state = "answering now"
+            state = _("answering now")
         elif m.status == ModelStatus.PROMOTED:
-            state = "used before"
+            state = _("used before")
         elif m.status == ModelStatus.REJECTED:
-            state = "not used"
+            state = _("not used")
         else:
-            state = "not judged yet"
+            state = _("not judged yet")
         val = m.metrics.candidate.validation.top1 if m.metrics else None
-        right = f", right on {_percent(val)}" if val is not None else ", the starting model"
-        when = _local(m.created_at, tz)
+        if val is not None:
+            about = _("{when}, {n} breeds, right on {right}")
+        else:
+            about = _("{when}, {n} breeds, the starting model")
+        right = _percent(val) if val is not None else ""
         lines.append(f"{'▶' if m.champion else '•'} {m.version}: {state}")
-        lines.append(f"   {when}, {m.n_breeds} breeds{right}")
+        lines.append("   " + about.format(when=_local(m.created_at, tz), n=m.n_breeds, right=right))
         if m.status == ModelStatus.REJECTED and m.reason:
             lines.append(f"   {m.reason[:120]}")
     if len(rows) > limit:
-        lines.append(f"… and {len(rows) - limit} older ones (`dogbot models` on the server lists them all).")
+        lines.append(
+            _("… and {n} older ones (`dogbot models` on the server lists them all).").format(
+                n=len(rows) - limit
+            )
+        )
     return "\n".join(lines)
 
 
