@@ -132,8 +132,11 @@ def error_analysis_png(
             0.5, 0.5, "Both name the same photos right", ha="center", va="center", transform=left.transAxes
         )
         left.set_yticks([])
-    left.set_xlabel(_wrap("photos named right: new model minus the old one"))
-    left.set_title(_wrap("Where is it better (green) or worse (red) than the old one?"))
+    left.set_xlabel(_wrap("photos named right: new model minus the old one", 52))
+    checked = sum(entry["n"] for entry in per_breed.values())
+    left.set_title(
+        _wrap(f"Where is it better (green) or worse (red) than the old one, on {checked} check photos?")
+    )
     if pairs:
         labels = [f"{name(c['truth'])} taken for {name(c['predicted'])}" for c in pairs]
         _bars_with_labels_above(right_ax, labels, [([c["n"] for c in pairs], BEFORE, None)])
