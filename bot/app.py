@@ -149,11 +149,12 @@ async def _post_shutdown(application: Application) -> None:
 async def _set_commands(application: Application, services: Services) -> None:
     """The command menu: staff commands for everyone, plus admin commands in admins' chats, in every
     language the bot speaks (Telegram shows each person the one their app uses)."""
-    for language in i18n.LANGUAGES:
+    # Each language's menu for apps in that language, and the shelter's as the default for the rest.
+    menus = [(language, language) for language in i18n.LANGUAGES] + [(services.language, None)]
+    for language, code in menus:
         with i18n.using(language):
             staff = [BotCommand(name, _(what)) for name, what in texts.COMMANDS_STAFF.items()]
             admin = staff + [BotCommand(name, _(what)) for name, what in texts.COMMANDS_ADMIN.items()]
-        code = None if language == services.language else language  # the default menu: the shelter's
         try:
             await application.bot.set_my_commands(staff, scope=BotCommandScopeDefault(), language_code=code)
         except TelegramError as error:

@@ -221,6 +221,11 @@ async def test_a_staff_member_whose_telegram_is_in_spanish_gets_the_whole_flow_i
     from PIL import Image
 
     server = running.server
+    menu = {c["command"]: c["description"] for c in server.commands(language_code="es")}
+    assert menu["review"] == "etiquetar las fotos pendientes" and "language" in menu and "export" not in menu
+    assert {c["command"]: c["description"] for c in server.commands()}[
+        "review"
+    ] == "label photos that are waiting"
     server.user(SPANISH_STAFF, "Lucía", language_code="es")
     start = len(server.sent)
     toasts = []
