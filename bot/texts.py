@@ -239,13 +239,9 @@ def classification(result: Classification, name: Name) -> str:
 def photo_state(result: Classification, name: Name) -> str:
     """The line under the model's verdict: what the catalog holds now and what staff can do."""
     photo_id, decided = result.photo.id, result.label
-    if decided is not None and decided.breed == NOT_A_DOG:
-        return _("Photo #{photo_id} is catalogued as not a dog. If it is a dog, press “{is_dog}”.").format(
-            photo_id=photo_id, is_dog=button("is_dog")
-        )
-    if decided is not None:
+    if decided is not None and decided.breed != NOT_A_DOG:
         return _("Registered as #{photo_id}: {breed}.").format(photo_id=photo_id, breed=name(decided.breed))
-    if result.outcome == Outcome.NOT_A_DOG:
+    if decided is not None or result.outcome == Outcome.NOT_A_DOG:  # catalogued, or taken, as not a dog
         return _("Saved as photo #{photo_id}. If it is a dog, press “{is_dog}”.").format(
             photo_id=photo_id, is_dog=button("is_dog")
         )
