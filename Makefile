@@ -42,7 +42,7 @@ bench: install
 # to compile. tests/unit/test_i18n.py fails while a shipped language lacks a message.
 translations: install
 	$(BIN)/pybabel extract --no-location --omit-header -o $(LOCALE)/dogbot.pot bot dogbot
-	$(BIN)/pybabel update --no-location --width 110 -i $(LOCALE)/dogbot.pot -d $(LOCALE) -D dogbot
+	$(BIN)/pybabel update --width 110 --ignore-obsolete -i $(LOCALE)/dogbot.pot -d $(LOCALE) -D dogbot
 	$(BIN)/pybabel compile -d $(LOCALE) -D dogbot --statistics
 
 clean:
