@@ -13,12 +13,14 @@ from telegram.error import BadRequest
 from bot import dogs, keyboards, texts
 from bot.callbacks import Action, Press, breed_matches
 from bot.context import DogContext, chat_action
+from dogbot import i18n
 from dogbot.core import review
 from dogbot.core.labelling import UnknownBreed
 from dogbot.core.members import Role
 from storage.vocabulary import MIXED_BREED, SKIP, SPECIAL_LABELS, LabelSource
 
-_ASKED_PHOTO = re.compile(r"^Photo #(\d+):")
+# The photo number in a "which breed is it? type its name" question, in any language.
+_ASKED_PHOTO = re.compile(r"#(\d+)")
 
 
 async def on_button(update: Update, context: DogContext) -> None:
@@ -26,7 +28,9 @@ async def on_button(update: Update, context: DogContext) -> None:
     query = update.callback_query
     press = context.services.codec.decode(query.data)  # not None: the gate refused forged data
     role = context.role
-    if press.action is Action.LABEL:
+    if press.action is Action.LANGUAGE:
+        await _choose_language(query, context, press.arg)
+    elif press.action is Action.LABEL:
         await _record(query, context, press, role)
     elif press.action in (Action.SEX, Action.AGE, Action.SAME_DOG, Action.NEW_DOG):
         await dogs.on_dog_button(update, context, press)
@@ -36,6 +40,21 @@ async def on_button(update: Update, context: DogContext) -> None:
         await _ask_breed_name(query, context, press)
     else:  # WRONG, IS_DOG: show the full question again
         await _reopen(query, context, press)
+
+
+async def _choose_language(query: CallbackQuery, context: DogContext, language: str) -> None:
+    if language not in i18n.LANGUAGES:
+        await query.answer(texts.FORGED, show_alert=True)
+        return
+    await asyncio.to_thread(context.services.members.choose_language, query.from_user.id, language)
+    i18n.set_language(language)
+    said = texts.language_set(i18n.LANGUAGES, language)
+    await query.answer(said)
+    try:
+        await query.edit_message_text(said)
+    except BadRequest as error:
+        if "not modified" not in error.message.lower():
+            raise
 
 
 async def _record(query: CallbackQuery, context: DogContext, press: Press, role: Role) -> None:
@@ -84,11 +103,12 @@ async def _record(query: CallbackQuery, context: DogContext, press: Press, role:
         given = mine or breed
         decided = resolved.breed if resolved else None
         conflict = bool(resolved and resolved.conflict)
-        said = texts.answer_saved(photo_id, given, decided, conflict, services.breed_name, dog_code=code)
-        markup = None if given == SKIP else keyboards.wrong(services.codec, press.prediction_id)
-        if code is not None:  # a dog card: drawn again from the whole dog, this person's answer below
-            await dogs.update_card(context, query.message, await _dog_of(context, photo_id), footer=said)
+        if code is not None:  # a dog card: drawn again from the whole dog, its state line saying it
+            note = texts.card_answer_note(given, decided, services.breed_name)
+            await dogs.update_card(context, query.message, await _dog_of(context, photo_id), footer=note)
             return
+        said = texts.answer_saved(photo_id, given, decided, conflict, services.breed_name)
+        markup = None if given == SKIP else keyboards.wrong(services.codec, press.prediction_id)
         await _edit(query, said, markup)
     if press.review:
         await send_next_for_review(context, query.message.chat.id, after_photo_id=photo_id)
@@ -152,13 +172,19 @@ async def _reopen(query: CallbackQuery, context: DogContext, press: Press) -> No
         await query.answer(texts.STALE, show_alert=True)
         return
     await query.answer()
-    choices = [(breed.key, breed.display_name) for breed in question.button_breeds]
+    choices = [(breed.key, services.breed_name(breed.key)) for breed in question.button_breeds]
     markup = keyboards.question(services.codec, press.prediction_id, choices, review=press.review)
-    try:
-        await query.edit_message_reply_markup(markup)
-    except BadRequest as error:
-        if "not modified" not in error.message.lower():
-            raise
+    # The text changes with the buttons: "does not look like a dog" above breed buttons, or
+    # "Registered as …" above a question, would each say one thing while the buttons say another.
+    overruled = press.action is Action.IS_DOG
+    code = dogs.card_code(query.message) if query.message is not None else None
+    async with _message_lock(context, query):
+        if code is not None:  # a dog card: its state line becomes the question
+            said = texts.reopened_dog(code, overruled_not_a_dog=overruled)
+            dog_id = await _dog_of(context, question.photo.id)
+            await dogs.update_card(context, query.message, dog_id, state=said, markup=markup)
+            return
+        await _edit(query, texts.reopened(question.photo.id, overruled_not_a_dog=overruled), markup)
 
 
 async def _ask_breed_name(query: CallbackQuery, context: DogContext, press: Press) -> None:
@@ -195,7 +221,7 @@ async def on_text(update: Update, context: DogContext) -> None:
         await message.reply_text(texts.no_breed_match(typed, role))
         return
     context.user_data.pop("asked_photo", None)
-    choices = [(breed.key, breed.display_name) for breed in found]
+    choices = [(breed.key, services.breed_name(breed.key)) for breed in found]
     await message.reply_text(
         texts.breed_matches(photo_id, typed),
         reply_markup=keyboards.matches(services.codec, prediction.id, choices),
@@ -215,14 +241,14 @@ async def send_next_for_review(context: DogContext, chat_id: int, *, after_photo
             await context.bot.send_message(chat_id, texts.REVIEW_DONE)
             return
         question, data = found
-        top = [(breed.display_name, p) for breed, p in question.top]
+        top = [(services.breed_name(breed.key), p) for breed, p in question.top]
         caption = texts.review_caption(
             question.photo.id,
-            question.photo.received_at.strftime("%Y-%m-%d %H:%M UTC"),
+            texts.local_time(question.photo.received_at, services.timezone),
             top,
             question.prediction.is_dog,
         )
-        choices = [(breed.key, breed.display_name) for breed in question.button_breeds]
+        choices = [(breed.key, services.breed_name(breed.key)) for breed in question.button_breeds]
         markup = keyboards.question(services.codec, question.prediction.id, choices, review=True)
         await context.bot.send_photo(chat_id, photo=data, caption=caption, reply_markup=markup)
 
@@ -231,7 +257,7 @@ def _asked_photo(update: Update, context: DogContext) -> int | None:
     """Which photo a typed breed name is for: the question it replies to, else the last one asked."""
     replied = update.effective_message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
-        match = _ASKED_PHOTO.match(replied.text or "")
+        match = _ASKED_PHOTO.search(replied.text or "")
         if match:
             return int(match.group(1))
     return context.user_data.get("asked_photo")

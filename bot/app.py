@@ -8,9 +8,10 @@ import logging
 import sys
 from functools import partial
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
-from telegram.error import InvalidToken, TelegramError
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -29,9 +30,11 @@ from bot.context import DogContext, Services, gate
 from bot.errors import RetryingRateLimiter, install_redaction, on_error
 from bot.lifecycle import register_lifecycle_handlers
 from bot.throttle import PerUserLimit
+from dogbot import i18n
 from dogbot.app import Container
 from dogbot.core.intake import receive
 from dogbot.core.limits import SharedPerUserLimit
+from dogbot.i18n import _
 from jobs.scheduler import Intervals
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,8 @@ def build_application(
         ),
         stranger_limit=PerUserLimit(1, settings.stranger_reply_cooldown_s),
         max_download_bytes=catalog.intake.rules.max_bytes,
+        timezone=ZoneInfo(settings.timezone),
+        language=settings.language,
         download_timeout_s=settings.download_timeout_s,
         data_dir=settings.data_dir,
         album_settle_s=settings.album_settle_s,
@@ -146,18 +151,25 @@ async def _post_shutdown(application: Application) -> None:
 
 
 async def _set_commands(application: Application, services: Services) -> None:
-    """The command menu: staff commands for everyone, plus admin commands in admins' chats."""
-    staff = [BotCommand(name, what) for name, what in texts.COMMANDS_STAFF.items()]
-    admin = staff + [BotCommand(name, what) for name, what in texts.COMMANDS_ADMIN.items()]
-    try:
-        await application.bot.set_my_commands(staff, scope=BotCommandScopeDefault())
-    except TelegramError as error:
-        log.warning("could not set the command menu: %s", error.message)
-    for admin_id in sorted(services.members.admin_ids):
+    """The command menu: staff commands for everyone, plus admin commands in admins' chats, in every
+    language the bot speaks (Telegram shows each person the one their app uses)."""
+    # Each language's menu for apps in that language, and the shelter's as the default for the rest.
+    menus = [(language, language) for language in i18n.LANGUAGES] + [(services.language, None)]
+    for language, code in menus:
+        with i18n.using(language):
+            staff = [BotCommand(name, _(what)) for name, what in texts.COMMANDS_STAFF.items()]
+            admin = staff + [BotCommand(name, _(what)) for name, what in texts.COMMANDS_ADMIN.items()]
         try:
-            await application.bot.set_my_commands(admin, scope=BotCommandScopeChat(admin_id))
-        except TelegramError as error:  # an admin who never opened the bot: "chat not found"
-            log.info("no admin command menu for %s: %s", admin_id, error.message)
+            await application.bot.set_my_commands(staff, scope=BotCommandScopeDefault(), language_code=code)
+        except TelegramError as error:
+            log.warning("could not set the command menu: %s", error.message)
+        for admin_id in sorted(services.members.admin_ids):
+            try:
+                await application.bot.set_my_commands(
+                    admin, scope=BotCommandScopeChat(admin_id), language_code=code
+                )
+            except TelegramError as error:  # an admin who never opened the bot: "chat not found"
+                log.info("no admin command menu for %s: %s", admin_id, error.message)
 
 
 def webhook_secret(token: str, configured: str = "") -> str:
@@ -178,6 +190,9 @@ def run_bot(container: Container) -> int:
     path = urlsplit(settings.webhook_url).path.lstrip("/")
     install_redaction([settings.telegram_token, secret, settings.callback_secret, path])
     application = build_application(container)
+    quiet = _QuietStartupRetries()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(quiet)
     try:
         if settings.webhook_url:
             log.info("webhook mode on %s:%s", settings.webhook_listen, settings.webhook_port)
@@ -189,14 +204,26 @@ def run_bot(container: Container) -> int:
                 secret_token=secret,
                 allowed_updates=ALLOWED_UPDATES,
                 drop_pending_updates=False,  # photos sent while the bot was down are still answered
-                bootstrap_retries=5,
+                bootstrap_retries=settings.telegram_start_retries,
             )
         else:
             log.info("polling mode")
             application.run_polling(
-                allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False, bootstrap_retries=5
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=False,
+                bootstrap_retries=settings.telegram_start_retries,
             )
     except InvalidToken:
         print(texts.TOKEN_REFUSED, file=sys.stderr)
         return 2
+    except NetworkError as error:  # after PTB's start-up retries: Telegram cannot be reached at all
+        print(texts.telegram_unreachable(settings.telegram_base_url, error.message), file=sys.stderr)
+        return 3
     return 0
+
+
+class _QuietStartupRetries(logging.Filter):
+    """Drops PTB's start-up retry records (a traceback each): run_bot says in one line what failed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("telegram.ext") and "Bootstrap" in record.getMessage())

@@ -7,11 +7,11 @@ carries everything needed to act on a press, so buttons keep working after resta
 
 Actions: ``l`` label the photo with ``arg`` (a breed key or a special label), ``w`` "Wrong?" (show
 the choices again), ``o`` "Other…" (ask for a typed breed name), ``d`` "It is a dog" (show breed
-choices); on a dog card ``s``/``a`` its sex and age group, ``m``/``n`` same dog as an earlier one or
-not, ``p``/``q`` a mixed breed's first and second breed. An upper-case action is the same action
-pressed on a /review message: after it the next photo waiting for review is shown. Under a drift
-incident's message (admins only) the id is the incident's: ``r`` "Retrain now", ``e`` "Expected, use
-these photos as the new normal".
+choices), ``g`` choose the language ``arg`` (/language; prediction id 0); on a dog card ``s``/``a``
+its sex and age group, ``m``/``n`` same dog as an earlier one or not, ``p``/``q`` a mixed breed's
+first and second breed. An upper-case action is the same action pressed on a /review message: after
+it the next photo waiting for review is shown. Under a drift incident's message (admins only) the id
+is the incident's: ``r`` "Retrain now", ``e`` "Expected, use these photos as the new normal".
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Action(StrEnum):
     WRONG = "w"
     OTHER = "o"
     IS_DOG = "d"
+    LANGUAGE = "g"  # arg: the language code (/language; prediction id 0)
     # On a dog card (the prediction is one of the dog's photos'): details, merging, mixed breeds.
     SEX = "s"  # arg: male | female
     AGE = "a"  # arg: puppy | adult | senior

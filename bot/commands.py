@@ -9,8 +9,9 @@ from telegram import Update
 from telegram.constants import ChatAction
 from telegram.ext import CommandHandler
 
-from bot import texts
+from bot import keyboards, texts
 from bot.context import DogContext, admin_only, chat_action
+from dogbot import i18n
 from dogbot.core.members import MembershipError, parse_user_id
 from storage.vocabulary import PEOPLE
 
@@ -33,7 +34,7 @@ async def on_status(update: Update, context: DogContext) -> None:
     report, lifecycle = await asyncio.to_thread(
         lambda: (services.catalog.reporting.status(), services.lifecycle.status())
     )
-    await update.effective_message.reply_text(texts.status(report, lifecycle))
+    await update.effective_message.reply_text(texts.status(report, lifecycle, services.timezone))
 
 
 async def on_stats(update: Update, context: DogContext) -> None:
@@ -42,7 +43,7 @@ async def on_stats(update: Update, context: DogContext) -> None:
     rows, disputed = await asyncio.to_thread(
         lambda: (list(catalog.reporting.export_rows()), len(catalog.reporting.conflicts()))
     )
-    await update.effective_message.reply_text(texts.stats(rows, disputed)[:_MAX_MESSAGE])
+    await update.effective_message.reply_text(texts.stats(rows, disputed, context.role)[:_MAX_MESSAGE])
 
 
 async def on_breeds(update: Update, context: DogContext) -> None:
@@ -50,10 +51,20 @@ async def on_breeds(update: Update, context: DogContext) -> None:
     taxonomy = context.services.catalog.breeds.taxonomy
     typed = " ".join(context.args or [])
     if typed:
-        text = texts.breed_search(typed, [breed.display_name for breed, _ in taxonomy.suggest(typed, 10)])
+        found = [context.services.breed_name(breed.key) for breed, _ in taxonomy.suggest(typed, 10)]
+        text = texts.breed_search(typed, found)
     else:
-        text = texts.breed_list([breed.display_name for breed in taxonomy.all()])
+        text = texts.breed_list(sorted(context.services.breed_name(breed.key) for breed in taxonomy.all()))
     await update.effective_message.reply_text(text[:_MAX_MESSAGE])
+
+
+async def on_language(update: Update, context: DogContext) -> None:
+    """/language: which language the bot speaks to this person, with a button per language."""
+    services = context.services
+    await update.effective_message.reply_text(
+        texts.language_menu(i18n.current(), i18n.LANGUAGES),
+        reply_markup=keyboards.languages(services.codec, i18n.LANGUAGES),
+    )
 
 
 @admin_only
@@ -86,7 +97,7 @@ async def on_add_breed(update: Update, context: DogContext) -> None:
     """/addbreed NAME (admins): add a breed the model does not know yet."""
     name = " ".join(context.args or [])
     if not name:
-        await update.effective_message.reply_text(texts.usage("addbreed", "NAME, e.g. /addbreed Shiba Inu"))
+        await update.effective_message.reply_text(texts.usage_add_breed())
         return
     try:
         breed = await asyncio.to_thread(
@@ -115,9 +126,7 @@ async def _change_staff(update: Update, context: DogContext, *, add: bool) -> No
     args = context.args or []
     user_id = parse_user_id(args[0]) if len(args) == 1 else None
     if user_id is None:
-        await update.effective_message.reply_text(
-            texts.usage(command, "USER_ID (a person's Telegram id: a positive number, e.g. 123456789)")
-        )
+        await update.effective_message.reply_text(texts.usage_user_id(command))
         return
     members, by = context.services.members, update.effective_user.id
     change = members.add_staff if add else members.remove_staff
@@ -149,6 +158,7 @@ def handlers() -> list[CommandHandler]:
         CommandHandler("status", on_status),
         CommandHandler("stats", on_stats),
         CommandHandler("breeds", on_breeds),
+        CommandHandler("language", on_language),
         CommandHandler("export", on_export),
         CommandHandler("conflicts", on_conflicts),
         CommandHandler("addbreed", on_add_breed),

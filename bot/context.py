@@ -12,6 +12,7 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from pathlib import Path
 
 from telegram import Update
@@ -22,6 +23,7 @@ from bot import texts
 from bot.batcher import MicroBatcher
 from bot.callbacks import CallbackCodec
 from bot.throttle import PerUserLimit
+from dogbot import i18n
 from dogbot.core.catalog import Catalog
 from dogbot.core.intake import Incoming, Received
 from dogbot.core.limits import SharedPerUserLimit
@@ -44,14 +46,16 @@ class Services:
     download_timeout_s: float
     data_dir: Path  # where `dogbot simulate --report` leaves its last report (/report)
     album_settle_s: float  # an album's one card waits this long for the rest of its photos
+    timezone: tzinfo = UTC  # the shelter's clock, for every time shown
+    language: str = i18n.SOURCE_LANGUAGE  # the shelter's language, for people who chose none
 
     def breed_name(self, key: str) -> str:
-        """What people read for a breed key or special label."""
+        """What people read for a breed key or special label, in the current language."""
         special = texts.special_name(key)
         if special is not None:
             return special
         try:
-            return self.catalog.breeds.breed_name(key)
+            return i18n.breed_name(key, self.catalog.breeds.breed_name(key))
         except KeyError:
             return key
 
@@ -75,7 +79,11 @@ async def gate(update: Update, context: DogContext) -> None:
         await query.answer(texts.FORGED, show_alert=True)  # whoever pressed it: nothing to act on
         raise ApplicationHandlerStop
     user = update.effective_user
-    role = await asyncio.to_thread(context.services.members.role, user.id if user else None)
+    user_id = user.id if user else None
+    role = await asyncio.to_thread(context.services.members.role, user_id)
+    chosen = context.services.members.language(user_id)  # read with the role: cached, no query
+    # Everything said while handling this update is in this person's language (dogbot.i18n).
+    i18n.set_language(i18n.choose(chosen, user.language_code if user else None, context.services.language))
     if role is Role.STRANGER:
         if query is not None:
             await query.answer(texts.NOT_STAFF_BUTTON, show_alert=True)

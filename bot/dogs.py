@@ -157,11 +157,13 @@ async def card(
     ask_same_dog: bool = False,
     extra_breeds=(),
     seen_before: bool = False,
+    state: str | None = None,
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    """A dog's card: text and buttons, drawn from the catalog as it stands."""
+    """A dog's card: text and buttons, drawn from the catalog as it stands (``state``: a state line
+    other than the catalog's, e.g. the question again after “Wrong?”)."""
     services = context.services
     answer, prediction_id, same = await asyncio.to_thread(_card_parts, services.catalog, dog_id, ask_same_dog)
-    text = texts.dog_card(answer, services.breed_name, same, seen_before=seen_before)
+    text = texts.dog_card(answer, services.breed_name, same, seen_before=seen_before, state=state)
     if prediction_id is None:
         return text, None
     if answer.not_a_dog:
@@ -187,12 +189,20 @@ def _card_parts(catalog, dog_id: int, ask_same_dog: bool) -> tuple[DogAnswer, in
 
 
 async def update_card(
-    context: DogContext, message: Message, dog_id: int, *, footer: str | None = None
+    context: DogContext,
+    message: Message,
+    dog_id: int,
+    *,
+    footer: str | None = None,
+    state: str | None = None,
+    markup: InlineKeyboardMarkup | None = None,
 ) -> None:
-    """Draw the card again in place (after a press, or a photo that joined the dog)."""
-    text, markup = await card(context, dog_id)
+    """Draw the card again in place (after a press, or a photo that joined the dog); ``state`` and
+    ``markup`` replace the catalog's state line and the card's own buttons."""
+    text, own_markup = await card(context, dog_id, state=state)
+    markup = markup or own_markup
     if footer:
-        text = f"{text}{texts.ANSWER_SEPARATOR}{footer}"
+        text = f"{text}\n{footer}"  # under the state line it adds to
     try:
         if message.photo:  # /dog's card is the dog's best photo with the card as its caption
             await context.bot.edit_message_caption(

@@ -7,7 +7,8 @@ import contextlib
 import errno
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from telegram import Update
@@ -16,6 +17,7 @@ from telegram.ext import AIORateLimiter
 
 from bot import texts
 from bot.context import DogContext
+from dogbot import i18n
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +89,10 @@ async def on_error(update: object, context: DogContext) -> None:
                 sorry = texts.photo_not_saved(problem) if problem else texts.internal_error()
                 await update.effective_message.reply_text(sorry)
     if problem:
-        await _alert_admins(context, problem, texts.storage_alert(problem, where))
+        await _alert_admins(context, problem, partial(texts.storage_alert, problem, where))
     else:
-        await _alert_admins(
-            context, type(error).__name__, texts.error_for_admins(type(error).__name__, where)
-        )
+        kind = type(error).__name__
+        await _alert_admins(context, kind, partial(texts.error_for_admins, kind, where))
 
 
 # Storage that refuses writes, whoever reports it: the photo folder (OSError), SQLite (its message),
@@ -144,16 +145,20 @@ def describe(update: object) -> str:
     return f"update {update.update_id}"
 
 
-async def _alert_admins(context: DogContext, kind: str, alert: str) -> None:
+async def _alert_admins(context: DogContext, kind: str, alert: Callable[[], str]) -> None:
+    """Tell every admin, each in their own language (``alert`` words it)."""
     # At most one alert per kind of error a minute: a failure loop must not become a message flood.
     last: dict[str, float] = context.bot_data.setdefault("admin_alerts", {})
     now = time.monotonic()
     if now - last.get(kind, -_ADMIN_ALERT_INTERVAL_S) < _ADMIN_ALERT_INTERVAL_S:
         return
     last[kind] = now
-    for admin_id in sorted(context.services.members.admin_ids):
+    members = context.services.members
+    for admin_id in sorted(members.admin_ids):
+        with i18n.using(members.language(admin_id) or context.services.language):
+            text = alert()
         try:
-            await context.bot.send_message(admin_id, alert)
+            await context.bot.send_message(admin_id, text)
         except TelegramError as failed:
             log.warning("could not alert admin %s: %s", admin_id, failed.message)
 

@@ -28,14 +28,14 @@ def question(
     rows = [[_button(codec, text, press(Action.LABEL, key))] for key, text in breeds]
     rows.append(
         [
-            _button(codec, "Mixed breed", press(Action.LABEL, MIXED_BREED)),
-            _button(codec, "Not a dog", press(Action.LABEL, NOT_A_DOG)),
+            _button(codec, texts.button("mixed"), press(Action.LABEL, MIXED_BREED)),
+            _button(codec, texts.button("not_a_dog"), press(Action.LABEL, NOT_A_DOG)),
         ]
     )
     rows.append(
         [
-            _button(codec, "Other…", press(Action.OTHER)),
-            _button(codec, "Skip", press(Action.LABEL, SKIP)),
+            _button(codec, texts.button("other"), press(Action.OTHER)),
+            _button(codec, texts.button("skip"), press(Action.LABEL, SKIP)),
         ]
     )
     return InlineKeyboardMarkup(rows)
@@ -43,12 +43,14 @@ def question(
 
 def wrong(codec: CallbackCodec, prediction_id: int) -> InlineKeyboardMarkup:
     """Under an accepted answer: reopen the question."""
-    return InlineKeyboardMarkup([[_button(codec, "Wrong?", Press(prediction_id, Action.WRONG))]])
+    return InlineKeyboardMarkup([[_button(codec, texts.button("wrong"), Press(prediction_id, Action.WRONG))]])
 
 
 def not_a_dog(codec: CallbackCodec, prediction_id: int) -> InlineKeyboardMarkup:
     """Under "this does not look like a dog": let staff overrule the model."""
-    return InlineKeyboardMarkup([[_button(codec, "It is a dog", Press(prediction_id, Action.IS_DOG))]])
+    return InlineKeyboardMarkup(
+        [[_button(codec, texts.button("is_dog"), Press(prediction_id, Action.IS_DOG))]]
+    )
 
 
 def matches(codec: CallbackCodec, prediction_id: int, breeds: Sequence[Choice]) -> InlineKeyboardMarkup:
@@ -56,8 +58,8 @@ def matches(codec: CallbackCodec, prediction_id: int, breeds: Sequence[Choice]) 
     rows = [[_button(codec, text, Press(prediction_id, Action.LABEL, key))] for key, text in breeds]
     rows.append(
         [
-            _button(codec, "Mixed breed", Press(prediction_id, Action.LABEL, MIXED_BREED)),
-            _button(codec, "Other…", Press(prediction_id, Action.OTHER)),
+            _button(codec, texts.button("mixed"), Press(prediction_id, Action.LABEL, MIXED_BREED)),
+            _button(codec, texts.button("other"), Press(prediction_id, Action.OTHER)),
         ]
     )
     return InlineKeyboardMarkup(rows)
@@ -73,9 +75,16 @@ def incident(codec: CallbackCodec, incident_id: int) -> InlineKeyboardMarkup:
     )
 
 
+def languages(codec: CallbackCodec, choices: dict[str, str]) -> InlineKeyboardMarkup:
+    """One button per language the bot speaks (/language); the choice is stored per person."""
+    return InlineKeyboardMarkup(
+        [[_button(codec, name, Press(0, Action.LANGUAGE, code))] for code, name in choices.items()]
+    )
+
+
 def type_breed() -> ForceReply:
     """Opens the reply field, so the typed name comes back as a reply to the question."""
-    return ForceReply(selective=True, input_field_placeholder="e.g. German shepherd")
+    return ForceReply(selective=True, input_field_placeholder=texts.type_breed_placeholder())
 
 
 def dog_details(codec: CallbackCodec, prediction_id: int) -> list[list[InlineKeyboardButton]]:
@@ -86,13 +95,13 @@ def dog_details(codec: CallbackCodec, prediction_id: int) -> list[list[InlineKey
 
     return [
         [
-            _button(codec, "♂ Male", press(Action.SEX, "male")),
-            _button(codec, "♀ Female", press(Action.SEX, "female")),
+            _button(codec, texts.dog_button("male"), press(Action.SEX, "male")),
+            _button(codec, texts.dog_button("female"), press(Action.SEX, "female")),
         ],
         [
-            _button(codec, "Puppy", press(Action.AGE, "puppy")),
-            _button(codec, "Adult", press(Action.AGE, "adult")),
-            _button(codec, "Senior", press(Action.AGE, "senior")),
+            _button(codec, texts.dog_button("puppy"), press(Action.AGE, "puppy")),
+            _button(codec, texts.dog_button("adult"), press(Action.AGE, "adult")),
+            _button(codec, texts.dog_button("senior"), press(Action.AGE, "senior")),
         ],
     ]
 
@@ -117,8 +126,10 @@ def dog_card(
         rows.insert(
             0,
             [
-                _button(codec, "Same dog", Press(prediction_id, Action.SAME_DOG, str(same_dog_id))),
-                _button(codec, "New dog", Press(prediction_id, Action.NEW_DOG)),
+                _button(
+                    codec, texts.dog_button("same"), Press(prediction_id, Action.SAME_DOG, str(same_dog_id))
+                ),
+                _button(codec, texts.dog_button("new"), Press(prediction_id, Action.NEW_DOG)),
             ],
         )
     if kind != "not_a_dog":
@@ -133,7 +144,13 @@ ONE_BREED_MIX = "-"  # a MIX_SECOND arg: "Labrador Retriever mix", the other bre
 def mix_primary(codec: CallbackCodec, prediction_id: int, breeds: Sequence[Choice]) -> InlineKeyboardMarkup:
     """After "Mixed breed": which breed it looks most like (first of two taps), or "unknown mix"."""
     rows = [[_button(codec, text, Press(prediction_id, Action.MIX_PRIMARY, key))] for key, text in breeds]
-    rows.append([_button(codec, "Unknown mix", Press(prediction_id, Action.MIX_PRIMARY, UNKNOWN_MIX))])
+    rows.append(
+        [
+            _button(
+                codec, texts.dog_button("unknown_mix"), Press(prediction_id, Action.MIX_PRIMARY, UNKNOWN_MIX)
+            )
+        ]
+    )
     return InlineKeyboardMarkup(rows)
 
 
@@ -143,6 +160,12 @@ def mix_secondary(
     """The second tap: the other breed of the cross, or only the first one known."""
     rows = [[_button(codec, text, Press(prediction_id, Action.MIX_SECOND, key))] for key, text in breeds]
     rows.append(
-        [_button(codec, f"Just “{primary_name} mix”", Press(prediction_id, Action.MIX_SECOND, ONE_BREED_MIX))]
+        [
+            _button(
+                codec,
+                texts.only_first_breed(primary_name),
+                Press(prediction_id, Action.MIX_SECOND, ONE_BREED_MIX),
+            )
+        ]
     )
     return InlineKeyboardMarkup(rows)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from telegram import InputMediaPhoto, Update
@@ -22,6 +24,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 from bot import keyboards, texts
 from bot.callbacks import Action, is_incident_press
 from bot.context import DogContext, admin_only
+from dogbot import i18n
 from dogbot.core.members import Role
 from dogbot.lifecycle_text import model_list, retrain_report
 from dogbot.simulation_report import last_report
@@ -109,7 +112,7 @@ async def _retrain(message, context: DogContext, *, actor: str | None, full: boo
         await _edit(status, texts.not_retrained(str(refusal)))
         return
     await _edit(status, texts.retrain_done(result.promoted))
-    await _reply_with_chart(message, retrain_report(result), result.report)
+    await _reply_with_chart(message, retrain_report(result, context.services.breed_name), result.report)
 
 
 async def on_incident_button(update: Update, context: DogContext) -> None:
@@ -149,14 +152,16 @@ async def on_drift(update: Update, context: DogContext) -> None:
     await update.effective_message.reply_text(texts.CHECKING_DRIFT)
     lifecycle = context.services.lifecycle
     result = await asyncio.to_thread(lifecycle.drift, trigger="telegram")
-    await _reply_with_chart(update.effective_message, texts.drift_report(result), result.chart)
+    await _reply_with_chart(
+        update.effective_message, texts.drift_report(result, context.services.breed_name), result.chart
+    )
 
 
 @admin_only
 async def on_models(update: Update, context: DogContext) -> None:
     """/models (admins): every model version, which one serves, and why others were rejected."""
     rows = await asyncio.to_thread(context.services.lifecycle.models)
-    await update.effective_message.reply_text(model_list(rows)[-_MAX_MESSAGE:])
+    await update.effective_message.reply_text(model_list(rows, context.services.timezone)[:_MAX_MESSAGE])
 
 
 @admin_only
@@ -193,18 +198,21 @@ async def check_registry(context: DogContext) -> None:
     news = _news(incidents, models, context.bot_data)
     for item in news:
         examples = await asyncio.to_thread(_example_photos, services, item.examples)
-        markup = keyboards.incident(services.codec, item.incident_id) if item.incident_id else None
         for admin_id in sorted(services.members.admin_ids):
+            chosen = await asyncio.to_thread(services.members.language, admin_id)
+            with i18n.using(chosen or services.language):  # each admin reads it in their language
+                text = item.write()
+                markup = keyboards.incident(services.codec, item.incident_id) if item.incident_id else None
             with contextlib.suppress(TelegramError):  # an admin who never opened the bot
                 if len(examples) >= 2:
                     await context.bot.send_media_group(admin_id, [InputMediaPhoto(data) for data in examples])
                 if item.chart and Path(item.chart).is_file():
                     with Path(item.chart).open("rb") as picture:
                         await context.bot.send_photo(
-                            admin_id, picture, caption=item.text[:_MAX_CAPTION], reply_markup=markup
+                            admin_id, picture, caption=text[:_MAX_CAPTION], reply_markup=markup
                         )
                 else:
-                    await context.bot.send_message(admin_id, item.text[:_MAX_MESSAGE], reply_markup=markup)
+                    await context.bot.send_message(admin_id, text[:_MAX_MESSAGE], reply_markup=markup)
 
 
 def _example_photos(services, hashes: list[str]) -> list[bytes]:
@@ -224,7 +232,7 @@ async def run_job_in_bot(context: DogContext) -> None:
 
 @dataclass(frozen=True)
 class _News:
-    text: str
+    write: Callable[[], str]  # words it: called per admin, in that admin's language
     chart: str | None
     examples: list[str] = field(default_factory=list)  # photo hashes (a drift incident's)
     incident_id: int | None = None  # a drift incident: its buttons go under the message
@@ -243,12 +251,12 @@ def _news(incidents, models, bot_data: dict) -> list[_News]:
     for incident in sorted(incidents, key=lambda i: i.id):
         if incident.id > last_incident:
             facts = IncidentFacts.from_json(incident.facts)
-            text = texts.drift_incident(facts, _breed_name_of(bot_data))
-            news.append(_News(text, facts.chart, facts.examples, incident.id))
+            write = partial(texts.drift_incident, facts, _breed_name_of(bot_data))
+            news.append(_News(write, facts.chart, facts.examples, incident.id))
     for model in models:
         if model.id > last_model and model.actor in ("scheduler", "cli"):
             chart = str(Path(model.report)) if model.report else None
-            news.append(_News(texts.model_trained_elsewhere(model), chart))
+            news.append(_News(partial(texts.model_trained_elsewhere, model), chart))
     return news
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, tzinfo
 
-from dogbot.core.dogs import DogAnswer, SameDog, ShelterBreed, shelter_breed_name
+from dogbot.core.dogs import DogAnswer, SameDog, ShelterBreed
 from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
-from dogbot.lifecycle_text import puppies_in_words
+from dogbot.i18n import N_, _, ngettext
+from dogbot.lifecycle_text import age_group_name, puppies_in_words
 from jobs.drift import DriftResult
 from jobs.incidents import AnswerQuality, IncidentFacts
 from jobs.service import LifecycleStatus
@@ -26,13 +28,28 @@ from storage.vocabulary import (
     DriftTest,
     IncidentClose,
     IncidentKind,
+    LabelSource,
     ModelStatus,
     Outcome,
 )
 
 Name = Callable[[str], str]  # breed key (or special label) -> what people read
 
+# Between a message's verdict (the model's answer, or a /review photo's caption) and the line saying
+# where the photo stands: an edit replaces what follows it, so the message shows the current state once.
+ANSWER_SEPARATOR = "\n—\n"
+
 TOKEN_REFUSED = "Telegram refused the bot token. Check DOGBOT_TELEGRAM_TOKEN (from @BotFather)."
+
+
+def telegram_unreachable(base_url: str, why: str) -> str:
+    host = base_url.split("//", 1)[-1].split("/", 1)[0]
+    return (
+        f"Cannot reach Telegram at {host} ({why}); check this machine's internet connection "
+        "(or DOGBOT_TELEGRAM_BASE_URL), then run again."
+    )
+
+
 BOTFATHER = (
     "No Telegram bot token is set.\n"
     "1. In Telegram, open a chat with @BotFather and send /newbot; follow its questions.\n"
@@ -42,27 +59,60 @@ BOTFATHER = (
 )
 
 COMMANDS_STAFF = {
-    "start": "what this bot is",
-    "help": "what you can do",
-    "review": "label photos that are waiting",
-    "status": "model and catalog at a glance",
-    "stats": "counts per breed and label source",
-    "breeds": "the breeds I know (or /breeds NAME to search)",
-    "dogs": "the dogs that came in lately",
-    "dog": "one dog's card: /dog D-2026-0042",
+    "start": N_("what this bot is"),
+    "help": N_("what you can do"),
+    "review": N_("label photos that are waiting"),
+    "status": N_("model and catalog at a glance"),
+    "stats": N_("counts per breed and who decided"),
+    "breeds": N_("the breeds I know (or /breeds NAME to search)"),
+    "language": N_("the language I speak to you"),
+    "dogs": N_("the dogs that came in lately"),
+    "dog": N_("one dog's card: /dog D-2026-0042"),
 }
 COMMANDS_ADMIN = {
-    "export": "the catalog as a CSV file",
-    "conflicts": "photos where staff disagree",
-    "addbreed": "add a breed: /addbreed NAME",
-    "addstaff": "give someone staff rights: /addstaff USER_ID",
-    "removestaff": "take staff rights away: /removestaff USER_ID",
-    "staff": "who has staff rights",
-    "retrain": "retrain the breed model on new labels",
-    "drift": "check whether incoming photos changed",
-    "models": "model versions and their accuracy",
-    "rollback": "serve the previous model again",
+    "export": N_("the catalog as a CSV file"),
+    "conflicts": N_("photos where staff disagree"),
+    "addbreed": N_("add a breed: /addbreed NAME"),
+    "addstaff": N_("give someone staff rights: /addstaff USER_ID"),
+    "removestaff": N_("take staff rights away: /removestaff USER_ID"),
+    "staff": N_("who has staff rights"),
+    "retrain": N_("retrain the breed model on new labels"),
+    "drift": N_("check whether incoming photos changed"),
+    "models": N_("model versions and how good they are"),
+    "rollback": N_("go back to the model before"),
+    "report": N_("the chart of the last simulated month"),
 }
+
+# Messages without a value in them, read as ``texts.STALE`` and so on: translated when read (module
+# __getattr__ below), so each person gets them in their own language.
+_CONSTANT = {
+    "STICKER": N_("Nice sticker! To catalog a dog I need a photo, though."),
+    "VOICE": N_("I can't listen to voice or audio messages. Please send a photo of the dog."),
+    "ANIMATION": N_("I can't catalog GIFs or animations. Please send a still photo of the dog."),
+    "VIDEO": N_("I can't catalog videos. Please send a still photo of the dog."),
+    "UNSUPPORTED": N_("I only understand photos of dogs (and /help)."),
+    "TEXT_HINT": N_("Send me a photo of a dog, or /help to see what I can do."),
+    "STALE": N_("This question is out of date (the photo was re-examined). Use /review to answer it again."),
+    "FORGED": N_("Sorry, I can't use that button. Send the photo again or use /review."),
+    "NOT_STAFF_BUTTON": N_("Only shelter staff can answer."),
+    "UNKNOWN_BREED": N_("I don't know that breed any more. Please choose again."),
+    "REVIEW_DONE": N_("🎉 Nothing is waiting for review."),
+    "CHECKING_DRIFT": N_("Checking whether new photos changed…"),
+    "RETRAIN_NOW": N_("Retrain now"),
+    "EXPECTED": N_("Expected, use these photos as the new normal"),
+    "NO_INCIDENT": N_("This drift alert is no longer on record."),
+    "MERGED_TOAST": N_("Merged: one dog."),
+    "KEPT_APART_TOAST": N_("Kept as a new dog."),
+    "NO_SIMULATION_REPORT": N_(
+        "No simulation report yet. Run `dogbot simulate --manifest CSV --report DIR` on the server."
+    ),
+}
+
+
+def __getattr__(name: str) -> str:
+    if name in _CONSTANT:
+        return _(_CONSTANT[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def percent(p: float) -> str:
@@ -70,139 +120,212 @@ def percent(p: float) -> str:
 
 
 def special_name(key: str) -> str | None:
-    return {MIXED_BREED: "Mixed breed", NOT_A_DOG: "Not a dog", SKIP: "Skipped"}.get(key)
+    names = {MIXED_BREED: N_("Mixed breed"), NOT_A_DOG: N_("Not a dog"), SKIP: N_("Skipped")}
+    return _(names[key]) if key in names else None
+
+
+# --- buttons -------------------------------------------------------------------------------------
+def button(which: str) -> str:
+    """What a fixed button says: mixed, not_a_dog, other, skip, wrong, is_dog."""
+    words = {
+        "mixed": N_("Mixed breed"),
+        "not_a_dog": N_("Not a dog"),
+        "other": N_("Other…"),
+        "skip": N_("Skip"),
+        "wrong": N_("Wrong?"),
+        "is_dog": N_("It is a dog"),
+    }
+    return _(words[which])
+
+
+def type_breed_placeholder() -> str:
+    return _("e.g. German shepherd")
 
 
 # --- who may do what ----------------------------------------------------------------------------
 def stranger(user_id: int) -> str:
-    return (
+    return _(
         "Sorry, this bot is only for the shelter's staff. "
-        f"If you work there, ask an admin to add you: your Telegram user id is {user_id}."
-    )
+        "If you work there, ask an admin to add you: your Telegram user id is {user_id}."
+    ).format(user_id=user_id)
 
 
 def admin_only() -> str:
-    return "Only admins can do that."
+    return _("Only admins can do that.")
 
 
 def welcome(role: Role, first_name: str) -> str:
-    who = "an admin" if role is Role.ADMIN else "staff"
-    return (
-        f"Hello {first_name}! I help the shelter catalog new arrivals by breed. You are {who} here.\n"
-        "Send me a photo of a dog and I tell you its breed; if I am unsure, you pick the right one.\n"
-        "/help lists everything you can do."
+    if role is Role.ADMIN:
+        who = _(
+            "Hello {first_name}! I help the shelter catalog new arrivals by breed. You are an admin here."
+        )
+    else:
+        who = _("Hello {first_name}! I help the shelter catalog new arrivals by breed. You are staff here.")
+    return "\n".join(
+        [
+            who.format(first_name=first_name),
+            _("Send me a photo of a dog and I tell you its breed; if I am unsure, you pick the right one."),
+            _("/help lists everything you can do; /language changes the language I speak."),
+        ]
     )
 
 
 def help_text(role: Role) -> str:
     lines = [
-        "I catalog new arrivals by dog breed.",
+        _("I catalog new arrivals by dog breed."),
         "",
-        "Send a photo (or an image file up to 20 MB, or an album) and I answer with the likely breed.",
-        "When I'm sure, the dog is registered at once; press “Wrong?” if I'm not right.",
-        "When I'm unsure, pick the breed, Mixed breed, Not a dog, Other… (type a name) or Skip.",
+        _("Send a photo (or an image file up to 20 MB, or an album) and I answer with the likely breed."),
+        _("When I'm sure, the dog is registered at once; press “{wrong}” if I'm not right.").format(
+            wrong=button("wrong")
+        ),
+        _("When I'm unsure, pick the breed, {mixed}, {not_a_dog}, {other} (type a name) or {skip}.").format(
+            mixed=button("mixed"), not_a_dog=button("not_a_dog"), other=button("other"), skip=button("skip")
+        ),
         "",
-        "Staff commands:",
-        *(f"/{name} — {what}" for name, what in COMMANDS_STAFF.items()),
+        _("Staff commands:"),
+        *(f"/{name} — {_(what)}" for name, what in COMMANDS_STAFF.items()),
     ]
     if role is Role.ADMIN:
-        lines += ["", "Admin commands:", *(f"/{name} — {what}" for name, what in COMMANDS_ADMIN.items())]
+        lines += [
+            "",
+            _("Admin commands:"),
+            *(f"/{name} — {_(what)}" for name, what in COMMANDS_ADMIN.items()),
+        ]
     else:
-        lines += ["", "Admins can also export the catalog, add breeds and staff, and retrain the model."]
+        lines += ["", _("Admins can also export the catalog, add breeds and staff, and retrain the model.")]
     return "\n".join(lines)
+
+
+def language_menu(current: str, languages: Mapping[str, str]) -> str:
+    return _("I speak to you in {language}. Choose another:").format(language=languages[current])
+
+
+def language_set(languages: Mapping[str, str], chosen: str) -> str:
+    return _("From now on I speak to you in {language}.").format(language=languages[chosen])
 
 
 # --- photos ---------------------------------------------------------------------------------------
 def classification(result: Classification, name: Name) -> str:
     """The answer to a photo: what the model thinks and what happens next."""
     photo_id = result.photo.id
-    lines = [f"I've seen this photo before (#{photo_id})."] if result.duplicate else []
-    guesses = ", ".join(f"{breed.display_name} {percent(p)}" for breed, p in result.top)
+    lines = (
+        [_("I've seen this photo before (#{photo_id}).").format(photo_id=photo_id)]
+        if result.duplicate
+        else []
+    )
+    guesses = ", ".join(f"{name(breed.key)} {percent(p)}" for breed, p in result.top)
     if result.outcome == Outcome.NOT_A_DOG:
-        lines.append(f"This does not look like a dog ({percent(result.prediction.confidence)} sure).")
-        lines.append(f"Saved as photo #{photo_id}. If it is a dog, press “It is a dog”.")
+        lines.append(
+            _("This does not look like a dog ({sure} sure).").format(
+                sure=percent(result.prediction.confidence)
+            )
+        )
     elif result.outcome == Outcome.AUTO_ACCEPTED:
         top, p = result.top[0]
-        lines.append(f"🐕 {top.display_name} ({percent(p)} sure).")
+        lines.append(_("🐕 {breed} ({sure} sure).").format(breed=name(top.key), sure=percent(p)))
         if len(result.top) > 1:
-            lines.append(
-                "Also possible: " + ", ".join(f"{b.display_name} {percent(q)}" for b, q in result.top[1:])
-            )
+            others = ", ".join(f"{name(b.key)} {percent(q)}" for b, q in result.top[1:])
+            lines.append(_("Also possible: {breeds}").format(breeds=others))
     elif result.lookalikes:
         top, p = result.top[0]
-        learning = " or ".join(name(key) for key in result.lookalikes)
+        learning = _(" or ").join(name(key) for key in result.lookalikes)
         lines.append(
-            f"🤔 It looks like a {top.display_name} ({percent(p)}), but staff lately corrected that "
-            f"to {learning}, which I am still learning. Best guesses: {guesses}."
+            _(
+                "🤔 It looks like a {breed} ({sure}), but staff lately corrected that to {learning}, "
+                "which I am still learning. Best guesses: {guesses}."
+            ).format(breed=name(top.key), sure=percent(p), learning=learning, guesses=guesses)
         )
     elif result.learning and result.held_back:
         top, p = result.top[0]
-        learning = " or ".join(name(key) for key in result.learning)
+        learning = _(" or ").join(name(key) for key in result.learning)
         lines.append(
-            f"🤔 It looks like a {top.display_name} ({percent(p)}), but also like photos staff "
-            f"labelled {learning}, which I am still learning. Best guesses: {guesses}."
+            _(
+                "🤔 It looks like a {breed} ({sure}), but also like photos staff labelled {learning}, "
+                "which I am still learning. Best guesses: {guesses}."
+            ).format(breed=name(top.key), sure=percent(p), learning=learning, guesses=guesses)
         )
     elif result.learning:
-        learning = " or ".join(name(key) for key in result.learning)
+        learning = _(" or ").join(name(key) for key in result.learning)
         lines.append(
-            f"🤔 I'm not sure. Best guesses: {guesses}; it also looks like photos staff labelled {learning}."
+            _(
+                "🤔 I'm not sure. Best guesses: {guesses}; it also looks like photos staff labelled {learning}."
+            ).format(guesses=guesses, learning=learning)
         )
     else:
-        lines.append(f"🤔 I'm not sure. Best guesses: {guesses}.")
-    decided = result.label
+        lines.append(_("🤔 I'm not sure. Best guesses: {guesses}.").format(guesses=guesses))
+    return "\n".join(lines) + ANSWER_SEPARATOR + photo_state(result, name)
+
+
+def photo_state(result: Classification, name: Name) -> str:
+    """The line under the model's verdict: what the catalog holds now and what staff can do."""
+    photo_id, decided = result.photo.id, result.label
     if decided is not None and decided.breed != NOT_A_DOG:
-        lines.append(f"Registered as #{photo_id}: {name(decided.breed)}.")
-    elif decided is None and result.outcome != Outcome.NOT_A_DOG:
-        lines.append(f"Which breed is photo #{photo_id}?")
-    return "\n".join(lines)
+        return _("Registered as #{photo_id}: {breed}.").format(photo_id=photo_id, breed=name(decided.breed))
+    if decided is not None or result.outcome == Outcome.NOT_A_DOG:  # catalogued, or taken, as not a dog
+        return _("Saved as photo #{photo_id}. If it is a dog, press “{is_dog}”.").format(
+            photo_id=photo_id, is_dog=button("is_dog")
+        )
+    return _("Which breed is photo #{photo_id}?").format(photo_id=photo_id)
+
+
+def reopened(photo_id: int, *, overruled_not_a_dog: bool) -> str:
+    """The line under the verdict once someone pressed “Wrong?” or “It is a dog”."""
+    if overruled_not_a_dog:
+        return _("You say it is a dog: which breed is photo #{photo_id}?").format(photo_id=photo_id)
+    return _("Which breed is photo #{photo_id}, then?").format(photo_id=photo_id)
+
+
+def reopened_dog(code: str, *, overruled_not_a_dog: bool) -> str:
+    """A dog card's state line once someone pressed “Wrong?” or “It is a dog” on it."""
+    if overruled_not_a_dog:
+        return _("You say it is a dog: which breed is {code}?").format(code=code)
+    return _("Which breed is {code}, then?").format(code=code)
 
 
 def stored_unclassified(photo_id: int) -> str:
-    return (
-        f"Saved as photo #{photo_id}, but I couldn't classify it just now. "
+    return _(
+        "Saved as photo #{photo_id}, but I couldn't classify it just now. "
         "It is safe and waiting for review (/review)."
-    )
+    ).format(photo_id=photo_id)
 
 
 def rejected(reason: str) -> str:
-    return f"{reason} Nothing was saved. Please send a photo of the dog."
+    return _("{reason} Nothing was saved. Please send a photo of the dog.").format(reason=reason)
 
 
 def too_big(size_bytes: int | None, limit_mb: int) -> str:
-    size = f" ({size_bytes / 1024 / 1024:.1f} MB)" if size_bytes is not None else ""
+    if size_bytes is None:
+        text = _("This file is too big; I can take files up to {limit} MB.")
+    else:
+        text = _("This file is too big ({size:.1f} MB); I can take files up to {limit} MB.")
     return (
-        f"This file is too big{size}; I can take files up to {limit_mb} MB. "
-        "Please send it as a photo instead, or a smaller file."
+        text.format(size=(size_bytes or 0) / 1024 / 1024, limit=limit_mb)
+        + " "
+        + _("Please send it as a photo instead, or a smaller file.")
     )
 
 
 def not_an_image(file_name: str | None, mime_type: str | None) -> str:
-    what = f"“{file_name}”" if file_name else "This file"
+    what = f"“{file_name}”" if file_name else _("This file")
     kind = f" ({mime_type})" if mime_type else ""
-    return f"{what}{kind} is not an image. Please send a photo of the dog."
+    return _("{what} is not an image. Please send a photo of the dog.").format(what=what + kind)
 
 
 def download_failed() -> str:
-    return "I couldn't download that file from Telegram. Please send it again."
+    return _("I couldn't download that file from Telegram. Please send it again.")
 
 
 def slow_down(limit: int) -> str:
-    return f"That's more than {limit} photos in a minute. Please wait a moment, then send the rest again."
-
-
-STICKER = "Nice sticker! To catalog a dog I need a photo, though."
-VOICE = "I can't listen to voice or audio messages. Please send a photo of the dog."
-ANIMATION = "I can't catalog GIFs or animations. Please send a still photo of the dog."
-VIDEO = "I can't catalog videos. Please send a still photo of the dog."
-UNSUPPORTED = "I only understand photos of dogs (and /help)."
-TEXT_HINT = "Send me a photo of a dog, or /help to see what I can do."
+    return _(
+        "That's more than {limit} photos in a minute. Please wait a moment, then send the rest again."
+    ).format(limit=limit)
 
 
 # --- dogs ----------------------------------------------------------------------------------------
-ANSWER_SEPARATOR = "\n—\n"  # between a question and what became of it
-DOG_CARD_PREFIX = "🐕 Dog "  # every dog card starts so; a photo sent as a reply to one joins that dog
-_SEX_WORDS = {"male": "male", "female": "female"}
-_AGE_WORDS = {"puppy": "puppy", "adult": "adult", "senior": "senior"}
+# Every dog card starts so, in every language (a marker, not a sentence): a photo sent as a reply to
+# a message that starts so joins that dog.
+DOG_CARD_PREFIX = "🐕 Dog "
+_SEX_WORDS = {"male": N_("male"), "female": N_("female")}
 
 
 def dog_title(code: str, name: str | None) -> str:
@@ -211,312 +334,522 @@ def dog_title(code: str, name: str | None) -> str:
 
 def shelter_breed(breed: ShelterBreed, name: Name) -> str:
     """ "Labrador Retriever", "Labrador Retriever mix", "Labrador Retriever / Boxer mix", "Mixed breed"."""
-    return shelter_breed_name(breed, name)
+    if breed.primary is None:
+        return special_name(MIXED_BREED) or ""
+    words = name(breed.primary)
+    if breed.secondary:
+        words += f" / {name(breed.secondary)}"
+    return _("{breeds} mix").format(breeds=words) if breed.mix else words
 
 
-def dog_card(answer: DogAnswer, name: Name, same: SameDog | None = None, *, seen_before: bool = False) -> str:
-    """One dog: its code and name, the breed from all its photos, what happens next."""
+def photo_count(n: int) -> str:
+    return ngettext("{n} photo", "{n} photos", n).format(n=n)
+
+
+def dog_state(answer: DogAnswer, name: Name) -> str:
+    """A dog card's one state line: what the catalog holds for the dog now and what staff can do."""
     dog = answer.dog
-    n = len(answer.photos)
-    photos = f"{n} photo{'s' if n != 1 else ''}"
-    lines = [f"{DOG_CARD_PREFIX}{dog_title(dog.code, dog.name)} ({photos})"]
-    if seen_before:
-        lines.append(f"I've seen this photo before: it is one of {dog.code}'s.")
-    guesses = ", ".join(f"{breed.display_name} {percent(p)}" for breed, p in answer.top)
     if answer.not_a_dog:
-        lines.append("This does not look like a dog. If it is one, press “It is a dog”.")
-    elif answer.breed is not None:
-        breed = shelter_breed(answer.breed, name)
-        if answer.label is None and answer.top:
-            lines.append(f"{breed} ({percent(answer.top[0][1])} sure, from all its photos).")
-        lines.append(f"Registered as {dog.code}: {breed}.")
-        if answer.label is not None and answer.label.conflict:
-            lines.append("Staff disagree about this dog; admins see it in /conflicts.")
-    elif answer.top:
-        lines.append(f"🤔 I'm not sure. Best guesses from all its photos: {guesses}.")
-        lines.append(f"Which breed is {dog_title(dog.code, dog.name)}?")
-    else:
-        lines.append("I couldn't classify its photos just now; they wait in /review.")
+        return _("This does not look like a dog. If it is one, press “{is_dog}”.").format(
+            is_dog=button("is_dog")
+        )
+    if answer.breed is not None:
+        return _("Registered as {code}: {breed}.").format(
+            code=dog.code, breed=shelter_breed(answer.breed, name)
+        )
+    if answer.top:
+        return _("Which breed is {dog}?").format(dog=dog_title(dog.code, dog.name))
+    return _("I couldn't classify its photos just now; they wait in /review.")
+
+
+def dog_card(
+    answer: DogAnswer,
+    name: Name,
+    same: SameDog | None = None,
+    *,
+    seen_before: bool = False,
+    state: str | None = None,
+) -> str:
+    """One dog: its code and name, the breed from all its photos, then its one state line (``state``
+    replaces it, e.g. after “Wrong?”), then the details and what staff can do next."""
+    dog = answer.dog
+    lines = [f"{DOG_CARD_PREFIX}{dog_title(dog.code, dog.name)} ({photo_count(len(answer.photos))})"]
+    if seen_before:
+        lines.append(_("I've seen this photo before: it is one of {code}'s.").format(code=dog.code))
+    guesses = ", ".join(f"{name(breed.key)} {percent(p)}" for breed, p in answer.top)
+    if not answer.not_a_dog and answer.breed is not None and answer.label is None and answer.top:
+        lines.append(
+            _("{breed} ({sure} sure, from all its photos).").format(
+                breed=shelter_breed(answer.breed, name), sure=percent(answer.top[0][1])
+            )
+        )
+    elif not answer.not_a_dog and answer.breed is None and answer.top:
+        lines.append(
+            _("🤔 I'm not sure. Best guesses from all its photos: {guesses}.").format(guesses=guesses)
+        )
     details = []
     if dog.sex in _SEX_WORDS:
-        details.append(_SEX_WORDS[dog.sex])
-    if dog.age_group in _AGE_WORDS:
-        details.append(_AGE_WORDS[dog.age_group])
+        details.append(_(_SEX_WORDS[dog.sex]))
+    if dog.age_group in ("puppy", "adult", "senior"):
+        details.append(age_group_name(dog.age_group))
     if details:
         lines.append(", ".join(details).capitalize() + ".")
     if same is not None:
         other = same.dog
         if same.previous_of_sender:
-            lines.append(f"Same dog as {dog_title(other.code, other.name)}?")
+            lines.append(_("Same dog as {dog}?").format(dog=dog_title(other.code, other.name)))
         else:
-            came = other.intake_at.strftime("%-d %b %Y")
-            lines.append(f"Is this {dog_title(other.code, other.name)}, who came in on {came}?")
-    lines.append("Reply to this message with more photos of this dog.")
-    return "\n".join(lines)
+            lines.append(
+                _("Is this {dog}, who came in on {day}?").format(
+                    dog=dog_title(other.code, other.name), day=_date(other.intake_at)
+                )
+            )
+    lines.append(_("Reply to this message with more photos of this dog."))
+    state_lines = [state or dog_state(answer, name)]
+    if state is None and answer.breed is not None and answer.label is not None and answer.label.conflict:
+        state_lines.append(_("Staff disagree about this dog; admins see it in /conflicts."))
+    return "\n".join(lines) + ANSWER_SEPARATOR + "\n".join(state_lines)
+
+
+def _date(moment: datetime, with_year: bool = True) -> str:
+    """A day as people write it (“3 Mar 2026”), the month in the language in force."""
+    month = _(_MONTHS[moment.month - 1])
+    return f"{moment.day} {month} {moment.year}" if with_year else f"{moment.day} {month}"
+
+
+_MONTHS = (
+    N_("Jan"),
+    N_("Feb"),
+    N_("Mar"),
+    N_("Apr"),
+    N_("May"),
+    N_("Jun"),
+    N_("Jul"),
+    N_("Aug"),
+    N_("Sep"),
+    N_("Oct"),
+    N_("Nov"),
+    N_("Dec"),
+)
 
 
 def dog_list(answers: Sequence[DogAnswer], name: Name) -> str:
     if not answers:
-        return "No dogs yet. Send a photo of a dog to register one."
-    lines = ["Dogs that came in lately (newest first):"]
+        return _("No dogs yet. Send a photo of a dog to register one.")
+    lines = [_("Dogs that came in lately (newest first):")]
     for answer in answers:
         dog = answer.dog
         if answer.not_a_dog:
-            breed = "not a dog"
+            breed = _("not a dog")
         elif answer.breed is not None:
             breed = shelter_breed(answer.breed, name)
         else:
-            breed = "breed not known yet"
-        n = len(answer.photos)
+            breed = _("breed not known yet")
         lines.append(
-            f"{dog_title(dog.code, dog.name)}: {breed}, {n} photo{'s' if n != 1 else ''}, "
-            f"{dog.intake_at.strftime('%-d %b')}"
+            f"{dog_title(dog.code, dog.name)}: {breed}, {photo_count(len(answer.photos))}, "
+            f"{_date(dog.intake_at, with_year=False)}"
         )
     return "\n".join(lines)
 
 
 def no_such_dog(code: str) -> str:
-    return f"I have no dog {code}. /dogs lists the recent ones."
+    return _("I have no dog {code}. /dogs lists the recent ones.").format(code=code)
 
 
 def dog_detail_toast(field: str, value: str) -> str:
-    return f"Saved: {value}" if field else "Saved."
+    if not field:
+        return _("Saved.")
+    shown = _(_SEX_WORDS[value]) if value in _SEX_WORDS else age_group_name(value)
+    return _("Saved: {value}").format(value=shown)
 
 
-MERGED_TOAST = "Merged: one dog."
-KEPT_APART_TOAST = "Kept as a new dog."
+def dog_button(which: str) -> str:
+    """What a dog card's own buttons say: male, female, puppy, adult, senior, same, new, unknown_mix."""
+    words = {
+        "male": N_("♂ Male"),
+        "female": N_("♀ Female"),
+        "puppy": N_("Puppy"),
+        "adult": N_("Adult"),
+        "senior": N_("Senior"),
+        "same": N_("Same dog"),
+        "new": N_("New dog"),
+        "unknown_mix": N_("Unknown mix"),
+    }
+    return _(words[which])
+
+
+def only_first_breed(primary: str) -> str:
+    return _("Just “{breed} mix”").format(breed=primary)
 
 
 def mixed_primary_question(code: str) -> str:
-    return f"Mixed breed. Which breed does {code} look most like?"
+    return _("Mixed breed. Which breed does {code} look most like?").format(code=code)
 
 
 def mixed_secondary_question(code: str, primary: str) -> str:
-    return f"{primary} mix. And the other breed?"
-
-
-def mixed_saved(code: str, breed: str) -> str:
-    return f"✅ Registered as {code}: {breed}."
+    return _("{breed} mix. And the other breed?").format(breed=primary)
 
 
 # --- answers -------------------------------------------------------------------------------------
-def answer_saved(
-    photo_id: int, given: str, decided: str | None, conflict: bool, name: Name, *, dog_code: str | None = None
-) -> str:
-    """The question message after someone answered it (about a photo, or a dog's card: ``dog_code``)."""
-    what = dog_code or f"photo #{photo_id}"
+def answer_saved(photo_id: int, given: str, decided: str | None, conflict: bool, name: Name) -> str:
+    """The question message's state line after someone answered it."""
     if given == SKIP:
-        return f"⏭ Skipped {what}; it waits in /review."
+        return _("⏭ Skipped photo #{photo_id}; it waits in /review.").format(photo_id=photo_id)
     if given == NOT_A_DOG:
-        line = f"✅ {what[0].upper() + what[1:]}: not a dog."
+        line = _("✅ Photo #{photo_id}: not a dog.").format(photo_id=photo_id)
     else:
-        line = f"✅ Registered as {dog_code or f'#{photo_id}'}: {name(given)}."
+        line = "✅ " + _("Registered as #{photo_id}: {breed}.").format(photo_id=photo_id, breed=name(given))
     if decided is not None and decided != given:
-        line += f"\nThe catalog says {name(decided)} (an admin's or most people's answer)."
+        line += "\n" + _("The catalog says {breed} (an admin's or most people's answer).").format(
+            breed=name(decided)
+        )
     if conflict:
-        line += f"\nStaff disagree about this {'dog' if dog_code else 'photo'}; admins see it in /conflicts."
+        line += "\n" + _("Staff disagree about this photo; admins see it in /conflicts.")
     return line
+
+
+def card_answer_note(given: str, decided: str | None, name: Name) -> str | None:
+    """Under a dog card after someone answered: only what the card's state line does not say already."""
+    if given == SKIP:
+        return _("⏭ Skipped; it waits in /review.")
+    if decided is not None and decided != given:
+        return _("You said {given}; an admin's or most people's answer stands.").format(given=name(given))
+    return None
 
 
 def answer_toast(given: str, created: bool, name: Name) -> str:
     if not created:
-        return "Already saved."
-    return "Skipped." if given == SKIP else f"Saved: {name(given)}"
-
-
-STALE = "This question is out of date (the photo was re-examined). Use /review to answer it again."
-FORGED = "Sorry, I can't use that button. Send the photo again or use /review."
-NOT_STAFF_BUTTON = "Only shelter staff can answer."
-UNKNOWN_BREED = "I don't know that breed any more. Please choose again."
+        return _("Already saved.")
+    return _("Skipped.") if given == SKIP else _("Saved: {breed}").format(breed=name(given))
 
 
 def ask_breed_name(photo_id: int) -> str:
-    return f"Photo #{photo_id}: which breed is it? Type its name as a reply to this message."
+    return _("Photo #{photo_id}: which breed is it? Type its name as a reply to this message.").format(
+        photo_id=photo_id
+    )
 
 
 def breed_matches(photo_id: int, typed: str) -> str:
-    return f"Photo #{photo_id}: which breed did you mean by “{typed}”?"
+    return _("Photo #{photo_id}: which breed did you mean by “{typed}”?").format(
+        photo_id=photo_id, typed=typed
+    )
 
 
 def no_breed_match(typed: str, role: Role) -> str:
-    hint = (
-        f"Add it with /addbreed {typed}, then type it again."
-        if role is Role.ADMIN
-        else "Try another spelling, or ask an admin to add it with /addbreed."
-    )
-    return f"I don't know a breed called “{typed}”. {hint}"
+    if role is Role.ADMIN:
+        hint = _("Add it with /addbreed {typed}, then type it again.").format(typed=typed)
+    else:
+        hint = _("Try another spelling, or ask an admin to add it with /addbreed.")
+    return _("I don't know a breed called “{typed}”.").format(typed=typed) + " " + hint
 
 
 # --- review ----------------------------------------------------------------------------------------
 def review_caption(photo_id: int, received: str, top: Sequence[tuple[str, float]], is_dog: bool) -> str:
     guesses = ", ".join(f"{breed} {percent(p)}" for breed, p in top)
-    verdict = (
-        f"Best guesses: {guesses}." if is_dog else f"The model thinks it is not a dog ({guesses} if it is)."
-    )
-    return f"Photo #{photo_id} (received {received}). {verdict}\nWhich breed is it?"
-
-
-REVIEW_DONE = "🎉 Nothing is waiting for review."
+    if is_dog:
+        verdict = _("Best guesses: {guesses}.").format(guesses=guesses)
+    else:
+        verdict = _("The model thinks it is not a dog ({guesses} if it is).").format(guesses=guesses)
+    head = _("Photo #{photo_id} (received {received}).").format(photo_id=photo_id, received=received)
+    return f"{head} {verdict}{ANSWER_SEPARATOR}" + _("Which breed is it?")
 
 
 # --- admin ---------------------------------------------------------------------------------------
-def status(report: CatalogStatus, lifecycle: LifecycleStatus) -> str:
-    accuracy = percent(lifecycle.accuracy) if lifecycle.accuracy is not None else "n/a"
+def local_time(moment: datetime, tz: tzinfo) -> str:
+    """A stored time (UTC; naive ones from SQLite are UTC too) as the shelter's clock shows it."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}"
+
+
+def status(report: CatalogStatus, lifecycle: LifecycleStatus, tz: tzinfo = UTC) -> str:
+    """/status: which model answers, the catalog, when the model was last checked and retrained."""
+    if lifecycle.accuracy is not None:
+        model = _("Model: {model}, right on {right} of the photos it was tested on").format(
+            model=report.model_version, right=percent(lifecycle.accuracy)
+        )
+    else:
+        model = _("Model: {model}, the starting model (not retrained here yet)").format(
+            model=report.model_version
+        )
     drift, trained = lifecycle.last_drift_check, lifecycle.last_retrain
-    drift_text, retrain_text = "never", "never"
+    drift_text = retrain_text = _("never")
     if drift is not None:
-        drift_text = f"{drift.created_at:%Y-%m-%d %H:%M} UTC ({'drift' if drift.drift else 'no drift'})"
+        verdict = (
+            _("new photos look different, see /drift") if drift.drift else _("new photos look as before")
+        )
+        drift_text = f"{local_time(drift.created_at, tz)} ({verdict})"
     if trained is not None:
-        retrain_text = f"{trained.created_at:%Y-%m-%d %H:%M} UTC ({trained.version} {trained.status})"
+        if trained.version == lifecycle.model_version:
+            outcome = _("{model}, now answering")
+        elif trained.status == ModelStatus.PROMOTED:
+            outcome = _("{model} was put to work, then rolled back")
+        else:
+            outcome = _("{model} was not better, so it was not used")
+        retrain_text = f"{local_time(trained.created_at, tz)} ({outcome.format(model=trained.version)})"
     return "\n".join(
         [
-            f"Model: {report.model_version} (accuracy {accuracy})",
-            f"Photos: {report.photos_today} today, {report.photos_total} in total",
-            f"Waiting for a label: {report.awaiting_label}",
-            f"Labels: {report.labels_total} ({report.conflicts} photos with disagreement)",
-            f"Last drift check: {drift_text}",
-            f"Last retrain: {retrain_text}",
+            model,
+            _("Photos: {today} today, {total} in total").format(
+                today=report.photos_today, total=report.photos_total
+            ),
+            _("Waiting for a label: {n}").format(n=report.awaiting_label),
+            _("Labels: {n} ({conflicts} photos with disagreement)").format(
+                n=report.labels_total, conflicts=report.conflicts
+            ),
+            _("Last check for changed photos: {when}").format(when=drift_text),
+            _("Last retrain: {when}").format(when=retrain_text),
         ]
     )
 
 
-def stats(rows: Iterable[Mapping[str, object]], conflicts: int, limit: int = 30) -> str:
+def label_source(source: str) -> str:
+    """Who decided a label, in words."""
+    words = {
+        LabelSource.STAFF: N_("staff"),
+        LabelSource.ADMIN: N_("admins"),
+        LabelSource.AUTO: N_("the model on its own (sure enough)"),
+        LabelSource.IMPORT: N_("imported"),
+    }
+    return _(words[source]) if source in words else source
+
+
+def stats(
+    rows: Iterable[Mapping[str, object]], conflicts: int, role: Role = Role.STAFF, limit: int = 30
+) -> str:
     """Per-breed counts of the catalog, where labels came from, and how many photos are disputed."""
     rows = list(rows)
     breeds = Counter(str(row["label"]) for row in rows if row["label"])
     sources = Counter(str(row["label_source"]) for row in rows if row["label_source"])
     unlabeled = sum(1 for row in rows if not row["label"])
-    lines = [f"{len(rows)} photos, {unlabeled} without a label, {conflicts} with disagreement."]
+    lines = [
+        _("{n} photos, {unlabeled} without a label, {conflicts} with disagreement.").format(
+            n=len(rows), unlabeled=unlabeled, conflicts=conflicts
+        )
+    ]
     if sources:
-        lines.append("Decided by: " + ", ".join(f"{source} {n}" for source, n in sources.most_common()))
+        who = ", ".join(f"{label_source(source)} {n}" for source, n in sources.most_common())
+        lines.append(_("Who decided: {who}").format(who=who))
     if breeds:
         lines.append("")
         lines += [f"{breed}: {n}" for breed, n in breeds.most_common(limit)]
         if len(breeds) > limit:
-            lines.append(f"… and {len(breeds) - limit} more breeds (/export has them all)")
+            if role is Role.ADMIN:
+                more = _("… and {n} more breeds (/export has them all)")
+            else:
+                more = _("… and {n} more breeds (an admin can /export them all)")
+            lines.append(more.format(n=len(breeds) - limit))
     return "\n".join(lines)
 
 
 def conflicts(items: Sequence[tuple[int, Sequence[tuple[int | None, str, str]]]], name: Name) -> str:
     """Photos people disagree about: ``(photo id, [(user id, source, breed key), ...])``."""
     if not items:
-        return "No disagreements. 👍"
-    lines = [f"{len(items)} photos where people disagree:"]
+        return _("No disagreements. 👍")
+    lines = [_("{n} photos where people disagree:").format(n=len(items))]
     for photo_id, answers in items[-20:]:
-        said = "; ".join(f"{user} ({source}): {name(breed)}" for user, source, breed in answers)
+        said = "; ".join(f"{user} ({label_source(source)}): {name(breed)}" for user, source, breed in answers)
         lines.append(f"#{photo_id}: {said}")
     return "\n".join(lines)
 
 
 def breed_list(names: Sequence[str]) -> str:
-    return f"I know {len(names)} breeds (plus Mixed breed and Not a dog):\n" + ", ".join(names)
+    head = _("I know {n} breeds (plus {mixed} and {not_a_dog}):").format(
+        n=len(names), mixed=button("mixed"), not_a_dog=button("not_a_dog")
+    )
+    return head + "\n" + ", ".join(names)
 
 
 def breed_search(typed: str, names: Sequence[str]) -> str:
     if not names:
-        return f"No breed matches “{typed}”."
-    return f"Breeds matching “{typed}”:\n" + "\n".join(names)
+        return _("No breed matches “{typed}”.").format(typed=typed)
+    return _("Breeds matching “{typed}”:").format(typed=typed) + "\n" + "\n".join(names)
 
 
 def breed_added(display_name: str, key: str) -> str:
-    return (
-        f"Added “{display_name}” ({key}). Staff can choose it now (Other… → type the name); "
+    return _(
+        "Added “{breed}” ({key}). Staff can choose it now ({other} → type the name); "
         "the model learns it at the next retrain."
-    )
+    ).format(breed=display_name, key=key, other=button("other"))
 
 
 def usage(command: str, argument: str) -> str:
-    return f"Usage: /{command} {argument}"
+    return _("Usage: /{command} {argument}").format(command=command, argument=argument)
+
+
+def usage_add_breed() -> str:
+    return usage("addbreed", _("NAME, e.g. /addbreed Shiba Inu"))
+
+
+def usage_user_id(command: str) -> str:
+    return usage(command, _("USER_ID (a person's Telegram id: a positive number, e.g. 123456789)"))
 
 
 def staff_changed(user_id: int, added: bool, changed: bool) -> str:
     if not changed:
-        return f"{user_id} {'already has' if added else 'does not have'} staff rights."
-    return f"{user_id} {'now has' if added else 'no longer has'} staff rights."
+        text = _("{user} already has staff rights.") if added else _("{user} does not have staff rights.")
+    else:
+        text = _("{user} now has staff rights.") if added else _("{user} no longer has staff rights.")
+    return text.format(user=user_id)
 
 
 def staff_list(admins: Iterable[int], staff: Iterable[int]) -> str:
-    return (
-        f"Admins: {', '.join(map(str, sorted(admins))) or 'none'}\n"
-        f"Staff: {', '.join(map(str, staff)) or 'none'}"
+    none = _("none")
+    return "\n".join(
+        [
+            _("Admins: {ids}").format(ids=", ".join(map(str, sorted(admins))) or none),
+            _("Staff: {ids}").format(ids=", ".join(map(str, staff)) or none),
+        ]
     )
 
 
 def export_caption(rows: int) -> str:
-    return f"The catalog: {rows} photos."
+    return _("The catalog: {n} photos.").format(n=rows)
 
 
 # --- model lifecycle (admins) ----------------------------------------------------------------------
-CHECKING_DRIFT = "Checking for drift…"
-NO_SIMULATION_REPORT = (
-    "No simulation report yet. Run `dogbot simulate --manifest CSV --report DIR` on the server."
-)
-
-
 def retrain_step(step: str) -> str:
-    return f"Retraining: {step}…"
+    return _("Retraining: {step}…").format(step=step)
 
 
 def not_retrained(why: str) -> str:
-    return f"Not retrained: {why}"
+    return _("Not retrained: {why}").format(why=why)
 
 
 def retrain_done(promoted: bool) -> str:
-    return "New model promoted." if promoted else "Retrain finished."
+    return _("New model put to work.") if promoted else _("Retrain finished.")
 
 
-def drift_report(result: DriftResult) -> str:
-    """A drift report as a few lines an admin can read."""
-    head = "DRIFT: " if result.drift else "No drift: "
-    lines = [
-        f"{head}last {result.current_n} photos vs {result.reference} ({result.reference_n}), "
-        f"model {result.model_version}"
-    ]
+def drift_report(result: DriftResult, name: Name = str) -> str:
+    """/drift in words: did the photos change, how (in shares of photos), and what to do about it.
+
+    Test statistics stay in ``dogbot drift --json`` and the log: a shelter manager acts on "41 of
+    the last 50 photos are darker", not on a p-value."""
+    if result.reference == "training":
+        learned = _("the ones the model learned from")
+    else:
+        learned = _("the first {n} photos the bot received").format(n=result.reference_n)
     if not result.tests:
-        lines.append(result.reason or "")
-    for test in result.tests:
-        mark = "⚠️" if test["alarm"] else ("·" if test["statistic"] is None else "✓")
-        lines.append(f"{mark} {test['name']}: {test['detail']}")
+        return _(
+            "Not enough photos yet to tell whether new photos differ from {learned} ({n} recent photos so far)."
+        ).format(learned=learned, n=result.current_n)
+    if result.drift:
+        lines = [
+            _("⚠️ The last {n} photos differ from {learned}:").format(n=result.current_n, learned=learned)
+        ]
+    else:
+        lines = [_("✓ The last {n} photos look like {learned}.").format(n=result.current_n, learned=learned)]
+    changed = [test for test in result.tests if test["alarm"]]
+    noticed = [t for t in result.tests if not t["alarm"] and "reported, not alarmed" in t.get("detail", "")]
+    for test in changed + noticed:
+        lines.append(f"• {_drift_change(test, name)}")
     puppies = puppies_in_words(result.extra.get("age_groups"))
     if puppies:
-        lines.append(puppies)
+        lines.append(f"• {puppies}")
+    if result.drift:
+        lines += [
+            "",
+            _(
+                "What to do: if photos really changed (a new camera, room or light, or new kinds of dogs), "
+                "let the model learn from them with /retrain (it also retrains on its own once staff "
+                "label enough of them). If nothing changed at the shelter, you can ignore this."
+            ),
+        ]
     return "\n".join(lines)
+
+
+def _drift_change(test: Mapping, name: Name) -> str:
+    """One test's finding as a sentence about photos (older reports without facts: a plain fallback)."""
+    facts, kind = test.get("facts") or {}, test["name"]
+    if kind == DriftTest.BRIGHTNESS and facts:
+        text = (
+            _("{k} of the last {n} photos are darker than usual (about half would be).")
+            if facts["lower"]
+            else _("{k} of the last {n} photos are brighter than usual (about half would be).")
+        )
+        return text.format(k=facts["beyond"], n=facts["n"])
+    if kind == DriftTest.SIZE and facts:
+        text = (
+            _("{k} of the last {n} pictures are smaller than usual (about half would be).")
+            if facts["lower"]
+            else _("{k} of the last {n} pictures are larger than usual (about half would be).")
+        )
+        return text.format(k=facts["beyond"], n=facts["n"])
+    if kind == DriftTest.CONFIDENCE and facts:
+        text = (
+            _(
+                "The model is less sure of itself: {k} of the last {n} dog photos got a less sure answer than usual."
+            )
+            if facts["lower"]
+            else _(
+                "The model is more sure of itself: {k} of the last {n} dog photos got a surer answer than usual."
+            )
+        )
+        return text.format(k=facts["beyond"], n=facts["n"])
+    if kind == DriftTest.BREED_DISTRIBUTION and facts.get("breed"):
+        breed = button("not_a_dog") if facts["breed"] == "not a dog" else name(facts["breed"])
+        return _("The breeds it names changed: {breed} went from {before} to {now} of photos.").format(
+            breed=breed, before=percent(facts["before"]), now=percent(facts["now"])
+        )
+    if kind == DriftTest.CORRECTION_RATE and facts:
+        return _("Staff corrected {now} of its recent answers ({k} of {n}), up from {before}.").format(
+            now=percent(facts["now"]), k=facts["hits"], n=facts["n"], before=percent(facts["before"])
+        )
+    fallback = {
+        DriftTest.EMBEDDING_AUC: N_(
+            "The photos look different to the model as a whole (their content, light or framing)."
+        ),
+        DriftTest.BRIGHTNESS: N_("The photos' brightness changed."),
+        DriftTest.SIZE: N_("The pictures' size changed."),
+        DriftTest.CONFIDENCE: N_("How sure the model is of its answers changed."),
+        DriftTest.BREED_DISTRIBUTION: N_("The breeds it names changed."),
+        DriftTest.CORRECTION_RATE: N_("Staff correct the model more often."),
+    }
+    something = N_("Something about the photos changed.")
+    return _(fallback.get(kind, something))
 
 
 # What each drift test noticing something means, in a shelter worker's words.
 _CHANGE_WORDS = {
-    DriftTest.BRIGHTNESS: "how bright the photos are",
-    DriftTest.SIZE: "the size of the photos",
-    DriftTest.CORRECTION_RATE: "how often staff correct the bot",
-    DriftTest.EMBEDDING_AUC: "what the photos look like to the model",
-    DriftTest.CONFIDENCE: "how sure the model is",
-    DriftTest.BREED_DISTRIBUTION: "which breeds the model names",
+    DriftTest.BRIGHTNESS: N_("how bright the photos are"),
+    DriftTest.SIZE: N_("the size of the photos"),
+    DriftTest.CORRECTION_RATE: N_("how often staff correct the bot"),
+    DriftTest.EMBEDDING_AUC: N_("what the photos look like to the model"),
+    DriftTest.CONFIDENCE: N_("how sure the model is"),
+    DriftTest.BREED_DISTRIBUTION: N_("which breeds the model names"),
 }
-RETRAIN_NOW = "Retrain now"
-NO_INCIDENT = "This drift alert is no longer on record."
-EXPECTED = "Expected, use these photos as the new normal"
 
 
 def drift_incident(facts: IncidentFacts, breed_name: Callable[[str], str]) -> str:
     """The one message admins get when the photos change (jobs.incidents): what changed, since
     when, how many photos, whether the answers suffered, and what the two buttons do."""
-    since = f"since {_day(facts.since)}" if facts.since else f"in the last {facts.photos} photos"
+    if facts.since:
+        since = _("since {day}").format(day=_day(facts.since))
+    else:
+        since = _("in the last {n} photos").format(n=facts.photos)
     breeds = ", ".join(breed_name(key) for key in facts.new_breeds)
     if facts.kind == IncidentKind.NEW_BREEDS:
         count = len(facts.new_breeds)
         lines = [
-            f"🐕 {count} breed{'s' if count != 1 else ''} the model does not know arrived {since}: "
-            f"{breeds} ({facts.new_breed_photos} labelled photos). Staff labels teach it; a retrain "
-            "starts once a breed has a few labelled photos."
+            "🐕 "
+            + ngettext(
+                "{count} breed the model does not know arrived {since}: {breeds} ({n} labelled photos).",
+                "{count} breeds the model does not know arrived {since}: {breeds} ({n} labelled photos).",
+                count,
+            ).format(count=count, since=since, breeds=breeds, n=facts.new_breed_photos)
+            + " "
+            + _("Staff labels teach it; a retrain starts once a breed has a few labelled photos.")
         ]
     else:
         lines = [f"📉 {_shift_headline(facts, since)}"]
         if facts.new_breeds:
-            lines.append(f"Also new to the model: {breeds}.")
+            lines.append(_("Also new to the model: {breeds}.").format(breeds=breeds))
     lines.append(_answers_sentence(facts.answers))
     lines.append(
-        f"{RETRAIN_NOW}: train a new model on the photos so far. "
-        "Expected: these photos are normal now; drift checks compare with them from here on."
+        _(
+            "{retrain_now}: train a new model on the photos so far. "
+            "Expected: these photos are normal now; drift checks compare with them from here on."
+        ).format(retrain_now=_(_CONSTANT["RETRAIN_NOW"]))
     )
     return "\n".join(lines)
 
@@ -525,93 +858,115 @@ def _shift_headline(facts: IncidentFacts, since: str) -> str:
     changed = [name for name in _CHANGE_WORDS if name in facts.changed]
     if DriftTest.BRIGHTNESS in changed and facts.brightness is not None:
         before, after = facts.brightness
-        darker = "darker" if after < before else "brighter"
-        head = f"Photos are {darker} {since}: {facts.photos} photos, brightness {before:.2f} -> {after:.2f}."
+        text = (
+            _("Photos are darker {since}: {n} photos, brightness {before:.2f} -> {after:.2f}.")
+            if after < before
+            else _("Photos are brighter {since}: {n} photos, brightness {before:.2f} -> {after:.2f}.")
+        )
+        head = text.format(since=since, n=facts.photos, before=before, after=after)
         others = [name for name in changed if name != DriftTest.BRIGHTNESS]
     else:
-        head = f"Recent photos differ from the ones the model learned from ({facts.photos} photos)."
+        head = _("Recent photos differ from the ones the model learned from ({n} photos).").format(
+            n=facts.photos
+        )
         others = changed
     if others:
-        head += " Also changed: " + ", ".join(_CHANGE_WORDS[name] for name in others) + "."
+        head += " " + _("Also changed: {what}.").format(
+            what=", ".join(_(_CHANGE_WORDS[name]) for name in others)
+        )
     return head
 
 
 def _answers_sentence(answers: AnswerQuality | None) -> str:
     if answers is None or answers.worse is None:
         checked = answers.checked if answers else 0
-        return (
-            f"Staff checked {checked} of the bot's answers since then: too few to tell whether they suffered."
-        )
+        return _(
+            "Staff checked {n} of the bot's answers since then: too few to tell whether they suffered."
+        ).format(n=checked)
     now = answers.changed / answers.checked
     before = answers.changed_before / answers.checked_before
-    counts = (
-        f"staff changed {answers.changed} of {answers.checked} answers they checked "
-        f"({now:.0%}; {before:.0%} before)"
+    counts = _("staff changed {k} of {n} answers they checked ({now}; {before} before)").format(
+        k=answers.changed, n=answers.checked, now=f"{now:.0%}", before=f"{before:.0%}"
     )
     if answers.worse:
-        return f"The answers got worse: {counts}. Retraining on these photos should help."
-    return f"The answers are as good as before: {counts}."
+        return _("The answers got worse: {counts}. Retraining on these photos should help.").format(
+            counts=counts
+        )
+    return _("The answers are as good as before: {counts}.").format(counts=counts)
 
 
-def _day(moment) -> str:
-    return moment.strftime("%a %d %b")
+_WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
+
+
+def _day(moment: datetime) -> str:
+    return f"{_(_WEEKDAYS[moment.weekday()])} {moment.day:02d} {_(_MONTHS[moment.month - 1])}"
 
 
 def incident_closed(how: str | None) -> str:
     """A press on an incident's button after it closed (a callback alert: short)."""
     if how == IncidentClose.PROMOTED:
-        return "Closed already: a model trained on these photos is serving."
-    return "Closed already: an admin accepted these photos as the new normal."
+        return _("Closed already: a model trained on these photos is serving.")
+    return _("Closed already: an admin accepted these photos as the new normal.")
 
 
 def new_normal_accepted(photos: int) -> str:
-    return f"OK: the last {photos} photos are the new normal. Drift checks compare with them from now on."
+    return _(
+        "OK: the last {n} photos are the new normal. Drift checks compare with them from now on."
+    ).format(n=photos)
 
 
 def model_trained_elsewhere(model: ModelVersion) -> str:
-    verdict = "promoted, now serving" if model.status == ModelStatus.PROMOTED else "rejected"
-    return f"Model {model.version} ({model.trigger}) {verdict}: {model.reason}"
+    if model.status == ModelStatus.PROMOTED:
+        text = _("New model {model} ({trigger}) put to work: {reason}")
+    else:
+        text = _("New model {model} ({trigger}) not used: {reason}")
+    return text.format(model=model.version, trigger=model.trigger, reason=model.reason)
 
 
 def not_rolled_back(why: str) -> str:
-    return f"Not rolled back: {why}"
+    return _("Not rolled back: {why}").format(why=why)
 
 
 def rolled_back(old: str, new: str) -> str:
-    return f"Rolled back: {old} -> {new}. Now serving {new}."
+    return _("Rolled back: {new} answers again instead of {old}.").format(old=old, new=new)
 
 
 def error_for_admins(kind: str, where: str) -> str:
-    return f"⚠️ Something went wrong ({kind}) while handling {where}. Details are in the bot's log."
+    return _("⚠️ Something went wrong ({kind}) while handling {where}. Details are in the bot's log.").format(
+        kind=kind, where=where
+    )
 
 
 def internal_error() -> str:
-    return "Sorry, something went wrong on my side. Please try again in a moment."
+    return _("Sorry, something went wrong on my side. Please try again in a moment.")
 
 
 # What is wrong with the bot's storage, in words for staff and for admins (see bot.errors.storage_problem).
 _STORAGE = {
-    "full": "the bot's storage is full",
-    "read_only": "the bot is not allowed to write to its storage (read-only or no permission)",
+    "full": N_("the bot's storage is full"),
+    "read_only": N_("the bot is not allowed to write to its storage (read-only or no permission)"),
 }
 _STORAGE_FIX = {
-    "full": "Free some disk space (or grow the database's disk).",
-    "read_only": "Check that the photo folder and the database are writable by the bot.",
+    "full": N_("Free some disk space (or grow the database's disk)."),
+    "read_only": N_("Check that the photo folder and the database are writable by the bot."),
 }
 
 
 def photo_not_saved(problem: str) -> str:
-    return (
-        f"I couldn't save this photo: {_STORAGE[problem]}. The admins have been told. "
-        "Please keep the photo and send it again later."
-    )
+    return _(
+        "I couldn't save this photo: {problem}. The admins have been told. Please keep the photo and send it again later."
+    ).format(problem=_(_STORAGE[problem]))
 
 
 def answer_not_saved(problem: str) -> str:
     """A button press whose answer could not be written (a callback alert: at most 200 characters)."""
-    return f"Your answer was not saved: {_STORAGE[problem]}. The admins have been told; answer again later."
+    return _("Your answer was not saved: {problem}. The admins have been told; answer again later.").format(
+        problem=_(_STORAGE[problem])
+    )
 
 
 def storage_alert(problem: str, where: str) -> str:
-    what = _STORAGE[problem]
-    return f"⚠️ {what[0].upper()}{what[1:]}: nothing could be saved from {where}. {_STORAGE_FIX[problem]}"
+    what = _(_STORAGE[problem])
+    return _("⚠️ {what}: nothing could be saved from {where}. {fix}").format(
+        what=what[0].upper() + what[1:], where=where, fix=_(_STORAGE_FIX[problem])
+    )

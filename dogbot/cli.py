@@ -47,12 +47,21 @@ def cmd_predict(container: Container, args: argparse.Namespace) -> int:
             continue
         output = predictor.predict([image])[0]
         is_dog = output.is_dog(rules.dog_threshold)
-        top = [{"breed": taxonomy.get(key).display_name, "p": round(p, 4)} for key, p in output.top(3)]
+        if is_dog:
+            top = [{"breed": taxonomy.get(key).display_name, "p": round(p, 4)} for key, p in output.top(3)]
+        else:
+            # "Not a dog" leads, and the breeds' shares are of the whole photo (times the chance it is a
+            # dog), so `confidence` is always top[0]'s and no breed outranks the verdict.
+            dog = output.dog_probability
+            top = [{"breed": "Not a dog", "p": round(1 - dog, 4)}] + [
+                {"breed": taxonomy.get(key).display_name, "p": round(p * dog, 4)} for key, p in output.top(2)
+            ]
         record = {
             "path": str(path),
             "is_dog": is_dog,
             "breed": top[0]["breed"] if is_dog else None,
-            "confidence": round(top[0]["p"] if is_dog else 1 - output.dog_probability, 4),
+            "confidence": top[0]["p"],
+            "dog_probability": round(output.dog_probability, 4),
             "top": top,
             "model_version": output.model_version,
         }
@@ -87,8 +96,9 @@ def cmd_eval(container: Container, args: argparse.Namespace) -> int:
 
 def cmd_import(container: Container, args: argparse.Namespace) -> int:
     """Bulk-load photos the shelter has already labeled (label source: import)."""
-    from dogbot.core.bulk import BulkItem, submit_files
+    from dogbot.core.bulk import BulkItem, match_breed_name, submit_files
     from dogbot.core.manifest import read_folder, read_manifest
+    from dogbot.core.taxonomy import Taxonomy
 
     if bool(args.manifest) == bool(args.folder):
         print("give either --manifest CSV or a folder with one sub-folder per breed", file=sys.stderr)
@@ -97,25 +107,41 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
     catalog = container.catalog
     items, unknown, not_breeds = [], set(), set()
     dog_ids: dict[str, int] = {}  # a manifest's `dog` column: photos of one animal make one dog
+    near_misses: dict[str, str] = {}
+    unclear: dict[str, tuple[str, ...]] = {}
+    added: set[str] = set()
     for row in rows:
         dog = row.extra.get("dog", "").strip()
         if dog and dog not in dog_ids:
             dog_ids[dog] = catalog.dogs.create(source="import").id
         dog_id = dog_ids.get(dog)
-        breed = catalog.breeds.taxonomy.resolve(row.breed)
-        if breed is None and args.add_breeds:
+        match = match_breed_name(catalog.breeds.taxonomy, row.breed)
+        breed = match.breed
+        if breed is not None and not match.exact:
+            near_misses[row.breed] = breed.display_name
+        if breed is None and match.maybe:
+            unclear[row.breed] = tuple(b.display_name for b in match.maybe)
+            continue
+        if breed is None:
             try:
-                breed = catalog.breeds.add_breed(row.breed.replace("_", " "), by=None)
+                Taxonomy.make_breed(row.breed.replace("_", " "))
             except ValueError:
                 # Not a breed name at all (e.g. "unlabelled_dog:kiss.jpg"): keep the photo, as
                 # `ingest` would, and let staff label it; one odd row must not stop the import.
                 not_breeds.add(row.breed)
                 items.append(BulkItem(row.path, dog_id=dog_id))
                 continue
+        if breed is None and args.add_breeds:
+            breed = catalog.breeds.add_breed(row.breed.replace("_", " "), by=None)
+            added.add(breed.display_name)
         if breed is None:
             unknown.add(row.breed)
             continue
         items.append(BulkItem(row.path, breed.key, dog_id=dog_id))
+    for typed, known in sorted(near_misses.items()):
+        print(f"“{typed}” taken as {known}")
+    if added:
+        print(f"new breeds added: {', '.join(sorted(added))}")
     results = submit_files(catalog, items, source="import", progress=_progress)
     if not_breeds:
         print(
@@ -123,7 +149,12 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
             + ", ".join(sorted(not_breeds)),
             file=sys.stderr,
         )
-    return _report_bulk(results, unknown)
+    for typed, choices in sorted(unclear.items()):
+        print(
+            f"“{typed}” could be {' or '.join(choices)}: not imported; rename it to the one you mean",
+            file=sys.stderr,
+        )
+    return _report_bulk(results, unknown) or (1 if unclear else 0)
 
 
 def cmd_ingest(container: Container, args: argparse.Namespace) -> int:
@@ -170,7 +201,8 @@ def _report_bulk(results, unknown: set[str]) -> int:
             print(f"skipped {result.path}: {result.error}", file=sys.stderr)
     if unknown:
         print(
-            f"unknown breeds (not imported; add them or use --add-breeds): {', '.join(sorted(unknown))}",
+            f"unknown breeds, not imported (to add them as new breeds, run again with --add-breeds): "
+            f"{', '.join(sorted(unknown))}",
             file=sys.stderr,
         )
     print(
@@ -186,12 +218,17 @@ def cmd_export(container: Container, args: argparse.Namespace) -> int:
         from dogbot.core.shelter_export import export_asm3
 
         text = export_asm3(container.catalog.dogs)
+        what = "dogs"
     else:
         text = container.catalog.reporting.export_csv()
+        what = "photos"
+    rows = max(0, text.count("\n") - 1)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
+        print(f"exported {rows} {what} to {Path(args.out).resolve()}")
     else:
         sys.stdout.write(text)
+        print(f"exported {rows} {what}", file=sys.stderr)  # stdout is the CSV itself
     return 0
 
 
@@ -348,10 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--manifest", metavar="CSV")
     importer.add_argument("folder", nargs="?", metavar="DIR", help="one sub-folder per breed")
     importer.add_argument(
-        "--no-add-breeds",
-        dest="add_breeds",
-        action="store_false",
-        help="do not add breed names the catalog does not know yet",
+        "--add-breeds",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="add names that are no known breed, nor close to one, as new breeds (default: report them)",
     )
     importer.set_defaults(handler=cmd_import)
 

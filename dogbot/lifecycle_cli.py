@@ -134,6 +134,8 @@ def cmd_retrain(container, args: argparse.Namespace) -> int:
         print(json.dumps(summary(result)))
     else:
         print(retrain_report(result))
+        if result.report:
+            print(f"chart: {result.report}")
     return 0
 
 

@@ -6,8 +6,12 @@ here, so an admin sees one report wherever they ask; each keeps its own words fo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
+
+from dogbot.i18n import N_, _
+from storage.vocabulary import ModelStatus
 
 if TYPE_CHECKING:  # annotations only: `dogbot predict` imports this module and needs no job
     from jobs.registry import ModelInfo
@@ -18,50 +22,117 @@ def percent_or_na(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
-def retrain_report(result: RetrainResult) -> str:
+def _percent(value: float) -> str:
+    return f"{value:.0%}"
+
+
+def retrain_report(result: RetrainResult, name: Callable[[str], str] = str) -> str:
+    """What a retrain did, for a shelter manager: which model answers now, why, and how well.
+
+    Percentages only (the metrics themselves are in ``dogbot retrain --json``); no file paths: the
+    chart travels beside the text (the CLI prints its path on a line of its own). In the language in
+    force (dogbot.i18n); the reason is the judge's own sentence, in English."""
     if result.version is None or result.metrics is None:
-        return f"nothing trained: {result.reason}"
+        return _("Nothing was trained: {why}").format(why=result.reason)
     m = result.metrics
     cand, champ = m.candidate, m.champion
+    before = result.previous_champion or _("the model before")
+    if result.promoted:
+        head = _("✅ The new model {model} answers from now on (it replaces {before}).")
+    else:
+        head = _("The new model {model} was not put to work; {champion} keeps answering.")
     lines = [
-        f"{result.version} {'PROMOTED' if result.promoted else 'rejected'}: {result.reason}",
-        f"dataset v{result.dataset_version}, {m.train.n_train} training photos, "
-        f"{len(m.train.breeds_added)} new breeds; now serving {result.champion}",
-        f"validation ({cand.validation.n} photos): top-1 {percent_or_na(cand.validation.top1)} "
-        f"(champion {percent_or_na(champ.validation.top1)}); "
-        f"new breeds {percent_or_na(cand.validation.top1_new_breeds)} "
-        f"(champion {percent_or_na(champ.validation.top1_new_breeds)})",
-        f"golden ({cand.golden.n} photos): top-1 {percent_or_na(cand.golden.top1)} "
-        f"(champion {percent_or_na(champ.golden.top1)})",
+        head.format(model=result.version, before=before, champion=result.champion),
+        _("Why: {why}").format(why=result.reason),
     ]
-    ages = cand.validation.per_age_group
+    added = list(m.train.breeds_added)
+    if added:
+        shown = ", ".join(name(key) for key in added[:5])
+        if len(added) > 5:
+            shown += " " + _("and {n} more").format(n=len(added) - 5)
+        learned = _("It learned from {n} labelled photos, including {k} new breeds: {breeds}.")
+    else:
+        shown, learned = "", _("It learned from {n} labelled photos.")
+    lines.append(learned.format(n=m.train.n_train, k=len(added), breeds=shown))
+    if cand.validation.top1 is not None:
+        line = _("On {n} photos it had not learned from it was right on {right}").format(
+            n=cand.validation.n, right=_percent(cand.validation.top1)
+        )
+        if champ.validation.top1 is not None:
+            line += f" ({before}: {_percent(champ.validation.top1)})"
+        lines.append(line + ".")
+    if cand.validation.top1_new_breeds is not None:
+        old = champ.validation.top1_new_breeds
+        lines.append(
+            _("On the new breeds: {right}").format(right=_percent(cand.validation.top1_new_breeds))
+            + (f" ({before}: {_percent(old)})" if old is not None else "")
+            + "."
+        )
+    ages = {group: v for group, v in cand.validation.per_age_group.items() if v["top1"] is not None}
     if ages:
-        lines.append(
-            "validation by age group: "
-            + ", ".join(f"{group} {percent_or_na(v['top1'])} ({v['n']} photos)" for group, v in ages.items())
+        by_age = ", ".join(
+            _("{group} {right} ({n} photos)").format(
+                group=age_group_name(group), right=_percent(v["top1"]), n=v["n"]
+            )
+            for group, v in ages.items()
         )
-    if m.verdict is not None:
-        v = m.verdict
         lines.append(
-            f"judged on {v.n_compared} photos ({v.folds}-fold cross-validation), photos won-lost against "
-            f"the champion: what changed {v.changed.wins}-{v.changed.losses}, the rest "
-            f"{v.rest.wins}-{v.rest.losses}, checked at random {v.unbiased.wins}-{v.unbiased.losses}"
+            _("Right by age group on the photos it had not learned from: {groups}.").format(groups=by_age)
         )
-    if result.report:
-        lines.append(f"error analysis: {result.report}")
     return "\n".join(lines)
 
 
-def model_list(rows: Sequence[ModelInfo]) -> str:
+def model_list(rows: Sequence[ModelInfo], tz: tzinfo = UTC, limit: int = 10) -> str:
+    """The model versions, the serving one first, then newest first, two short lines each: for a phone."""
+    if not rows:
+        return _("No models yet.")
     lines = []
-    for m in rows:
+    newest_first = sorted(rows, key=lambda row: row.created_at, reverse=True)
+    for m in sorted(newest_first, key=lambda row: not row.champion)[:limit]:
+        if m.champion:
+            state = _("answering now")
+        elif m.status == ModelStatus.PROMOTED:
+            state = _("used before")
+        elif m.status == ModelStatus.REJECTED:
+            state = _("not used")
+        else:
+            state = _("not judged yet")
         val = m.metrics.candidate.validation.top1 if m.metrics else None
-        mark = "*" if m.champion else " "
+        if val is not None:
+            about = _("{when}, {n} breeds, right on {right}")
+        else:
+            about = _("{when}, {n} breeds, the starting model")
+        right = _percent(val) if val is not None else ""
+        lines.append(f"{'▶' if m.champion else '•'} {m.version}: {state}")
+        lines.append("   " + about.format(when=_local(m.created_at, tz), n=m.n_breeds, right=right))
+        if m.status == ModelStatus.REJECTED and m.reason:
+            lines.append(f"   {m.reason[:120]}")
+    if len(rows) > limit:
         lines.append(
-            f"{mark} {m.version:<10} {m.status:<9} {m.created_at:%Y-%m-%d %H:%M}  breeds {m.n_breeds:<4} "
-            f"val top-1 {percent_or_na(val):>6}  {m.trigger}/{m.actor or '-'}  {m.reason}"
+            _("… and {n} older ones (`dogbot models` on the server lists them all).").format(
+                n=len(rows) - limit
+            )
         )
-    return "\n".join(lines) or "no models yet"
+    return "\n".join(lines)
+
+
+def _local(moment: datetime, tz: tzinfo) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}"
+
+
+_AGE_GROUPS = {
+    "puppy": N_("puppy"),
+    "adult": N_("adult"),
+    "senior": N_("senior"),
+    "unknown": N_("age not known"),
+}
+
+
+def age_group_name(group: str) -> str:
+    """An age group (storage's puppy | adult | senior) in the language in force."""
+    return _(_AGE_GROUPS[group]) if group in _AGE_GROUPS else group
 
 
 def puppies_in_words(age_groups: dict | None) -> str | None:
@@ -80,15 +151,23 @@ def puppies_in_words(age_groups: dict | None) -> str | None:
     puppies, aged = share(age_groups.get("current", {}))
     if aged == 0:
         return None
-    line = f"Puppies: {puppies} of the {aged} recent dogs with an age ({puppies / aged:.0%})"
+    line = _("Puppies: {k} of the {n} recent dogs with an age ({share})").format(
+        k=puppies, n=aged, share=_percent(puppies / aged)
+    )
     ref_puppies, ref_aged = share(age_groups.get("reference", {}))
     if ref_aged == 0:
-        return line + "; the reference photos' dogs have no age to compare with."
+        return line + "; " + _("the earlier dogs have no age to compare with.")
     ref_share, share_now = ref_puppies / ref_aged, puppies / aged
     if share_now >= 2 * ref_share and puppies >= 3:
-        trend = "many more puppies than before"
+        trend = _("many more puppies than before")
     elif share_now <= ref_share / 2 and ref_puppies >= 3:
-        trend = "far fewer puppies than before"
+        trend = _("far fewer puppies than before")
     else:
-        trend = "about as many as before"
-    return line + f", against {ref_puppies} of {ref_aged} ({ref_share:.0%}) in the reference: {trend}."
+        trend = _("about as many as before")
+    return (
+        line
+        + ", "
+        + _("against {k} of {n} ({share}) before: {trend}.").format(
+            k=ref_puppies, n=ref_aged, share=_percent(ref_share), trend=trend
+        )
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -51,8 +52,16 @@ class Settings(BaseSettings):
     member_cache_s: float = 30.0
     # Telegram API retries on flood control (RetryAfter), 5xx answers and network errors.
     telegram_max_retries: int = 3
+    # Tries to reach Telegram at start-up (with growing pauses: 5 take about a minute) before giving up.
+    telegram_start_retries: int = 5
     # Seconds to wait for Telegram when downloading a photo (files up to 20 MB).
     download_timeout_s: float = 60.0
+
+    # The shelter's time zone (an IANA name such as Europe/Madrid): every time the bot shows is on its clock.
+    timezone: str = "UTC"
+    # The language the bot speaks to someone whose Telegram app uses a language it does not speak, and
+    # who chose none with /language: en or es.
+    language: str = "en"
 
     # --- Storage --------------------------------------------------------------------------------
     data_dir: Path = Path("data")
@@ -188,6 +197,24 @@ class Settings(BaseSettings):
             ) from None
         if "42" not in code or not 0 < len(code) <= 32:
             raise ValueError("dog_code_format must include {serial} and make codes of at most 32 characters")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}; use a name like Europe/Madrid or UTC") from error
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _check_language(cls, value: str) -> str:
+        from dogbot.i18n import LANGUAGES
+
+        if value not in LANGUAGES:
+            raise ValueError(f"unknown language {value!r}; the bot speaks {', '.join(LANGUAGES)}")
         return value
 
     @field_validator("photo_store")

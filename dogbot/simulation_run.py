@@ -90,6 +90,11 @@ def run_simulation(
     return result
 
 
+def _on_days(days: list[int]) -> str:
+    """ " on days 3, 10" (nothing when there were none: "0 retrains on days []" said nothing)."""
+    return f" on day{'s' if len(days) > 1 else ''} {', '.join(map(str, days))}" if days else ""
+
+
 def format_summary(result: SimulationResult) -> str:
     t = result.total
     lines = [
@@ -99,8 +104,8 @@ def format_summary(result: SimulationResult) -> str:
         f"{t['catalog_errors_from_model']} from the model)",
         f"new breeds: model top-1 {_pct(t['new_breed_top1_before_retrain'])} before the first retrain, "
         f"{_pct(t['new_breed_top1'])} after",
-        f"retrains {t['retrains']} (promoted {t['promotions']}) on days {t['retrain_days']}; "
-        f"drift alarms {t['drift_alarms']} on days {t['drift_alarm_days']}",
+        f"retrains {t['retrains']} (promoted {t['promotions']}){_on_days(t['retrain_days'])}; "
+        f"drift alarms {t['drift_alarms']}{_on_days(t['drift_alarm_days'])}",
         f"pace: a promoted model first knew a new breed on day {t['new_breed_learned_day'] or 'never'}; "
         f"new breeds among the buttons {_pct(t['new_breed_in_buttons'])}; {t['admin_alerts']} drift messages "
         f"to admins; darkening cost {_pct(t['dark_gap'])} of top-1 over the last 5 days",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +31,63 @@ def _pyplot():
     return plt
 
 
+# Sized for a phone: Telegram shows a photo as wide as the screen, so one tall column of panels with
+# large type stays readable where a wide grid of small ones does not.
+PHONE_WIDTH_IN = 7.0
+BETTER, WORSE, BEFORE, RECENT = "#27ae60", "#c0392b", "#95a5a6", "#e67e22"
+
+
+def _phone_style(plt) -> None:
+    plt.rcParams.update(
+        {
+            "font.size": 12,
+            "axes.titlesize": 13,
+            "axes.titleweight": "bold",
+            "axes.labelsize": 12,
+            "xtick.labelsize": 11,
+            "ytick.labelsize": 11,
+            "legend.fontsize": 11,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    )
+
+
+def breeds_that_changed(new: dict[str, dict], old: dict[str, dict], most: int) -> dict[str, int]:
+    """Breed -> photos the new model names right minus the old one's, for breeds where they differ:
+    the biggest gains first, then the biggest losses last (at most ``most`` of each)."""
+
+    def right(entry: dict | None) -> int:
+        return round(entry["top1"] * entry["n"]) if entry else 0
+
+    change = {key: right(entry) - right(old.get(key)) for key, entry in new.items()}
+    better = sorted((k for k, d in change.items() if d > 0), key=lambda k: (-change[k], k))[:most]
+    worse = sorted((k for k, d in change.items() if d < 0), key=lambda k: (change[k], k))[:most]
+    return {key: change[key] for key in better + worse[::-1]}
+
+
+def _wrap(text: str, width: int = 44) -> str:
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def _bars_with_labels_above(
+    ax, labels: Sequence[str], series: Sequence[tuple[Sequence[float], object, str | None]]
+):
+    """Horizontal bars, each row's words on a line of their own above its bars: on a phone screen a
+    long breed name beside the bar would leave the bar no room."""
+    n, k = len(labels), len(series)
+    height = 0.5 / k
+    for j, (values, color, label) in enumerate(series):
+        y = np.arange(n) + 0.38 + (j + 0.5) * height
+        ax.barh(y, values, height * 0.95, color=color, label=label)
+    lo = min([0.0, *(v for values, _, _ in series for v in values)])
+    for i, text in enumerate(labels):
+        ax.text(lo, i + 0.33, text, va="bottom", ha="left", fontsize=12)
+    ax.set_yticks([])
+    ax.set_ylim(n, -0.1)
+    ax.spines["left"].set_visible(False)
+
+
 def error_analysis_png(
     path: Path,
     *,
@@ -39,37 +97,70 @@ def error_analysis_png(
     champion_per_breed: dict[str, dict] | None = None,
     name: Callable[[str], str] = str,
     new_breeds: Sequence[str] = (),
-    max_breeds: int = 25,
+    max_breeds: int = 8,
 ) -> Path:
-    """Per-breed accuracy (worst first, new breeds marked) and the most confused pairs."""
-    rows = sorted(per_breed.items(), key=lambda kv: (kv[1]["top1"], -kv[1]["n"]))[:max_breeds]
+    """Where the new model names more (or fewer) photos right than the old one, breed by breed, and
+    which breeds it mixes up most. Only breeds where the two differ get a row: no empty bars."""
+    change = breeds_that_changed(per_breed, champion_per_breed or {}, max_breeds)
+    rows = list(change)
+    pairs = [c for c in confusions if c["n"] > 0][:8]
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, max(4.0, 0.32 * len(rows) + 1.5)))
-    labels = [f"{name(key)} ({entry['n']})" for key, entry in rows]
-    values = [entry["top1"] for _, entry in rows]
-    colors = ["#2980b9" if key in new_breeds else NEUTRAL for key, _ in rows]
-    y = np.arange(len(rows))
-    left.barh(y, values, color=colors, label="candidate")
-    if champion_per_breed:
-        old = [champion_per_breed.get(key, {}).get("top1", np.nan) for key, _ in rows]
-        left.scatter(old, y, color="black", marker="|", s=120, label="champion", zorder=3)
-        left.legend(loc="lower right", fontsize=8)
-    left.set_yticks(y, labels, fontsize=8)
-    left.invert_yaxis()
-    left.set_xlim(0, 1)
-    left.set_xlabel("top-1 on validation + golden photos (blue: new breed)")
-    left.set_title("Worst breeds")
-    right.axis("off")
-    right.set_title("Most confused (truth -> predicted)")
-    lines = [f"{c['n']:>3}  {name(c['truth'])} -> {name(c['predicted'])}" for c in confusions[:15]] or [
-        "none"
-    ]
-    right.text(
-        0.0, 1.0, "\n".join(lines), va="top", family="monospace", fontsize=9, transform=right.transAxes
+    _phone_style(plt)
+    top_h = 0.75 * max(len(rows), 1) + 1.8
+    low_h = 0.75 * max(len(pairs), 1) + 1.8
+    fig, (left, right_ax) = plt.subplots(
+        2,
+        1,
+        figsize=(PHONE_WIDTH_IN, top_h + low_h + 1.4),
+        height_ratios=[top_h, low_h],
+        layout="constrained",
     )
-    fig.suptitle(title)
-    fig.tight_layout()
+    if rows:
+        values = [change[key] for key in rows]
+        labels = [
+            f"{name(key)}{' (new breed)' if key in new_breeds else ''}: {values[i]:+d} of "
+            f"{per_breed[key]['n']} photos"
+            for i, key in enumerate(rows)
+        ]
+        _bars_with_labels_above(left, labels, [(values, [BETTER if v > 0 else WORSE for v in values], None)])
+        span = max(abs(v) for v in values)
+        left.set_xlim(-span * 1.1 if min(values) < 0 else 0, span * 1.1 if max(values) > 0 else 0.5)
+        left.axvline(0, color="black", linewidth=0.8)
+        left.xaxis.get_major_locator().set_params(integer=True)
+    else:
+        left.text(
+            0.5, 0.5, "Both name the same photos right", ha="center", va="center", transform=left.transAxes
+        )
+        left.set_yticks([])
+    left.set_xlabel(_wrap("photos named right: new model minus the old one", 52))
+    checked = sum(entry["n"] for entry in per_breed.values())
+    left.set_title(
+        _wrap(f"Where is it better (green) or worse (red) than the old one, on {checked} check photos?")
+    )
+    if pairs:
+        labels = [f"{name(c['truth'])} taken for {name(c['predicted'])}" for c in pairs]
+        _bars_with_labels_above(right_ax, labels, [([c["n"] for c in pairs], BEFORE, None)])
+        right_ax.xaxis.get_major_locator().set_params(integer=True)
+    else:
+        right_ax.text(
+            0.5, 0.5, "No breed was taken for another", ha="center", va="center", transform=right_ax.transAxes
+        )
+        right_ax.set_yticks([])
+    right_ax.set_xlabel("photos")
+    right_ax.set_title(_wrap("Which breeds does the new model mix up most?"))
+    fig.suptitle(_wrap(title, 40), fontsize=14, weight="bold")
     return _save(fig, path)
+
+
+# A drift test's name in words, for the chart's verdict panel.
+_DRIFT_TEST_WORDS = {
+    "embedding_auc": "Overall look of the photos",
+    "breed_distribution": "Breeds the model names",
+    "confidence": "How sure the model is",
+    "brightness": "Brightness",
+    "size": "Picture size",
+    "correction_rate": "Staff corrections",
+}
 
 
 def drift_png(
@@ -80,41 +171,84 @@ def drift_png(
     brightness: tuple[np.ndarray, np.ndarray],
     confidence: tuple[np.ndarray, np.ndarray],
     breeds: tuple[dict[str, float], dict[str, float]],
+    name: Callable[[str], str] = str,
+    before_label: str = "photos the model learned from",
 ) -> Path:
-    """Reference vs recent: brightness and confidence histograms, breed shares, and each test's verdict."""
+    """Do recent photos look like the ones before? Brightness, the model's sureness and the breeds it
+    names, each as shares of photos before and now, then what changed in words and what to do."""
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-    for ax, (ref, cur), what in (
-        (axes[0, 0], brightness, "brightness (mean luma, 0-1)"),
-        (axes[0, 1], confidence, "breed confidence"),
+    _phone_style(plt)
+    fig, axes = plt.subplots(
+        4, 1, figsize=(PHONE_WIDTH_IN, 17.5), height_ratios=[3, 3, 5, 3], layout="constrained"
+    )
+    for ax, (ref, cur), question, axis_words in (
+        (axes[0], brightness, "How bright are the photos?", "brightness (dark ← → bright)"),
+        (
+            axes[1],
+            confidence,
+            "How sure is the model of its answers?",
+            "the model's confidence in its answer",
+        ),
     ):
-        bins = np.linspace(0, 1, 26)
-        ax.hist(ref, bins=bins, alpha=0.55, density=True, label=f"reference ({len(ref)})", color=NEUTRAL)
-        ax.hist(cur, bins=bins, alpha=0.55, density=True, label=f"recent ({len(cur)})", color="#e67e22")
-        ax.set_title(what)
-        ax.legend(fontsize=8)
+        bins = np.linspace(0, 1, 21)
+        for values, color, label in (
+            (ref, BEFORE, f"{before_label} ({len(ref)})"),
+            (cur, RECENT, f"recent photos ({len(cur)})"),
+        ):
+            values = np.asarray(values, float)
+            weights = np.full(len(values), 100.0 / max(len(values), 1))
+            ax.hist(values, bins=bins, weights=weights, alpha=0.6, color=color, label=label)
+        ax.set_title(question)
+        ax.set_xlabel(axis_words)
+        ax.set_ylabel("% of photos")
+        ax.legend(loc="upper left")
+    axes[1].xaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
     ref_share, cur_share = breeds
-    top = sorted(set(ref_share) | set(cur_share), key=lambda k: -(ref_share.get(k, 0) + cur_share.get(k, 0)))[
-        :12
-    ]
-    x = np.arange(len(top))
-    ax = axes[1, 0]
-    ax.bar(x - 0.2, [ref_share.get(k, 0) for k in top], 0.4, color=NEUTRAL, label="reference")
-    ax.bar(x + 0.2, [cur_share.get(k, 0) for k in top], 0.4, color="#e67e22", label="recent")
-    ax.set_xticks(x, top, rotation=60, ha="right", fontsize=7)
-    ax.set_title("predicted breeds (share of photos)")
-    ax.legend(fontsize=8)
-    ax = axes[1, 1]
+
+    def label(key: str) -> str:
+        if key == "not a dog":
+            return "Not a dog"
+        try:
+            return name(key)
+        except KeyError:  # a breed removed since: its key is still better than nothing
+            return key
+
+    top = sorted(
+        set(ref_share) | set(cur_share), key=lambda k: -max(ref_share.get(k, 0), cur_share.get(k, 0))
+    )[:6]
+    ax = axes[2]
+    _bars_with_labels_above(
+        ax,
+        [label(k) for k in top],
+        [
+            ([100 * ref_share.get(k, 0) for k in top], BEFORE, before_label),
+            ([100 * cur_share.get(k, 0) for k in top], RECENT, "recent photos"),
+        ],
+    )
+    ax.set_xlabel("% of photos the model gave this answer")
+    ax.set_title("Which breeds does the model name most?")
+    ax.legend(loc="lower right")
+    ax = axes[3]
     ax.axis("off")
-    for i, test in enumerate(tests):
-        color = ALARM if test["alarm"] else (NEUTRAL if test["statistic"] is None else OK)
-        mark = "ALARM" if test["alarm"] else ("n/a" if test["statistic"] is None else "ok")
-        ax.text(
-            0, 1 - i * 0.15, f"{mark:>5}  {test['name']}", color=color, weight="bold", transform=ax.transAxes
+    ax.set_title("What changed")
+    shown = [t for t in tests if t["name"] in _DRIFT_TEST_WORDS]
+    step = 0.8 / max(len(shown), 1)
+    for i, test in enumerate(shown):
+        if test["alarm"]:
+            mark, color = "changed", WORSE
+        elif test["statistic"] is None:
+            mark, color = "too few photos to tell", BEFORE
+        else:
+            mark, color = "as before", BETTER
+        ax.text(0.0, 1 - i * step, f"{_DRIFT_TEST_WORDS[test['name']]}: ", transform=ax.transAxes, va="top")
+        ax.text(0.58, 1 - i * step, mark, color=color, weight="bold", transform=ax.transAxes, va="top")
+    if any(t["alarm"] for t in tests):
+        advice = (
+            "If the photos really changed (camera, room, light, new kinds of dogs), retrain: /retrain. "
+            "If nothing changed at the shelter, ignore this."
         )
-        ax.text(0.05, 1 - i * 0.15 - 0.06, test["detail"][:90], fontsize=7, transform=ax.transAxes)
-    fig.suptitle(title)
-    fig.tight_layout()
+        ax.text(0.0, 0.0, _wrap(advice, 60), transform=ax.transAxes, va="top", fontsize=11, style="italic")
+    fig.suptitle(_wrap(title, 40), fontsize=14, weight="bold")
     return _save(fig, path)
 
 
@@ -150,7 +284,7 @@ def _save(fig, path: Path) -> Path:
     )
     try:
         with handle:
-            fig.savefig(handle, format="png", dpi=90)
+            fig.savefig(handle, format="png", dpi=120)
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)

@@ -14,6 +14,7 @@ settings; which tests raise the alarm too; the report is stored with a chart.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -86,6 +87,7 @@ def check_drift(
     chart_dir: Path | None = None,
     trigger: str = "schedule",
     seed: int = 0,
+    name: Callable[[str], str] = str,
 ) -> DriftResult:
     """Compare the last ``window`` photos with the reference; store and return the report."""
     with open_session(engine) as session:
@@ -141,12 +143,15 @@ def check_drift(
             result.extra["facts"] = facts.to_json()
         if chart_dir is not None:
             path = Path(chart_dir) / f"drift-{now:%Y%m%d-%H%M%S}.png"
-            verdict = "DRIFT" if result.drift else "no drift"
+            verdict = "No, they changed." if result.drift else "Yes."
+            before = "photos the model learned from" if reference_kind == "training" else "first photos"
             result.chart = str(
                 charts.drift_png(
                     path,
-                    title=f"{verdict}: last {len(current)} photos vs {reference_kind} ({len(reference)})",
+                    title=f"Do the last {len(current)} photos look like the {before}? {verdict}",
                     tests=result.tests,
+                    name=name,
+                    before_label=before,
                     **pictures,
                 )
             )
@@ -236,12 +241,28 @@ def compare(
         counts = Counter("not a dog" if c < 0 else keys[c] for c in classes)
         return {k: n / max(len(classes), 1) for k, n in counts.items()}
 
+    breed_shares = (shares(ref_breed), shares(cur_breed))
+    tests = [
+        replace(test, facts={**test.facts, **_biggest_move(*breed_shares)})
+        if test.name == DriftTest.BREED_DISTRIBUTION and test.statistic is not None
+        else test
+        for test in tests
+    ]
     pictures = {
         "brightness": (reference.brightness, current.brightness),
         "confidence": (ref_conf, cur_conf),
-        "breeds": (shares(ref_breed), shares(cur_breed)),
+        "breeds": breed_shares,
     }
     return tests, pictures
+
+
+def _biggest_move(before: dict[str, float], now: dict[str, float]) -> dict:
+    """The predicted breed whose share of photos changed most (key "not a dog" for non-dogs)."""
+    keys = set(before) | set(now)
+    if not keys:
+        return {}
+    moved = max(sorted(keys), key=lambda k: abs(now.get(k, 0.0) - before.get(k, 0.0)))
+    return {"breed": moved, "before": before.get(moved, 0.0), "now": now.get(moved, 0.0)}
 
 
 def _rescore(head: BreedHead, window: Window, dog_threshold: float) -> tuple[np.ndarray, np.ndarray]:

@@ -177,7 +177,8 @@ def retrain(
             val,
             golden,
             model_dir / f"{version}.errors.png",
-            title=f"{version} vs {previous}: {reason}",
+            title=f"Is {version} better than {previous}? "
+            + ("Yes: it answers now" if promoted else "Not clearly: not used"),
             name=breed_name,
             new_keys=new_keys,
         )

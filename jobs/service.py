@@ -101,6 +101,7 @@ class LifecycleJobs:
             dog_threshold=self.config.dog_threshold,
             chart_dir=self.model_dir / "drift",
             trigger=trigger,
+            name=self.breed_name,
         )
         if result.drift and trigger == "schedule" and result.report_id is not None:
             incident, opened = incidents.record_alarm(

@@ -13,7 +13,7 @@ photos alarms at most that often whichever test would fire (measured in ``bench/
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -30,7 +30,9 @@ class DriftTest:
     p_value: float | None
     threshold: float
     alarm: bool
-    detail: str  # one line a person can read
+    detail: str  # one line for the log and `dogbot drift` (statistics included)
+    # The same change in numbers an admin reads (bot/texts.py words them): shares of photos, rates.
+    facts: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -86,6 +88,7 @@ def embedding_test(
         alarm,
         f"a classifier tells new photos from the reference with AUC {auc:.2f} "
         f"(alarm above {auc_threshold:.2f})",
+        {"tells_apart": auc},
     )
 
 
@@ -98,15 +101,19 @@ def ks_test(
 
     result = stats.ks_2samp(reference, current)
     statistic, p_value = float(result.statistic), float(result.pvalue)
-    shift = float(np.median(current) - np.median(reference))
+    middle = float(np.median(reference))
+    shift = float(np.median(current) - middle)
+    # How many recent photos lie beyond the reference's middle value, on the side things moved to:
+    # about half of them when nothing changed, so "41 of the last 50" says how far it moved.
+    beyond = int(np.sum(current < middle)) if shift < 0 else int(np.sum(current > middle))
     return DriftTest(
         name,
         statistic,
         p_value,
         p_threshold,
         p_value < p_threshold,
-        f"{what}: median {np.median(reference):.3g} -> {np.median(current):.3g} ({shift:+.3g}), "
-        f"KS p={p_value:.2g}",
+        f"{what}: median {middle:.3g} -> {np.median(current):.3g} ({shift:+.3g}), KS p={p_value:.2g}",
+        {"lower": shift < 0, "beyond": beyond, "n": len(current)},
     )
 
 
@@ -190,6 +197,7 @@ def rate_test(
         p_threshold,
         p_value < p_threshold,
         f"{what}: {ref_rate:.0%} -> {cur_rate:.0%}, Fisher p={p_value:.2g}",
+        {"before": ref_rate, "now": cur_rate, "hits": cur_hits, "n": cur_n},
     )
 
 

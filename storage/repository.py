@@ -10,7 +10,7 @@ from sqlalchemy import case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from storage.tables import CustomBreed, Label, Member, Photo, Prediction, RateWindow, utcnow
+from storage.tables import CustomBreed, Label, LanguageChoice, Member, Photo, Prediction, RateWindow, utcnow
 from storage.vocabulary import SKIP
 
 # Ids per IN list: far below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters, so a query
@@ -200,6 +200,20 @@ def set_member(user_id: int, role: str, active: bool, *, by: int | None, session
         member.role, member.active, member.added_by, member.updated_at = role, active, by, utcnow()
     session.add(member)
     return member
+
+
+def language_choices(*, session: Session) -> dict[int, str]:
+    """user id -> the language they chose with /language (few rows: one per person who chose)."""
+    return {row.user_id: row.language for row in session.exec(select(LanguageChoice))}
+
+
+def set_language_choice(user_id: int, language: str, *, session: Session) -> None:
+    row = session.get(LanguageChoice, user_id)
+    if row is None:
+        row = LanguageChoice(user_id=user_id, language=language)
+    else:
+        row.language, row.updated_at = language, utcnow()
+    session.add(row)
 
 
 def count_event(kind: str, user_id: int, *, window_start: int, limit: int, session: Session) -> bool:

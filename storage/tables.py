@@ -114,6 +114,14 @@ class Member(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class LanguageChoice(SQLModel, table=True):
+    """The language one person chose with /language (anyone in the chat: settings list admins too)."""
+
+    user_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    language: str = Field(max_length=8)  # a code of dogbot.i18n.LANGUAGES, e.g. "es"
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class RateWindow(SQLModel, table=True):
     """One counter per (kind, user): ``events`` counted in the fixed window that began at ``window_start``."""
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dogbot.core.catalog import Catalog
 from dogbot.core.intake import Classification, Incoming, receive
+from dogbot.core.taxonomy import LOOKUP_MIN_SCORE, Breed, Taxonomy
 from storage.vocabulary import LabelSource
 
 
@@ -27,6 +28,32 @@ class BulkResult:
     path: Path
     classification: Classification | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class NameMatch:
+    """What an import does with one breed name from a folder or a manifest."""
+
+    breed: Breed | None  # the known breed it means (exactly, or a clear near miss)
+    exact: bool = True  # False: a near miss ("german shepard"), which the import reports
+    # None found: close names it might mean (then it is never added as a new breed), else empty.
+    maybe: tuple[Breed, ...] = ()
+
+
+def match_breed_name(taxonomy: Taxonomy, name: str) -> NameMatch:
+    """The known breed an imported name means, forgiving typos as the chat does.
+
+    A name close to several breeds ("shepherd") is never guessed, and never becomes a new breed
+    either: a typo must not add a breed nobody meant; the person picks one and imports again.
+    """
+    exact = taxonomy.resolve(name)
+    if exact is not None:
+        return NameMatch(exact)
+    near = taxonomy.lookup(name)
+    if near is not None:
+        return NameMatch(near, exact=False)
+    close = tuple(breed for breed, score in taxonomy.suggest(name, 3) if score >= LOOKUP_MIN_SCORE)
+    return NameMatch(None, maybe=close)
 
 
 def submit_files(

@@ -60,6 +60,7 @@ class Members:
         self.clock = clock
         self._lock = threading.Lock()
         self._added: dict[int, Role] = {}
+        self._languages: dict[int, str] = {}
         self._loaded_at: float | None = None
 
     def role(self, user_id: int | None) -> Role:
@@ -100,6 +101,23 @@ class Members:
         added = {uid for uid, role in self._members().items() if role is Role.STAFF}
         return sorted((self.staff_ids | added) - self.admin_ids)
 
+    def language(self, user_id: int | None) -> str | None:
+        """The language ``user_id`` chose with /language, if they did (cached like roles)."""
+        if user_id is None:
+            return None
+        self._members()
+        with self._lock:
+            return self._languages.get(user_id)
+
+    def choose_language(self, user_id: int, language: str) -> None:
+        """Remember ``user_id``'s language (a code the caller checked), for every bot process."""
+        with open_session(self.engine) as session:
+            repository.set_language_choice(user_id, language, session=session)
+            session.commit()
+        with self._lock:
+            self._languages[user_id] = language
+            self._loaded_at = None
+
     def _write(self, user_id: int, *, active: bool, by: int | None) -> None:
         with open_session(self.engine) as session:
             repository.set_member(user_id, Role.STAFF.value, active, by=by, session=session)
@@ -113,6 +131,7 @@ class Members:
             if self._loaded_at is None or now - self._loaded_at >= self.cache_seconds:
                 with open_session(self.engine) as session:
                     rows = repository.members(session=session, active_only=True)
+                    self._languages = repository.language_choices(session=session)
                 self._added = {
                     row.user_id: Role(row.role) for row in rows if row.role in (Role.ADMIN, Role.STAFF)
                 }

@@ -54,6 +54,12 @@ IMAGENET_DOG_INDICES: tuple[int, ...] = (*range(151, 269), 273, 274, 275)
 # at 90 ("german" matches every German breed equally), which hides the one real typo match.
 # suggest() drops candidates below SUGGEST_MIN_SCORE: under it, matches are mostly shared letters.
 SUGGEST_MIN_SCORE = 60.0
+# ...and adds, at PREFIX_SCORE, every name whose words start with the typed words ("shep", "german",
+# "bull terr"): people search by the start of a word. Equal scores for all German breeds leave lookup()
+# without the margin it needs, so "german" alone is offered as choices, never guessed. Under
+# PREFIX_MIN_LENGTH letters a prefix matches too many names to help.
+PREFIX_SCORE = 85.0
+PREFIX_MIN_LENGTH = 3
 # lookup() accepts the best suggestion only if it scores at least LOOKUP_MIN_SCORE and beats the
 # best *other* breed by LOOKUP_MARGIN: "german shepard" (German Shepherd 90, German Pinscher 76)
 # is clearly one breed; "schnauzer" (78, 75, 67) is not, and the caller should offer the choices.
@@ -131,6 +137,8 @@ RESERVED_NAMES: dict[str, tuple[str, ...]] = {
         "Skip", "Skipped", "Other", "Others", "Other breed", "Unknown", "Don't know", "I don't know",
         "Not sure", "Wrong", "It is a dog",
     ),
+    "es": ("Omitir", "Omitido", "Otro", "Otra", "Otra raza", "Desconocido", "No sé", "No estoy seguro",
+           "Incorrecto", "Es un perro"),
 }  # fmt: skip
 
 
@@ -161,10 +169,19 @@ class Taxonomy:
             self._add(breed)
             self._extra.append(breed)
 
+        # Breed names in the languages the bot speaks ("Pastor alemán"): typed answers and /breeds
+        # understand them too. A translated name that is some other breed's name is left out.
+        translated: dict[str, list[str]] = {}
+        for key, name in _translated_names():
+            breed = self._breeds.get(key)
+            if breed is not None and self._by_name.setdefault(_compact(name), breed) is breed:
+                translated.setdefault(key, []).append(name)
+
         self._fuzzy_names: list[str] = []
         self._fuzzy_keys: list[str] = []
         for breed in self._breeds.values():
-            for name in dict.fromkeys(_fuzzy_form(name) for name in breed.names):
+            names = (*breed.names, *translated.get(breed.key, ()))
+            for name in dict.fromkeys(_fuzzy_form(name) for name in names):
                 self._fuzzy_names.append(name)
                 self._fuzzy_keys.append(breed.key)
 
@@ -227,6 +244,10 @@ class Taxonomy:
         for _, score, index in matches:
             key = self._fuzzy_keys[index]
             best[key] = max(best.get(key, 0.0), score)
+        for name, key in zip(self._fuzzy_names, self._fuzzy_keys, strict=True):
+            score = _word_prefix_score(query, name)
+            if score > best.get(key, 0.0):
+                best[key] = score
         ranked = sorted(best.items(), key=lambda item: (-item[1], _display_order(self._breeds[item[0]])))
         return [(self._breeds[key], score) for key, score in ranked[:limit]]
 
@@ -303,6 +324,21 @@ def _fuzzy_form(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", _fold(text).replace("&", "and")).split())
 
 
+def _word_prefix_score(query: str, name: str) -> float:
+    """PREFIX_SCORE when every typed word starts a different word of `name` ("shep" in German
+    Shepherd, "german" in every German breed), a little more when the name starts with the query;
+    0 otherwise. Whole names typed with a typo are `fuzz.ratio`'s job, not this one's."""
+    if len(query) < PREFIX_MIN_LENGTH:
+        return 0.0
+    words = name.split()
+    for typed in query.split():
+        found = next((i for i, word in enumerate(words) if word.startswith(typed)), None)
+        if found is None:
+            return 0.0
+        del words[found]
+    return PREFIX_SCORE + (2.0 if name.startswith(query) else 0.0)
+
+
 def _display_order(breed: Breed) -> str:
     return _fold(breed.display_name)
 
@@ -325,6 +361,16 @@ def _mixed_case(part: str) -> bool:
 
 
 @cache
+@cache
+def _translated_names() -> tuple[tuple[str, str], ...]:
+    """(breed key, name) from every language's breed table (dogbot/data/breed_names_<language>.json)."""
+    names = []
+    for table in sorted(resources.files("dogbot").joinpath("data").iterdir(), key=lambda p: p.name):
+        if table.name.startswith("breed_names_") and table.name.endswith(".json"):
+            names += json.loads(table.read_text(encoding="utf-8")).items()
+    return tuple(names)
+
+
 def _builtin_breeds() -> tuple[Breed, ...]:
     table = json.loads(resources.files("dogbot").joinpath(_TABLE).read_text(encoding="utf-8"))
     return tuple(

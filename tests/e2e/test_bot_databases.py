@@ -29,7 +29,7 @@ async def test_scenario(tmp_path: Path, predictor, dog_photos, one_torch_thread,
         assert answer.text.startswith(f"🐕 Dog {code}") and photo.sender_id == STAFF
 
         await bot.press(STAFF, answer, "Wrong?")
-        await server.wait_for(lambda s: s.method == "editMessageReplyMarkup", timeout=30)
+        await server.wait_for(lambda s: s.method == "editMessageText", timeout=30)
         correction = bot.breed_buttons(answer)[1]  # the runner-up: a real correction
         since = len(server.sent)
         assert await bot.press(STAFF, bot.current(answer), correction) == f"Saved: {correction}"

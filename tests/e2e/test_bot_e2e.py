@@ -29,6 +29,7 @@ from storage.tables import Label, Photo
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 ADMIN, STAFF, STRANGER = 1001, 2002, 6666
+SPANISH_STAFF = 2003  # their Telegram app is in Spanish (language_code "es")
 DOGBOT = Path(sys.executable).parent / "dogbot"
 START_TIMEOUT = 90.0  # importing torch and loading the model on a busy 2-core machine
 ANSWER_TIMEOUT = 30.0
@@ -80,7 +81,7 @@ async def running(request, tmp_path_factory) -> AsyncIterator[RunningBot]:
             **server.bot_env,
             "DOGBOT_DATA_DIR": str(home / "data"),
             "DOGBOT_ADMIN_IDS": str(ADMIN),
-            "DOGBOT_STAFF_IDS": str(STAFF),
+            "DOGBOT_STAFF_IDS": f"{STAFF},{SPANISH_STAFF}",
             "DOGBOT_TORCH_THREADS": "1",
         }
         if mode == "webhook":
@@ -126,7 +127,7 @@ async def test_staff_photo_correction_stranger_and_admin(running: RunningBot, do
 
     pressed = await server.press_button(STAFF, answer, server.find_button(answer, "Wrong?"))
     await server.wait_for_answer(pressed, timeout=ANSWER_TIMEOUT)
-    await server.wait_for_call("editMessageReplyMarkup", lambda c: c.ok, timeout=ANSWER_TIMEOUT)
+    await server.wait_for_call("editMessageText", lambda c: c.ok, timeout=ANSWER_TIMEOUT)
     current = server.messages_to(STAFF)[-1]
     not_breeds = (
         "Mixed breed",
@@ -215,3 +216,64 @@ async def test_telegram_hiccups_are_retried(running: RunningBot, dog_photos) -> 
         assert "🐕 Dog D-" in answer.text
     failed = [call.status for call in server.calls if call.status not in (None, 200)]
     assert failed == [502, 429], "each fault hit once, then the retry went through"
+
+
+# What the English flow says; none of it may reach someone the bot speaks Spanish to.
+ENGLISH = ("Which breed", "Registered", "Photo #", "Saved", "Best guesses", "I'm not sure", "Nothing is",
+           "received", "Skipped", "Mixed breed", "Not a dog", "Other…", "Wrong?")  # fmt: skip
+SPANISH_BUTTONS = {"Mestizo", "No es un perro", "Otra…", "Omitir"}
+
+
+async def test_a_staff_member_whose_telegram_is_in_spanish_gets_the_whole_flow_in_spanish(
+    running: RunningBot, dog_photos
+) -> None:
+    """Issue 14: photo → answer → button → /review, every message in the staff member's language."""
+    from PIL import Image
+
+    server = running.server
+    menu = {c["command"]: c["description"] for c in server.commands(language_code="es")}
+    assert menu["review"] == "etiquetar las fotos pendientes" and "language" in menu and "export" not in menu
+    assert {c["command"]: c["description"] for c in server.commands()}[
+        "review"
+    ] == "label photos that are waiting"
+    server.user(SPANISH_STAFF, "Lucía", language_code="es")
+    start = len(server.sent)
+    toasts = []
+
+    # A copy of the unsure photo no other test sent: a question with breed buttons.
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(dog_photos["unsure"])).convert("RGB").save(buffer, "JPEG", quality=88)
+    await server.send_photo(SPANISH_STAFF, buffer.getvalue())
+    question = await running.reply_to(SPANISH_STAFF, "¿De qué raza es la foto #", since=start)
+    assert {text for text, _ in question.buttons} >= SPANISH_BUTTONS, question.buttons
+    breed = next(text for text, _ in question.buttons if text not in SPANISH_BUTTONS)
+
+    since = len(server.sent)
+    pressed = await server.press_button(SPANISH_STAFF, question, server.find_button(question, breed))
+    toasts.append((await server.wait_for_answer(pressed, timeout=ANSWER_TIMEOUT)).params.get("text", ""))
+    await running.reply_to(SPANISH_STAFF, "Registrado como #", since=since)
+    assert toasts[-1] == f"Guardado: {breed}"
+
+    since = len(server.sent)
+    await server.send_text(SPANISH_STAFF, "/review")
+    shown = await server.wait_for(
+        lambda s: s.chat_id == SPANISH_STAFF and ("Foto #" in s.text or "No hay nada" in s.text),
+        timeout=ANSWER_TIMEOUT,
+        since=since,
+    )
+    if "Foto #" in shown.text:
+        assert "(recibida el " in shown.text and "¿De qué raza es?" in shown.text
+        assert {text for text, _ in shown.buttons} >= SPANISH_BUTTONS
+        since = len(server.sent)
+        pressed = await server.press_button(SPANISH_STAFF, shown, server.find_button(shown, "Omitir"))
+        toasts.append((await server.wait_for_answer(pressed, timeout=ANSWER_TIMEOUT)).params.get("text", ""))
+        await running.reply_to(SPANISH_STAFF, "omitida; queda pendiente en /review", since=since)
+        assert toasts[-1] == "Omitida."
+
+    said = [sent for sent in server.sent[start:] if sent.chat_id == SPANISH_STAFF]
+    assert said and all(sent.text or sent.buttons for sent in said)
+    for sent in said:
+        words = [sent.text, *(text for text, _ in sent.buttons)]
+        english = [w for w in ENGLISH for text in words if w in text]
+        assert not english, (english, str(sent))
+    assert not [w for w in ENGLISH for toast in toasts if w in toast], toasts

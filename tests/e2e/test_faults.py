@@ -59,7 +59,7 @@ async def label_it(bot: LiveBot, answer: Sent) -> str:
     assert "does not look like a dog" in answer.text, answer.text
     await bot.press(STAFF, answer, "It is a dog")
     await bot.server.wait_for(
-        lambda s: s.message_id == answer.message_id and s.method == "editMessageReplyMarkup", timeout=30
+        lambda s: s.message_id == answer.message_id and s.method == "editMessageText", timeout=30
     )
     breed = bot.breed_buttons(answer)[0]
     since = len(bot.server.sent)
@@ -81,7 +81,8 @@ def assert_nothing_lost_or_doubled(bot: LiveBot, sent: list[bytes], labelled: in
 
 
 # (method, fault, step it hits). Steps: the photo's download and answer, the "It is a dog" press
-# (answerCallbackQuery, editMessageReplyMarkup), the breed press (answerCallbackQuery, editMessageText).
+# (answerCallbackQuery, editMessageText: the text changes with the buttons), the breed press
+# (answerCallbackQuery, editMessageText).
 TELEGRAM_FAULTS: list[tuple[str, FaultSpec]] = [
     ("sendMessage", 502),
     ("sendMessage", ("retry_after", 1)),
@@ -94,7 +95,6 @@ TELEGRAM_FAULTS: list[tuple[str, FaultSpec]] = [
     ("answerCallbackQuery", 502),
     ("answerCallbackQuery", ("retry_after", 1)),
     ("answerCallbackQuery", "timeout"),
-    ("editMessageReplyMarkup", 502),
     ("editMessageText", 502),
     ("editMessageText", ("retry_after", 1)),
 ]
@@ -262,7 +262,7 @@ class LossyTelegram(FakeTelegram):
         return result
 
 
-@pytest.mark.parametrize("method", ["answerCallbackQuery", "editMessageReplyMarkup", "editMessageText"])
+@pytest.mark.parametrize("method", ["answerCallbackQuery", "editMessageText"])
 async def test_telegram_acted_but_the_answer_was_lost(
     tmp_path: Path, predictor, one_torch_thread, method
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -192,6 +193,22 @@ def test_retrain_learns_new_breeds_promotes_and_the_predictor_serves_it(env, pre
         jobs.rollback(actor="42", now=NOW)
     moves = [(m.kind, m.to_version) for m in registry.history(jobs.engine)]
     assert moves == [("init", "lite0-v0"), ("promote", "lite0-v1"), ("rollback", "lite0-v0")]
+
+    # In words (issue 14): percentages, no metric pairs, no server path; /status and /models agree
+    # that v0 answers again after the rollback; /models fits a phone.
+    from bot import texts
+    from dogbot.core.reporting import CatalogStatus
+    from dogbot.lifecycle_text import model_list, retrain_report
+
+    report = retrain_report(result, name=lambda key: key.replace("_", " ").title())
+    assert "answers from now on" in report and "Dachshund" in report and "%" in report
+    assert str(jobs.model_dir) not in report and ".png" not in report and " vs " not in report
+    assert not re.search(r"\b0\.\d{2,}", report), report
+    status = texts.status(CatalogStatus("lite0-v0", 1, 1, 0, 1, 0), jobs.status())
+    assert "lite0-v1 was put to work, then rolled back" in status
+    listed = model_list(jobs.models())
+    assert listed.splitlines()[0] == "▶ lite0-v0: answering now" and "• lite0-v1: used before" in listed
+    assert max(len(line) for line in listed.splitlines()) <= 60, listed
 
 
 def test_a_candidate_that_is_not_better_is_rejected_and_never_serves(env, predictor):

@@ -66,3 +66,10 @@ def test_a_small_simulation_reports_every_day(tmp_path, eval_data_dir):
     summary, chart = last_report(tmp_path / "live")
     assert "32 photos" in summary and chart.read_bytes()[:4] == b"\x89PNG"
     assert not (tmp_path / "live" / "dogbot.db").exists()  # the simulation never touches the live catalog
+
+
+def test_the_summary_names_days_only_when_something_happened() -> None:
+    """Issue 14: "retrains 0 (promoted 0) on days []"."""
+    from dogbot.simulation_run import _on_days
+
+    assert _on_days([]) == "" and _on_days([4]) == " on day 4" and _on_days([3, 10]) == " on days 3, 10"

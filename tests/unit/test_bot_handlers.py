@@ -35,6 +35,14 @@ def jpeg(color=(120, 90, 60), size=(64, 48)) -> bytes:
     return buffer.getvalue()
 
 
+def only_real_buttons_named(text: str, buttons) -> None:
+    """Every “button” a message names is one of its buttons (issue 14: no “It is a dog” to press)."""
+    import re
+
+    named = set(re.findall(r"“([^”]+)”", text))
+    assert named <= set(buttons), (named - set(buttons), text)
+
+
 def gif() -> bytes:
     buffer = io.BytesIO()
     Image.new("P", (16, 16)).save(buffer, "GIF")
@@ -50,6 +58,26 @@ async def test_start_and_help_depend_on_role(bot) -> None:
     assert "/addstaff" not in bot.last_reply(STAFF_ID).params["text"]
     await bot.send_text(ADMIN_ID, "/help")
     assert "/addstaff" in bot.last_reply(ADMIN_ID).params["text"]
+
+
+async def test_every_command_the_bot_answers_is_in_help_and_the_menu(bot) -> None:
+    from telegram.ext import CommandHandler
+
+    from bot import texts
+
+    names = {
+        name
+        for handlers in bot.app.handlers.values()
+        for handler in handlers
+        if isinstance(handler, CommandHandler)
+        for name in handler.commands
+    }
+    assert {"report", "review", "drift"} <= names
+    menu = set(texts.COMMANDS_STAFF) | set(texts.COMMANDS_ADMIN)
+    assert names <= menu, names - menu
+    await bot.send_text(ADMIN_ID, "/help")
+    admin_help = bot.last_reply(ADMIN_ID).params["text"]
+    assert all(f"/{name}" in admin_help for name in names - {"start", "help"}), admin_help
 
 
 async def test_stranger_is_refused_once_and_nothing_is_stored(bot, dog_photos) -> None:
@@ -112,8 +140,11 @@ async def test_confident_photo_is_registered_and_can_be_corrected(bot, dog_photo
     assert bot.sent("sendChatAction"), "shows 'typing…' while working"
 
     await bot.press(STAFF_ID, reply, bot.buttons(reply)["Wrong?"])
-    reopened = bot.buttons(bot.message_of(reply) and bot.sent("editMessageReplyMarkup")[-1])
+    reopened_call = bot.sent("editMessageText")[-1]
+    reopened = bot.buttons(reopened_call)
     assert {"Mixed breed", "Not a dog", "Other…", "Skip"} <= set(reopened)
+    assert "Registered as" not in reopened_call.params["text"], "the question must not say it is settled"
+    assert f"Which breed is {code}, then?" in reopened_call.params["text"]
     runner_up = [name for name in reopened if name not in ("Mixed breed", "Not a dog", "Other…", "Skip")][1]
     await bot.press(STAFF_ID, reply, reopened[runner_up])
 
@@ -121,6 +152,7 @@ async def test_confident_photo_is_registered_and_can_be_corrected(bot, dog_photo
     assert [(label.user_id, label.photo_id) for label in staff_labels] == [(STAFF_ID, photo.id)]
     edited = bot.sent("editMessageText")[-1].params["text"]
     assert f"Registered as {code}: {runner_up}" in edited
+    assert edited.count("Registered as") == 1, "the edited message shows the current state once"
     assert all(call.params["callback_query_id"] for call in bot.answers())
     assert len(bot.answers()) == 2
 
@@ -169,11 +201,23 @@ async def test_not_a_dog_can_be_overruled(bot, dog_photos) -> None:
     await bot.send_photo(STAFF_ID, dog_photos["not_dog"])
     reply = bot.last_reply(STAFF_ID)
     assert "does not look like a dog" in reply.params["text"]
+    only_real_buttons_named(reply.params["text"], bot.buttons(reply))
     await bot.press(STAFF_ID, reply, bot.buttons(reply)["It is a dog"])
-    choices = bot.buttons(bot.sent("editMessageReplyMarkup")[-1])
+    reopened = bot.sent("editMessageText")[-1]
+    choices = bot.buttons(reopened)
+    assert "You say it is a dog: which breed" in reopened.params["text"]
+    only_real_buttons_named(reopened.params["text"], choices)
     breed = next(name for name in choices if name not in ("Mixed breed", "Not a dog", "Other…", "Skip"))
     await bot.press(STAFF_ID, reply, choices[breed])
     assert rows(bot.container, Label)[-1].user_id == STAFF_ID
+
+    # The same photo again: it is registered as that breed now, so the answer offers "Wrong?", and
+    # says nothing of an "It is a dog" button it does not have.
+    await bot.send_photo(STAFF_ID, dog_photos["not_dog"])
+    again = bot.last_reply(STAFF_ID)
+    assert f": {breed}." in again.params["text"] and list(bot.buttons(again))[0] == "Wrong?"
+    assert "It is a dog" not in bot.buttons(again)
+    only_real_buttons_named(again.params["text"], bot.buttons(again))
 
 
 async def test_forged_and_stale_buttons_change_nothing(bot, dog_photos) -> None:
@@ -257,7 +301,7 @@ async def test_racing_presses_of_two_staff_show_the_label_that_stands_and_the_co
     assert standing.conflict and bot.catalog.breeds.taxonomy.get(standing.breed).display_name == second
     text = bot.message_of(reply)["text"]
     code = bot.catalog.dogs.get(photo.dog_id).code
-    assert f"The catalog says {second}" in text or text.endswith(f"{code}: {second}."), text
+    assert f"Registered as {code}: {second}." in text and text.count("Registered as") == 1, text
     assert "Staff disagree about this dog" in text, text
 
 
@@ -408,7 +452,7 @@ async def test_status_export_stats_breeds(bot, dog_photos) -> None:
     await bot.send_text(STAFF_ID, "/status")
     status = bot.last_reply(STAFF_ID).params["text"]
     assert "lite0-v0" in status and "2 today, 2 in total" in status and "Waiting for a label: 1" in status
-    assert "Last retrain: never" in status
+    assert "Last retrain: never" in status and "n/a" not in status
 
     await bot.send_text(ADMIN_ID, "/export")
     export = bot.last_reply(ADMIN_ID)
@@ -425,6 +469,8 @@ async def test_status_export_stats_breeds(bot, dog_photos) -> None:
     assert "Golden Retriever" in bot.last_reply(STAFF_ID).params["text"]
     await bot.send_text(STAFF_ID, "/breeds labrodor")
     assert "Labrador Retriever" in bot.last_reply(STAFF_ID).params["text"]
+    await bot.send_text(STAFF_ID, "/breeds shep")
+    assert "German Shepherd" in bot.last_reply(STAFF_ID).params["text"]
 
 
 # --- errors ------------------------------------------------------------------------------------------
@@ -531,3 +577,29 @@ async def test_a_label_on_a_full_disk_is_named_to_staff_and_admins(bot, dog_phot
     assert "Free some disk space" in bot.last_reply(ADMIN_ID).params["text"]
     assert rows(bot.container, Label) == []
     bot.errors.clear()
+
+
+async def test_language_choice_is_kept_per_person(bot, dog_photos) -> None:
+    """/language: the choice is stored (every replica reads it) and beats the shelter's default."""
+    from storage.tables import LanguageChoice
+
+    await bot.send_text(STAFF_ID, "/language")
+    menu = bot.last_reply(STAFF_ID)
+    assert "English" in menu.params["text"] and set(bot.buttons(menu)) == {"English", "Español"}
+    await bot.press(STAFF_ID, menu, bot.buttons(menu)["Español"])
+    assert bot.sent("editMessageText")[-1].params["text"] == "A partir de ahora te hablo en Español."
+    assert [(row.user_id, row.language) for row in rows(bot.container, LanguageChoice)] == [(STAFF_ID, "es")]
+
+    await bot.send_photo(STAFF_ID, dog_photos["unsure"])
+    question = bot.last_reply(STAFF_ID)
+    assert "¿De qué raza es D-" in question.params["text"]
+    assert {"Mestizo", "No es un perro", "Otra…", "Omitir"} <= set(bot.buttons(question))
+    await bot.send_text(STAFF2_ID, "/help")  # someone else: still the shelter's language
+    assert "Staff commands:" in bot.last_reply(STAFF2_ID).params["text"]
+
+    await bot.send_text(STAFF_ID, "/language")
+    menu = bot.last_reply(STAFF_ID)
+    assert "Te hablo en Español" in menu.params["text"]
+    await bot.press(STAFF_ID, menu, bot.buttons(menu)["English"])
+    await bot.send_text(STAFF_ID, "/help")
+    assert "Staff commands:" in bot.last_reply(STAFF_ID).params["text"]

@@ -141,16 +141,60 @@ def test_percent_and_status_before_lifecycle_jobs() -> None:
 
     assert [texts.percent(p) for p in (0.934, 0.004)] == ["93%", "<1%"]
     status = texts.status(CatalogStatus("lite0-v0", 10, 2, 3, 7, 1), LifecycleStatus(None, None, None, None))
-    assert (
-        "accuracy n/a" in status and "Last drift check: never" in status and "2 today, 10 in total" in status
-    )
+    assert "n/a" not in status and "starting model" in status
+    assert "Last check for changed photos: never" in status and "2 today, 10 in total" in status
     trained = ModelVersion(
         version="lite0-v3", backbone="lite0", status="promoted", created_at=datetime(2026, 1, 2, 9, 30)
     )
     status = texts.status(
         CatalogStatus("lite0-v3", 1, 1, 0, 1, 0), LifecycleStatus("lite0-v3", 0.91, None, trained)
     )
-    assert "accuracy 91%" in status and "Last retrain: 2026-01-02 09:30 UTC (lite0-v3 promoted)" in status
+    assert "right on 91% of the photos" in status
+    assert "Last retrain: 2026-01-02 09:30 (lite0-v3, now answering)" in status
+
+
+def test_status_after_a_rollback_does_not_call_the_rolled_back_model_serving() -> None:
+    from dogbot.core.reporting import CatalogStatus
+    from jobs.service import LifecycleStatus
+    from storage.lifecycle_tables import ModelVersion
+
+    trained = ModelVersion(
+        version="lite0-v2", backbone="lite0", status="promoted", created_at=datetime(2026, 1, 2, 9, 30)
+    )
+    status = texts.status(
+        CatalogStatus("lite0-v0", 1, 1, 0, 1, 0), LifecycleStatus("lite0-v0", None, None, trained)
+    )
+    assert "Model: lite0-v0" in status and "lite0-v2 was put to work, then rolled back" in status
+    assert "promoted" not in status
+
+
+def test_times_are_on_the_shelters_clock() -> None:
+    from zoneinfo import ZoneInfo
+
+    from dogbot.core.reporting import CatalogStatus
+    from jobs.service import LifecycleStatus
+    from storage.lifecycle_tables import ModelVersion
+
+    trained = ModelVersion(
+        version="lite0-v1", backbone="lite0", status="rejected", created_at=datetime(2026, 7, 2, 9, 30)
+    )
+    status = texts.status(
+        CatalogStatus("lite0-v0", 1, 1, 0, 1, 0),
+        LifecycleStatus("lite0-v0", None, None, trained),
+        ZoneInfo("Europe/Madrid"),
+    )
+    assert "2026-07-02 11:30" in status and "UTC" not in status
+    assert Settings(_env_file=None, timezone="Europe/Madrid").timezone == "Europe/Madrid"
+    with pytest.raises(ValueError, match="unknown time zone"):
+        Settings(_env_file=None, timezone="Mars/Olympus")
+
+
+def test_stats_never_sends_staff_to_an_admin_command() -> None:
+    rows = [{"label": f"Breed {i}", "label_source": "auto_accepted"} for i in range(40)]
+    staff = texts.stats(rows, 0, Role.STAFF)
+    assert "/export" not in staff.replace("an admin can /export", "")
+    assert "/export has them all" in texts.stats(rows, 0, Role.ADMIN)
+    assert "auto_accepted" not in staff and "Decided by" not in staff
 
 
 # --- secrets -----------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ async def test_lifecycle_commands_are_for_admins_only(bot) -> None:
 
 async def test_admin_sees_models_and_cannot_roll_back_past_the_first(bot) -> None:
     await bot.send_text(ADMIN_ID, "/models")
-    assert "* lite0-v0" in bot.last_reply(ADMIN_ID).params["text"]
+    assert "▶ lite0-v0: answering now" in bot.last_reply(ADMIN_ID).params["text"]
     await bot.send_text(ADMIN_ID, "/rollback")
     assert "no earlier champion" in bot.last_reply(ADMIN_ID).params["text"]
 
@@ -44,11 +44,11 @@ async def test_admin_sees_models_and_cannot_roll_back_past_the_first(bot) -> Non
 async def test_retrain_and_drift_report_progress_and_results(bot) -> None:
     await bot.send_text(ADMIN_ID, "/retrain")
     text = _texts(bot, ADMIN_ID)
-    assert "Retraining" in text and "nothing trained: no labels yet" in text
+    assert "Retraining" in text and "Nothing was trained: no labels yet" in text
     await bot.send_text(ADMIN_ID, "/retrain full")
     assert "not available yet" in _texts(bot, ADMIN_ID)
     await bot.send_text(ADMIN_ID, "/drift")
-    assert "not enough photos" in bot.last_reply(ADMIN_ID).params["text"]
+    assert "Not enough photos yet" in bot.last_reply(ADMIN_ID).params["text"]
 
 
 async def test_a_champion_promoted_by_another_process_is_served_without_restart(bot, predictor) -> None:

@@ -170,3 +170,69 @@ def test_the_settings_know_every_drift_test_and_refuse_a_misspelt_one():
     assert tuple(t.name for t in tests) == DRIFT_TESTS
     with pytest.raises(ValidationError, match="brightnes"):
         Settings(drift_alarm_tests="embedding_auc,brightnes")
+
+
+def test_the_drift_report_speaks_of_photos_not_statistics():
+    """Issue 14: /drift said "KS p=4.1e-05", "PSI 0.10, chi-squared p=0.014", "vs first_window (99)"."""
+    from bot import texts
+    from jobs.drift import DriftResult
+
+    rng = np.random.default_rng(2)
+    reference = _window(rng, 200)
+    tests, _ = compare(
+        reference, _window(rng, 50, shift=1.5, brightness=0.2), head=_head(), thresholds=THRESHOLDS
+    )
+    result = DriftResult(True, [t.to_json() for t in tests], 200, 50, "first_window", "lite0-v0")
+    text = texts.drift_report(result, name=lambda key: key.upper())
+    brightness = next(t for t in tests if t.name == "brightness")
+    assert brightness.facts["lower"] and brightness.facts["n"] == 50 and brightness.facts["beyond"] >= 45
+    assert f"{brightness.facts['beyond']} of the last 50 photos are darker than usual" in text
+    assert "the first 200 photos the bot received" in text and "/retrain" in text
+    for jargon in ("p=", "AUC", "KS", "PSI", "chi", "first_window", "embedding_auc", "statistic"):
+        assert jargon not in text, (jargon, text)
+
+    calm = DriftResult(
+        False,
+        [t.to_json() for t in compare(reference, _window(rng, 200), head=_head(), thresholds=THRESHOLDS)[0]],
+        200,
+        200,
+        "training",
+        "lite0-v1",
+    )
+    assert texts.drift_report(calm).startswith(
+        "✓ The last 200 photos look like the ones the model learned from"
+    )
+
+
+def test_charts_answer_their_question_without_empty_rows_or_events_that_never_happened(tmp_path):
+    """Issue 14: ~20 of 23 "worst breed" rows were blank; legends listed events that never happened;
+    half-day ticks on short runs."""
+    from dogbot.simulation_report import day_ticks, events_that_happened, render_chart
+    from jobs import charts
+
+    new = {"pug": {"top1": 1.0, "n": 4}, "beagle": {"top1": 0.5, "n": 4}, "boxer": {"top1": 1.0, "n": 3}}
+    old = {"pug": {"top1": 0.5, "n": 4}, "beagle": {"top1": 0.75, "n": 4}, "boxer": {"top1": 1.0, "n": 3}}
+    assert charts.breeds_that_changed(new, old, 10) == {"pug": 2, "beagle": -1}  # boxer: same, no row
+    path = charts.error_analysis_png(
+        tmp_path / "errors.png",
+        title="Is v1 better than v0?",
+        per_breed=new,
+        champion_per_breed=old,
+        confusions=[{"truth": "beagle", "predicted": "pug", "n": 2}],
+        name=str.title,
+    )
+    assert path.stat().st_size > 10_000
+
+    days = [{"day": d, "promoted": d == 3, "retrained": d == 3, "drift_alarm": False} for d in range(1, 5)]
+    assert [label for *_, label in events_that_happened(days)] == ["new model put to work (end of day)"]
+    assert day_ticks([1, 2, 3, 4]) == [1, 2, 3, 4] and day_ticks(list(range(1, 31))) == list(range(1, 31, 2))
+    result = {
+        "days": [
+            dict(
+                day, photos=10, asked=4, audited=1, model_top1=0.8, new_breed_top1=None, catalog_accuracy=0.9
+            )
+            for day in days
+        ],
+        "total": {"asked_share": 0.5, "photos": 40, "catalog_accuracy": 0.9, "settings": {"shift": "dark@3"}},
+    }
+    assert render_chart(result).startswith(b"\x89PNG")

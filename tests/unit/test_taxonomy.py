@@ -448,3 +448,23 @@ def test_every_special_label_and_button_word_is_reserved() -> None:
         with pytest.raises(ValueError):
             taxonomy.with_breed(Breed(key=slugify(name), display_name=name.replace("_", " ").title()))
     assert taxonomy.with_breed(Taxonomy.make_breed("Skipperke Blue")).resolve("skipperke blue") is not None
+
+
+# --- search by the start of a word (issue 14: "shep" and "german" found nothing) --------------------
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("shep", "german_shepherd"),
+        ("german", "german_shepherd"),
+        ("bull terr", "bull_terrier"),
+        ("retr", "golden_retriever"),
+    ],
+)
+def test_suggest_finds_breeds_by_the_start_of_a_word(taxonomy: Taxonomy, text: str, key: str) -> None:
+    assert key in [breed.key for breed, _ in taxonomy.suggest(text, limit=30)]
+
+
+def test_a_word_shared_by_many_breeds_is_offered_never_guessed(taxonomy: Taxonomy) -> None:
+    assert taxonomy.lookup("german") is None
+    assert len(taxonomy.suggest("german", limit=10)) >= 4
+    assert taxonomy.lookup("german shepard") == taxonomy.get("german_shepherd")
