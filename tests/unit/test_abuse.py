@@ -161,6 +161,8 @@ async def question(bot):
     catalog = bot.catalog
     # Any picture: "a dog, but which?"
     catalog.intake.rules = replace(catalog.intake.rules, dog_threshold=0.0, auto_accept_threshold=1.1)
+    # The card answers for the whole dog, by the dog's own rules: the same "a dog, but which?"
+    catalog.dogs.rules = replace(catalog.dogs.rules, dog_threshold=0.0, auto_accept_threshold=1.1)
     await bot.send_photo(STAFF_ID, jpeg((80, 60), (200, 180, 150)))
     reply = bot.last_reply(STAFF_ID)
     assert bot.buttons(reply), reply.params

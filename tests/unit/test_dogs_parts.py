@@ -49,7 +49,7 @@ def test_puppies_are_told_in_words_against_the_reference():
         {"current": {"puppy": 6, "adult": 4, "unknown": 9}, "reference": {"puppy": 1, "adult": 19}}
     )
     assert more == (
-        "Puppies: 6 of the 10 recent dogs with an age (60%), against 1 of 20 (5%) in the reference: "
+        "Puppies: 6 of the 10 recent dogs with an age (60%), against 1 of 20 (5%) before: "
         "many more puppies than before."
     )
     same = puppies_in_words({"current": {"puppy": 1, "adult": 9}, "reference": {"puppy": 2, "senior": 18}})
