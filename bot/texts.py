@@ -380,7 +380,7 @@ def dog_card(
     if not answer.not_a_dog and answer.breed is not None and answer.label is None and answer.top:
         lines.append(
             _("{breed} ({sure} sure, from all its photos).").format(
-                breed=shelter_breed(answer.breed, name), sure=percent(answer.top[0][1])
+                breed=_capitalized(shelter_breed(answer.breed, name)), sure=percent(answer.top[0][1])
             )
         )
     elif not answer.not_a_dog and answer.breed is None and answer.top:
@@ -409,6 +409,11 @@ def dog_card(
     if state is None and answer.breed is not None and answer.label is not None and answer.label.conflict:
         state_lines.append(_("Staff disagree about this dog; admins see it in /conflicts."))
     return "\n".join(lines) + ANSWER_SEPARATOR + "\n".join(state_lines)
+
+
+def _capitalized(text: str) -> str:
+    """A line's first letter upper-case (“cruce de Beagle” starts a line as “Cruce de Beagle”)."""
+    return text[:1].upper() + text[1:]
 
 
 def _date(moment: datetime, with_year: bool = True) -> str:
