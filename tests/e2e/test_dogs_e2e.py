@@ -161,7 +161,8 @@ async def test_an_album_is_one_dog_a_reply_joins_it_and_a_caption_names_it(
     current = running.current(card)
     if "Mixed breed" not in [text for text, _ in current.buttons]:
         await running.press(current, "Wrong?")
-        await server.wait_for_call("editMessageReplyMarkup", lambda c: c.ok, timeout=ANSWER_TIMEOUT)
+        # The card is drawn again with the question as its state line (issue 14: one state line).
+        await server.wait_for(lambda s: "then?" in s.text, timeout=ANSWER_TIMEOUT, since=since)
         current = running.current(card)
     await running.press(current, "Mixed breed")
     first = await server.wait_for(lambda s: "look most like" in s.text, timeout=ANSWER_TIMEOUT, since=since)
