@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 
 from dogbot.core.breeds import Breeds
-from dogbot.core.catalog import Catalog
 from dogbot.core.intake import IntakeRules
-from dogbot.core.members import Members
 from dogbot.settings import Settings
 from jobs import registry
 from ml.exemplars import ExemplarRules
@@ -29,6 +27,8 @@ from storage.db import make_engine
 from storage.tables import utcnow
 
 if TYPE_CHECKING:
+    from dogbot.core.catalog import Catalog
+    from dogbot.core.members import Members
     from jobs.drift import DriftThresholds
     from jobs.retrain import RetrainResult
     from jobs.scheduler import Intervals
@@ -149,6 +149,8 @@ class Container:
 
     @cached_property
     def catalog(self) -> Catalog:
+        from dogbot.core.catalog import Catalog  # `dogbot predict` and `models` need no catalog
+
         s = self.settings
         return Catalog.open(
             self.engine,
@@ -164,6 +166,8 @@ class Container:
 
     @cached_property
     def members(self) -> Members:
+        from dogbot.core.members import Members
+
         s = self.settings
         return Members(
             self.engine, admin_ids=s.admin_ids, staff_ids=s.staff_ids, cache_seconds=s.member_cache_s
