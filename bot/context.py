@@ -74,10 +74,10 @@ async def gate(update: Update, context: DogContext) -> None:
         await query.answer(texts.FORGED, show_alert=True)  # whoever pressed it: nothing to act on
         raise ApplicationHandlerStop
     user = update.effective_user
-    members, user_id = context.services.members, user.id if user else None
-    role = members.known_role(user_id)
+    user_id = user.id if user else None
+    role = context.services.members.known_role(user_id)
     if role is None:  # the cache is stale: read the database in a worker thread
-        role = await asyncio.to_thread(members.role, user_id)
+        role = await asyncio.to_thread(context.services.members.role, user_id)
     if role is Role.STRANGER:
         if query is not None:
             await query.answer(texts.NOT_STAFF_BUTTON, show_alert=True)
