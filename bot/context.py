@@ -80,7 +80,9 @@ async def gate(update: Update, context: DogContext) -> None:
         raise ApplicationHandlerStop
     user = update.effective_user
     user_id = user.id if user else None
-    role = await asyncio.to_thread(context.services.members.role, user_id)
+    role = context.services.members.known_role(user_id)
+    if role is None:  # the cache is stale: read the database in a worker thread
+        role = await asyncio.to_thread(context.services.members.role, user_id)
     chosen = context.services.members.language(user_id)  # read with the role: cached, no query
     # Everything said while handling this update is in this person's language (dogbot.i18n).
     i18n.set_language(i18n.choose(chosen, user.language_code if user else None, context.services.language))

@@ -17,10 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 
 from dogbot.core.breeds import Breeds
-from dogbot.core.catalog import Catalog
-from dogbot.core.dogs import DogRules
 from dogbot.core.intake import IntakeRules
-from dogbot.core.members import Members
 from dogbot.settings import Settings
 from jobs import registry
 from ml.exemplars import ExemplarRules
@@ -30,6 +27,9 @@ from storage.db import make_engine
 from storage.tables import utcnow
 
 if TYPE_CHECKING:
+    from dogbot.core.catalog import Catalog
+    from dogbot.core.dogs import DogRules
+    from dogbot.core.members import Members
     from jobs.drift import DriftThresholds
     from jobs.retrain import RetrainResult
     from jobs.scheduler import Intervals
@@ -52,6 +52,8 @@ def intake_rules(s: Settings) -> IntakeRules:
 
 
 def dog_rules(s: Settings) -> DogRules:
+    from dogbot.core.dogs import DogRules  # imported when a catalog is built, like the catalog
+
     return DogRules(
         code_prefix=s.dog_code_prefix,
         code_format=s.dog_code_format,
@@ -163,6 +165,8 @@ class Container:
 
     @cached_property
     def catalog(self) -> Catalog:
+        from dogbot.core.catalog import Catalog  # `dogbot predict` and `models` need no catalog
+
         s = self.settings
         return Catalog.open(
             self.engine,
@@ -179,6 +183,8 @@ class Container:
 
     @cached_property
     def members(self) -> Members:
+        from dogbot.core.members import Members
+
         s = self.settings
         return Members(
             self.engine, admin_ids=s.admin_ids, staff_ids=s.staff_ids, cache_seconds=s.member_cache_s

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from jobs.scores import RetrainMetrics
 from ml.head import BreedHead, sidecar_path
 from ml.predictor import Predictor, backbone_of, base_version
 from storage import lifecycle_repository as repo
@@ -34,6 +34,9 @@ from storage.blobs import write_bytes_atomically
 from storage.db import session as open_session
 from storage.lifecycle_tables import AliasMove, ModelVersion
 from storage.vocabulary import ModelStatus
+
+if TYPE_CHECKING:  # imported by models(): serving a champion (every start) reads no scores
+    from jobs.scores import RetrainMetrics
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +315,8 @@ def rollback(engine: Engine, *, actor: str | None, now: datetime, reason: str = 
 
 
 def models(engine: Engine) -> list[ModelInfo]:
+    from jobs.scores import RetrainMetrics
+
     with open_session(engine) as session:
         champion = repo.alias_target(session=session)
         return [

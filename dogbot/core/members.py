@@ -65,13 +65,31 @@ class Members:
 
     def role(self, user_id: int | None) -> Role:
         """The user's role now; strangers are everyone not listed."""
+        if user_id is None or user_id in self.admin_ids:
+            return self._role_of(user_id, {})
+        return self._role_of(user_id, self._members())
+
+    def known_role(self, user_id: int | None) -> Role | None:
+        """The role when it is known without the database (the cache is fresh), else None. Never waits.
+
+        The bot's gate asks this on its event loop for every update; only when it says None does it
+        send :meth:`role` to a worker thread. A thread hop for every update queued each update behind
+        whatever photos held the worker threads, staff's button presses included.
+        """
+        loaded_at, added = self._loaded_at, self._added  # _members() sets _added, then _loaded_at
+        settled = user_id is None or user_id in self.admin_ids
+        if not settled and (loaded_at is None or self.clock() - loaded_at >= self.cache_seconds):
+            return None
+        return self._role_of(user_id, added)
+
+    def _role_of(self, user_id: int | None, added: dict[int, Role]) -> Role:
         if user_id is None:
             return Role.STRANGER
         if user_id in self.admin_ids:
             return Role.ADMIN
-        added = self._members().get(user_id)
-        if added is not None:
-            return added
+        found = added.get(user_id)
+        if found is not None:
+            return found
         return Role.STAFF if user_id in self.staff_ids else Role.STRANGER
 
     def add_staff(self, user_id: int, *, by: int | None) -> bool:

@@ -17,8 +17,8 @@ disagree.
 
 from __future__ import annotations
 
-import ast
 import logging
+import re
 import sqlite3
 from functools import cache
 from pathlib import Path
@@ -48,6 +48,11 @@ _FIRST_RELEASE_TABLES = (
     "aliasmove", "custombreed", "datasetversion", "driftreport", "joblock", "jobrun", "member", "photo",
     "goldenitem", "modelversion", "prediction", "datasetitem", "label",
 )  # fmt: skip
+# `revision: str = "0004_x"` and `down_revision: ... = "0003_y"` (or None), as every migration writes them.
+_REVISION_LINE = re.compile(r"^revision(?:\s*:[^=]*)?\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+_DOWN_REVISION_LINE = re.compile(
+    r"^down_revision(?:\s*:[^=]*)?\s*=\s*(None|[\"'][^\"']+[\"']|.+)$", re.MULTILINE
+)
 # Key of the PostgreSQL advisory lock held while the schema is created or migrated.
 _ADVISORY_LOCK = 0x646F67626F74  # "dogbot"
 
@@ -91,29 +96,27 @@ def _stamped(connection: Connection) -> str | None:
 
 
 @cache
-def _newest(location: Path) -> str:
-    """The head revision, from the migration files' ``revision`` and ``down_revision`` lines.
+def _newest(location: Path) -> str | None:
+    """The head revision, read from the migration files' ``revision`` and ``down_revision`` lines.
 
-    Parsed, not imported: loading the scripts imports Alembic. A test checks it against
-    :func:`head`; a branched history (two heads) is refused as Alembic would.
+    Read, not imported: loading the scripts imports Alembic. None when a file says something this
+    reading does not follow (a merge of two branches): the caller then asks Alembic. A test checks
+    it against :func:`head`.
     """
     revisions, parents = set(), set()
-    for script in (location / "versions").glob("*.py"):
-        for node in ast.parse(script.read_text(encoding="utf-8")).body:
-            target = node.target if isinstance(node, ast.AnnAssign) else None
-            if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target = node.targets[0]
-            if not isinstance(target, ast.Name) or node.value is None:
-                continue
-            if target.id == "revision":
-                revisions.add(ast.literal_eval(node.value))
-            elif target.id == "down_revision" and ast.literal_eval(node.value) is not None:
-                value = ast.literal_eval(node.value)
-                parents.update([value] if isinstance(value, str) else value)
+    for script in (location / "versions").glob("[!_]*.py"):  # not __init__.py
+        text = script.read_text(encoding="utf-8")
+        revision = _REVISION_LINE.search(text)
+        parent = _DOWN_REVISION_LINE.search(text)
+        if revision is None or parent is None:
+            return None
+        revisions.add(revision.group(1))
+        if parent.group(1) not in ("None", None):
+            if not parent.group(1).startswith(("'", '"')):
+                return None
+            parents.add(parent.group(1).strip("'\""))
     heads = revisions - parents
-    if len(heads) != 1:
-        raise SchemaError(f"the migrations have {len(heads)} heads: {sorted(heads)}")
-    return heads.pop()
+    return heads.pop() if len(heads) == 1 else None
 
 
 def stamp(connection: Connection, revision: str, *, location: Path = HERE) -> None:

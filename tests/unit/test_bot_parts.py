@@ -78,6 +78,16 @@ def test_roles_added_by_another_process_show_up_after_the_cache(tmp_path) -> Non
     engine.dispose()
 
 
+def test_known_role_answers_from_the_cache_only_and_never_reads_the_database(members: Members) -> None:
+    assert members.known_role(1) is Role.ADMIN and members.known_role(None) is Role.STRANGER
+    assert members.known_role(2) is None  # nothing loaded yet: ask the database (in a worker thread)
+    members.add_staff(5, by=1)
+    assert members.role(5) is Role.STAFF  # loads the cache
+    assert [members.known_role(uid) for uid in (2, 5, 3)] == [Role.STAFF, Role.STAFF, Role.STRANGER]
+    members.remove_staff(5, by=1)
+    assert members.known_role(5) is None  # a change empties the cache
+
+
 # --- batching and throttling -------------------------------------------------------------------
 async def test_micro_batcher_groups_a_burst_and_keeps_order() -> None:
     seen: list[list[int]] = []

@@ -186,7 +186,7 @@ def test_only_the_gate_asks_for_a_role() -> None:
             if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
             for node in ast.walk(function):
-                asks = isinstance(node, ast.Attribute) and node.attr == "role"
+                asks = isinstance(node, ast.Attribute) and node.attr in ("role", "known_role")
                 if asks and isinstance(node.value, ast.Attribute) and node.value.attr == "members":
                     callers.append(f"{name}.{function.name}")
     assert sorted(set(callers)) == ["bot.context.gate"]
