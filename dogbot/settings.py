@@ -54,6 +54,16 @@ class Settings(BaseSettings):
     # Seconds to wait for Telegram when downloading a photo (files up to 20 MB).
     download_timeout_s: float = 60.0
 
+    # --- Web API (`dogbot api`) -------------------------------------------------------------------
+    # Where the HTTP server listens: loopback by default; put it behind a TLS proxy to open it up.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    # Per API token: more requests than this in a minute are refused with 429 (0: no limit). Counted
+    # in the database, so several API processes share it.
+    api_requests_per_minute: int = 120
+    # Photos in one request (a dog's registration or its added photos); each is at most max_upload_mb.
+    api_max_photos: int = Field(default=10, ge=1)
+
     # --- Storage --------------------------------------------------------------------------------
     data_dir: Path = Path("data")
     database_url: str = ""  # empty: SQLite file under data_dir

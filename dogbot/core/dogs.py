@@ -345,6 +345,7 @@ class Dogs:
         primary: str | None = None,
         secondary: str | None = None,
         except_photo: int | None = None,
+        user_name: str | None = None,
     ) -> list[LabelResult]:
         """A person's answer about the dog, on every photo of it (the catalog rule counts them once:
         each person's latest answer); ``except_photo`` was answered already."""
@@ -365,6 +366,7 @@ class Dogs:
                     prediction_id=prediction.id if prediction is not None else None,
                     primary_breed=primary,
                     secondary_breed=secondary,
+                    user_name=user_name,
                 )
             )
         return results
