@@ -26,7 +26,9 @@ def build_api(container: Container) -> FastAPI:
         catalog=catalog,
         clients=ApiClients(container.engine, clock=container.clock),
         # In the database: every API process counts the same token's requests together.
-        request_limit=SharedPerUserLimit(container.engine, settings.api_requests_per_minute, 60.0, kind="api"),
+        request_limit=SharedPerUserLimit(
+            container.engine, settings.api_requests_per_minute, 60.0, kind="api"
+        ),
         max_photos=settings.api_max_photos,
         refresh_champion=container.refresh_champion,
         champion_check_s=settings.champion_check_seconds,

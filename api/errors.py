@@ -27,7 +27,9 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
@@ -54,7 +56,9 @@ def install(app: FastAPI) -> None:
     async def on_invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         problems = []
         for item in error.errors():
-            where = ".".join(str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path"))
+            where = ".".join(
+                str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")
+            )
             problems.append(f"{where}: {item.get('msg', 'invalid')}" if where else item.get("msg", "invalid"))
         message = "; ".join(problems) or "the request is not valid"
         if any(item.get("loc", ())[-1:] == ("photo",) for item in error.errors()):
@@ -72,4 +76,6 @@ def install(app: FastAPI) -> None:
 
 
 def _body_missing(error: RequestValidationError) -> bool:
-    return any(item.get("type") == "missing" and item.get("loc", ())[:1] == ("body",) for item in error.errors())
+    return any(
+        item.get("type") == "missing" and item.get("loc", ())[:1] == ("body",) for item in error.errors()
+    )

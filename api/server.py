@@ -10,7 +10,6 @@ request that passes is stored exactly as if staff had sent the photos to the bot
 wait in the chat's /review).
 """
 
-
 import asyncio
 import contextlib
 import logging
@@ -140,7 +139,9 @@ def create_app(services: ApiServices) -> FastAPI:
         name: Annotated[str | None, Form()] = None,
         sex: Annotated[Sex | None, Form()] = None,
         age_group: Annotated[AgeGroup | None, Form()] = None,
-        crop: Annotated[list[str] | None, Form(description="x,y,w,h per photo, in order ('' for none)")] = None,
+        crop: Annotated[
+            list[str] | None, Form(description="x,y,w,h per photo, in order ('' for none)")
+        ] = None,
     ) -> Dog:
         """A new dog from its photos; answered from all of them, as the bot answers an album."""
         incoming = _incoming(catalog, photo, crop, services, who)
@@ -158,7 +159,9 @@ def create_app(services: ApiServices) -> FastAPI:
     @app.get("/v1/dogs", response_model=DogList)
     def list_dogs(
         _client: Client,
-        since: Annotated[datetime | None, Query(description="ISO-8601; dogs that came in at or after it")] = None,
+        since: Annotated[
+            datetime | None, Query(description="ISO-8601; dogs that came in at or after it")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> DogList:
         """The newest dogs first."""
@@ -187,7 +190,9 @@ def create_app(services: ApiServices) -> FastAPI:
         primary, secondary = _breed_key(catalog, answer.primary), _breed_key(catalog, answer.secondary)
         mix = answer.mix or secondary is not None
         if primary is None and not mix:
-            raise ApiError(422, "invalid_request", "Give 'primary' (a breed), or 'mix': true for an unknown mix.")
+            raise ApiError(
+                422, "invalid_request", "Give 'primary' (a breed), or 'mix': true for an unknown mix."
+            )
         try:
             catalog.dogs.record_label(
                 dog.id,
@@ -252,7 +257,9 @@ def _incoming(catalog: Catalog, photos: list[UploadFile], crops, services: ApiSe
     crops = crops or []
     if crops and len(crops) != len(photos):
         raise ApiError(
-            422, "bad_crop", f"{len(crops)} crop fields for {len(photos)} photos: give one per photo, or none."
+            422,
+            "bad_crop",
+            f"{len(crops)} crop fields for {len(photos)} photos: give one per photo, or none.",
         )
     items = []
     for index, upload in enumerate(photos):

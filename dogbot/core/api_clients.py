@@ -70,7 +70,9 @@ class ApiClients:
             )
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with open_session(self.engine) as session:
-            session.add(ApiToken(name=name, token_sha256=digest(token), created_at=self.clock(), created_by=by))
+            session.add(
+                ApiToken(name=name, token_sha256=digest(token), created_at=self.clock(), created_by=by)
+            )
             try:
                 session.commit()
             except IntegrityError:
