@@ -17,11 +17,12 @@ import logging
 from dataclasses import dataclass, field
 
 from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatAction
 from telegram.error import BadRequest
 
 from bot import keyboards, texts
 from bot.callbacks import Action, Press
-from bot.context import DogContext
+from bot.context import DogContext, chat_action
 from dogbot.core.dogs import DogAnswer, SameDog, UnknownDog
 from storage.vocabulary import AgeGroup, Sex
 
@@ -142,7 +143,10 @@ async def _album_card(context: DogContext, album: Album) -> None:
             break
         await asyncio.sleep(settle - quiet)
     album.sending = True
-    text, markup = await card(context, await album.dog_id, ask_same_dog=True)
+    dog_id = await album.dog_id
+    if not await asyncio.to_thread(context.services.catalog.dogs.photos_of, dog_id):
+        return  # every photo of the album was refused, and each was told why
+    text, markup = await card(context, dog_id, ask_same_dog=True)
     album.card = await album.first.reply_text(text, reply_markup=markup, do_quote=True)
 
 
@@ -190,9 +194,17 @@ async def update_card(
     if footer:
         text = f"{text}{texts.ANSWER_SEPARATOR}{footer}"
     try:
-        await context.bot.edit_message_text(
-            text, chat_id=message.chat_id, message_id=message.message_id, reply_markup=markup
-        )
+        if message.photo:  # /dog's card is the dog's best photo with the card as its caption
+            await context.bot.edit_message_caption(
+                chat_id=message.chat_id,
+                message_id=message.message_id,
+                caption=text[:1024],
+                reply_markup=markup,
+            )
+        else:
+            await context.bot.edit_message_text(
+                text, chat_id=message.chat_id, message_id=message.message_id, reply_markup=markup
+            )
     except BadRequest as error:
         if "not modified" not in error.message.lower():
             raise
@@ -211,8 +223,15 @@ async def on_dog(update: Update, context: DogContext) -> None:
     except UnknownDog:
         await message.reply_text(texts.no_such_dog(code))
         return
+    catalog = context.services.catalog
     text, markup = await card(context, dog.id)
-    await message.reply_text(text, reply_markup=markup)
+    best = await asyncio.to_thread(lambda: catalog.dogs.answer(dog.id).best_photo)
+    data = await asyncio.to_thread(catalog.dogs.photo_bytes, best) if best is not None else None
+    if data is None:
+        await message.reply_text(text, reply_markup=markup)
+        return
+    async with chat_action(context, message.chat_id, ChatAction.UPLOAD_PHOTO):
+        await message.reply_photo(photo=data, caption=text[:1024], reply_markup=markup)
 
 
 async def on_dogs(update: Update, context: DogContext) -> None:

@@ -24,9 +24,10 @@ def dog_by_code(code: str, *, session: Session) -> Dog | None:
 def recent_dogs(
     limit: int, *, session: Session, sender_id: int | None = None, since: datetime | None = None
 ) -> list[Dog]:
-    """The newest dogs (by intake, then id), merged records left out; only ``sender_id``'s, and only
-    those that came in at ``since`` or later, when given."""
-    statement = select(Dog).where(Dog.merged_into.is_(None))
+    """The newest dogs with a photo (by intake, then id), merged records left out; only ``sender_id``'s,
+    and only those that came in at ``since`` or later, when given."""
+    # A dog made for an album whose every photo was refused has no photo: nothing to list.
+    statement = select(Dog).where(Dog.merged_into.is_(None), Dog.id.in_(select(Photo.dog_id)))
     if sender_id is not None:
         statement = statement.where(Dog.sender_id == sender_id)
     if since is not None:

@@ -256,3 +256,29 @@ async def test_a_strangers_album_stores_nothing(running: RunningBot, photos) -> 
     await asyncio.sleep(SETTLE_S * 2)
     assert len(server.downloads) == downloads
     assert (len(running.rows(Photo)), len(running.rows(Dog))) == (photos_before, dogs_before)
+
+
+async def test_dog_shows_a_card_with_its_best_photo_and_dogs_lists_the_arrivals(running: RunningBot) -> None:
+    server = running.server
+    max_dog = next(d for d in running.rows(Dog) if d.name == "Max")
+    since = len(server.sent)
+    await server.send_text(STAFF, f"/dog {max_dog.code.lower()}")
+    shown = await server.wait_for(
+        lambda s: s.chat_id == STAFF and s.method == "sendPhoto", timeout=ANSWER_TIMEOUT, since=since
+    )
+    assert shown.text.startswith(f"{CARD}{max_dog.code} Max (4 photos)") and shown.file_data
+    assert "♂ Male" in [text for text, _ in shown.buttons]
+    await running.press(shown, "♀ Female")  # a press on the photo card edits its caption
+    await server.wait_for(lambda s: s.method == "editMessageCaption", timeout=ANSWER_TIMEOUT, since=since)
+    assert next(d for d in running.rows(Dog) if d.id == max_dog.id).sex == "female"
+
+    since = len(server.sent)
+    await server.send_text(STAFF, "/dogs")
+    listing = await server.wait_for(
+        lambda s: s.chat_id == STAFF and "came in lately" in s.text, timeout=ANSWER_TIMEOUT, since=since
+    )
+    assert f"{max_dog.code} Max: " in listing.text and "4 photos" in listing.text
+    await server.send_text(STAFF, "/dog D-1999-0001")
+    await server.wait_for(
+        lambda s: "I have no dog D-1999-0001" in s.text, timeout=ANSWER_TIMEOUT, since=since
+    )
