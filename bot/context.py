@@ -22,6 +22,7 @@ from bot import texts
 from bot.batcher import MicroBatcher
 from bot.callbacks import CallbackCodec
 from bot.throttle import PerUserLimit
+from dogbot.core.api_clients import ApiClients
 from dogbot.core.catalog import Catalog
 from dogbot.core.intake import Incoming, Received
 from dogbot.core.limits import SharedPerUserLimit
@@ -44,6 +45,7 @@ class Services:
     download_timeout_s: float
     data_dir: Path  # where `dogbot simulate --report` leaves its last report (/report)
     album_settle_s: float  # an album's one card waits this long for the rest of its photos
+    api_clients: ApiClients | None = None  # web API tokens (/apitoken)
 
     def breed_name(self, key: str) -> str:
         """What people read for a breed key or special label."""

@@ -48,6 +48,7 @@ COMMANDS_ADMIN = {
     "addstaff": "give someone staff rights: /addstaff USER_ID",
     "removestaff": "take staff rights away: /removestaff USER_ID",
     "staff": "who has staff rights",
+    "apitoken": "a token for the web API: /apitoken NAME",
     "retrain": "retrain the breed model on new labels",
     "drift": "check whether incoming photos changed",
     "models": "model versions and their accuracy",
@@ -413,6 +414,23 @@ def breed_added(display_name: str, key: str) -> str:
         f"Added “{display_name}” ({key}). Staff can choose it now (Other… → type the name); "
         "the model learns it at the next retrain."
     )
+
+
+def api_token(name: str, token: str) -> str:
+    return (
+        f"Web API token for {name}. It is shown only this once: put it in the app's settings, "
+        f"then delete this message. Revoke it with `dogbot api-token revoke {name}`.\n\n{token}"
+    )
+
+
+def api_token_sent(name: str) -> str:
+    return f"I sent you the token for {name} in a private message."
+
+
+API_TOKEN_UNDELIVERED = (
+    "I could not send you the token privately, so none was kept. Open a chat with me, press Start, "
+    "then ask again."
+)
 
 
 def usage(command: str, argument: str) -> str:

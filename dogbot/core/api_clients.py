@@ -89,6 +89,14 @@ class ApiClients:
                 session.add(row)
                 session.commit()
 
+    def discard(self, name: str) -> None:
+        """Delete a token nobody has received (its message could not be delivered): the name is free again."""
+        with open_session(self.engine) as session:
+            row = token_repository.token_by_name(name.strip(), session=session)
+            if row is not None:
+                session.delete(row)
+                session.commit()
+
     def list(self) -> list[ClientInfo]:
         with open_session(self.engine) as session:
             return [

@@ -30,6 +30,7 @@ class LiveApi:
     url: str
     env: dict[str, str]
     log: Path
+    pid: int = 0
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(
@@ -76,6 +77,7 @@ def live_api(data_dir: Path, database_url: str | None = None, **settings: str) -
         process = subprocess.Popen(
             [sys.executable, "-m", "dogbot.cli", "api"], env=env, stdout=output, stderr=subprocess.STDOUT
         )
+    api.pid = process.pid
     try:
         deadline = time.monotonic() + 120
         while True:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -234,3 +235,77 @@ async def _ask_review(data_dir: Path, database_url: str) -> int:
         )
     finally:
         container.engine.dispose()
+
+
+def test_limits_models_and_docs(tmp_path: Path, dog_photos, predictor) -> None:
+    """Per-token rate limit (429, other tokens unaffected); a champion promoted elsewhere is served
+    without a restart; the process never loads torch; /openapi.json and /docs describe the routes."""
+    from jobs import registry
+    from storage.blobs import write_bytes_atomically
+    from storage.lifecycle_tables import ModelVersion
+    from storage.vocabulary import ModelStatus
+
+    data_dir = tmp_path / "data"
+    with live_api(data_dir, api_requests_per_minute="4", champion_check_seconds="1") as api:
+        first, second = api.new_token("kiosk"), api.new_token("website")
+        with api.client(first) as kiosk, api.client(second) as website, api.client() as anonymous:
+            if datetime.now(UTC).second > 50:  # the limit's window is the wall clock's minute
+                time.sleep(61 - datetime.now(UTC).second)
+            statuses = [kiosk.get("/v1/dogs").status_code for _ in range(5)]
+            assert statuses == [200, 200, 200, 200, 429]
+            refused = kiosk.get("/v1/dogs")
+            assert error_of(refused) == (429, "rate_limited") and refused.headers["Retry-After"] == "60"
+            assert website.get("/v1/dogs").status_code == 200
+
+            schema = anonymous.get("/openapi.json").json()
+            assert {
+                "/v1/health",
+                "/v1/predict",
+                "/v1/dogs",
+                "/v1/dogs/{code}",
+                "/v1/dogs/{code}/photos",
+            } <= set(schema["paths"])
+            assert (
+                "/v1/dogs/{code}/breed" in schema["paths"]
+                and "put" in schema["paths"]["/v1/dogs/{code}/breed"]
+            )
+            assert anonymous.get("/docs").status_code == 200
+            assert error_of(anonymous.get("/v2/nothing")) == (404, "not_found")
+
+            # A new champion, promoted by another process: served within seconds, no restart.
+            engine = make_engine(f"sqlite:///{data_dir / 'dogbot.db'}")
+            head = predictor.base_head()
+            head.bias[0] += 100.0  # names the first breed for every dog
+            now = datetime.now(UTC)
+            with open_session(engine) as session:
+                session.add(
+                    ModelVersion(
+                        version="lite0-v1",
+                        backbone="lite0",
+                        created_at=now,
+                        artifact="lite0-v1.pt",
+                        sha256=head.save(tmp_path / "worker" / "lite0-v1.pt", write=write_bytes_atomically),
+                        breed_keys=head.breed_keys,
+                        status=ModelStatus.CANDIDATE,
+                    )
+                )
+                registry.store_artifact(session, "lite0-v1", tmp_path / "worker" / "lite0-v1.pt")
+                session.commit()
+            registry.promote(engine, "lite0-v1", reason="test", actor="worker", now=now)
+            engine.dispose()
+            deadline = time.monotonic() + 30
+            while anonymous.get("/v1/health").json()["model_version"] != "lite0-v1":
+                assert time.monotonic() < deadline, "the API did not serve the new champion"
+                time.sleep(0.2)
+            answer = website.post("/v1/predict", files=files(dog_photos["sure"])).json()
+            assert answer["model_version"] == "lite0-v1" and answer["breed"] == head_first_breed(head)
+
+        # ONNX Runtime serves; torch would cost the API ~300 MB and seconds of start-up.
+        libraries = Path(f"/proc/{api.pid}/maps").read_text()
+        assert "onnxruntime" in libraries and "libtorch" not in libraries
+
+
+def head_first_breed(head) -> str:
+    from dogbot.core.taxonomy import Taxonomy
+
+    return Taxonomy().get(head.breed_keys[0]).display_name
