@@ -65,6 +65,13 @@ def install(app: FastAPI) -> None:
             message += " (send the photo as a multipart/form-data file field named 'photo')"
         return error_response(400 if _body_missing(error) else 422, "invalid_request", message)
 
+    @app.exception_handler(Exception)
+    async def on_unexpected(_request: Request, _error: Exception) -> JSONResponse:
+        # The server logs it with its traceback; the client gets JSON like every other answer.
+        return error_response(
+            500, "internal_error", "Something went wrong on the server (it is logged); try again."
+        )
+
     @app.exception_handler(HTTPException)
     async def on_http(request: Request, error: HTTPException) -> JSONResponse:
         if request.scope.get(BODY_TOO_LARGE):
