@@ -326,7 +326,7 @@ async def test_two_replicas_share_photos_presses_the_limit_and_new_models(
 
         served = {}
         for user, data in zip((STAFF, ADMIN), later, strict=True):
-            update_id, answer = await bot.photo(user, data, expect="#")
+            update_id, answer = await bot.photo(user, data, expect="🐕 Dog ")
             served[bot.balancer.routed[update_id]] = (hashlib.sha256(data).hexdigest(), answer)
         assert set(served) == {0, 1}, "one photo for each replica"
         by_sha = {p.sha256: p.id for p in bot.rows(Photo)}
