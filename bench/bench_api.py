@@ -16,7 +16,8 @@ Photos are distinct real JPEGs of the shared dev set (a photo sent twice would j
 
     .venv/bin/python bench/bench_api.py [--clients 20] [--dogs 10] [--photos-per-dog 2] [--write]
 
-Prints a Markdown table; with --write it also replaces the "## Web API" section of bench/README.md.
+Prints a Markdown table; with --write it also replaces the "## Web API" section of bench/README.md
+("## Web API on PostgreSQL" with --database-url).
 """
 
 from __future__ import annotations
@@ -227,12 +228,11 @@ def main() -> int:
     if args.write:
         database = " --database-url URL" if args.database_url else ""
         write_section(
-            "## Web API",
-            "`dogbot api` in its own process on loopback, driven over HTTP with httpx; one token per "
-            "client. The model-alone row is this process on the same photos (ONNX Runtime, one "
-            "thread); the API's overhead is a request's p50 minus it (decoding twice, as every "
-            "photo is checked before anything is stored; storing; the database rows; the JSON). "
-            "Reproduce with:\n\n"
+            "## Web API on PostgreSQL" if args.database_url else "## Web API",
+            "\n`dogbot api` in its own process on loopback, driven over HTTP with httpx; one token per\n"
+            "client. The model-alone row is this process on the same photos (ONNX Runtime, one\n"
+            "thread); the API's overhead is a request's p50 minus it (reading the upload, checking every\n"
+            "photo before anything is stored, storing, the database rows, the JSON). Reproduce with:\n\n"
             f"    .venv/bin/python bench/bench_api.py --write{database}\n\n" + table,
         )
     return 0 if ok else 1
