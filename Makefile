@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run worker test lint bench clean
+.PHONY: install run api worker test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/dogbot run
+
+api: install
+	$(BIN)/dogbot api
 
 worker: install
 	$(BIN)/dogbot worker
@@ -31,6 +34,7 @@ bench: install
 	$(BIN)/python bench/bench_model.py --write
 	$(BIN)/python bench/bench_bot.py --write
 	$(BIN)/python bench/bench_load.py --write
+	$(BIN)/python bench/bench_api.py --write
 	$(BIN)/python bench/bench_jobs.py
 	$(BIN)/python bench/bench_memory.py --write
 
