@@ -309,3 +309,64 @@ def head_first_breed(head) -> str:
     from dogbot.core.taxonomy import Taxonomy
 
     return Taxonomy().get(head.breed_keys[0]).display_name
+
+
+@pytest.mark.postgres
+def test_two_api_processes_share_one_catalog(
+    tmp_path: Path, postgres_url, s3_bucket, s3_endpoint, eval_data_dir
+) -> None:
+    """Step 2 of the deployment: two `dogbot api` processes, each with its own data folder, on one
+    PostgreSQL schema and one bucket. Dogs registered through both at once get distinct codes and
+    keep their photos; either reads what the other wrote; the token limit and a revocation hold
+    across both."""
+    import threading
+
+    shared = {
+        "photo_store": f"s3://{s3_bucket}/photos",
+        "s3_endpoint_url": s3_endpoint,
+        "api_requests_per_minute": "30",
+    }
+    photos = [path.read_bytes() for path in sorted((eval_data_dir / "images" / "boxer").iterdir())[:8]]
+    with (
+        live_api(tmp_path / "one", postgres_url, **shared) as one,
+        live_api(tmp_path / "two", postgres_url, **shared) as two,
+    ):
+        token = one.new_token("shelter-app")
+        codes: list[str] = []
+        failures: list[str] = []
+
+        def register(api, pair: list[bytes]) -> None:
+            with api.client(token) as client:
+                response = client.post("/v1/dogs", files=files(*pair))
+            if response.status_code == 201:
+                codes.append(response.json()["code"])
+            else:
+                failures.append(response.text)
+
+        threads = [
+            threading.Thread(target=register, args=(api, photos[2 * i : 2 * i + 2]))
+            for i, api in enumerate([one, two, one, two])
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == [] and len(set(codes)) == 4
+        with one.client(token) as first, two.client(token) as second:
+            for code in codes:
+                assert len(second.get(f"/v1/dogs/{code}").json()["photos"]) == 2
+            second.put(f"/v1/dogs/{codes[0]}/breed", json={"primary": "Boxer"})
+            seen = first.get(f"/v1/dogs/{codes[0]}").json()
+            assert seen["breed"]["primary"] == "Boxer" and seen["labelled_by"]["name"] == "shelter-app"
+
+            if datetime.now(UTC).second > 45:  # the limit's window is the wall clock's minute
+                time.sleep(61 - datetime.now(UTC).second)
+            answers = [api.get("/v1/dogs").status_code for api in (first, second) for _ in range(20)]
+            assert answers.count(429) > 0 and answers.count(200) <= 30
+
+            two.cli("api-token", "revoke", "shelter-app")
+            assert first.get("/v1/health").status_code == 200
+            assert error_of(first.get("/v1/dogs")) == (401, "unauthorized")
+            assert error_of(second.get("/v1/dogs")) == (401, "unauthorized")
+    stored = rows(postgres_url, Photo)
+    assert len(stored) == 8 and len({photo.sha256 for photo in stored}) == 8
