@@ -31,7 +31,7 @@ from dogbot.core.dogs import UnknownDog
 from dogbot.core.intake import Incoming, receive
 from dogbot.core.labelling import UnknownBreed
 from dogbot.core.limits import SharedPerUserLimit
-from ml.images import ImageRejected, crop_image
+from ml.images import ImageRejected, crop_image, too_big
 from storage.vocabulary import MIXED_BREED, AgeGroup, LabelSource, Sex
 
 log = logging.getLogger(__name__)
@@ -223,9 +223,11 @@ async def _watch_champion(services: ApiServices) -> None:
             log.exception("checking for a new champion failed")
 
 
-def _read(upload: UploadFile, max_bytes: int) -> bytes:
-    # One byte past the limit is enough to know; the body limit already bounds the whole request.
-    return upload.file.read(max_bytes + 1)
+def _read(upload: UploadFile, max_bytes: int, index: int | None = None) -> bytes:
+    """The upload's bytes; one over the limit is refused by its size, without reading it."""
+    if upload.size is not None and upload.size > max_bytes:
+        raise errors.image_error(too_big(upload.size, max_bytes), index)
+    return upload.file.read(max_bytes + 1)  # a size the server did not know: the decoder refuses it
 
 
 def _parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
@@ -263,9 +265,12 @@ def _incoming(catalog: Catalog, photos: list[UploadFile], crops, services: ApiSe
         )
     items = []
     for index, upload in enumerate(photos):
-        data = _read(upload, services.max_photo_bytes)
+        where = index if len(photos) > 1 else None
+        data = _read(upload, services.max_photo_bytes, where)
         crop = _parse_crop(crops[index]) if crops else None
-        _checked(catalog, data, crop, index if len(photos) > 1 else None)  # decoded again when stored
+        _checked(
+            catalog, data, crop, where
+        )  # decoded again when stored: one full-size photo in memory at a time
         items.append({"data": data, "crop": crop, "sender_id": who.user_id, "file_name": upload.filename})
     return items
 

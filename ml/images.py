@@ -27,6 +27,7 @@ __all__ = [
     "ImageStatistics",
     "RejectionCode",
     "crop_image",
+    "too_big",
     "image_statistics",
     "load_image",
     "sniff_format",
@@ -87,10 +88,7 @@ def load_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     if not data:
         raise ImageRejected("empty", "This file is empty. Please send the photo again.")
     if len(data) > max_bytes:
-        raise ImageRejected(
-            "too_big",
-            f"This file is too big ({_megabytes(len(data))} MB); the limit is {_megabytes(max_bytes)} MB.",
-        )
+        raise too_big(len(data), max_bytes)
 
     img = _open(data, max_pixels)
     try:
@@ -105,6 +103,13 @@ def load_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
         return _to_rgb(img)
     except Exception as exc:  # an exotic mode Pillow cannot convert (LAB, HSV): unreadable for us
         raise ImageRejected("not_an_image", "This image uses a colour format I can't read.") from exc
+
+
+def too_big(size: int, max_bytes: int) -> ImageRejected:
+    """The refusal of a file of ``size`` bytes (a caller that knows the size need not read it all)."""
+    return ImageRejected(
+        "too_big", f"This file is too big ({_megabytes(size)} MB); the limit is {_megabytes(max_bytes)} MB."
+    )
 
 
 def crop_image(img: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:

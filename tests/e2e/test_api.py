@@ -165,6 +165,12 @@ def test_the_api_over_http(tmp_path: Path, database_url, dog_photos, eval_data_d
             assert {what: error_of(response) for what, (response, _) in checks.items()} == {
                 what: expected for what, (_, expected) in checks.items()
             }
+            # Within a dog's larger body limit, a photo over 20 MB is refused by its size, in the bot's words.
+            big = app.post("/v1/dogs", files=files(one, b"\xff\xd8\xff" + bytes(21 * 1024 * 1024)))
+            assert error_of(big) == (413, "too_big")
+            assert (
+                big.json()["error"]["message"] == "photo 2: This file is too big (21 MB); the limit is 20 MB."
+            )
             assert (len(rows(url, Photo)), len(rows(url, Dog))) == before
             # 30 MB sent in chunks, with no length declared: refused once the limit is passed.
             head = b'--zz\r\nContent-Disposition: form-data; name="photo"; filename="big.jpg"\r\n\r\n'
