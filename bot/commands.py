@@ -76,7 +76,14 @@ async def on_conflicts(update: Update, context: DogContext) -> None:
     """/conflicts (admins): photos where staff gave different answers."""
     found = await asyncio.to_thread(context.services.catalog.reporting.conflicts)
     items = [
-        (photo.id, [(label.user_id, label.source, label.breed) for label in labels if label.source in PEOPLE])
+        (
+            photo.id,
+            [
+                (label.user_name or label.user_id, label.source, label.breed)  # an API token by its name
+                for label in labels
+                if label.source in PEOPLE
+            ],
+        )
         for photo, labels in found
     ]
     text = texts.conflicts(items, context.services.breed_name)

@@ -388,8 +388,8 @@ def stats(rows: Iterable[Mapping[str, object]], conflicts: int, limit: int = 30)
     return "\n".join(lines)
 
 
-def conflicts(items: Sequence[tuple[int, Sequence[tuple[int | None, str, str]]]], name: Name) -> str:
-    """Photos people disagree about: ``(photo id, [(user id, source, breed key), ...])``."""
+def conflicts(items: Sequence[tuple[int, Sequence[tuple[int | str | None, str, str]]]], name: Name) -> str:
+    """Photos people disagree about: ``(photo id, [(user id or API token name, source, breed key), ...])``."""
     if not items:
         return "No disagreements. 👍"
     lines = [f"{len(items)} photos where people disagree:"]
