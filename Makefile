@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 LOCALE := dogbot/locale
 
-.PHONY: install run worker test lint bench clean translations
+.PHONY: install run api worker test lint bench clean translations
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/dogbot run
+
+api: install
+	$(BIN)/dogbot api
 
 worker: install
 	$(BIN)/dogbot worker
@@ -34,6 +37,7 @@ bench: install
 	$(BIN)/python bench/bench_model.py --write
 	$(BIN)/python bench/bench_bot.py --write
 	$(BIN)/python bench/bench_load.py --write
+	$(BIN)/python bench/bench_api.py --write
 	$(BIN)/python bench/bench_jobs.py
 	$(BIN)/python bench/bench_memory.py --write
 

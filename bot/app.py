@@ -32,6 +32,7 @@ from bot.lifecycle import register_lifecycle_handlers
 from bot.throttle import PerUserLimit
 from dogbot import i18n
 from dogbot.app import Container
+from dogbot.core.api_clients import ApiClients
 from dogbot.core.intake import receive
 from dogbot.core.limits import SharedPerUserLimit
 from dogbot.i18n import _
@@ -86,6 +87,7 @@ def build_application(
         download_timeout_s=settings.download_timeout_s,
         data_dir=settings.data_dir,
         album_settle_s=settings.album_settle_s,
+        api_clients=ApiClients(container.engine),
     )
     builder = (
         Application.builder()

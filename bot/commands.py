@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 
 from telegram import Update
 from telegram.constants import ChatAction
+from telegram.error import TelegramError
 from telegram.ext import CommandHandler
 
 from bot import keyboards, texts
 from bot.context import DogContext, admin_only, chat_action
 from dogbot import i18n
+from dogbot.core.api_clients import ClientError
 from dogbot.core.members import MembershipError, parse_user_id
 from storage.vocabulary import PEOPLE
 
@@ -85,7 +87,14 @@ async def on_conflicts(update: Update, context: DogContext) -> None:
     """/conflicts (admins): photos where staff gave different answers."""
     found = await asyncio.to_thread(context.services.catalog.reporting.conflicts)
     items = [
-        (photo.id, [(label.user_id, label.source, label.breed) for label in labels if label.source in PEOPLE])
+        (
+            photo.id,
+            [
+                (label.user_name or label.user_id, label.source, label.breed)  # an API token by its name
+                for label in labels
+                if label.source in PEOPLE
+            ],
+        )
         for photo, labels in found
     ]
     text = texts.conflicts(items, context.services.breed_name)
@@ -146,6 +155,30 @@ async def on_staff(update: Update, context: DogContext) -> None:
     await update.effective_message.reply_text(texts.staff_list(members.admin_ids, staff))
 
 
+@admin_only
+async def on_api_token(update: Update, context: DogContext) -> None:
+    """/apitoken NAME (admins): a new web API token, sent in a private message only."""
+    message, admin_id = update.effective_message, update.effective_user.id
+    name = " ".join(context.args or [])
+    clients = context.services.api_clients
+    if not name or clients is None:
+        await message.reply_text(texts.usage("apitoken", "NAME, e.g. /apitoken intake-app"))
+        return
+    try:
+        token = await asyncio.to_thread(clients.create, name, by=admin_id)
+    except ClientError as error:
+        await message.reply_text(str(error))
+        return
+    try:
+        await context.bot.send_message(admin_id, texts.api_token(name, token))
+    except TelegramError:  # the admin never opened a private chat with the bot: nobody saw the token
+        await asyncio.to_thread(clients.discard, name)
+        await message.reply_text(texts.API_TOKEN_UNDELIVERED)
+        return
+    if message.chat_id != admin_id:
+        await message.reply_text(texts.api_token_sent(name))
+
+
 async def on_unknown_command(update: Update, context: DogContext) -> None:
     """Any other /command."""
     await update.effective_message.reply_text(texts.TEXT_HINT)
@@ -165,4 +198,5 @@ def handlers() -> list[CommandHandler]:
         CommandHandler("addstaff", on_add_staff),
         CommandHandler("removestaff", on_remove_staff),
         CommandHandler("staff", on_staff),
+        CommandHandler("apitoken", on_api_token),
     ]

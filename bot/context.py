@@ -24,6 +24,7 @@ from bot.batcher import MicroBatcher
 from bot.callbacks import CallbackCodec
 from bot.throttle import PerUserLimit
 from dogbot import i18n
+from dogbot.core.api_clients import ApiClients
 from dogbot.core.catalog import Catalog
 from dogbot.core.intake import Incoming, Received
 from dogbot.core.limits import SharedPerUserLimit
@@ -48,6 +49,7 @@ class Services:
     album_settle_s: float  # an album's one card waits this long for the rest of its photos
     timezone: tzinfo = UTC  # the shelter's clock, for every time shown
     language: str = i18n.SOURCE_LANGUAGE  # the shelter's language, for people who chose none
+    api_clients: ApiClients | None = None  # web API tokens (/apitoken)
 
     def breed_name(self, key: str) -> str:
         """What people read for a breed key or special label, in the current language."""

@@ -76,6 +76,7 @@ COMMANDS_ADMIN = {
     "addstaff": N_("give someone staff rights: /addstaff USER_ID"),
     "removestaff": N_("take staff rights away: /removestaff USER_ID"),
     "staff": N_("who has staff rights"),
+    "apitoken": N_("a token for the web API: /apitoken NAME"),
     "retrain": N_("retrain the breed model on new labels"),
     "drift": N_("check whether incoming photos changed"),
     "models": N_("model versions and how good they are"),
@@ -647,8 +648,8 @@ def stats(
     return "\n".join(lines)
 
 
-def conflicts(items: Sequence[tuple[int, Sequence[tuple[int | None, str, str]]]], name: Name) -> str:
-    """Photos people disagree about: ``(photo id, [(user id, source, breed key), ...])``."""
+def conflicts(items: Sequence[tuple[int, Sequence[tuple[int | str | None, str, str]]]], name: Name) -> str:
+    """Photos people disagree about: ``(photo id, [(user id or API token name, source, breed key), ...])``."""
     if not items:
         return _("No disagreements. 👍")
     lines = [_("{n} photos where people disagree:").format(n=len(items))]
@@ -676,6 +677,23 @@ def breed_added(display_name: str, key: str) -> str:
         "Added “{breed}” ({key}). Staff can choose it now ({other} → type the name); "
         "the model learns it at the next retrain."
     ).format(breed=display_name, key=key, other=button("other"))
+
+
+def api_token(name: str, token: str) -> str:
+    return (
+        f"Web API token for {name}. It is shown only this once: put it in the app's settings, "
+        f"then delete this message. Revoke it with `dogbot api-token revoke {name}`.\n\n{token}"
+    )
+
+
+def api_token_sent(name: str) -> str:
+    return f"I sent you the token for {name} in a private message."
+
+
+API_TOKEN_UNDELIVERED = (
+    "I could not send you the token privately, so none was kept. Open a chat with me, press Start, "
+    "then ask again."
+)
 
 
 def usage(command: str, argument: str) -> str:

@@ -181,6 +181,16 @@ class Container:
             clock=self.clock,
         )
 
+    def refresh_champion(self) -> bool:
+        """Serve a champion promoted by another process (cheap when none was); True if it changed."""
+        return registry.serve_champion(
+            self.engine,
+            self.predictor,
+            model_dir=self.settings.model_dir,
+            now=self.clock(),
+            on_change=self.breeds.reload_taxonomy,
+        )
+
     @cached_property
     def members(self) -> Members:
         from dogbot.core.members import Members

@@ -239,6 +239,36 @@ def cmd_run(container: Container, args: argparse.Namespace) -> int:
     return run_bot(container)
 
 
+def cmd_api(container: Container, args: argparse.Namespace) -> int:
+    """Start the web API (DOGBOT_API_HOST:DOGBOT_API_PORT)."""
+    from api.app import run_api
+
+    return run_api(container)
+
+
+def cmd_api_token(container: Container, args: argparse.Namespace) -> int:
+    """Make, list or revoke web API tokens; the token is printed once, on the last line."""
+    from dogbot.core.api_clients import ApiClients, ClientError
+
+    clients = ApiClients(container.engine)
+    try:
+        if args.action == "create":
+            token = clients.create(args.name or "")
+            print(f"API token for {args.name.strip()} (shown once; store it in the client's secrets):")
+            print(token)
+        elif args.action == "revoke":
+            clients.revoke(args.name or "")
+            print(f"revoked the API token {args.name.strip()}")
+        else:
+            for info in clients.list():
+                state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
+                print(f"{info.name}\tcreated {info.created_at:%Y-%m-%d %H:%M}\t{state}")
+    except ClientError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_backup(container: Container, args: argparse.Namespace) -> int:
     """Write the database and the photos to one .tar.gz (safe while the bot runs)."""
     from dogbot.backup import create_backup
@@ -448,6 +478,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="start the Telegram bot")
     run.set_defaults(handler=cmd_run)
+
+    api = commands.add_parser("api", help="start the web API (DOGBOT_API_HOST:DOGBOT_API_PORT)")
+    api.set_defaults(handler=cmd_api)
+
+    api_token = commands.add_parser("api-token", help="web API tokens: create NAME, list, revoke NAME")
+    api_token.add_argument("action", choices=["create", "list", "revoke"])
+    api_token.add_argument("name", nargs="?", metavar="NAME", help="the client, e.g. intake-app")
+    api_token.set_defaults(handler=cmd_api_token)
 
     backup = commands.add_parser("backup", help="database and photos to one .tar.gz (bot may keep running)")
     backup.add_argument("out", metavar="OUT.tar.gz")

@@ -62,6 +62,15 @@ class Settings(BaseSettings):
     # The language the bot speaks to someone whose Telegram app uses a language it does not speak, and
     # who chose none with /language: en or es.
     language: str = "en"
+    # --- Web API (`dogbot api`) -------------------------------------------------------------------
+    # Where the HTTP server listens: loopback by default; put it behind a TLS proxy to open it up.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    # Per API token: more requests than this in a minute are refused with 429 (0: no limit). Counted
+    # in the database, so several API processes share it.
+    api_requests_per_minute: int = 120
+    # Photos in one request (a dog's registration or its added photos); each is at most max_upload_mb.
+    api_max_photos: int = Field(default=10, ge=1)
 
     # --- Storage --------------------------------------------------------------------------------
     data_dir: Path = Path("data")

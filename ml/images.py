@@ -26,6 +26,8 @@ __all__ = [
     "ImageRejected",
     "ImageStatistics",
     "RejectionCode",
+    "crop_image",
+    "too_big",
     "image_statistics",
     "load_image",
     "sniff_format",
@@ -40,7 +42,7 @@ _STATS_SIDE = 64
 # ITU-R BT.601 luma weights, the same ones Pillow uses for mode "L".
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
-RejectionCode = Literal["empty", "too_big", "too_many_pixels", "truncated", "not_an_image"]
+RejectionCode = Literal["empty", "too_big", "too_many_pixels", "truncated", "not_an_image", "bad_crop"]
 
 
 class ImageRejected(ValueError):
@@ -86,10 +88,7 @@ def load_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     if not data:
         raise ImageRejected("empty", "This file is empty. Please send the photo again.")
     if len(data) > max_bytes:
-        raise ImageRejected(
-            "too_big",
-            f"This file is too big ({_megabytes(len(data))} MB); the limit is {_megabytes(max_bytes)} MB.",
-        )
+        raise too_big(len(data), max_bytes)
 
     img = _open(data, max_pixels)
     try:
@@ -104,6 +103,26 @@ def load_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
         return _to_rgb(img)
     except Exception as exc:  # an exotic mode Pillow cannot convert (LAB, HSV): unreadable for us
         raise ImageRejected("not_an_image", "This image uses a colour format I can't read.") from exc
+
+
+def too_big(size: int, max_bytes: int) -> ImageRejected:
+    """The refusal of a file of ``size`` bytes (a caller that knows the size need not read it all)."""
+    return ImageRejected(
+        "too_big", f"This file is too big ({_megabytes(size)} MB); the limit is {_megabytes(max_bytes)} MB."
+    )
+
+
+def crop_image(img: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    """The part ``box`` = (x, y, width, height) of the upright photo, in its pixels (an app that lets
+    people frame the dog sends the frame); raise ImageRejected when the box is not inside the photo."""
+    x, y, width, height = box
+    if width <= 0 or height <= 0 or x < 0 or y < 0 or x + width > img.width or y + height > img.height:
+        raise ImageRejected(
+            "bad_crop",
+            f"The crop {x},{y},{width},{height} (x,y,width,height) is not inside the "
+            f"{img.width}x{img.height} photo.",
+        )
+    return img.crop((x, y, x + width, y + height))
 
 
 def image_statistics(img: Image.Image) -> ImageStatistics:

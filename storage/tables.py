@@ -6,6 +6,7 @@
 * ``Label`` — append-only: every answer from staff, admins, auto-acceptance or imports, with who and when.
 * ``CustomBreed`` — breeds staff added that the base model does not know.
 * ``Member`` — staff and admins added from the chat (ids from settings are always trusted too).
+* ``ApiToken`` — a web API client (an app, a website, a kiosk): its name and the SHA-256 of its token.
 * ``RateWindow`` — per user, how many photos arrived in the current fixed time window, when bot
   replicas share one photo limit (``DOGBOT_SHARED_RATE_LIMIT``).
 """
@@ -91,6 +92,9 @@ class Label(SQLModel, table=True):
     secondary_breed: str | None = Field(default=None, max_length=64)
     source: str = Field(max_length=16)
     user_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # Who, in words, where the id alone does not say: an API token's name (its user_id is minus the
+    # token's id, so it never meets a Telegram user id).
+    user_name: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
@@ -129,3 +133,15 @@ class RateWindow(SQLModel, table=True):
     user_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     window_start: int = Field(sa_column=Column(BigInteger, nullable=False))  # Unix seconds
     events: int = 0
+
+
+class ApiToken(SQLModel, table=True):
+    """A web API client. Only the token's SHA-256 is kept (tokens are random, so no salt is needed);
+    a revoked token stays, so the labels it gave keep their name."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    token_sha256: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    revoked_at: datetime | None = None

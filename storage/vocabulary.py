@@ -18,10 +18,12 @@ class LabelSource(StrEnum):
     ADMIN = "admin"
     AUTO = "auto_accepted"
     IMPORT = "import"
+    API = "api"  # an app or website through the web API, with its token's name (an admin made the token)
 
 
-# The labels a person gave in the chat: they vote, they can disagree, they correct the model.
-PEOPLE = (LabelSource.STAFF, LabelSource.ADMIN)
+# The labels a person gave (in the chat, or through an API token, which acts as one person): they
+# vote, they can disagree, they correct the model.
+PEOPLE = (LabelSource.STAFF, LabelSource.ADMIN, LabelSource.API)
 # Labels a retrain counts as "new answers from people": the chat's, plus a shelter's own import.
 HUMAN_SOURCES = (*PEOPLE, LabelSource.IMPORT)
 

@@ -14,6 +14,8 @@ secondary breed, and whether it is a mix.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +34,8 @@ from storage import dog_repository, repository
 from storage.db import session as open_session
 from storage.tables import Dog, Photo, Prediction, utcnow
 from storage.vocabulary import MIXED_BREED, NOT_A_DOG, AgeGroup, LabelSource, Outcome, Sex
+
+_NUMBERING_ATTEMPTS = 100
 
 
 class UnknownDog(KeyError):
@@ -129,7 +133,12 @@ class Dogs:
     ) -> Dog:
         """A new dog with the next code of its intake year."""
         intake_at = intake_at or self.clock()
-        for _ in range(5):  # each retry follows another process numbering a dog at the same moment
+        # Each retry follows another request numbering a dog at the same moment. 20 web API clients
+        # registering at once collided more than 5 times in a row (bench/bench_api.py): retry more,
+        # after a random pause that grows, so the colliding writers spread out.
+        for attempt in range(_NUMBERING_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0, 0.002 * min(attempt, 20)))
             with open_session(self.engine) as session:
                 serial = dog_repository.next_serial(intake_at.year, session=session)
                 dog = Dog(
@@ -345,6 +354,7 @@ class Dogs:
         primary: str | None = None,
         secondary: str | None = None,
         except_photo: int | None = None,
+        user_name: str | None = None,
     ) -> list[LabelResult]:
         """A person's answer about the dog, on every photo of it (the catalog rule counts them once:
         each person's latest answer); ``except_photo`` was answered already."""
@@ -365,6 +375,7 @@ class Dogs:
                     prediction_id=prediction.id if prediction is not None else None,
                     primary_breed=primary,
                     secondary_breed=secondary,
+                    user_name=user_name,
                 )
             )
         return results

@@ -28,7 +28,7 @@ from dogbot.core.dogs import Dogs
 from dogbot.core.labels import ResolvedLabel, resolve_label
 from dogbot.core.lookalikes import Lookalikes
 from dogbot.core.taxonomy import Breed
-from ml.images import ImageRejected, image_statistics, load_image, sniff_format
+from ml.images import ImageRejected, crop_image, image_statistics, load_image, sniff_format
 from ml.predictor import ModelOutput, Predictor
 from storage import repository
 from storage.blobs import PhotoStore
@@ -287,6 +287,9 @@ class Incoming:
     chat_id: int | None = None
     file_name: str | None = None
     dog_id: int | None = None  # None: the photo starts a dog of its own
+    # (x, y, width, height) in the photo's pixels: only this part is classified (a web API client's
+    # frame around the dog); the whole file is stored.
+    crop: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,8 @@ def receive(intake: PhotoIntake, items: Sequence[Incoming], *, source: str = "te
     for i, item in enumerate(items):
         try:
             image = intake.decode(item.data)
+            if item.crop is not None:
+                image = crop_image(image, item.crop)
         except ImageRejected as rejected:
             results[i] = Received(rejected=rejected)
             continue

@@ -59,10 +59,12 @@ class Labelling:
         prediction_id: int | None = None,
         primary_breed: str | None = None,
         secondary_breed: str | None = None,
+        user_name: str | None = None,
     ) -> LabelResult:
         """Append a label. The same person repeating their latest answer adds nothing (double taps).
 
-        ``primary_breed`` and ``secondary_breed`` name a mixed breed's parts, when someone knows them.
+        ``primary_breed`` and ``secondary_breed`` name a mixed breed's parts, when someone knows them;
+        ``user_name`` says who in words where the id does not (an API token's name).
         """
         if source not in tuple(LabelSource):
             raise ValueError(f"unknown label source {source!r}")
@@ -95,6 +97,7 @@ class Labelling:
                 secondary_breed=secondary_breed,
                 source=source,
                 user_id=user_id,
+                user_name=user_name,
                 created_at=self.clock(),
             )
             session.add(label)

@@ -112,7 +112,8 @@ class Reporting:
                 "model_version": prediction.model_version if prediction else "",
                 "label": self._display(resolved.breed, prediction) if resolved else "",
                 "label_source": resolved.label.source if resolved else "",
-                "labeled_by": (resolved.label.user_id or "") if resolved else "",
+                # A Telegram user's id, or an API token's name.
+                "labeled_by": (resolved.label.user_name or resolved.label.user_id or "") if resolved else "",
                 "labeled_at": resolved.label.created_at.isoformat(timespec="seconds") if resolved else "",
                 "dog_code": codes.get(photo.dog_id, ""),
             }

@@ -83,7 +83,8 @@ def _comments(answer: DogAnswer, who: Callable[[int | None], str]) -> str:
     parts = []
     if answer.label is not None:
         label = answer.label.label
-        parts.append(f"Breed from dogbot, confirmed by {who(label.user_id)} ({label.source}).")
+        by = f"the web API client {label.user_name}" if label.user_name else who(label.user_id)
+        parts.append(f"Breed from dogbot, confirmed by {by} ({label.source}).")
     elif answer.breed is not None:
         parts.append(f"Breed from dogbot's model ({answer.output.model_version}), not checked by staff.")
     else:

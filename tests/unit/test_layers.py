@@ -2,8 +2,9 @@
 
 ``ml`` and ``storage`` import no other project package; the domain (``dogbot.core``) imports only
 those two; ``jobs`` imports the domain and below, never the bot or the shell; the shell beside the
-domain (settings, the composition root ``dogbot.app``, backup, simulation) never imports the bot or
-the CLI; ``bot`` and the CLI sit on top. Only entry points import the composition root. Every import
+domain (settings, the composition root ``dogbot.app``, backup, simulation) never imports the bot, the
+web API or the CLI; ``bot`` and ``api`` (the web API) sit on top side by side, never importing each
+other, and the CLI above them. Only entry points import the composition root. Every import
 counts: at module level, inside functions, and under ``TYPE_CHECKING``.
 """
 
@@ -14,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("ml", "storage", "dogbot", "jobs", "bot")
+PACKAGES = ("ml", "storage", "dogbot", "jobs", "bot", "api")
 
 # Layer of a module, and the layers it may import (its own included).
 MAY_IMPORT = {
@@ -24,11 +25,13 @@ MAY_IMPORT = {
     "jobs": {"jobs", "core", "ml", "storage"},
     "shell": {"shell", "jobs", "core", "ml", "storage"},
     "bot": {"bot", "shell", "jobs", "core", "ml", "storage"},
-    "cli": {"cli", "bot", "shell", "jobs", "core", "ml", "storage"},
+    # The web API sits beside the bot: neither imports the other.
+    "api": {"api", "shell", "jobs", "core", "ml", "storage"},
+    "cli": {"cli", "bot", "api", "shell", "jobs", "core", "ml", "storage"},
 }
 COMPOSITION_ROOT = "dogbot.app"
 # Entry points: what a process starts from. Only they build the services (import the composition root).
-ENTRY_POINTS = ("dogbot.cli", "dogbot.simulation_run", "bot.app")
+ENTRY_POINTS = ("dogbot.cli", "dogbot.simulation_run", "bot.app", "api.app")
 
 
 def layer_of(module: str) -> str:

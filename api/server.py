@@ -1,0 +1,302 @@
+"""The HTTP layer: routes that read a request, call the catalog, and answer JSON.
+
+No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations at run time,
+and the token dependency is defined inside :func:`create_app`.
+
+Handlers are plain ``def``: FastAPI runs them in its thread pool, where the model (ONNX Runtime,
+which releases the GIL) and the database calls belong. A request's photos are all checked (decoded,
+cropped) before anything is stored, so a 4xx answer means nothing of that request was kept; a
+request that passes is stored exactly as if staff had sent the photos to the bot (unsure answers
+wait in the chat's /review).
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, File, Form, Header, Query, UploadFile
+from fastapi.responses import JSONResponse
+
+from api import errors
+from api.errors import ApiError
+from api.limits import BodyLimit
+from api.schemas import BreedAnswer, Dog, DogList, Health, Prediction, dog_of, prediction_of
+from dogbot.core.api_clients import ApiClient, ApiClients
+from dogbot.core.catalog import Catalog
+from dogbot.core.dogs import UnknownDog
+from dogbot.core.intake import Incoming, receive
+from dogbot.core.labelling import UnknownBreed
+from dogbot.core.limits import SharedPerUserLimit
+from ml.images import ImageRejected, crop_image, too_big
+from storage.vocabulary import MIXED_BREED, AgeGroup, LabelSource, Sex
+
+log = logging.getLogger(__name__)
+
+# Multipart framing around the photos (boundaries, headers, the small form fields).
+_FORM_OVERHEAD = 256 * 1024
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """What the routes need, wired by the entry point (api/app.py)."""
+
+    catalog: Catalog
+    clients: ApiClients
+    request_limit: SharedPerUserLimit
+    max_photos: int
+    # Serve a champion promoted elsewhere (the registry in the database); called every champion_check_s.
+    refresh_champion: Callable[[], bool] = lambda: False
+    champion_check_s: float = 60.0
+
+    @property
+    def max_photo_bytes(self) -> int:
+        return self.catalog.intake.rules.max_bytes
+
+    def body_limit(self, path: str) -> int:
+        photos = 1 if path.rstrip("/") == "/v1/predict" else self.max_photos
+        return photos * self.max_photo_bytes + _FORM_OVERHEAD
+
+
+def create_app(services: ApiServices) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        task = asyncio.create_task(_watch_champion(services))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title="dogbot recognition API",
+        version="1",
+        description="Register a shelter's new arrivals from an app or a website: photos in, breed out. "
+        "Every route but /v1/health needs `Authorization: Bearer TOKEN` (an admin makes one with "
+        "`dogbot api-token create NAME` or /apitoken NAME in the chat).",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(BodyLimit, limit_for=services.body_limit)
+    catalog = services.catalog
+    name_of = catalog.breeds.breed_name
+
+    def client(authorization: Annotated[str | None, Header()] = None) -> ApiClient:
+        """The token's client, counted against its request limit; 401 or 429 otherwise."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(
+                401,
+                "unauthorized",
+                "Send 'Authorization: Bearer TOKEN'; an admin makes a token with `dogbot api-token "
+                "create NAME`.",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        found = services.clients.authenticate(token.strip())
+        if found is None:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "This token is unknown or was revoked; ask an admin for a new one.",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        if not services.request_limit.allow(found.token_id):
+            limit = services.request_limit.limit
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"Over {limit} requests a minute for this token; wait and send again.",
+                {"Retry-After": str(int(services.request_limit.window_s))},
+            )
+        return found
+
+    Client = Annotated[ApiClient, Depends(client)]
+
+    @app.get("/v1/health", response_model=Health)
+    def health() -> Health:
+        """Up, and which model answers (no token needed)."""
+        return Health(model_version=catalog.intake.predictor.model_version)
+
+    @app.post("/v1/predict", response_model=Prediction)
+    def predict(
+        _client: Client,
+        photo: Annotated[UploadFile, File(description="the photo (JPEG, PNG, WebP, ...)")],
+        crop: Annotated[str | None, Form(description="x,y,w,h in the photo's pixels")] = None,
+    ) -> Prediction:
+        """The breed of one photo (or the part ``crop`` frames). Stores nothing."""
+        image = _checked(catalog, _read(photo, services.max_photo_bytes), _parse_crop(crop))
+        output = catalog.intake.predictor.predict([image])[0]
+        return prediction_of(output, dog_threshold=catalog.intake.rules.dog_threshold, name_of=name_of)
+
+    @app.post("/v1/dogs", response_model=Dog, status_code=201)
+    def register_dog(
+        who: Client,
+        photo: Annotated[list[UploadFile], File(description="one or more photos of the one dog")],
+        name: Annotated[str | None, Form()] = None,
+        sex: Annotated[Sex | None, Form()] = None,
+        age_group: Annotated[AgeGroup | None, Form()] = None,
+        crop: Annotated[
+            list[str] | None, Form(description="x,y,w,h per photo, in order ('' for none)")
+        ] = None,
+    ) -> Dog:
+        """A new dog from its photos; answered from all of them, as the bot answers an album."""
+        incoming = _incoming(catalog, photo, crop, services, who)
+        dog = catalog.dogs.create(source=LabelSource.API, sender_id=who.user_id, name=name)
+        if sex is not None or age_group is not None:
+            catalog.dogs.set_details(dog.id, sex=sex, age_group=age_group)
+        _store(catalog, [Incoming(**item, dog_id=dog.id) for item in incoming])
+        return dog_of(catalog.dogs.answer(dog.id), name_of=name_of)
+
+    @app.get("/v1/dogs/{code}", response_model=Dog)
+    def get_dog(_client: Client, code: str) -> Dog:
+        """One dog, as the catalog holds it now (a merged dog's old code finds the one kept)."""
+        return dog_of(catalog.dogs.answer(_dog(catalog, code).id), name_of=name_of)
+
+    @app.get("/v1/dogs", response_model=DogList)
+    def list_dogs(
+        _client: Client,
+        since: Annotated[
+            datetime | None, Query(description="ISO-8601; dogs that came in at or after it")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> DogList:
+        """The newest dogs first."""
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        dogs = catalog.dogs.recent(limit, since=since)
+        return DogList(dogs=[dog_of(catalog.dogs.answer(d.id), name_of=name_of) for d in dogs])
+
+    @app.post("/v1/dogs/{code}/photos", response_model=Dog)
+    def add_photos(
+        who: Client,
+        code: str,
+        photo: Annotated[list[UploadFile], File(description="more photos of this dog")],
+        crop: Annotated[list[str] | None, Form()] = None,
+    ) -> Dog:
+        """More photos of a dog; its answer is made again from all of them."""
+        dog = _dog(catalog, code)
+        incoming = _incoming(catalog, photo, crop, services, who)
+        _store(catalog, [Incoming(**item, dog_id=dog.id) for item in incoming])
+        return dog_of(catalog.dogs.answer(dog.id), name_of=name_of)
+
+    @app.put("/v1/dogs/{code}/breed", response_model=Dog)
+    def set_breed(who: Client, code: str, answer: BreedAnswer) -> Dog:
+        """The token's owner says which breed the dog is: it counts as one person's label."""
+        dog = _dog(catalog, code)
+        primary, secondary = _breed_key(catalog, answer.primary), _breed_key(catalog, answer.secondary)
+        mix = answer.mix or secondary is not None
+        if primary is None and not mix:
+            raise ApiError(
+                422, "invalid_request", "Give 'primary' (a breed), or 'mix': true for an unknown mix."
+            )
+        try:
+            catalog.dogs.record_label(
+                dog.id,
+                MIXED_BREED if mix else primary,
+                source=LabelSource.API,
+                user_id=who.user_id,
+                user_name=who.name,
+                primary=primary if mix else None,
+                secondary=secondary if mix else None,
+            )
+        except UnknownBreed as error:
+            raise ApiError(422, "unknown_breed", str(error)) from None
+        return dog_of(catalog.dogs.answer(dog.id), name_of=name_of)
+
+    @app.exception_handler(404)
+    async def not_found(_request, _error) -> JSONResponse:
+        return errors.error_response(404, "not_found", "No such route; see /docs for the API's routes.")
+
+    return app
+
+
+async def _watch_champion(services: ApiServices) -> None:
+    while True:
+        await asyncio.sleep(services.champion_check_s)
+        try:
+            await asyncio.to_thread(services.refresh_champion)
+        except Exception:  # the database may be away for a moment: keep serving, try next time
+            log.exception("checking for a new champion failed")
+
+
+def _read(upload: UploadFile, max_bytes: int, index: int | None = None) -> bytes:
+    """The upload's bytes; one over the limit is refused by its size, without reading it."""
+    if upload.size is not None and upload.size > max_bytes:
+        raise errors.image_error(too_big(upload.size, max_bytes), index)
+    return upload.file.read(max_bytes + 1)  # a size the server did not know: the decoder refuses it
+
+
+def _parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
+    if text is None or not text.strip():
+        return None
+    parts = text.split(",")
+    try:
+        box = tuple(int(part.strip()) for part in parts)
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise ApiError(422, "bad_crop", f"crop must be x,y,w,h: four whole numbers of pixels, not {text!r}.")
+    return box  # type: ignore[return-value]
+
+
+def _checked(catalog: Catalog, data: bytes, crop, index: int | None = None):
+    """The decoded (and cropped) photo, or the bot's reason for refusing it as a 4xx."""
+    try:
+        image = catalog.intake.decode(data)
+        return crop_image(image, crop) if crop is not None else image
+    except ImageRejected as rejected:
+        raise errors.image_error(rejected, index) from None
+
+
+def _incoming(catalog: Catalog, photos: list[UploadFile], crops, services: ApiServices, who: ApiClient):
+    """Read and check every photo of a request before any is stored."""
+    if len(photos) > services.max_photos:
+        raise ApiError(413, "too_many_photos", f"At most {services.max_photos} photos in one request.")
+    crops = crops or []
+    if crops and len(crops) != len(photos):
+        raise ApiError(
+            422,
+            "bad_crop",
+            f"{len(crops)} crop fields for {len(photos)} photos: give one per photo, or none.",
+        )
+    items = []
+    for index, upload in enumerate(photos):
+        where = index if len(photos) > 1 else None
+        data = _read(upload, services.max_photo_bytes, where)
+        crop = _parse_crop(crops[index]) if crops else None
+        _checked(
+            catalog, data, crop, where
+        )  # decoded again when stored: one full-size photo in memory at a time
+        items.append({"data": data, "crop": crop, "sender_id": who.user_id, "file_name": upload.filename})
+    return items
+
+
+def _store(catalog: Catalog, items: list[Incoming]) -> None:
+    results = receive(catalog.intake, items, source=LabelSource.API)
+    for result in results:
+        if result.rejected is not None:  # checked above; a file cannot change meanwhile
+            raise errors.image_error(result.rejected)
+
+
+def _dog(catalog: Catalog, code: str):
+    try:
+        return catalog.dogs.by_code(code)
+    except UnknownDog:
+        raise ApiError(404, "unknown_dog", f"No dog has the code {code}.") from None
+
+
+def _breed_key(catalog: Catalog, text: str | None) -> str | None:
+    if text is None or not text.strip():
+        return None
+    breed = catalog.breeds.taxonomy.resolve(text)
+    if breed is None or breed.is_special:
+        suggestions = ", ".join(b.display_name for b, _ in catalog.breeds.taxonomy.suggest(text, 3))
+        hint = f" Did you mean: {suggestions}?" if suggestions else ""
+        raise ApiError(
+            422, "unknown_breed", f"No breed is called {text!r}.{hint} An admin can add one with /addbreed."
+        )
+    return breed.key
