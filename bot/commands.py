@@ -162,7 +162,7 @@ async def on_api_token(update: Update, context: DogContext) -> None:
     name = " ".join(context.args or [])
     clients = context.services.api_clients
     if not name or clients is None:
-        await message.reply_text(texts.usage("apitoken", "NAME, e.g. /apitoken intake-app"))
+        await message.reply_text(texts.usage_api_token())
         return
     try:
         token = await asyncio.to_thread(clients.create, name, by=admin_id)

@@ -97,6 +97,10 @@ _CONSTANT = {
     "FORGED": N_("Sorry, I can't use that button. Send the photo again or use /review."),
     "NOT_STAFF_BUTTON": N_("Only shelter staff can answer."),
     "UNKNOWN_BREED": N_("I don't know that breed any more. Please choose again."),
+    "API_TOKEN_UNDELIVERED": N_(
+        "I could not send you the token privately, so none was kept. Open a chat with me, press Start, "
+        "then ask again."
+    ),
     "REVIEW_DONE": N_("🎉 Nothing is waiting for review."),
     "CHECKING_DRIFT": N_("Checking whether new photos changed…"),
     "RETRAIN_NOW": N_("Retrain now"),
@@ -681,19 +685,20 @@ def breed_added(display_name: str, key: str) -> str:
 
 def api_token(name: str, token: str) -> str:
     return (
-        f"Web API token for {name}. It is shown only this once: put it in the app's settings, "
-        f"then delete this message. Revoke it with `dogbot api-token revoke {name}`.\n\n{token}"
+        _(
+            "Web API token for {name}. It is shown only this once: put it in the app's settings, "
+            "then delete this message. Revoke it with `dogbot api-token revoke {name}`."
+        ).format(name=name)
+        + f"\n\n{token}"
     )
 
 
 def api_token_sent(name: str) -> str:
-    return f"I sent you the token for {name} in a private message."
+    return _("I sent you the token for {name} in a private message.").format(name=name)
 
 
-API_TOKEN_UNDELIVERED = (
-    "I could not send you the token privately, so none was kept. Open a chat with me, press Start, "
-    "then ask again."
-)
+def usage_api_token() -> str:
+    return usage("apitoken", _("NAME, e.g. /apitoken intake-app"))
 
 
 def usage(command: str, argument: str) -> str:
