@@ -15,7 +15,7 @@ from bot.callbacks import Action, Press, breed_matches
 from bot.context import DogContext, chat_action
 from dogbot import i18n
 from dogbot.core import review
-from dogbot.core.labelling import UnknownBreed
+from dogbot.core.labelling import LabelResult, UnknownBreed
 from dogbot.core.members import Role
 from storage.vocabulary import MIXED_BREED, SKIP, SPECIAL_LABELS, LabelSource
 
@@ -57,26 +57,46 @@ async def _choose_language(query: CallbackQuery, context: DogContext, language: 
             raise
 
 
-async def _record(query: CallbackQuery, context: DogContext, press: Press, role: Role) -> None:
+async def _answer(
+    query: CallbackQuery,
+    context: DogContext,
+    press: Press,
+    role: Role,
+    breed: str,
+    *,
+    primary: str | None = None,
+    secondary: str | None = None,
+) -> LabelResult | None:
+    """Record the presser's answer and say so in the toast; None (after saying why) when the
+    question is out of date or the breed is gone."""
     services = context.services
-    breed = _breed_key(press.arg, context)
-    source = LabelSource.ADMIN if role is Role.ADMIN else LabelSource.STAFF
     try:
         result = await asyncio.to_thread(
             review.answer,
             services.catalog,
             press.prediction_id,
             breed,
-            source=source,
+            source=LabelSource.ADMIN if role is Role.ADMIN else LabelSource.STAFF,
             user_id=query.from_user.id,
+            primary=primary,
+            secondary=secondary,
         )
     except review.StaleAnswer:
         await query.answer(texts.STALE, show_alert=True)
-        return
+        return None
     except UnknownBreed:
         await query.answer(texts.UNKNOWN_BREED, show_alert=True)
-        return
+        return None
     await query.answer(texts.answer_toast(breed, result.created, services.breed_name))
+    return result
+
+
+async def _record(query: CallbackQuery, context: DogContext, press: Press, role: Role) -> None:
+    services = context.services
+    breed = _breed_key(press.arg, context)
+    result = await _answer(query, context, press, role, breed)
+    if result is None:
+        return
     if not result.created:
         return  # a double tap: the message already says this
     photo_id = result.label.photo_id
@@ -117,7 +137,6 @@ async def _record(query: CallbackQuery, context: DogContext, press: Press, role:
 async def _record_mix(query: CallbackQuery, context: DogContext, press: Press, role: Role) -> None:
     """The two taps after "Mixed breed" on a dog card: the breed it looks most like, then the other."""
     services = context.services
-    source = LabelSource.ADMIN if role is Role.ADMIN else LabelSource.STAFF
     user_id = query.from_user.id
     if press.action is Action.MIX_PRIMARY:
         primary = None if press.arg == keyboards.UNKNOWN_MIX else _breed_key(press.arg, context)
@@ -129,24 +148,9 @@ async def _record_mix(query: CallbackQuery, context: DogContext, press: Press, r
         secondary = None if press.arg == keyboards.ONE_BREED_MIX else _breed_key(press.arg, context)
         if secondary == primary:
             secondary = None
-    try:
-        result = await asyncio.to_thread(
-            review.answer,
-            services.catalog,
-            press.prediction_id,
-            MIXED_BREED,
-            source=source,
-            user_id=user_id,
-            primary=primary,
-            secondary=secondary,
-        )
-    except review.StaleAnswer:
-        await query.answer(texts.STALE, show_alert=True)
+    result = await _answer(query, context, press, role, MIXED_BREED, primary=primary, secondary=secondary)
+    if result is None:
         return
-    except UnknownBreed:
-        await query.answer(texts.UNKNOWN_BREED, show_alert=True)
-        return
-    await query.answer(texts.answer_toast(MIXED_BREED, result.created, services.breed_name))
     code = dogs.card_code(query.message) if query.message is not None else None
     async with _message_lock(context, query):
         if press.action is Action.MIX_PRIMARY and primary is not None and code is not None:
