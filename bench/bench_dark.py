@@ -31,6 +31,8 @@ from PIL import Image, ImageEnhance, ImageOps
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ml.images import exposure_corrected  # noqa: E402
+
 TARGET_BRIGHTNESS = 0.45
 
 
@@ -56,7 +58,14 @@ VARIANTS = {
         ImageEnhance.Brightness(img).enhance(f), cutoff=1
     ),
     "darkened + gamma": lambda img, f: gamma_to_brightness(darken(img, f)),
+    # What the bot serves: autocontrast only when the photo is underexposed (ml.images).
+    "as taken, stretched when underexposed (served)": lambda img, f: exposure_corrected(img),
+    "darkened, stretched when underexposed (served)": lambda img, f: exposure_corrected(darken(img, f)),
 }
+
+
+def underexposed(img: Image.Image) -> bool:
+    return exposure_corrected(img) is not img
 
 
 def main() -> None:
@@ -80,6 +89,7 @@ def main() -> None:
     rules = intake_rules(Settings(_env_file=None))
     taxonomy = Taxonomy()
     predictor = base_predictor(taxonomy)
+    predictor.correct_exposure = False  # each variant applies its own correction
     known = set(predictor.head.breed_keys)
     photos: list[tuple[Image.Image, str]] = []
     for row in read_manifest(args.manifest):
@@ -123,6 +133,10 @@ def main() -> None:
     print(
         f"{len(photos)} dog photos of known breeds from {args.manifest.name}, brightness x{args.factor}, "
         f"model {predictor.model_version}, {time.perf_counter() - started:.0f} s"
+    )
+    print(
+        f"underexposed (stretched before the model): {sum(underexposed(img) for img, _ in photos)} as taken, "
+        f"{sum(underexposed(darken(img, args.factor)) for img, _ in photos)} darkened, of {len(photos)}"
     )
     print(
         "| photos | top-1 (95 % CI) | change vs as taken (paired) | auto-accepted | precision "

@@ -12,24 +12,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property, partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
-
-from dogbot.core.breeds import Breeds
-from dogbot.core.intake import IntakeRules
 from dogbot.settings import Settings
-from jobs import registry
 from ml.exemplars import ExemplarRules
 from ml.predictor import Predictor
 from storage.blobs import PhotoStore, open_photo_store
-from storage.db import make_engine
-from storage.tables import utcnow
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from dogbot.core.breeds import Breeds
     from dogbot.core.catalog import Catalog
     from dogbot.core.dogs import DogRules
+    from dogbot.core.intake_rules import IntakeRules
     from dogbot.core.members import Members
+    from dogbot.core.taxonomy import Taxonomy
     from jobs.drift import DriftThresholds
     from jobs.retrain import RetrainResult
     from jobs.scheduler import Intervals
@@ -38,11 +37,21 @@ if TYPE_CHECKING:
 
 # The jobs' own modules (drift statistics, charts, training, the scheduler) are imported when the jobs
 # are built: `dogbot predict`, `eval` and `ingest` serve the champion through here and need none of them.
+# The database (SQLAlchemy, SQLModel, the registry) is imported when first used: `dogbot predict` on a
+# SQLite catalog reads what it needs without it (predictor_without_orm).
 
 log = logging.getLogger(__name__)
 
 
+def utcnow() -> datetime:
+    from storage.tables import utcnow  # the catalog's clock, without importing the ORM before it is used
+
+    return utcnow()
+
+
 def intake_rules(s: Settings) -> IntakeRules:
+    from dogbot.core.intake_rules import IntakeRules
+
     return IntakeRules(
         dog_threshold=s.dog_threshold,
         auto_accept_threshold=s.auto_accept_threshold,
@@ -137,6 +146,8 @@ class Container:
 
     @cached_property
     def engine(self) -> Engine:
+        from storage.db import make_engine
+
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         return make_engine(self.settings.sqlalchemy_url)
 
@@ -148,16 +159,15 @@ class Container:
 
     @cached_property
     def breeds(self) -> Breeds:
+        from dogbot.core.breeds import Breeds
+
         return Breeds(self.engine, clock=self.clock)
 
     @cached_property
     def predictor(self) -> Predictor:
-        predictor = Predictor.pretrained(
-            self.settings.model,
-            [(breed.imagenet_index, breed.key) for breed in self.breeds.taxonomy.imagenet_breeds()],
-            backbone_dir=self.settings.serving_backbone_dir,
-            threads=self.settings.torch_threads,
-        )
+        from jobs import registry
+
+        predictor = pretrained_predictor(self.settings, self.breeds.taxonomy)
         # The registry's champion, not always version 0 (a no-op on a fresh install).
         registry.serve_champion(self.engine, predictor, model_dir=self.settings.model_dir, now=self.clock())
         log.info("model %s loaded", predictor.model_version)
@@ -183,6 +193,8 @@ class Container:
 
     def refresh_champion(self) -> bool:
         """Serve a champion promoted by another process (cheap when none was); True if it changed."""
+        from jobs import registry
+
         return registry.serve_champion(
             self.engine,
             self.predictor,
@@ -220,6 +232,57 @@ class Container:
     @cached_property
     def intervals(self) -> Intervals:
         return intervals(self.settings)
+
+
+def pretrained_predictor(settings: Settings, taxonomy: Taxonomy) -> Predictor:
+    """Model version 0 of ``settings.model`` (the champion is put in by the caller)."""
+    return Predictor.pretrained(
+        settings.model,
+        [(breed.imagenet_index, breed.key) for breed in taxonomy.imagenet_breeds()],
+        backbone_dir=settings.serving_backbone_dir,
+        threads=settings.torch_threads,
+    )
+
+
+def predictor_without_orm(settings: Settings) -> tuple[Predictor, Taxonomy] | None:
+    """The champion and the breed names, read from a SQLite catalog without SQLAlchemy, for a start
+    that only answers photos (`dogbot predict`: the ORM's import is half of its start).
+
+    None unless the catalog is a SQLite file at this code's schema with the champion's head file
+    intact in the model folder: the caller then takes :class:`Container`'s way, which creates or
+    upgrades the schema, registers the base model and copies a head from the database.
+    """
+    from dogbot.core.taxonomy import Breed, Taxonomy
+    from ml.head import BreedHead, saved_head_intact
+    from ml.predictor import backbone_of, base_version
+    from storage.serving_read import read_serving
+
+    if settings.database_url and not settings.database_url.startswith("sqlite:///"):
+        return None
+    database = Path(settings.sqlalchemy_url.removeprefix("sqlite:///"))
+    record = read_serving(database)
+    if record is None or backbone_of(record.champion) != settings.model:
+        return None
+    taxonomy = Taxonomy(
+        extra=[
+            Breed(key=b.key, display_name=b.display_name, imagenet_index=None, aliases=b.aliases)
+            for b in record.added_breeds
+        ]
+    )
+    predictor = pretrained_predictor(settings, taxonomy)
+    if record.artifact is None:  # the base model: version 0 is what the predictor serves already
+        return (predictor, taxonomy) if record.champion == base_version(settings.model) else None
+    path = settings.model_dir / record.artifact
+    if not saved_head_intact(path, record.sha256):
+        return None
+    try:
+        head = BreedHead.load(path)
+    except (OSError, ValueError, KeyError):
+        return None
+    if tuple(head.breed_keys) != record.breed_keys or any(key not in taxonomy for key in head.breed_keys):
+        return None
+    predictor.use_head(head, record.champion)
+    return predictor, taxonomy
 
 
 def retrain_in_child(

@@ -28,11 +28,15 @@ def _progress(iterable, **kwargs):
 
 def cmd_predict(container: Container, args: argparse.Namespace) -> int:
     """Classify photos without storing anything."""
-    from dogbot.app import intake_rules
+    from dogbot.app import intake_rules, predictor_without_orm
     from dogbot.core.manifest import image_paths
     from ml.images import ImageRejected, load_image
 
-    predictor, taxonomy = container.predictor, container.breeds.taxonomy
+    # A SQLite catalog is read without the ORM (half of this command's start); else the full way.
+    predictor, taxonomy = predictor_without_orm(container.settings) or (
+        container.predictor,
+        container.breeds.taxonomy,
+    )
     rules = intake_rules(container.settings)
     status = 0
     for path in image_paths([Path(p) for p in args.paths]):
@@ -515,7 +519,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from dogbot.app import Container
     from dogbot.settings import Settings
-    from storage.migrations import SchemaError
 
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -526,9 +529,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     container = Container(Settings())
     try:
         return args.handler(container, args)
-    except SchemaError as error:
-        print(error, file=sys.stderr)
-        return 2
+    except Exception as error:
+        # A database at a schema this code cannot use. Only a command that opened the database can
+        # raise it, and that imported storage.migrations: `predict` on SQLite need not import it.
+        migrations = sys.modules.get("storage.migrations")
+        if migrations is not None and isinstance(error, migrations.SchemaError):
+            print(error, file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from ml.head import BreedHead, sidecar_path
+from ml.head import BreedHead, saved_head_intact, sidecar_path
 from ml.predictor import Predictor, backbone_of, base_version
 from storage import lifecycle_repository as repo
 from storage.blobs import write_bytes_atomically
@@ -135,7 +135,7 @@ def load_head(
     if row.artifact is None:
         return base_head()
     path = Path(model_dir) / row.artifact
-    if not _intact(path, row.sha256):
+    if not saved_head_intact(path, row.sha256):
         _fetch_artifact(engine, row, path)
     try:
         head = BreedHead.load(path)  # checks the tensors against the sidecar's hash
@@ -161,7 +161,7 @@ def store_missing_artifacts(engine: Engine, model_dir: Path) -> list[str]:
             if row.artifact is None or row.version in shared:
                 continue
             path = Path(model_dir) / row.artifact
-            if not _intact(path, row.sha256):
+            if not saved_head_intact(path, row.sha256):
                 log.warning("%s: %s is not in %s; replicas cannot load it", row.version, path.name, model_dir)
                 continue
             store_artifact(session, row.version, path)
@@ -172,13 +172,6 @@ def store_missing_artifacts(engine: Engine, model_dir: Path) -> list[str]:
                 continue
             stored.append(row.version)
     return stored
-
-
-def _intact(path: Path, sha256: str | None) -> bool:
-    """Both files of a saved head are there, and the tensors match the registry's hash."""
-    if not (path.is_file() and sidecar_path(path).is_file()):
-        return False
-    return not sha256 or hashlib.sha256(path.read_bytes()).hexdigest() == sha256
 
 
 def _fetch_artifact(engine: Engine, row: ModelVersion, path: Path) -> None:

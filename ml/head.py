@@ -127,6 +127,13 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+def saved_head_intact(path: Path, sha256: str | None) -> bool:
+    """Both files of a saved head are there, and the tensors match ``sha256`` (the registry's hash)."""
+    if not (path.is_file() and sidecar_path(path).is_file()):
+        return False
+    return not sha256 or hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+
+
 def _legacy_torch_tensors(path: Path) -> dict[str, np.ndarray]:
     """A head saved with ``torch.save`` (a zip archive) before heads were safetensors files."""
     import torch

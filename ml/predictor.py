@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ml.head import BreedHead
+from ml.images import exposure_corrected
 from ml.runtime import ImageEncoder, OnnxEncoder, softmax
 
 
@@ -57,12 +58,17 @@ class Predictor:
         imagenet_breeds: Sequence[tuple[int, str]],
         head: BreedHead | None = None,
         model_version: str | None = None,
+        *,
+        correct_exposure: bool = True,
     ) -> None:
         """``imagenet_breeds`` pairs each ImageNet dog class index with our breed key.
 
         Without a head, serve version 0: the ImageNet classifier's rows for those classes.
+        ``correct_exposure``: stretch underexposed photos before the network
+        (``ml.images.exposure_corrected``); off only to measure what it does.
         """
         self.backbone = backbone
+        self.correct_exposure = correct_exposure
         self.backbone_name = backbone.name
         self.embedding_dim = backbone.embedding_dim
         self.imagenet_breeds = list(imagenet_breeds)
@@ -117,10 +123,14 @@ class Predictor:
         Intake prepares each photo as soon as it is decoded and lets the decoded image go, so a
         batch holds one full-size photo at a time, however many pixels each one has.
         """
-        return self.backbone.prepare(image)
+        return self.backbone.prepare(self._exposed(image))
+
+    def _exposed(self, image: Image.Image) -> Image.Image:
+        return exposure_corrected(image) if self.correct_exposure else image
 
     def embed(self, images: Sequence[Image.Image | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings and dog probabilities for RGB images (or their :meth:`prepare`d inputs), one batch."""
+        images = [self._exposed(x) if isinstance(x, Image.Image) else x for x in images]
         embeddings, imagenet_logits = self.backbone.encode(images)
         dog_probability = softmax(imagenet_logits)[:, self._dog_indices].sum(axis=-1)
         return embeddings.astype(np.float32, copy=False), dog_probability.astype(np.float32)

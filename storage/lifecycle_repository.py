@@ -27,9 +27,7 @@ from storage.lifecycle_tables import (
 )
 from storage.repository import chunked
 from storage.tables import Label, Photo, Prediction
-from storage.vocabulary import SKIP, RunStatus
-
-CHAMPION = "champion"
+from storage.vocabulary import CHAMPION, SKIP, RunStatus
 
 
 # --- datasets -------------------------------------------------------------------------------------

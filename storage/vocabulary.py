@@ -103,6 +103,9 @@ DRIFT_TESTS = tuple(DriftTest)
 # Short names for the special labels, as the code reads them.
 MIXED_BREED, NOT_A_DOG, SKIP = SpecialLabel.MIXED_BREED, SpecialLabel.NOT_A_DOG, SpecialLabel.SKIP
 
+# The registry alias that names the serving model (AliasMove.alias).
+CHAMPION = "champion"
+
 
 class IncidentKind(StrEnum):
     """What a drift incident is about, as admins are told it."""

@@ -16,7 +16,8 @@ from sqlalchemy.engine import Engine
 
 from dogbot.core.breeds import Breeds
 from dogbot.core.dogs import DogRules, Dogs
-from dogbot.core.intake import IntakeRules, PhotoIntake
+from dogbot.core.intake import PhotoIntake
+from dogbot.core.intake_rules import IntakeRules
 from dogbot.core.labelling import Labelling
 from dogbot.core.lookalikes import Lookalikes
 from dogbot.core.reporting import Reporting

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from PIL import Image
 
-from dogbot.core.intake import IntakeRules
+from dogbot.core.intake_rules import IntakeRules
 from dogbot.core.manifest import ManifestRow
 from dogbot.core.taxonomy import Taxonomy
 from ml.combine import Combine, combine_outputs

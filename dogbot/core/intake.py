@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dogbot.core.breeds import Breeds
 from dogbot.core.dogs import Dogs
+from dogbot.core.intake_rules import IntakeRules
 from dogbot.core.labels import ResolvedLabel, resolve_label
 from dogbot.core.lookalikes import Lookalikes
 from dogbot.core.taxonomy import Breed
@@ -37,16 +38,6 @@ from storage.tables import Label, Photo, Prediction, utcnow
 from storage.vocabulary import NOT_A_DOG, LabelSource, Outcome
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class IntakeRules:
-    """What intake accepts and decides alone (values from ``Settings``; see its comments)."""
-
-    dog_threshold: float  # "is it a dog?": ml.predictor.is_dog
-    auto_accept_threshold: float  # at or above this breed confidence, labelled without asking
-    max_bytes: int
-    max_pixels: int
 
 
 @dataclass(frozen=True)

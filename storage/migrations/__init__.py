@@ -18,7 +18,6 @@ disagree.
 from __future__ import annotations
 
 import logging
-import re
 import sqlite3
 from functools import cache
 from pathlib import Path
@@ -29,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from storage import lifecycle_tables, tables  # noqa: F401  (tables register on SQLModel.metadata)
+from storage.schema_revision import newest_revision
 
 # Alembic is imported only where a schema is created, checked against an unknown revision or
 # migrated: importing it costs about as much as the rest of a `dogbot predict` start, and a start
@@ -48,11 +48,6 @@ _FIRST_RELEASE_TABLES = (
     "aliasmove", "custombreed", "datasetversion", "driftreport", "joblock", "jobrun", "member", "photo",
     "goldenitem", "modelversion", "prediction", "datasetitem", "label",
 )  # fmt: skip
-# `revision: str = "0004_x"` and `down_revision: ... = "0003_y"` (or None), as every migration writes them.
-_REVISION_LINE = re.compile(r"^revision(?:\s*:[^=]*)?\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
-_DOWN_REVISION_LINE = re.compile(
-    r"^down_revision(?:\s*:[^=]*)?\s*=\s*(None|[\"'][^\"']+[\"']|.+)$", re.MULTILINE
-)
 # Key of the PostgreSQL advisory lock held while the schema is created or migrated.
 _ADVISORY_LOCK = 0x646F67626F74  # "dogbot"
 
@@ -95,30 +90,6 @@ def _stamped(connection: Connection) -> str | None:
     return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-@cache
-def _newest(location: Path) -> str | None:
-    """The head revision, read from the migration files' ``revision`` and ``down_revision`` lines.
-
-    Read, not imported: loading the scripts imports Alembic. None when a file says something this
-    reading does not follow (a merge of two branches): the caller then asks Alembic. A test checks
-    it against :func:`head`.
-    """
-    revisions, parents = set(), set()
-    for script in (location / "versions").glob("[!_]*.py"):  # not __init__.py
-        text = script.read_text(encoding="utf-8")
-        revision = _REVISION_LINE.search(text)
-        parent = _DOWN_REVISION_LINE.search(text)
-        if revision is None or parent is None:
-            return None
-        revisions.add(revision.group(1))
-        if parent.group(1) not in ("None", None):
-            if not parent.group(1).startswith(("'", '"')):
-                return None
-            parents.add(parent.group(1).strip("'\""))
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
-
-
 def stamp(connection: Connection, revision: str, *, location: Path = HERE) -> None:
     """Record ``revision`` as the schema of the database behind ``connection`` (no DDL run)."""
     from alembic.runtime.migration import MigrationContext
@@ -134,7 +105,7 @@ def prepare(engine: Engine, *, upgrade: bool | None = None, location: Path = HER
     if not upgrade:
         with engine.connect() as connection:
             found = _stamped(connection)
-        if found is not None and found == _newest(location):
+        if found is not None and found == newest_revision(location):
             return found  # the usual start: nothing to create or migrate, no Alembic to import
     scripts = _scripts(location)
     if upgrade is None:

@@ -19,6 +19,7 @@ from sqlmodel import SQLModel, select
 from storage import migrations, repository
 from storage.db import make_engine, session
 from storage.lifecycle_tables import DatasetItem
+from storage.schema_revision import newest_revision
 from storage.tables import Label, Photo, Prediction
 
 NOW = datetime(2026, 1, 3, tzinfo=UTC)
@@ -419,8 +420,8 @@ def test_dataset_versions_that_copied_the_catalog_stay_readable_and_later_folds_
 
 def test_the_head_read_from_the_files_is_alembics_head(next_release):
     """A start that finds the schema current reads the head from the files without importing Alembic."""
-    assert migrations._newest(migrations.HERE) == migrations.head()
-    assert migrations._newest(next_release) == "0999_next" == migrations.head(location=next_release)
+    assert newest_revision(migrations.HERE) == migrations.head()
+    assert newest_revision(next_release) == "0999_next" == migrations.head(location=next_release)
 
 
 def test_every_photo_of_the_previous_release_becomes_its_own_dog(database_url):
