@@ -231,6 +231,10 @@ def classification(result: Classification, name: Name) -> str:
         if len(result.top) > 1:
             others = ", ".join(f"{name(b.key)} {percent(q)}" for b, q in result.top[1:])
             lines.append(_("Also possible: {breeds}").format(breeds=others))
+    elif not result.prediction.is_dog:  # asked: perhaps a dog of a breed the model does not know
+        lines.append(
+            _("🤔 This may not be a dog. If it is one, best guesses: {guesses}.").format(guesses=guesses)
+        )
     elif result.lookalikes:
         top, p = result.top[0]
         learning = _(" or ").join(name(key) for key in result.lookalikes)
@@ -386,6 +390,12 @@ def dog_card(
         lines.append(
             _("{breed} ({sure} sure, from all its photos).").format(
                 breed=_capitalized(shelter_breed(answer.breed, name)), sure=percent(answer.top[0][1])
+            )
+        )
+    elif not answer.not_a_dog and answer.breed is None and answer.top and answer.maybe_not_a_dog:
+        lines.append(
+            _("🤔 This may not be a dog. If it is one, best guesses from all its photos: {guesses}.").format(
+                guesses=guesses
             )
         )
     elif not answer.not_a_dog and answer.breed is None and answer.top:

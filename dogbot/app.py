@@ -54,6 +54,7 @@ def intake_rules(s: Settings) -> IntakeRules:
 
     return IntakeRules(
         dog_threshold=s.dog_threshold,
+        not_a_dog_below=s.not_a_dog_below,
         auto_accept_threshold=s.auto_accept_threshold,
         max_bytes=s.max_upload_mb * 1024 * 1024,
         max_pixels=s.max_megapixels * 1_000_000,
@@ -68,6 +69,7 @@ def dog_rules(s: Settings) -> DogRules:
         code_format=s.dog_code_format,
         combine=s.dog_combine,
         dog_threshold=s.dog_threshold,
+        not_a_dog_below=s.not_a_dog_below,
         auto_accept_threshold=s.auto_accept_threshold,
         same_dog_similarity=s.same_dog_similarity,
         same_dog_window=s.same_dog_window,

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     backbone_dir: Path | None = None
     # A photo is "a dog" when the model puts at least this much probability on dog classes.
     dog_threshold: float = 0.5
+    # ...and is filed as not a dog without asking only below this; in between, staff are asked. A dog of
+    # a breed ImageNet lacks often looks to the model like a dingo or a wolf (not dog classes), and
+    # staff send dogs: bench/README.md, "Not a dog, or a breed the model does not know?".
+    not_a_dog_below: float = Field(default=0.1, ge=0.0, le=1.0)
     # Above this breed confidence the label is accepted without asking staff. `dogbot eval` on the
     # dev photos: confidence >= 0.69 keeps 95 % precision and covers 67 % of dog photos.
     auto_accept_threshold: float = 0.7

@@ -547,7 +547,8 @@ def dog_photos(eval_data_dir: Path, predictor) -> dict[str, bytes]:
     predictor.use_head(predictor.base_head(), "lite0-v0")
     # Photos from outside ImageNet are where the model hesitates; cats are clearly not dogs.
     wanted = {
-        "not_dog": ([r for r in rows if r["breed"] == "not_a_dog"], lambda o: o.dog_probability < 0.2),
+        # Clearly not a dog: below Settings.not_a_dog_below, so filed without a question.
+        "not_dog": ([r for r in rows if r["breed"] == "not_a_dog"], lambda o: o.dog_probability < 0.02),
         "sure": ([r for r in rows if r["imagenet_overlap"] == "yes"], lambda o: o.top(1)[0][1] > 0.9),
         "unsure": (
             [r for r in rows if r["imagenet_overlap"] == "no" and r["breed"] != "not_a_dog"],

@@ -50,6 +50,7 @@ class DogRules:
     code_format: str  # str.format with prefix, year, serial
     combine: Combine
     dog_threshold: float
+    not_a_dog_below: float  # below this dog probability, filed as not a dog without asking
     auto_accept_threshold: float
     # A new dog whose photo is at least this close (cosine of embeddings) to an earlier dog's photo
     # may be that dog: staff are asked. Above 1: never asked. bench/bench_dogs.py chose it.
@@ -90,6 +91,7 @@ class DogAnswer:
     breed: ShelterBreed | None  # the catalog's breed: people's word, else a confident model answer
     best_photo: Photo | None  # the photo the model was surest of
     held_back: bool = False  # confident, but a photo was asked about (a look-alike the model cannot name)
+    maybe_not_a_dog: bool = False  # asked because the model is unsure it is a dog at all
 
     @property
     def decided(self) -> bool:
@@ -302,7 +304,7 @@ class Dogs:
         ]
         output = outcome = best = None
         top: list[tuple[Breed, float]] = []
-        held_back = False
+        held_back = maybe_not_a_dog = False
         if scored:
             embeddings = np.stack([repository.embedding_from_bytes(p.embedding) for _, p in scored])
             dog_probability = np.asarray([p.dog_probability for _, p in scored], dtype=np.float32)
@@ -317,12 +319,17 @@ class Dogs:
                 p.is_dog and not p.auto_accepted and p.confidence >= self.rules.auto_accept_threshold
                 for _, p in scored
             )
-            if not output.is_dog(self.rules.dog_threshold):
+            if output.dog_probability < self.rules.not_a_dog_below:
                 outcome = Outcome.NOT_A_DOG
-            elif confidence >= self.rules.auto_accept_threshold and not held_back:
+            elif (
+                output.is_dog(self.rules.dog_threshold)
+                and confidence >= self.rules.auto_accept_threshold
+                and not held_back
+            ):
                 outcome = Outcome.AUTO_ACCEPTED
             else:
                 outcome = Outcome.ASK
+            maybe_not_a_dog = outcome == Outcome.ASK and not output.is_dog(self.rules.dog_threshold)
             best_index = int(np.argmax([o.breed_probabilities.max() * o.dog_probability for o in outputs]))
             best = scored[best_index][0]
         said = resolve_label([label for label in labels if label.source != LabelSource.AUTO])
@@ -342,6 +349,7 @@ class Dogs:
             breed=breed,
             best_photo=best or (photos[0] if photos else None),
             held_back=held_back,
+            maybe_not_a_dog=maybe_not_a_dog,
         )
 
     def record_label(

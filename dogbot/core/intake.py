@@ -184,7 +184,8 @@ class PhotoIntake:
         breed, confidence = top[0] if is_dog else (None, 1.0 - output.dog_probability)
         auto_label = None
         if not is_dog:
-            auto_label = NOT_A_DOG
+            # Filed as not a dog only when the model is sure; a maybe-dog is asked about (IntakeRules).
+            auto_label = NOT_A_DOG if output.dog_probability < self.rules.not_a_dog_below else None
         elif (
             confidence >= self.rules.auto_accept_threshold
             and not self.lookalikes.is_shadowed(breed)
@@ -232,11 +233,9 @@ class PhotoIntake:
         return prediction
 
     def _classification(self, photo: Photo, prediction: Prediction, duplicate: bool) -> Classification:
-        if not prediction.is_dog:
-            outcome = Outcome.NOT_A_DOG
-        elif prediction.auto_accepted:
-            outcome = Outcome.AUTO_ACCEPTED
-        else:
+        if prediction.auto_accepted:
+            outcome = Outcome.AUTO_ACCEPTED if prediction.is_dog else Outcome.NOT_A_DOG
+        else:  # unsure of the breed, or of whether it is a dog at all
             outcome = Outcome.ASK
         lookalikes: tuple[str, ...] = ()
         learning: tuple[str, ...] = ()

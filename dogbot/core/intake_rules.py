@@ -11,6 +11,7 @@ class IntakeRules:
     """What intake accepts and decides alone (values from ``Settings``; see its comments)."""
 
     dog_threshold: float  # "is it a dog?": ml.predictor.is_dog
+    not_a_dog_below: float  # below this dog probability, filed as not a dog without asking
     auto_accept_threshold: float  # at or above this breed confidence, labelled without asking
     max_bytes: int
     max_pixels: int
