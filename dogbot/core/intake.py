@@ -184,8 +184,11 @@ class PhotoIntake:
         breed, confidence = top[0] if is_dog else (None, 1.0 - output.dog_probability)
         auto_label = None
         if not is_dog:
-            # Filed as not a dog only when the model is sure; a maybe-dog is asked about (IntakeRules).
-            auto_label = NOT_A_DOG if output.dog_probability < self.rules.not_a_dog_below else None
+            # Filed as not a dog only when the model is sure (IntakeRules) and no labelled photo of a
+            # breed it is learning looks alike: a greyhound stays "not a dog" to the ImageNet classes
+            # whatever the breed head learns, but looks like the greyhounds staff labelled.
+            sure = output.dog_probability < self.rules.not_a_dog_below
+            auto_label = NOT_A_DOG if sure and not self.lookalikes.advise(output.embedding).veto else None
         elif (
             confidence >= self.rules.auto_accept_threshold
             and not self.lookalikes.is_shadowed(breed)

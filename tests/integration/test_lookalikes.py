@@ -129,3 +129,38 @@ def test_a_breed_named_once_is_offered_on_its_next_look_alike_and_not_auto_accep
     assert [breed.key for breed in question.button_breeds] == second.button_breeds
     # A photo that looks like the breeds the model knows is still filed alone.
     assert catalog.intake.submit(knowns[-1], source="telegram").outcome == Outcome.AUTO_ACCEPTED
+
+
+def test_a_photo_like_one_staff_said_is_a_dog_is_not_filed_as_not_a_dog(
+    make_catalog, database_url, shared_manifest, eval_data_dir
+):
+    """The ImageNet classes decide "is it a dog?" and no retrain changes them: a breed they take for
+    a dingo or a wolf would be filed as not a dog every time. A labelled look-alike stops that."""
+    # Every photo looks surely not a dog here (dog_threshold and not_a_dog_below 1), so only the
+    # exemplar veto can make the bot ask; the veto as in the test above.
+    catalog = make_catalog(
+        database_url,
+        dog_threshold=1.0,
+        not_a_dog_below=1.0,
+        exemplars=dataclasses.replace(exemplar_rules(default_settings()), veto_similarity=0.4),
+    )
+    rows = [r for r in shared_manifest("other_breeds.csv") if r["breed"] == "shiba_inu"]
+    shibas = [(eval_data_dir / r["path"]).read_bytes() for r in rows[:2]]
+    knowns = _photos(shared_manifest, eval_data_dir, "pug", 3) + _photos(
+        shared_manifest, eval_data_dir, "golden retriever", 3
+    )
+    shiba = catalog.breeds.taxonomy.get("shiba_inu").key
+    for data in knowns:
+        assert catalog.intake.submit(data, source="telegram").outcome == Outcome.NOT_A_DOG
+    first = catalog.intake.submit(shibas[0], source="telegram")
+    assert first.outcome == Outcome.NOT_A_DOG  # nobody has said otherwise yet
+    catalog.labelling.record_label(  # "It is a dog", then the breed
+        first.photo.id, shiba, source=LabelSource.STAFF, user_id=7, prediction_id=first.prediction.id
+    )
+
+    second = catalog.intake.submit(shibas[1], source="telegram")
+    assert second.outcome == Outcome.ASK and second.label is None and not second.prediction.is_dog
+    assert shiba in second.button_breeds
+    assert "may not be a dog" in texts.classification(second, lambda key: key)
+    answer = catalog.dogs.answer(second.photo.dog_id)  # the dog card asks too
+    assert answer.outcome == Outcome.ASK and answer.maybe_not_a_dog
