@@ -319,9 +319,13 @@ class Dogs:
                 p.is_dog and not p.auto_accepted and p.confidence >= self.rules.auto_accept_threshold
                 for _, p in scored
             )
-            # A photo intake asked about although not a dog: the card asks too.
-            unsure_not_a_dog = any(not p.is_dog and not p.auto_accepted for _, p in scored)
-            if output.dog_probability < self.rules.not_a_dog_below and not unsure_not_a_dog:
+            # Not a dog only when sure, as intake decides it; a photo intake asked about makes the card ask.
+            sure_not_a_dog = (
+                not output.is_dog(self.rules.dog_threshold)
+                and output.dog_probability < self.rules.not_a_dog_below
+                and not any(not p.is_dog and not p.auto_accepted for _, p in scored)
+            )
+            if sure_not_a_dog:
                 outcome = Outcome.NOT_A_DOG
             elif (
                 output.is_dog(self.rules.dog_threshold)
