@@ -263,3 +263,18 @@ def test_webhook_mode_logs_host_and_port_but_not_the_secret_path(tmp_path, caplo
     assert started["url_path"] == "hook-5f3a9c1e77d2"  # the bot listens there all the same
     assert "webhook mode on 0.0.0.0:8443" in caplog.text
     assert "hook-5f3a9c1e77d2" not in caplog.text
+
+
+def test_env_example_values_are_the_defaults() -> None:
+    """A value written in .env.example is the default: copying the file changes nothing by itself."""
+    defaults = Settings(_env_file=None)
+    differ = {}
+    for name, value in re.findall(
+        r"^DOGBOT_([A-Z0-9_]+)=(.+)$", (ROOT / ".env.example").read_text(), re.MULTILINE
+    ):
+        default = getattr(defaults, name.lower())
+        if isinstance(default, bool) or not isinstance(default, int | float):
+            continue  # numbers are what drift when a default is re-measured
+        if float(value) != default:
+            differ[name] = (value, default)
+    assert differ == {}, "update .env.example to the defaults (written, default)"
