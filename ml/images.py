@@ -130,6 +130,9 @@ def crop_image(img: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
 # below this share of full scale: a kennel shot at night. Ordinary photos, black dogs included, have
 # highlights above it (bench/bench_dark.py counts the dev photos it touches).
 UNDEREXPOSED_HIGHLIGHTS = 0.5
+# A stretched copy is made at most about this many pixels on its short side (whole-factor shrink):
+# the model reads 224-260 pixels, and a full copy of a 40-megapixel photo would cost 120 MB.
+_STRETCH_SHORT_SIDE = 1024
 
 
 def exposure_corrected(img: Image.Image) -> Image.Image:
@@ -149,6 +152,9 @@ def exposure_corrected(img: Image.Image) -> Image.Image:
     highlights = (cumulative < 0.99 * cumulative[:, -1:]).sum(axis=1)
     if highlights.max() >= UNDEREXPOSED_HIGHLIGHTS * 255:
         return img
+    factor = min(img.size) // _STRETCH_SHORT_SIDE
+    if factor >= 2:
+        img = img.reduce(factor)
     return ImageOps.autocontrast(img, cutoff=1)
 
 

@@ -521,3 +521,28 @@ def test_every_shared_photo_loads_or_is_refused(
         if sniff_format(data) != row["format"]:
             problems.append(f"{row['path']}: sniffed {sniff_format(data)}, manifest says {row['format']}")
     assert not problems, "\n".join(problems)
+
+
+def _gradient(size: tuple[int, int], brightest: int) -> Image.Image:
+    """An RGB picture whose values run from 0 to ``brightest`` across it."""
+    row = np.linspace(0, brightest, size[0], dtype=np.float32).astype(np.uint8)
+    pixels = np.repeat(np.repeat(row[None, :, None], size[1], axis=0), 3, axis=2)
+    return Image.fromarray(pixels, "RGB")
+
+
+def test_only_an_underexposed_photo_is_stretched_before_the_model() -> None:
+    ordinary = _gradient((320, 240), 250)
+    assert images.exposure_corrected(ordinary) is ordinary  # untouched: its embedding stays the same
+    dark = _gradient((320, 240), 100)  # a night shot: even the brightest pixels are below half scale
+    stretched = images.exposure_corrected(dark)
+    assert stretched.size == dark.size
+    assert np.asarray(stretched).max() >= 250 and np.asarray(dark).max() <= 100
+    # A photo with highlights above half scale in any channel is not underexposed.
+    one_bright_channel = Image.merge("RGB", (dark.getchannel(0), dark.getchannel(1), ordinary.getchannel(2)))
+    assert images.exposure_corrected(one_bright_channel) is one_bright_channel
+
+
+def test_a_huge_dark_photo_is_stretched_on_a_small_copy() -> None:
+    huge = _gradient((6000, 4000), 90)  # 24 megapixels: a full-size copy would be 72 MB
+    stretched = images.exposure_corrected(huge)
+    assert min(stretched.size) <= 2 * 1024 and np.asarray(stretched).max() >= 250
