@@ -322,8 +322,8 @@ def _reference_ids(
 ) -> tuple[list[int], list[int] | None, str]:
     """Reference photo ids, those among them the serving head never trained on (None: all), its kind.
 
-    An admin's "Expected" (``jobs.incidents.accept_new_normal``) makes the photos then recent the
-    reference until the champion changes.
+    Once an incident closed (an admin's "Expected", or a promotion of a model that learned the
+    shift: ``jobs.incidents``), the photos recent then are the reference until the next one closes.
     """
     model = repo.model_version(model_version, session=session)
     accepted = incidents.new_normal_reference(session=session)

@@ -5,9 +5,12 @@ learned the new photos serves (in the 30-day simulation: every day from 21 to 30
 scheduled alarm opens an incident (a ``DriftIncident`` row: the one message admins get, with what
 changed, since when, how many photos, two examples and whether the answers suffered); while it is
 open, later alarms fold into it. It closes when a model trained on photos from after it opened is
-promoted, or when an admin says the photos are expected ("use these photos as the new normal"):
-the drift reference is then those photos (``new_normal_reference``), so detection compares with
-them until the champion changes. Manual checks (/drift, ``dogbot drift``) never open one, and a
+promoted, or when an admin says the photos are expected ("use these photos as the new normal").
+Either way the shift is the new normal: the photos recent when it closed become the drift reference
+(``new_normal_reference``), and detection compares with them until the next incident closes. (A
+promoted model's own training photos, the reference otherwise, are mostly from before the shift:
+compared with them the same shift alarmed again two days later, a second message about one change.)
+Manual checks (/drift, ``dogbot drift``) never open one, and a
 lone scheduled alarm does not either: an incident opens when ``after_alarms`` checks in a row
 alarmed (a real shift alarms every day until a model learns it; on unchanged photos a rare
 chance alarm came and went the next day).
@@ -238,9 +241,12 @@ def _alarmed_in_a_row(report_id: int, *, session) -> int:
     return run
 
 
-def close_after_promotion(engine: Engine, *, version: str, now: datetime) -> list[int]:
+def close_after_promotion(
+    engine: Engine, *, version: str, now: datetime, photo_ids: Sequence[int]
+) -> list[int]:
     """Close the open incident if ``version`` (just promoted) was trained on photos from after it
-    opened (its dataset was folded then or later). Returns the ids closed."""
+    opened (its dataset was folded then or later); ``photo_ids`` (the recent window) become the drift
+    reference. Returns the ids closed."""
     with open_session(engine) as session:
         incident = repo.open_incident(session=session)
         model = repo.model_version(version, session=session)
@@ -250,6 +256,7 @@ def close_after_promotion(engine: Engine, *, version: str, now: datetime) -> lis
         if dataset is None or _utc(dataset.created_at) < _utc(incident.opened_at):
             return []
         incident.closed_at, incident.closed_how, incident.closed_by = now, IncidentClose.PROMOTED, version
+        incident.new_normal = sorted(photo_ids)
         session.add(incident)
         session.commit()
         return [incident.id]
@@ -275,15 +282,12 @@ def accept_new_normal(
 
 
 def new_normal_reference(*, session) -> list[int] | None:
-    """The photos an admin last accepted as normal, if that was after the champion last changed
-    (a new champion brings its own reference: the photos it was trained on)."""
-    accepted = repo.last_incident(session=session, closed_how=IncidentClose.EXPECTED)
-    if accepted is None or not accepted.new_normal:
+    """The photos recent when the last incident closed (by an admin's "Expected" or a promotion);
+    None before any closed with them (the reference is then the champion's training photos)."""
+    closed = repo.last_closed_incident(session=session)
+    if closed is None or not closed.new_normal:
         return None
-    moves = repo.alias_moves(session=session)
-    if moves and _utc(moves[-1].moved_at) > _utc(accepted.closed_at):
-        return None
-    return list(accepted.new_normal)
+    return list(closed.new_normal)
 
 
 def _utc(moment: datetime) -> datetime:

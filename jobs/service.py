@@ -148,7 +148,9 @@ class LifecycleJobs:
             full=full,
         )
         if result.promoted and result.version:
-            incidents.close_after_promotion(self.engine, version=result.version, now=now)
+            with open_session(self.engine) as session:
+                recent = repo.recent_photo_ids(self.config.drift_window, session=session, until=now)
+            incidents.close_after_promotion(self.engine, version=result.version, now=now, photo_ids=recent)
         self.refresh(now)
         return result
 

@@ -259,15 +259,18 @@ def open_incident(*, session: Session) -> DriftIncident | None:
     ).first()
 
 
-def last_incident(*, session: Session, closed_how: str | None = None) -> DriftIncident | None:
-    """The newest incident (or the one closed last that way)."""
-    statement = select(DriftIncident)
-    if closed_how is not None:
-        statement = statement.where(DriftIncident.closed_how == closed_how).order_by(
-            DriftIncident.closed_at.desc(), DriftIncident.id.desc()
-        )
-    else:
-        statement = statement.order_by(DriftIncident.id.desc())
+def last_incident(*, session: Session) -> DriftIncident | None:
+    """The newest incident."""
+    return session.exec(select(DriftIncident).order_by(DriftIncident.id.desc())).first()
+
+
+def last_closed_incident(*, session: Session) -> DriftIncident | None:
+    """The incident closed last (by a promotion or an admin's "Expected")."""
+    statement = (
+        select(DriftIncident)
+        .where(DriftIncident.closed_at.is_not(None))
+        .order_by(DriftIncident.closed_at.desc(), DriftIncident.id.desc())
+    )
     return session.exec(statement).first()
 
 

@@ -63,20 +63,23 @@ def test_an_open_incident_sends_no_second_alert_and_a_promotion_after_it_closes_
         assert row.alarms == 3 and IncidentFacts.from_json(row.facts) == FACTS
     # A model trained on a dataset folded before the shift does not close it; one folded after does.
     _model(engine, "lite0-v1", DAY1)
-    assert incidents.close_after_promotion(engine, version="lite0-v1", now=DAY1 + timedelta(days=4)) == []
+    later = DAY1 + timedelta(days=4)
+    assert incidents.close_after_promotion(engine, version="lite0-v1", now=later, photo_ids=[1]) == []
+    with open_session(engine) as session:
+        assert incidents.new_normal_reference(session=session) is None  # nothing closed yet
     _model(engine, "lite0-v2", DAY1 + timedelta(days=3))
-    assert incidents.close_after_promotion(engine, version="lite0-v2", now=DAY1 + timedelta(days=4)) == [
-        first
-    ]
+    assert incidents.close_after_promotion(engine, version="lite0-v2", now=later, photo_ids=[9, 8]) == [first]
     with open_session(engine) as session:
         row = repo.incident(first, session=session)
         assert row.closed_how == IncidentClose.PROMOTED and row.closed_by == "lite0-v2"
+        # The model learned the shift: the photos then recent are the new normal drift compares with.
+        assert incidents.new_normal_reference(session=session) == [8, 9]
     second, opened = _alarm(engine, 6)
     assert opened and second != first  # after it closed, an alarm is news again
     engine.dispose()
 
 
-def test_expected_makes_the_recent_photos_the_reference_until_the_champion_changes(database_url):
+def test_expected_makes_the_recent_photos_the_reference_until_the_next_incident_closes(database_url):
     engine = make_engine(database_url)
     with open_session(engine) as session:
         session.add(AliasMove(to_version="lite0-v0", kind="init", moved_at=DAY1 - timedelta(days=1)))
@@ -102,7 +105,12 @@ def test_expected_makes_the_recent_photos_the_reference_until_the_champion_chang
             )
         )
         session.commit()
-        assert incidents.new_normal_reference(session=session) is None  # the new champion's own reference
+        # A new champion does not bring the old shift back: its training photos are mostly from before.
+        assert incidents.new_normal_reference(session=session) == [5, 6, 7]
+    later, _ = _alarm(engine, 5)
+    incidents.accept_new_normal(engine, later, actor="1001", now=DAY1 + timedelta(days=5), photo_ids=[11])
+    with open_session(engine) as session:
+        assert incidents.new_normal_reference(session=session) == [11]  # the newest closed incident's
     engine.dispose()
 
 
