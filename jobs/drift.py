@@ -266,6 +266,8 @@ def _biggest_move(before: dict[str, float], now: dict[str, float]) -> dict:
 
 
 def _rescore(head: BreedHead, window: Window, dog_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    if not len(window):  # no photos (e.g. every new-normal photo is recent): nothing to score
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
     probabilities = head.probabilities(window.embeddings)
     dog = is_dog(window.dog_probability, dog_threshold)
     breed = np.where(dog, probabilities.argmax(axis=1), -1)

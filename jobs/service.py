@@ -149,19 +149,36 @@ class LifecycleJobs:
         )
         if result.promoted and result.version:
             with open_session(self.engine) as session:
-                recent = repo.recent_photo_ids(self.config.drift_window, session=session, until=now)
-            incidents.close_after_promotion(self.engine, version=result.version, now=now, photo_ids=recent)
+                incident = repo.open_incident(session=session)
+            if incident is not None:
+                incidents.close_after_promotion(
+                    self.engine, version=result.version, now=now, photo_ids=self._new_normal(incident, now)
+                )
         self.refresh(now)
         return result
 
     def accept_new_normal(
         self, incident_id: int, *, actor: str | None, now: datetime | None = None
     ) -> DriftIncident:
-        """An admin's "Expected": close the incident; the recent photos become the drift reference."""
+        """An admin's "Expected": close the incident; the photos since the change become the reference."""
         now = now or self.clock()
+        incident = self.incident(incident_id)
+        if incident is None:
+            raise LookupError(f"no drift incident #{incident_id}")
+        ids = self._new_normal(incident, now)
+        return incidents.accept_new_normal(self.engine, incident_id, actor=actor, now=now, photo_ids=ids)
+
+    def _new_normal(self, incident: DriftIncident, now: datetime) -> list[int]:
+        """The drift reference once ``incident`` closes: the photos since the change began (its
+        estimate), at most a drift window of them; the recent window when there is no estimate or too
+        few photos since it for a verdict. (A window ending now can hold mostly photos from before.)"""
+        since = incidents.IncidentFacts.from_json(incident.facts).since
         with open_session(self.engine) as session:
             recent = repo.recent_photo_ids(self.config.drift_window, session=session, until=now)
-        return incidents.accept_new_normal(self.engine, incident_id, actor=actor, now=now, photo_ids=recent)
+            if since is None:
+                return recent
+            changed = repo.recent_photo_ids(self.config.drift_window, session=session, until=now, since=since)
+        return changed if len(changed) >= self.config.drift_thresholds.min_photos else recent
 
     def incident(self, incident_id: int) -> DriftIncident | None:
         with open_session(self.engine) as session:

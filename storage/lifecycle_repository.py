@@ -156,11 +156,16 @@ def golden_items(*, session: Session) -> list[GoldenItem]:
 
 
 # --- photos for drift -----------------------------------------------------------------------------
-def recent_photo_ids(limit: int, *, session: Session, until: datetime | None = None) -> list[int]:
-    """The ``limit`` most recently received photos (at or before ``until``), oldest first."""
+def recent_photo_ids(
+    limit: int, *, session: Session, until: datetime | None = None, since: datetime | None = None
+) -> list[int]:
+    """The ``limit`` most recently received photos (at or before ``until``, at or after ``since``),
+    oldest first."""
     statement = select(Photo.id)
     if until is not None:
         statement = statement.where(Photo.received_at <= until)
+    if since is not None:
+        statement = statement.where(Photo.received_at >= since)
     ids = list(session.exec(statement.order_by(Photo.received_at.desc(), Photo.id.desc()).limit(limit)))
     return ids[::-1]
 

@@ -375,3 +375,6 @@ def test_a_promoted_model_trained_after_the_shift_closes_its_incident(env, predi
     with open_session(jobs.engine) as session:
         incident = repo.incident(alarm.extra["incident"]["id"], session=session)
     assert incident.closed_how == IncidentClose.PROMOTED and incident.closed_by == result.version
+    # The shift is the new normal: drift compares with the photos since it, not the model's older ones.
+    assert incident.new_normal
+    assert jobs.drift(NOW + timedelta(days=3)).reference == "new_normal"
