@@ -6,10 +6,11 @@ scheduled alarm opens an incident (a ``DriftIncident`` row: the one message admi
 changed, since when, how many photos, two examples and whether the answers suffered); while it is
 open, later alarms fold into it. It closes when a model trained on photos from after it opened is
 promoted, or when an admin says the photos are expected ("use these photos as the new normal").
-Either way the shift is the new normal: the photos recent when it closed become the drift reference
-(``new_normal_reference``), and detection compares with them until the next incident closes. (A
-promoted model's own training photos, the reference otherwise, are mostly from before the shift:
-compared with them the same shift alarmed again two days later, a second message about one change.)
+Either way the shift is the new normal: the photos since the change began (the incident's estimate,
+``jobs.service``) become the drift reference (``new_normal_reference``), and detection compares
+with them until the next incident closes. (A promoted model's own training photos, the reference
+otherwise, are mostly from before the shift: compared with them the same shift alarmed again two
+days later, a second message about one change.)
 Manual checks (/drift, ``dogbot drift``) never open one, and a
 lone scheduled alarm does not either: an incident opens when ``after_alarms`` checks in a row
 alarmed (a real shift alarms every day until a model learns it; on unchanged photos a rare
@@ -245,8 +246,8 @@ def close_after_promotion(
     engine: Engine, *, version: str, now: datetime, photo_ids: Sequence[int]
 ) -> list[int]:
     """Close the open incident if ``version`` (just promoted) was trained on photos from after it
-    opened (its dataset was folded then or later); ``photo_ids`` (the recent window) become the drift
-    reference. Returns the ids closed."""
+    opened (its dataset was folded then or later); ``photo_ids`` (the photos since the change) become
+    the drift reference. Returns the ids closed."""
     with open_session(engine) as session:
         incident = repo.open_incident(session=session)
         model = repo.model_version(version, session=session)
@@ -265,8 +266,8 @@ def close_after_promotion(
 def accept_new_normal(
     engine: Engine, incident_id: int, *, actor: str | None, now: datetime, photo_ids: list[int]
 ) -> DriftIncident:
-    """An admin's "Expected": close the incident and make ``photo_ids`` (the recent window) the
-    drift reference. ``IncidentClosed`` if it was closed already; ``LookupError`` if there is none."""
+    """An admin's "Expected": close the incident and make ``photo_ids`` (the photos since the change)
+    the drift reference. ``IncidentClosed`` if it was closed already; ``LookupError`` if there is none."""
     with open_session(engine) as session:
         incident = repo.incident(incident_id, session=session)
         if incident is None:
