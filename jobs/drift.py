@@ -91,10 +91,13 @@ def check_drift(
 ) -> DriftResult:
     """Compare the last ``window`` photos with the reference; store and return the report."""
     with open_session(engine) as session:
-        current_ids = repo.recent_photo_ids(window, session=session, until=now)
         reference_ids, held_out_ids, reference_kind = _reference_ids(
             model_version, window, reference_max, seed, session
         )
+        # Against a new normal, only photos received since it was set: a window reaching further
+        # back mixes the old normal with the new one and alarms at the shift already told.
+        since = incidents.new_normal_set_at(session=session) if reference_kind == NEW_NORMAL else None
+        current_ids = repo.recent_photo_ids(window, session=session, until=now, since=since)
     recent = set(current_ids)
     if reference_kind != NEW_NORMAL:
         # Photos accepted as the new normal stay in the reference while they are recent too: the

@@ -8,9 +8,10 @@ open, later alarms fold into it. It closes when a model trained on photos from a
 promoted, or when an admin says the photos are expected ("use these photos as the new normal").
 Either way the shift is the new normal: the photos since the change began (the incident's estimate,
 ``jobs.service``) become the drift reference (``new_normal_reference``), and detection compares
-with them until the next incident closes. (A promoted model's own training photos, the reference
-otherwise, are mostly from before the shift: compared with them the same shift alarmed again two
-days later, a second message about one change.)
+with them, only photos received since, until the next incident closes. (A promoted model's own
+training photos, the reference otherwise, are mostly from before the shift, and a window of the
+newest photos mixes both sides of it: compared either way the same shift alarmed again two days
+later, a second message about one change.)
 Manual checks (/drift, ``dogbot drift``) never open one, and a
 lone scheduled alarm does not either: an incident opens when ``after_alarms`` checks in a row
 alarmed (a real shift alarms every day until a model learns it; on unchanged photos a rare
@@ -283,12 +284,18 @@ def accept_new_normal(
 
 
 def new_normal_reference(*, session) -> list[int] | None:
-    """The photos recent when the last incident closed (by an admin's "Expected" or a promotion);
-    None before any closed with them (the reference is then the champion's training photos)."""
+    """The new normal of the last incident closed (by an admin's "Expected" or a promotion); None
+    before any closed with one (the reference is then the champion's training photos)."""
     closed = repo.last_closed_incident(session=session)
     if closed is None or not closed.new_normal:
         return None
     return list(closed.new_normal)
+
+
+def new_normal_set_at(*, session) -> datetime | None:
+    """When the new normal of :func:`new_normal_reference` was set (its incident closed)."""
+    closed = repo.last_closed_incident(session=session)
+    return closed.closed_at if closed is not None and closed.new_normal else None
 
 
 def _utc(moment: datetime) -> datetime:

@@ -362,6 +362,9 @@ def test_darker_photos_open_one_incident_and_expected_rebases_the_reference(env)
     assert len(accepted.new_normal) == 30
     after = jobs.drift(NOW + timedelta(days=4))
     assert after.reference == "new_normal" and not after.drift and "incident" not in after.extra
+    # Only photos received since the new normal was set are compared with it (none yet here): a
+    # window reaching back past it would mix the photos already told with the new normal.
+    assert after.current_n == 0 and "not enough photos" in after.reason
 
 
 def test_a_promoted_model_trained_after_the_shift_closes_its_incident(env, predictor):
