@@ -254,7 +254,7 @@ def predictor_without_orm(settings: Settings) -> tuple[Predictor, Taxonomy] | No
     intact in the model folder: the caller then takes :class:`Container`'s way, which creates or
     upgrades the schema, registers the base model and copies a head from the database.
     """
-    from dogbot.core.taxonomy import Breed, Taxonomy
+    from dogbot.core.taxonomy import Taxonomy
     from ml.head import BreedHead, saved_head_intact
     from ml.predictor import backbone_of, base_version
     from storage.serving_read import read_serving
@@ -265,12 +265,7 @@ def predictor_without_orm(settings: Settings) -> tuple[Predictor, Taxonomy] | No
     record = read_serving(database)
     if record is None or backbone_of(record.champion) != settings.model:
         return None
-    taxonomy = Taxonomy(
-        extra=[
-            Breed(key=b.key, display_name=b.display_name, imagenet_index=None, aliases=b.aliases)
-            for b in record.added_breeds
-        ]
-    )
+    taxonomy = Taxonomy.with_added(record.added_breeds)
     predictor = pretrained_predictor(settings, taxonomy)
     if record.artifact is None:  # the base model: version 0 is what the predictor serves already
         return (predictor, taxonomy) if record.champion == base_version(settings.model) else None

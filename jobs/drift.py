@@ -23,6 +23,7 @@ import numpy as np
 from sqlalchemy.engine import Engine
 
 from jobs import charts, incidents
+from jobs.incidents import NewNormal
 from jobs.windows import Window
 from ml import drift as stats
 from ml.head import BreedHead
@@ -91,12 +92,13 @@ def check_drift(
 ) -> DriftResult:
     """Compare the last ``window`` photos with the reference; store and return the report."""
     with open_session(engine) as session:
+        normal = incidents.new_normal(session=session)
         reference_ids, held_out_ids, reference_kind = _reference_ids(
-            model_version, window, reference_max, seed, session
+            model_version, window, reference_max, seed, session, normal
         )
         # Against a new normal, only photos received since it was set: a window reaching further
         # back mixes the old normal with the new one and alarms at the shift already told.
-        since = incidents.new_normal_set_at(session=session) if reference_kind == NEW_NORMAL else None
+        since = normal.set_at if normal is not None else None
         current_ids = repo.recent_photo_ids(window, session=session, until=now, since=since)
     recent = set(current_ids)
     if reference_kind != NEW_NORMAL:
@@ -323,16 +325,17 @@ def _correction_test(
 
 
 def _reference_ids(
-    model_version: str, window: int, reference_max: int, seed: int, session
+    model_version: str, window: int, reference_max: int, seed: int, session, normal: NewNormal | None
 ) -> tuple[list[int], list[int] | None, str]:
     """Reference photo ids, those among them the serving head never trained on (None: all), its kind.
 
     Once an incident closed (an admin's "Expected", or a promotion of a model that learned the
-    shift: ``jobs.incidents``), the photos recent then are the reference until the next one closes.
+    shift: ``jobs.incidents``), its new normal (``normal``, the photos since the change) is the
+    reference until the next one closes.
     """
     model = repo.model_version(model_version, session=session)
-    accepted = incidents.new_normal_reference(session=session)
-    if accepted is not None:
+    if normal is not None:
+        accepted = normal.photo_ids
         held_out = None
         if model is not None and model.dataset_version is not None:
             trained = {

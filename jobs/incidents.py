@@ -283,19 +283,28 @@ def accept_new_normal(
         return incident
 
 
-def new_normal_reference(*, session) -> list[int] | None:
+@dataclass(frozen=True)
+class NewNormal:
+    """The drift reference a closed incident left: its photos, and when it was set (drift then
+    compares only photos received since)."""
+
+    photo_ids: list[int]
+    set_at: datetime
+
+
+def new_normal(*, session) -> NewNormal | None:
     """The new normal of the last incident closed (by an admin's "Expected" or a promotion); None
     before any closed with one (the reference is then the champion's training photos)."""
     closed = repo.last_closed_incident(session=session)
     if closed is None or not closed.new_normal:
         return None
-    return list(closed.new_normal)
+    return NewNormal(list(closed.new_normal), closed.closed_at)
 
 
-def new_normal_set_at(*, session) -> datetime | None:
-    """When the new normal of :func:`new_normal_reference` was set (its incident closed)."""
-    closed = repo.last_closed_incident(session=session)
-    return closed.closed_at if closed is not None and closed.new_normal else None
+def new_normal_reference(*, session) -> list[int] | None:
+    """The photos of :func:`new_normal`, if there is one."""
+    normal = new_normal(session=session)
+    return normal.photo_ids if normal is not None else None
 
 
 def _utc(moment: datetime) -> datetime:

@@ -163,9 +163,7 @@ class LifecycleJobs:
         """An admin's "Expected": close the incident; the photos since the change become the reference."""
         now = now or self.clock()
         incident = self.incident(incident_id)
-        if incident is None:
-            raise LookupError(f"no drift incident #{incident_id}")
-        ids = self._new_normal(incident, now)
+        ids = self._new_normal(incident, now) if incident is not None else []  # None: the call below says so
         return incidents.accept_new_normal(self.engine, incident_id, actor=actor, now=now, photo_ids=ids)
 
     def _new_normal(self, incident: DriftIncident, now: datetime) -> list[int]:

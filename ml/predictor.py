@@ -44,6 +44,11 @@ class ModelOutput:
     def is_dog(self, threshold: float) -> bool:
         return bool(is_dog(self.dog_probability, threshold))
 
+    def surely_not_a_dog(self, threshold: float, sure_below: float) -> bool:
+        """Not a dog, and sure enough to file it so without asking (a dog of a breed ImageNet lacks
+        can fall under ``threshold``, rarely under ``sure_below``)."""
+        return not self.is_dog(threshold) and self.dog_probability < sure_below
+
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         order = np.argsort(-self.breed_probabilities)[:k]
         return [(self.breed_keys[i], float(self.breed_probabilities[i])) for i in order]

@@ -22,12 +22,7 @@ def load_taxonomy(engine: Engine) -> Taxonomy:
     """The built-in breed table plus the breeds staff added (kept in the database)."""
     with open_session(engine) as session:
         rows = repository.custom_breeds(session=session)
-    return Taxonomy(
-        extra=[
-            Breed(key=r.key, display_name=r.display_name, imagenet_index=None, aliases=tuple(r.aliases))
-            for r in rows
-        ]
-    )
+    return Taxonomy.with_added(rows)
 
 
 class Breeds:

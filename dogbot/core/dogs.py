@@ -320,11 +320,9 @@ class Dogs:
                 for _, p in scored
             )
             # Not a dog only when sure, as intake decides it; a photo intake asked about makes the card ask.
-            sure_not_a_dog = (
-                not output.is_dog(self.rules.dog_threshold)
-                and output.dog_probability < self.rules.not_a_dog_below
-                and not any(not p.is_dog and not p.auto_accepted for _, p in scored)
-            )
+            sure_not_a_dog = output.surely_not_a_dog(
+                self.rules.dog_threshold, self.rules.not_a_dog_below
+            ) and not any(not p.is_dog and not p.auto_accepted for _, p in scored)
             if sure_not_a_dog:
                 outcome = Outcome.NOT_A_DOG
             elif (

@@ -187,7 +187,7 @@ class PhotoIntake:
             # Filed as not a dog only when the model is sure (IntakeRules) and no labelled photo of a
             # breed it is learning looks alike: a greyhound stays "not a dog" to the ImageNet classes
             # whatever the breed head learns, but looks like the greyhounds staff labelled.
-            sure = output.dog_probability < self.rules.not_a_dog_below
+            sure = output.surely_not_a_dog(self.rules.dog_threshold, self.rules.not_a_dog_below)
             auto_label = NOT_A_DOG if sure and not self.lookalikes.advise(output.embedding).veto else None
         elif (
             confidence >= self.rules.auto_accept_threshold

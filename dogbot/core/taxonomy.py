@@ -149,6 +149,17 @@ class Taxonomy:
     half-updated index.
     """
 
+    @classmethod
+    def with_added(cls, rows: Iterable) -> Taxonomy:
+        """The built-in table plus the breeds admins added, from stored rows (``key``,
+        ``display_name``, ``aliases``: the catalog's ``CustomBreed`` or ``storage.serving_read``'s)."""
+        return cls(
+            extra=[
+                Breed(key=r.key, display_name=r.display_name, imagenet_index=None, aliases=tuple(r.aliases))
+                for r in rows
+            ]
+        )
+
     def __init__(self, extra: Iterable[Breed] = ()) -> None:
         self._breeds: dict[str, Breed] = {}
         self._by_name: dict[str, Breed] = {}
