@@ -402,6 +402,7 @@ def _fit(
         [photos.y[i] for i in train],
         x_val=photos.x[val] if len(val) else None,
         y_val=[photos.y[i] for i in val] if len(val) else None,
+        groups=[photos.groups[i] for i in train],
         config=config,
     )
 

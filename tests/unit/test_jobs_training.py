@@ -94,3 +94,41 @@ def test_evaluation_counts_unknown_breeds_as_misses_and_lists_confusions(world):
     assert metrics.n == 3 and metrics.top1 == pytest.approx(1 / 3)
     assert metrics.per_breed["new1"]["top1"] == 0.0
     assert {"truth": "b", "predicted": "a", "n": 1} in metrics.confusions
+
+
+def test_without_a_validation_split_offset_and_temperature_come_from_cross_fitting(world):
+    """At a shelter's pace the first validation photos all go to the golden set: nothing else to use."""
+    rng, centres, base = world
+    x, y = _clusters(rng, centres, 6)
+    head, report = train_head(base, x, y)
+    assert report.n_val == len(y)  # every training photo answered by a head that did not learn it
+    assert report.temperature != 1.0 and head.temperature == report.temperature
+    _, off = train_head(base, x, y, config=TrainConfig(cross_fit_below=0))
+    assert off.n_val == 0 and off.temperature == 1.0 and off.new_bias_offset == 0.0
+
+
+def test_a_validation_split_large_enough_is_used_alone_and_a_small_one_with_cross_fitting(world):
+    rng, centres, base = world
+    x, y = _clusters(rng, centres, 6)
+    xv, yv = _clusters(rng, centres, 5)  # 25 photos: at least cross_fit_below (20)
+    _, report = train_head(base, x, y, x_val=xv, y_val=yv)
+    assert report.n_val == len(yv)
+    _, report = train_head(base, x, y, x_val=xv[:10], y_val=yv[:10])
+    assert report.n_val == 10 + len(y)
+
+
+def test_the_offset_may_cost_the_known_breeds_only_against_the_head_with_new_rows_silent():
+    """Cross-fitted heads answer the known breeds a little below the warm start before any offset;
+    the offset is held to what it costs them itself, not to what adapting their rows did."""
+    from ml.training import _choose_offset
+
+    base = BreedHead(["a", "b"], np.eye(2, 4, dtype=np.float32), np.zeros(2, np.float32), "lite0")
+    x = torch.as_tensor(np.concatenate([np.tile(np.eye(2, 4), (5, 1)), np.zeros((2, 4))]), dtype=torch.float32)
+    y = torch.as_tensor([0, 1] * 5 + [2, 2])  # 10 photos of known breeds, 2 of the new one
+    logits = torch.zeros(12, 3)
+    logits[torch.arange(10), y[:10]] = 1.0
+    logits[0, 1] = 2.0  # the adapted known rows get one photo wrong that the warm start gets right
+    logits[10:, 0] = 1.0
+    logits[10:, 2] = 0.5  # the new row comes first on its photos only once raised by 0.5 or more
+    offset = _choose_offset(logits, base, x, y, 2, TrainConfig())
+    assert offset == 0.75  # the least that names the new breed; from +1.25 it takes known-breed photos
