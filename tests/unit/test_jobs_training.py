@@ -123,7 +123,8 @@ def test_the_offset_may_cost_the_known_breeds_only_against_the_head_with_new_row
     from ml.training import _choose_offset
 
     base = BreedHead(["a", "b"], np.eye(2, 4, dtype=np.float32), np.zeros(2, np.float32), "lite0")
-    x = torch.as_tensor(np.concatenate([np.tile(np.eye(2, 4), (5, 1)), np.zeros((2, 4))]), dtype=torch.float32)
+    photos = np.concatenate([np.tile(np.eye(2, 4), (5, 1)), np.zeros((2, 4))])
+    x = torch.as_tensor(photos, dtype=torch.float32)
     y = torch.as_tensor([0, 1] * 5 + [2, 2])  # 10 photos of known breeds, 2 of the new one
     logits = torch.zeros(12, 3)
     logits[torch.arange(10), y[:10]] = 1.0

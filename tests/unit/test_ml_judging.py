@@ -8,8 +8,8 @@ import pytest
 from conftest import default_settings
 
 from dogbot.app import promotion_gates
-from ml.head import BreedHead
 from ml.folds import assign_folds
+from ml.head import BreedHead
 from ml.judging import LabelledPhotos, Verdict, binomial_tail, judge
 from ml.training import TrainConfig, train_head
 
