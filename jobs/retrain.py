@@ -403,6 +403,7 @@ def _fit(
         x_val=photos.x[val] if len(val) else None,
         y_val=[photos.y[i] for i in val] if len(val) else None,
         groups=[photos.groups[i] for i in train],
+        labelled_by_people=~auto[train],
         config=config,
     )
 

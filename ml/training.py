@@ -100,6 +100,7 @@ def train_head(
     x_val: np.ndarray | None = None,
     y_val: Sequence[str] | None = None,
     groups: Sequence[str] | None = None,
+    labelled_by_people: Sequence[bool] | None = None,
     config: TrainConfig = TrainConfig(),  # noqa: B008 (frozen dataclass: a safe default)
 ) -> tuple[BreedHead, TrainReport]:
     """A new head with ``base``'s rows (anchored) plus one row per new breed in ``y_train``.
@@ -107,7 +108,9 @@ def train_head(
     ``y_train`` / ``y_val`` hold breed keys; labels that are not breeds (not a dog, mixed breed)
     must be filtered out by the caller. Validation photos of breeds without a row are ignored for
     the offset and temperature (they cannot be right whatever they are set to). ``groups`` (one per
-    training photo: its hash, or its dog) keeps a dog's photos in one fold when cross-fitting.
+    training photo: its hash, or its dog) keeps a dog's photos in one fold when cross-fitting, and
+    only photos ``labelled_by_people`` (default: all) are answered there: an auto-accepted label is
+    the model's own answer, and grading heads on it would make them look surer than they are.
     """
     import torch
 
@@ -142,7 +145,14 @@ def train_head(
     offset, temperature = 0.0, 1.0
     answers = [_validation_answers(head, index, x_val, y_val)]
     if (new_keys or config.calibrate) and (answers[0] is None or len(answers[0][1]) < config.cross_fit_below):
-        answers.append(_cross_fitted_answers(x, y, init_w, init_b, n_old, len(keys), groups, keep, config))
+        rows = np.flatnonzero(keep)
+        kept_groups = [str(groups[i]) if groups is not None else str(i) for i in rows]
+        people = np.ones(len(rows), bool)
+        if labelled_by_people is not None:
+            people = np.asarray(labelled_by_people, bool)[rows]
+        answers.append(
+            _cross_fitted_answers(x, y, init_w, init_b, n_old, len(keys), kept_groups, people, config)
+        )
     answers = [part for part in answers if part is not None and len(part[1])]
     n_val = sum(len(part[1]) for part in answers)
     if n_val:
@@ -245,11 +255,11 @@ def _cross_fitted_answers(
     init_b: torch.Tensor,
     n_old: int,
     n_classes: int,
-    groups: Sequence[str] | None,
-    keep: np.ndarray,
+    groups: Sequence[str],
+    answerable: np.ndarray,
     config: TrainConfig,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """Every training photo answered by a head trained the same way without its fold.
+    """The ``answerable`` training photos, each answered by a head trained the same way without its fold.
 
     Folds spread each breed over the folds (``ml.folds``), so a breed with three photos is answered
     on each by a head that learned it from the other two, as the judge will test it.
@@ -260,18 +270,16 @@ def _cross_fitted_answers(
 
     if config.cross_fit_below <= 0 or config.cross_fit_folds < 2 or len(y) < 2:
         return None
-    keys = [str(g) for g in np.asarray(groups, dtype=object)[keep]] if groups is not None else None
-    keys = keys or [str(i) for i in range(len(y))]
-    folds = min(config.cross_fit_folds, len(set(keys)))
+    folds = min(config.cross_fit_folds, len(set(groups)))
     if folds < 2:
         return None
-    fold_of = assign_folds(keys, [str(int(label)) for label in y], folds)
+    fold_of = assign_folds(groups, [str(int(label)) for label in y], folds)
     logits = torch.full((len(y), n_classes), -1e4)
     answered = np.zeros(len(y), dtype=bool)
     for k in range(folds):
-        held = fold_of == k
-        train = torch.from_numpy(~held)
-        if held.all() or int(train.sum()) < 2:
+        held = (fold_of == k) & answerable
+        train = torch.from_numpy(fold_of != k)
+        if not held.any() or int(train.sum()) < 2:
             continue
         weight, bias, _ = _fit(x[train], y[train], init_w, init_b, n_old, n_classes, config)
         fold_logits = x[torch.from_numpy(held)] @ weight.T + bias
