@@ -53,14 +53,18 @@ def calibrated_trainer(base, *, shuffle_seed: int | None = None, val_share: floa
         val = ~photos.train_only & np.array(
             [int(hashlib.sha256(g.encode()).hexdigest()[:8], 16) / 16**8 < val_share for g in photos.groups]
         )
+        # Cross-fitting (while the validation photos are few) answers people's labels only, too.
+        people = ~photos.train_only
         if val.all() or not val.any():
-            return train_head(base, photos.x, y, config=config)[0]
+            return train_head(base, photos.x, y, labelled_by_people=people, config=config)[0]
         return train_head(
             base,
             photos.x[~val],
             [label for label, v in zip(y, val, strict=True) if not v],
             x_val=photos.x[val],
             y_val=[label for label, v in zip(y, val, strict=True) if v],
+            groups=[g for g, v in zip(photos.groups, val, strict=True) if not v],
+            labelled_by_people=people[~val],
             config=config,
         )[0]
 

@@ -105,6 +105,10 @@ def test_without_a_validation_split_offset_and_temperature_come_from_cross_fitti
     assert report.temperature != 1.0 and head.temperature == report.temperature
     _, off = train_head(base, x, y, config=TrainConfig(cross_fit_below=0))
     assert off.n_val == 0 and off.temperature == 1.0 and off.new_bias_offset == 0.0
+    # Auto-accepted labels are trained on but never answered: they are the model's own answers.
+    people = [i % 3 != 0 for i in range(len(y))]
+    _, report = train_head(base, x, y, labelled_by_people=people)
+    assert report.n_train == len(y) and report.n_val == sum(people)
 
 
 def test_a_validation_split_large_enough_is_used_alone_and_a_small_one_with_cross_fitting(world):
