@@ -117,7 +117,7 @@ def bench_speed(data: dict, base: BreedHead, n: int = 10_000) -> dict:
 
 def bench_speed_at_a_shelters_pace(data: dict, base: BreedHead, n: int = 250, repeats: int = 3) -> dict:
     """A retrain's head early on: a few hundred labelled photos and no validation photo (at 15 photos
-    a day they all go to the golden set for months), so offset and temperature are cross-fitted."""
+    a day they all go to the golden set for months), so the new rows' offset is cross-fitted."""
     rng = np.random.default_rng(0)
     labels = np.array(
         [f"in{i}" if i >= 0 else b for i, b in zip(data["imagenet_index"], data["breed"], strict=True)],
