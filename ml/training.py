@@ -19,7 +19,7 @@ with ``bench/bench_jobs.py``):
   that is lower (so learning a breed never costs the others). What adapting the old rows gains or
   costs is not the offset's doing; the judge weighs it against the champion. (Cross-fitted heads
   learn from a fifth fewer photos and answer the old breeds about 2 points below the warm start
-  before any offset: measured against the warm start alone, no offset at all would pass.)
+  before any offset: measured against the warm start alone, hardly any offset would pass.)
 * **Held-out answers** for the offset come from the validation split. Until it holds
   ``cross_fit_below`` photos (at a shelter's pace the first validation photos all go to the golden
   set, for months) they come from cross-fitting as well: the training photos split in folds, each
@@ -68,7 +68,7 @@ class TrainConfig:
     min_photos: int = 2  # a new breed gets a row once it has this many training photos
     balance: bool = True
     bias_offsets: tuple[float, ...] = tuple(float(o) for o in np.round(np.arange(-2.0, 4.01, 0.25), 2))
-    old_tolerance: float = 0.01  # old-breed validation top-1 may drop at most this below the warm start
+    old_tolerance: float = 0.01  # what the offset may cost old breeds' top-1 (see the module docstring)
     calibrate: bool = True
     # Fewer validation photos (of breeds with a row) than this: the new rows' offset is also chosen
     # on out-of-fold answers over the training photos, in `cross_fit_folds` folds (0: never).
