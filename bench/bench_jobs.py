@@ -49,6 +49,14 @@ def base_head(model: str) -> BreedHead:
     return Predictor(TorchEncoder(model), [(i, f"in{i}") for i in DOG_CLASSES]).base_head()
 
 
+def breed_labels(data: dict) -> np.ndarray:
+    """Each dev photo's label as the heads here name it: ``in<index>`` for ImageNet breeds."""
+    return np.array(
+        [f"in{i}" if i >= 0 else b for i, b in zip(data["imagenet_index"], data["breed"], strict=True)],
+        dtype=object,
+    )
+
+
 def _bucket(sha: str, n: int, salt: str = "") -> int:
     return int(hashlib.sha256((salt + sha).encode()).hexdigest()[:8], 16) % n
 
@@ -56,10 +64,7 @@ def _bucket(sha: str, n: int, salt: str = "") -> int:
 def bench_retrain(
     data: dict, base: BreedHead, config: TrainConfig, folds: int = 5, salt: str = "bench"
 ) -> dict:
-    labels = np.array(
-        [f"in{i}" if i >= 0 else b for i, b in zip(data["imagenet_index"], data["breed"], strict=True)],
-        dtype=object,
-    )
+    labels = breed_labels(data)
     dog = data["breed"] != "not_a_dog"
     counts = Counter(labels[dog])
     new4 = sorted(k for k, n in counts.items() if not k.startswith("in") and n >= 4)
@@ -97,10 +102,7 @@ def bench_retrain(
 
 def bench_speed(data: dict, base: BreedHead, n: int = 10_000) -> dict:
     rng = np.random.default_rng(0)
-    labels = np.array(
-        [f"in{i}" if i >= 0 else b for i, b in zip(data["imagenet_index"], data["breed"], strict=True)],
-        dtype=object,
-    )
+    labels = breed_labels(data)
     dog = np.flatnonzero(data["breed"] != "not_a_dog")
     pick = rng.choice(dog, n + n // 5)
     x = data["emb"][pick] * rng.normal(1.0, 0.1, size=(len(pick), data["emb"].shape[1])).astype(np.float32)
@@ -119,10 +121,7 @@ def bench_speed_at_a_shelters_pace(data: dict, base: BreedHead, n: int = 250, re
     """A retrain's head early on: a few hundred labelled photos and no validation photo (at 15 photos
     a day they all go to the golden set for months), so the new rows' offset is cross-fitted."""
     rng = np.random.default_rng(0)
-    labels = np.array(
-        [f"in{i}" if i >= 0 else b for i, b in zip(data["imagenet_index"], data["breed"], strict=True)],
-        dtype=object,
-    )
+    labels = breed_labels(data)
     pick = rng.choice(np.flatnonzero(data["breed"] != "not_a_dog"), n, replace=False)
     x, y = data["emb"][pick], labels[pick]
     seconds: dict[str, list[float]] = {"cross-fitted": [], "not cross-fitted": []}

@@ -49,12 +49,12 @@ def calibrated_trainer(base, *, shuffle_seed: int | None = None, val_share: floa
         if shuffle_seed is not None:
             y = list(np.random.default_rng(shuffle_seed).permutation(y))
         config = TrainConfig(min_photos=min_photos)
-        # Calibrated on people's labels only (auto-accepted ones are the model grading itself).
-        val = ~photos.train_only & np.array(
+        # Calibrated, and cross-fitted while the validation photos are few, on people's labels only
+        # (auto-accepted ones are the model grading itself).
+        people = ~photos.train_only
+        val = people & np.array(
             [int(hashlib.sha256(g.encode()).hexdigest()[:8], 16) / 16**8 < val_share for g in photos.groups]
         )
-        # Cross-fitting (while the validation photos are few) answers people's labels only, too.
-        people = ~photos.train_only
         if val.all() or not val.any():
             return train_head(base, photos.x, y, labelled_by_people=people, config=config)[0]
         return train_head(

@@ -7,7 +7,7 @@ changed, since when, how many photos, two examples and whether the answers suffe
 open, later alarms fold into it. It closes when a model trained on photos from after it opened is
 promoted, or when an admin says the photos are expected ("use these photos as the new normal").
 Either way the shift is the new normal: the photos since the change began (the incident's estimate,
-``jobs.service``) become the drift reference (``new_normal_reference``), and detection compares
+``jobs.service``) become the drift reference (``new_normal``), and detection compares
 with them, only photos received since, until the next incident closes. (A promoted model's own
 training photos, the reference otherwise, are mostly from before the shift, and a window of the
 newest photos mixes both sides of it: compared either way the same shift alarmed again two days
@@ -299,12 +299,6 @@ def new_normal(*, session) -> NewNormal | None:
     if closed is None or not closed.new_normal:
         return None
     return NewNormal(list(closed.new_normal), closed.closed_at)
-
-
-def new_normal_reference(*, session) -> list[int] | None:
-    """The photos of :func:`new_normal`, if there is one."""
-    normal = new_normal(session=session)
-    return normal.photo_ids if normal is not None else None
 
 
 def _utc(moment: datetime) -> datetime:

@@ -66,14 +66,14 @@ def test_an_open_incident_sends_no_second_alert_and_a_promotion_after_it_closes_
     later = DAY1 + timedelta(days=4)
     assert incidents.close_after_promotion(engine, version="lite0-v1", now=later, photo_ids=[1]) == []
     with open_session(engine) as session:
-        assert incidents.new_normal_reference(session=session) is None  # nothing closed yet
+        assert incidents.new_normal(session=session) is None  # nothing closed yet
     _model(engine, "lite0-v2", DAY1 + timedelta(days=3))
     assert incidents.close_after_promotion(engine, version="lite0-v2", now=later, photo_ids=[9, 8]) == [first]
     with open_session(engine) as session:
         row = repo.incident(first, session=session)
         assert row.closed_how == IncidentClose.PROMOTED and row.closed_by == "lite0-v2"
         # The model learned the shift: the photos then recent are the new normal drift compares with.
-        assert incidents.new_normal_reference(session=session) == [8, 9]
+        assert incidents.new_normal(session=session).photo_ids == [8, 9]
     second, opened = _alarm(engine, 6)
     assert opened and second != first  # after it closed, an alarm is news again
     engine.dispose()
@@ -90,7 +90,7 @@ def test_expected_makes_the_recent_photos_the_reference_until_the_next_incident_
     )
     assert accepted.closed_how == IncidentClose.EXPECTED and accepted.closed_by == "1001"
     with open_session(engine) as session:
-        assert incidents.new_normal_reference(session=session) == [5, 6, 7]
+        assert incidents.new_normal(session=session).photo_ids == [5, 6, 7]
     with pytest.raises(IncidentClosed):  # a second admin pressing the same button
         incidents.accept_new_normal(engine, opened, actor="1002", now=DAY1 + timedelta(days=2), photo_ids=[1])
     with pytest.raises(LookupError):
@@ -106,11 +106,11 @@ def test_expected_makes_the_recent_photos_the_reference_until_the_next_incident_
         )
         session.commit()
         # A new champion does not bring the old shift back: its training photos are mostly from before.
-        assert incidents.new_normal_reference(session=session) == [5, 6, 7]
+        assert incidents.new_normal(session=session).photo_ids == [5, 6, 7]
     later, _ = _alarm(engine, 5)
     incidents.accept_new_normal(engine, later, actor="1001", now=DAY1 + timedelta(days=5), photo_ids=[11])
     with open_session(engine) as session:
-        assert incidents.new_normal_reference(session=session) == [11]  # the newest closed incident's
+        assert incidents.new_normal(session=session).photo_ids == [11]  # the newest closed incident's
     engine.dispose()
 
 
