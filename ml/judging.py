@@ -349,7 +349,7 @@ def _decide(
     )
     if not better:
         return False, keep + f"the new one is not clearly better on {what}: {tally}, which could be luck."
-    if everything.wins <= everything.losses:
+    if everything.wins < everything.losses:
         return False, keep + "what the new one gains on what changed, it loses on the rest."
     return True, (
         f"The new model replaces the current one: on {what} {tally}; on the rest it is as good "

@@ -10,7 +10,7 @@ from conftest import default_settings
 from dogbot.app import promotion_gates
 from ml.folds import assign_folds
 from ml.head import BreedHead
-from ml.judging import LabelledPhotos, Verdict, binomial_tail, judge
+from ml.judging import LabelledPhotos, SliceComparison, Verdict, _decide, binomial_tail, judge
 from ml.training import TrainConfig, train_head
 
 DIM = 32
@@ -142,3 +142,27 @@ def test_mcnemar_exact_tail():
     assert binomial_tail(4, 4) == pytest.approx(1 / 16)
     assert binomial_tail(0, 7) == 1.0 and binomial_tail(3, 0) == 1.0
     assert binomial_tail(6, 8) == pytest.approx((28 + 8 + 1) / 256)
+
+
+def _slice(wins: int, losses: int, both_right: int = 0) -> SliceComparison:
+    candidate = [True] * wins + [False] * losses + [True] * both_right
+    champion = [False] * wins + [True] * losses + [True] * both_right
+    return SliceComparison.of(np.array(candidate, bool), np.array(champion, bool))
+
+
+@pytest.mark.parametrize(("rest_losses", "promoted"), [(4, True), (5, False)])
+def test_new_breeds_named_pay_for_as_many_known_photos_lost_but_not_more(rest_losses, promoted):
+    # Three photos of breeds the champion has no row for, named; on the known breeds one won and
+    # 4 lost, which the rest's own check lets through as noise (p = 6/32). Overall a tie (4 and
+    # 4) promotes: every later photo of those breeds is one the champion can never name. One more
+    # loss than that refuses.
+    new_breeds = _slice(3, 0)
+    rest = _slice(1, rest_losses, both_right=40)
+    everything = _slice(4, rest_losses, both_right=40)
+    no_photos = _slice(0, 0)
+    promote, reason = _decide(
+        new_breeds, new_breeds, no_photos, rest, no_photos, no_photos, everything, RULES
+    )
+    assert promote is promoted, reason
+    if not promoted:
+        assert "it loses on the rest" in reason
