@@ -151,8 +151,9 @@ class Settings(BaseSettings):
     # cross-validation over promotion_folds folds. Promoted when better on what changed (at least
     # promotion_min_new_breed_hits photos of breeds the champion cannot name, or more photos won
     # than lost at one-sided McNemar p < promotion_better_alpha) and not worse on the rest (losing
-    # more than winning at p < promotion_worse_alpha refuses); fewer than promotion_min_compared
-    # photos to compare on: no promotion. Checked offline in bench/bench_judge.py. One new-breed hit
+    # more than winning at p < promotion_worse_alpha refuses, and so does losing more photos overall
+    # than it wins: a tie passes); fewer than promotion_min_compared photos to compare on: no
+    # promotion. Checked offline in bench/bench_judge.py. One new-breed hit
     # is enough: the champion has no row for that breed, so it can never name such a photo, and the
     # rule on the rest still refuses a candidate that pays for it elsewhere (bench_judge: no wrong
     # promotion with 1 or 2, none from shuffled labels).

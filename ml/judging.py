@@ -349,6 +349,9 @@ def _decide(
     )
     if not better:
         return False, keep + f"the new one is not clearly better on {what}: {tally}, which could be luck."
+    # A tie overall passes: the photos won are of what changed, which keeps arriving (a breed the
+    # champion cannot name stays unnamed), while the rest's losses already passed their own noise
+    # check. At a shelter's pace this is what lets the first candidate that names a new breed serve.
     if everything.wins < everything.losses:
         return False, keep + "what the new one gains on what changed, it loses on the rest."
     return True, (
