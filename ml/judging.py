@@ -300,6 +300,11 @@ def judge(
     )
 
 
+def _photos(n: int, noun: str = "photo") -> str:
+    """ "1 photo", "3 photos": the verdict is read by people."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _decide(
     changed: SliceComparison,
     new_breeds: SliceComparison,
@@ -313,7 +318,7 @@ def _decide(
     keep = "Kept the current model: "
     if everything.n < rules.min_compared:
         return False, (
-            keep + f"only {everything.n} labelled photos it has not learned from yet "
+            keep + f"only {_photos(everything.n, 'labelled photo')} it has not learned from yet "
             f"(need {rules.min_compared}) to compare the new one on."
         )
     for name, part in (
@@ -323,7 +328,7 @@ def _decide(
     ):
         if part.losses > part.wins and part.p_worse < rules.worse_alpha:
             return False, (
-                keep + f"the new one is worse on {name}: it got {part.losses} photos wrong that the "
+                keep + f"the new one is worse on {name}: it got {_photos(part.losses)} wrong that the "
                 f"current one got right, and only {part.wins} the other way."
             )
 
@@ -344,7 +349,7 @@ def _decide(
             "cannot name"
         )
     tally = (
-        f"it got {target.wins} photos right that the current one got wrong and {target.losses} the "
+        f"it got {_photos(target.wins)} right that the current one got wrong and {target.losses} the "
         f"other way{names}"
     )
     if not better:

@@ -166,3 +166,20 @@ def test_new_breeds_named_pay_for_as_many_known_photos_lost_but_not_more(rest_lo
     assert promote is promoted, reason
     if not promoted:
         assert "it loses on the rest" in reason
+
+
+def test_the_verdict_counts_one_photo_in_the_singular():
+    one_new_breed_photo = _slice(1, 0)
+    rest = _slice(0, 1, both_right=20)
+    promote, reason = _decide(
+        one_new_breed_photo,
+        one_new_breed_photo,
+        _slice(0, 0),
+        rest,
+        _slice(0, 0),
+        _slice(0, 0),
+        _slice(1, 1, both_right=20),
+        RULES,
+    )
+    assert promote, reason
+    assert "it got 1 photo right that the current one got wrong" in reason
