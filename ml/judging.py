@@ -20,7 +20,10 @@ way with probability 1/2). The candidate is promoted when it is
   the rest as a whole and on the unbiased photos alone. Staff label mostly the photos the model was
   unsure of, where the champion is weakest, so a candidate can look good on those while getting
   worse on the photos nobody asks about; the audit slice (auto-accepted photos staff checked at
-  random) is where that would show, and the golden set is checked on its own as before.
+  random) is where that would show, and the golden set is checked on its own as before;
+* and, over everything compared, it loses no more disagreements than it wins. A tie passes: a
+  candidate that names a new breed's photo and loses one known-breed photo within noise is what the
+  first label of a breed buys at a shelter's pace (``bench/README.md``, fourth round).
 
 Photos the champion was trained on, and auto-accepted photos (labelled by a model), are trained on
 but left out of the comparison: the champion would be graded on answers it had learned or given,
