@@ -85,7 +85,7 @@ class TrainReport:
     breeds_added: list[str]
     breeds_too_few: list[str]
     n_train: int
-    n_val: int  # photos the offset was chosen on (validation, and cross-fitted while it is small)
+    n_val: int  # held-out answers: validation photos, plus cross-fitted ones when new rows needed an offset
     new_bias_offset: float
     temperature: float
     final_loss: float
