@@ -99,6 +99,13 @@ async def gate(update: Update, context: DogContext) -> None:
             await update.effective_message.reply_text(texts.stranger(user.id))
         raise ApplicationHandlerStop
     context.role = role
+    # Records people read (ASM's comments) name who answered: keep the name they go by, once per change.
+    if (
+        user is not None
+        and user.full_name
+        and not context.services.members.name_is_known(user.id, user.full_name)
+    ):
+        await asyncio.to_thread(context.services.members.remember_name, user.id, user.full_name)
 
 
 Handler = Callable[[Update, DogContext], Awaitable[None]]

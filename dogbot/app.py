@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from dogbot.core.dogs import DogRules
     from dogbot.core.intake_rules import IntakeRules
     from dogbot.core.members import Members
+    from dogbot.core.shelter_export import ShelterRecords
     from dogbot.core.taxonomy import Taxonomy
+    from jobs.asm_client import AsmConnection
+    from jobs.asm_sync import AsmSync, SyncRules
     from jobs.drift import DriftThresholds
     from jobs.retrain import RetrainResult
     from jobs.scheduler import Intervals
@@ -234,6 +237,63 @@ class Container:
     @cached_property
     def intervals(self) -> Intervals:
         return intervals(self.settings)
+
+    @cached_property
+    def shelter_records(self) -> ShelterRecords:
+        """The catalog's dogs as Animal Shelter Manager rows (the asm3 export and the sync)."""
+        from zoneinfo import ZoneInfo
+
+        from dogbot.core.asm_breeds import AsmBreedMap
+        from dogbot.core.shelter_export import AsmRules, ShelterRecords
+
+        s = self.settings
+        rules = AsmRules(
+            breeds=AsmBreedMap.load(s.asm_breed_overrides),
+            animal_type=s.asm_animal_type,
+            timezone=ZoneInfo(s.timezone),
+        )
+        return ShelterRecords(self.catalog.dogs, rules, names=self.members.names)
+
+    @property
+    def asm_configured(self) -> bool:
+        return asm_connection(self.settings).configured
+
+    @cached_property
+    def asm_sync(self) -> AsmSync:
+        """Registering dogs in the shelter's ASM (``DOGBOT_ASM_*``); check ``asm_configured`` first."""
+        from jobs.asm_client import AsmClient
+        from jobs.asm_sync import AsmSync
+
+        return AsmSync(
+            self.engine,
+            self.shelter_records,
+            AsmClient(asm_connection(self.settings)),
+            asm_rules(self.settings),
+            clock=self.clock,
+        )
+
+
+def asm_connection(s: Settings) -> AsmConnection:
+    from jobs.asm_client import AsmConnection
+
+    return AsmConnection(
+        url=s.asm_url,
+        account=s.asm_account,
+        username=s.asm_username,
+        password=s.asm_password,
+        key=s.asm_key,
+        timeout_seconds=s.asm_timeout_s,
+    )
+
+
+def asm_rules(s: Settings) -> SyncRules:
+    from jobs.asm_sync import SyncRules
+
+    return SyncRules(
+        quiet=timedelta(minutes=s.asm_quiet_minutes),
+        first_retry=timedelta(minutes=1),
+        max_retry=timedelta(hours=1),
+    )
 
 
 def pretrained_predictor(settings: Settings, taxonomy: Taxonomy) -> Predictor:

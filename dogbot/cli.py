@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dogbot.asm_cli import register as register_asm
 from dogbot.lifecycle_cli import register as register_jobs
 
 # Each command imports what it uses: `dogbot --help` needs no database and no model, and `dogbot
@@ -219,14 +220,12 @@ def _report_bulk(results, unknown: set[str]) -> int:
 def cmd_export(container: Container, args: argparse.Namespace) -> int:
     """Write the catalog as CSV (stdout or --out): one row per photo, or per dog for shelter software."""
     if args.format == "asm3":
-        from dogbot.core.shelter_export import export_asm3
-
-        text = export_asm3(container.catalog.dogs)
+        text, rows = container.shelter_records.export_csv()
         what = "dogs"
     else:
         text = container.catalog.reporting.export_csv()
         what = "photos"
-    rows = max(0, text.count("\n") - 1)
+        rows = max(0, text.count("\n") - 1)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"exported {rows} {what} to {Path(args.out).resolve()}")
@@ -512,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     database.set_defaults(handler=cmd_db)
 
     register_jobs(commands)  # fold, drift, retrain, models, rollback, worker
+    register_asm(commands)  # asm sync, check, status
     return parser
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from dogbot.lifecycle_text import model_list, puppies_in_words, retrain_report
@@ -207,7 +208,11 @@ def cmd_rollback(container, args: argparse.Namespace) -> int:
 def cmd_worker(container, args: argparse.Namespace) -> int:
     from jobs.scheduler import run_worker
 
-    run_worker(container.lifecycle, container.intervals)
+    sync_jobs = {}
+    if container.asm_configured:
+        every = timedelta(minutes=container.settings.asm_sync_minutes)
+        sync_jobs["asm_sync"] = (container.asm_sync.sync, every)
+    run_worker(container.lifecycle, container.intervals, sync_jobs=sync_jobs)
     return 0
 
 

@@ -72,6 +72,26 @@ class Settings(BaseSettings):
     # Photos in one request (a dog's registration or its added photos); each is at most max_upload_mb.
     api_max_photos: int = Field(default=10, ge=1)
 
+    # --- Animal Shelter Manager (README "Animal Shelter Manager") ---------------------------------
+    # ASM's base URL (its service API is URL/service); empty: dogbot sends nothing to ASM.
+    asm_url: str = ""
+    asm_account: str = ""  # the database name on a multi-database install (sheltermanager.com); else empty
+    # Log in with an ASM user (it needs "Import CSV file" and "View animal") or with an API key.
+    asm_username: str = ""
+    asm_password: str = ""
+    asm_key: str = ""
+    # The ASM animal type of dogs dogbot registers: ASM's stock "D (Dog)", or e.g. "A (Stray Dog)".
+    # Spelled as in ASM (Settings > Lookup data > Animal types): an unknown name becomes ASM's default type.
+    asm_animal_type: str = "D (Dog)"
+    # A JSON file {"dogbot breed": "your ASM breed name", ...} for breeds your ASM names differently.
+    asm_breed_overrides: Path | None = None
+    # A dog is sent this many minutes after its breed is settled, so sex and age tapped just after go too
+    # (ASM's import cannot change sex, breed or name once the animal exists).
+    asm_quiet_minutes: float = Field(default=10.0, ge=0)
+    # How often the worker syncs, and how long one request to ASM may take.
+    asm_sync_minutes: float = Field(default=5.0, gt=0)
+    asm_timeout_s: float = Field(default=60.0, gt=0)
+
     # --- Storage --------------------------------------------------------------------------------
     data_dir: Path = Path("data")
     database_url: str = ""  # empty: SQLite file under data_dir

@@ -94,11 +94,46 @@ def add_jobs(scheduler: BaseScheduler, jobs: LifecycleJobs, intervals: Intervals
         log.info("job %s every %s, next at %s UTC", name, interval, start.isoformat(timespec="seconds"))
 
 
-def run_worker(jobs: LifecycleJobs, intervals: Intervals) -> None:
-    """Block, running the jobs on schedule, until interrupted (Ctrl-C or SIGTERM)."""
+def add_sync_job(
+    scheduler: BaseScheduler, name: str, sync: Callable[[], object], every: timedelta, *, now: datetime
+) -> None:
+    """A job that keeps another system in step (the ASM sync): first run soon after start, then
+    ``every``. It keeps its own records (an outbox), so it is not a ``JobRun``; its failures are logged."""
+
+    def run() -> None:
+        try:
+            sync()
+        except Exception:
+            log.exception("%s failed; it runs again in %s", name, every)
+
+    scheduler.add_job(
+        run,
+        trigger=IntervalTrigger(seconds=every.total_seconds(), timezone=UTC),
+        id=name,
+        name=name,
+        replace_existing=True,
+        coalesce=True,
+        max_instances=1,
+        next_run_time=(now + _STAGGER * (len(JOB_ORDER) + 1)).replace(tzinfo=UTC),
+    )
+    log.info("job %s every %s", name, every)
+
+
+def run_worker(
+    jobs: LifecycleJobs,
+    intervals: Intervals,
+    *,
+    sync_jobs: dict[str, tuple[Callable[[], object], timedelta]] | None = None,
+) -> None:
+    """Block, running the jobs on schedule, until interrupted (Ctrl-C or SIGTERM).
+
+    ``sync_jobs``: name -> (function, interval) of jobs that keep other systems in step (ASM).
+    """
     scheduler = BlockingScheduler(timezone=UTC)
     jobs.recover()  # before the first runs are placed: an interrupted run is due again
     add_jobs(scheduler, jobs, intervals, now=jobs.clock())
+    for name, (sync, every) in (sync_jobs or {}).items():
+        add_sync_job(scheduler, name, sync, every, now=jobs.clock())
     jobs.share_artifacts()
     jobs.refresh()
     try:

@@ -7,6 +7,9 @@
 * ``CustomBreed`` — breeds staff added that the base model does not know.
 * ``Member`` — staff and admins added from the chat (ids from settings are always trusted too).
 * ``ApiToken`` — a web API client (an app, a website, a kiosk): its name and the SHA-256 of its token.
+* ``PersonName`` — the name a staff member or admin goes by in Telegram, so records name people.
+* ``AsmSend`` — the outbox to the shelter's Animal Shelter Manager: every send of a dog, its state and
+  ASM's answer (``jobs.asm_sync``).
 * ``RateWindow`` — per user, how many photos arrived in the current fixed time window, when bot
   replicas share one photo limit (``DOGBOT_SHARED_RATE_LIMIT``).
 """
@@ -145,3 +148,39 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     created_by: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     revoked_at: datetime | None = None
+
+
+class PersonName(SQLModel, table=True):
+    """The name a staff member or admin goes by in Telegram (kept fresh by the bot), for records
+    people read: ASM's comments say "confirmed by Ana López", not a Telegram id."""
+
+    user_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    name: str = Field(max_length=128)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AsmSend(SQLModel, table=True):
+    """One send of one dog to Animal Shelter Manager: the outbox row and, once tried, ASM's answer.
+
+    ``row`` is the CSV row as it was (or will be) sent, without the photo; the latest ``sent`` row
+    of a code is what ASM holds, so a change to the dog is a new row to send. ``state`` is a
+    ``vocabulary.AsmState``; ``sending_since`` is set before the request and a kill leaves it set, so
+    the next sync knows the send was interrupted and asks ASM whether the animal arrived.
+    """
+
+    __table_args__ = (Index("ix_asmsend_code_id", "code", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32)
+    dog_id: int = Field(index=True)
+    kind: str = Field(max_length=8)  # vocabulary.AsmSendKind: new (with the photo) | update
+    row: dict = Field(default_factory=dict, sa_type=JSON)
+    state: str = Field(max_length=12, index=True)  # vocabulary.AsmState
+    created_at: datetime = Field(default_factory=utcnow)
+    attempts: int = 0
+    next_try_at: datetime | None = None
+    sending_since: datetime | None = None
+    sent_at: datetime | None = None
+    http_status: int | None = None
+    answer: str = Field(
+        default="", max_length=2000
+    )  # ASM's answer (or why it could not be reached), in short

@@ -119,3 +119,23 @@ class IncidentClose(StrEnum):
 
     PROMOTED = "promoted"  # a model trained on photos from after the shift was promoted
     EXPECTED = "expected"  # an admin accepted the recent photos as the new normal
+
+
+class AsmSendKind(StrEnum):
+    """What a send to Animal Shelter Manager does (``jobs.asm_sync``)."""
+
+    NEW = "new"  # the animal's first import: every field and its photo
+    UPDATE = "update"  # a later change: the same code again, without the photo
+
+
+class AsmState(StrEnum):
+    """Where a send to Animal Shelter Manager stands."""
+
+    WAITING = "waiting"  # due now or at next_try_at (ASM was unreachable: tried again with back-off)
+    SENDING = "sending"  # the request is out; left so by a kill, the next sync checks ASM
+    SENT = "sent"  # ASM imported the row
+    FAILED = "failed"  # ASM refused it (its reason in answer): tried again only when asked or changed
+    REPLACED = "replaced"  # a newer row of the same dog took its place before it was sent
+
+
+ASM_OPEN_STATES = (AsmState.WAITING, AsmState.SENDING, AsmState.FAILED)

@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
-from storage import repository
+from storage import asm_repository, repository
 from storage.db import session as open_session
+from storage.tables import PersonName, utcnow
 
 # Telegram user ids are positive and have at most 52 significant bits (Bot API docs); group and
 # channel chats have negative ids, and none of them is a person who could be staff.
@@ -61,6 +63,7 @@ class Members:
         self._lock = threading.Lock()
         self._added: dict[int, Role] = {}
         self._languages: dict[int, str] = {}
+        self._names_seen: dict[int, str] = {}
         self._loaded_at: float | None = None
 
     def role(self, user_id: int | None) -> Role:
@@ -135,6 +138,27 @@ class Members:
         with self._lock:
             self._languages[user_id] = language
             self._loaded_at = None
+
+    def name_is_known(self, user_id: int, name: str) -> bool:
+        """True when ``name`` is what this process last stored for ``user_id`` (no query)."""
+        with self._lock:
+            return self._names_seen.get(user_id) == name
+
+    def remember_name(self, user_id: int, name: str) -> None:
+        """Keep the name a staff member or admin goes by in Telegram, for records people read."""
+        name = name.strip()[:128]
+        if not name or self.name_is_known(user_id, name):
+            return
+        with open_session(self.engine) as session:
+            asm_repository.remember_name(user_id, name, utcnow(), session=session)
+            session.commit()
+        with self._lock:
+            self._names_seen[user_id] = name
+
+    def names(self) -> dict[int, str]:
+        """Every known person's Telegram name, by user id."""
+        with open_session(self.engine) as session:
+            return {row.user_id: row.name for row in session.exec(select(PersonName))}
 
     def _write(self, user_id: int, *, active: bool, by: int | None) -> None:
         with open_session(self.engine) as session:

@@ -1,0 +1,153 @@
+"""`dogbot asm sync|check|status`: registering dogs in the shelter's Animal Shelter Manager, and its words.
+
+Exit status: 0 when everything due reached ASM; 1 when something could not be sent (ASM down, or it
+refused a row: the reason is printed); 2 when ASM is not set up; 3 while another process syncs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+
+SETUP_HINT = (
+    "Animal Shelter Manager is not set up: set DOGBOT_ASM_URL and DOGBOT_ASM_USERNAME + DOGBOT_ASM_PASSWORD "
+    '(or DOGBOT_ASM_KEY) in .env (README, "Animal Shelter Manager").'
+)
+
+
+def register(subparsers) -> None:
+    asm = subparsers.add_parser("asm", help="Animal Shelter Manager: sync (send dogs), check (login), status")
+    asm.add_argument("action", choices=["sync", "check", "status"])
+    asm.add_argument(
+        "--now",
+        action="store_true",
+        help="sync: send every waiting dog now (skip the quiet time and the back-off) and retry refused ones",
+    )
+    asm.add_argument("--json", action="store_true", help="sync, status: one JSON object")
+    asm.set_defaults(handler=cmd_asm)
+
+
+def cmd_asm(container, args: argparse.Namespace) -> int:
+    if not container.asm_configured:
+        print(SETUP_HINT, file=sys.stderr)
+        return 2
+    if args.action == "check":
+        return _check(container)
+    if args.action == "status":
+        return _status(container, as_json=args.json)
+    return _sync(container, send_all=args.now, as_json=args.json)
+
+
+def _check(container) -> int:
+    from jobs.asm_client import AsmRefused, AsmUnreachable
+
+    url = container.settings.asm_url
+    try:
+        on_shelter = container.asm_sync.check()
+    except AsmRefused as error:
+        print(f"ASM at {url} answered but refused: {error}", file=sys.stderr)
+        return 1
+    except AsmUnreachable as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    print(
+        f"logged in to ASM at {url}: it lists {on_shelter} animals on the shelter; dogbot can send dogs to it"
+    )
+    return 0
+
+
+def _status(container, *, as_json: bool) -> int:
+    overview = container.asm_sync.overview()
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "in_asm": overview.in_asm,
+                    "waiting": [{"code": s.code, "why": s.answer} for s in overview.waiting],
+                    "failed": [{"code": s.code, "why": s.answer} for s in overview.failed],
+                }
+            )
+        )
+        return 0
+    print(f"{overview.in_asm} dogs are in ASM")
+    for send in overview.waiting:
+        print(f"waiting: {send.code}" + (f" ({send.answer})" if send.answer else ""))
+    for send in overview.failed:
+        print(f"failed: {send.code}: {send.answer}")
+    return 0
+
+
+def _sync(container, *, send_all: bool, as_json: bool) -> int:
+    from jobs.lock import LockBusy
+
+    try:
+        report = container.asm_sync.sync(send_all=send_all)
+    except LockBusy as busy:
+        print(f"another process is sending to ASM now ({busy}); try again in a minute", file=sys.stderr)
+        return 3
+    if as_json:
+        print(json.dumps(report_json(report)))
+    else:
+        for line in report_lines(report):
+            print(line)
+    return 0 if report.ok else 1
+
+
+def report_json(report) -> dict:
+    return {
+        "sent": report.sent,
+        "updated": report.updated,
+        "waiting": [{"code": code, "why": why} for code, why in report.waiting],
+        "failed": [{"code": code, "why": why} for code, why in report.failed],
+        "later": [{"code": code, "at": _iso(at)} for code, at in report.later],
+        "not_settled": report.not_settled,
+        "already_in_asm": report.already_there,
+        "fix_in_asm": [
+            {"code": fix.code, "gone": fix.gone, "differences": [list(d) for d in fix.differences]}
+            for fix in report.hand_fixes
+        ],
+        "checked_asm": report.checked_asm,
+    }
+
+
+def report_lines(report) -> list[str]:
+    lines = []
+    if report.sent:
+        lines.append(f"sent {len(report.sent)} new dogs to ASM: {', '.join(report.sent)}")
+    if report.updated:
+        lines.append(f"updated {len(report.updated)} dogs in ASM: {', '.join(report.updated)}")
+    if report.already_there:
+        lines.append(
+            f"already in ASM after an interrupted send (not sent again): {', '.join(report.already_there)}"
+        )
+    for code, why in report.waiting:
+        lines.append(f"not sent, will try again: {code}: {why}")
+    for code, why in report.failed:
+        lines.append(f"refused by ASM: {code}: {why}")
+    if report.later:
+        first = min(at for _, at in report.later)
+        lines.append(
+            f"{len(report.later)} dogs wait to be sent (the next at {_iso(first)} UTC; --now sends them now)"
+        )
+    if report.not_settled:
+        lines.append(f"{report.not_settled} dogs wait for staff to settle their breed (sent once settled)")
+    for fix in report.hand_fixes:
+        if fix.gone:
+            lines.append(f"fix in ASM by hand: {fix.code} is {fix.gone} in dogbot; remove it from ASM")
+        else:
+            said = "; ".join(
+                f"{what} is {asm or '(none)'} in ASM, {ours or '(none)'} in dogbot"
+                for what, asm, ours in fix.differences
+            )
+            lines.append(f"fix in ASM by hand (ASM's import cannot change these): {fix.code}: {said}")
+    if not report.checked_asm:
+        lines.append("could not read ASM's animals, so nothing was checked against them")
+    if not lines:
+        lines.append("nothing to send: ASM has every settled dog")
+    return lines
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
