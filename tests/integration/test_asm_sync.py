@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from fake_asm import FakeAsm  # noqa: E402
 
 STAFF_ID = 2002
-ASM_CAT_BREEDS = set(json.loads((Path(__file__).resolve().parents[2] / "dogbot/data/asm3_dog_breeds.json").read_text())["other_species_breeds"]["Cat"])  # fmt: skip
+ASM_TABLE = Path(__file__).resolve().parents[2] / "dogbot/data/asm3_dog_breeds.json"
+ASM_CAT_BREEDS = set(json.loads(ASM_TABLE.read_text())["other_species_breeds"]["Cat"])
 # 23:30 on 31 December in Los Angeles is 1 January in UTC: ASM must get the shelter's day.
 NEW_YEARS_EVE_LA = datetime(2027, 1, 1, 7, 30, tzinfo=UTC)
 
@@ -230,7 +232,7 @@ def test_a_sync_killed_mid_send_sends_no_second_photo(tmp_path, predictor, dog_p
     container = _container(tmp_path, None, predictor, fake_asm)
     dog = _dog(container, dog_photos["sure"], tmp_path, name="Luna")
     code = _code(container, dog.id)
-    fake_asm.hold = __import__("threading").Event()
+    fake_asm.hold = threading.Event()
     env = {
         **os.environ,
         "DOGBOT_DATA_DIR": str(tmp_path / "data"),
@@ -250,7 +252,7 @@ def test_a_sync_killed_mid_send_sends_no_second_photo(tmp_path, predictor, dog_p
         time.sleep(0.05)
     assert fake_asm.imports == 1, child.communicate(timeout=5)
     child.send_signal(signal.SIGKILL)
-    child.wait(timeout=30)
+    child.communicate(timeout=30)
     fake_asm.hold.set()  # ASM completes the request its caller no longer waits for
     assert len(fake_asm.animals[code].images) == 1
     report = container.asm_sync.sync()
