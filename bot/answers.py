@@ -10,7 +10,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
 from telegram.error import BadRequest
 
-from bot import dogs, keyboards, texts
+from bot import commands, dogs, keyboards, texts
 from bot.callbacks import Action, Press, breed_matches
 from bot.context import DogContext, chat_action
 from dogbot import i18n
@@ -38,6 +38,8 @@ async def on_button(update: Update, context: DogContext) -> None:
         await _record_mix(query, context, press, role)
     elif press.action is Action.OTHER:
         await _ask_breed_name(query, context, press)
+    elif press.action is Action.ASM_SEND_NOW:
+        await commands.on_asm_send_now(query, context)
     else:  # WRONG, IS_DOG: show the full question again
         await _reopen(query, context, press)
 

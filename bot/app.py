@@ -88,6 +88,7 @@ def build_application(
         data_dir=settings.data_dir,
         album_settle_s=settings.album_settle_s,
         api_clients=ApiClients(container.engine),
+        asm=container.asm_sync if container.asm_configured else None,
     )
     builder = (
         Application.builder()
@@ -120,14 +121,23 @@ def build_application(
         application,
         champion_check_s=settings.champion_check_seconds,
         jobs_in_bot=container.intervals if settings.jobs_in_bot else None,
+        asm_sync_s=settings.asm_sync_minutes * 60 if settings.jobs_in_bot and services.asm else None,
     )
     return application
 
 
-def add_handlers(application: Application, *, champion_check_s: float, jobs_in_bot: Intervals | None) -> None:
+def add_handlers(
+    application: Application,
+    *,
+    champion_check_s: float,
+    jobs_in_bot: Intervals | None,
+    asm_sync_s: float | None = None,
+) -> None:
     # The gate runs first for every update: it resolves the sender's role and stops strangers.
     application.add_handler(TypeHandler(Update, gate), group=-1)
-    register_lifecycle_handlers(application, champion_check_s=champion_check_s, jobs_in_bot=jobs_in_bot)
+    register_lifecycle_handlers(
+        application, champion_check_s=champion_check_s, jobs_in_bot=jobs_in_bot, asm_sync_s=asm_sync_s
+    )
     for handler in commands.handlers():
         application.add_handler(handler)
     application.add_handler(CommandHandler("review", answers.on_review))

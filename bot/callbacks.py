@@ -11,7 +11,8 @@ choices), ``g`` choose the language ``arg`` (/language; prediction id 0); on a d
 its sex and age group, ``m``/``n`` same dog as an earlier one or not, ``p``/``q`` a mixed breed's
 first and second breed. An upper-case action is the same action pressed on a /review message: after
 it the next photo waiting for review is shown. Under a drift incident's message (admins only) the id
-is the incident's: ``r`` "Retrain now", ``e`` "Expected, use these photos as the new normal".
+is the incident's: ``r`` "Retrain now", ``e`` "Expected, use these photos as the new normal". Under
+/asm (admins, id 0): ``x`` "Send now" to Animal Shelter Manager.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class Action(StrEnum):
     # Under a drift incident's message (the id is the incident's).
     RETRAIN_NOW = "r"
     NEW_NORMAL = "e"
+    # Under /asm (admins; id 0): send every waiting dog to Animal Shelter Manager now.
+    ASM_SEND_NOW = "x"
 
 
 INCIDENT_ACTIONS = (Action.RETRAIN_NOW, Action.NEW_NORMAL)

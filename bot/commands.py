@@ -14,7 +14,7 @@ from bot import keyboards, texts
 from bot.context import DogContext, admin_only, chat_action
 from dogbot import i18n
 from dogbot.core.api_clients import ClientError
-from dogbot.core.members import MembershipError, parse_user_id
+from dogbot.core.members import MembershipError, Role, parse_user_id
 from storage.vocabulary import PEOPLE
 
 _MAX_MESSAGE = 4096
@@ -179,6 +179,39 @@ async def on_api_token(update: Update, context: DogContext) -> None:
         await message.reply_text(texts.api_token_sent(name))
 
 
+@admin_only
+async def on_asm(update: Update, context: DogContext) -> None:
+    """/asm (admins): dogs in Animal Shelter Manager, and what waits or failed, with Send now."""
+    sync = context.services.asm
+    if sync is None:
+        await update.effective_message.reply_text(texts.asm_not_set_up())
+        return
+    overview = await asyncio.to_thread(sync.overview)
+    await update.effective_message.reply_text(
+        texts.asm_overview(overview)[:_MAX_MESSAGE],
+        reply_markup=keyboards.asm_send_now(context.services.codec),
+    )
+
+
+async def on_asm_send_now(query, context: DogContext) -> None:
+    """*Send now* under /asm (admins): sync at once, then say what went and what did not."""
+    from jobs.lock import LockBusy
+
+    sync = context.services.asm
+    if context.role is not Role.ADMIN or sync is None:
+        await query.answer(texts.admin_only(), show_alert=True)
+        return
+    await query.answer(texts.asm_sending())
+    try:
+        report = await asyncio.to_thread(sync.sync, send_all=True)
+    except LockBusy:
+        await query.message.reply_text(texts.asm_busy())
+        return
+    overview = await asyncio.to_thread(sync.overview)
+    text = texts.asm_sync_result(report) + "\n\n" + texts.asm_overview(overview)
+    await query.message.reply_text(text[:_MAX_MESSAGE])
+
+
 async def on_unknown_command(update: Update, context: DogContext) -> None:
     """Any other /command."""
     await update.effective_message.reply_text(texts.TEXT_HINT)
@@ -199,4 +232,5 @@ def handlers() -> list[CommandHandler]:
         CommandHandler("removestaff", on_remove_staff),
         CommandHandler("staff", on_staff),
         CommandHandler("apitoken", on_api_token),
+        CommandHandler("asm", on_asm),
     ]

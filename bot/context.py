@@ -29,6 +29,7 @@ from dogbot.core.catalog import Catalog
 from dogbot.core.intake import Incoming, Received
 from dogbot.core.limits import SharedPerUserLimit
 from dogbot.core.members import Members, Role
+from jobs.asm_sync import AsmSync
 from jobs.service import LifecycleJobs
 
 
@@ -50,6 +51,7 @@ class Services:
     timezone: tzinfo = UTC  # the shelter's clock, for every time shown
     language: str = i18n.SOURCE_LANGUAGE  # the shelter's language, for people who chose none
     api_clients: ApiClients | None = None  # web API tokens (/apitoken)
+    asm: AsmSync | None = None  # the shelter's Animal Shelter Manager (/asm); None: not set up
 
     def breed_name(self, key: str) -> str:
         """What people read for a breed key or special label, in the current language."""

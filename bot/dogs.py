@@ -163,7 +163,10 @@ async def card(
     other than the catalog's, e.g. the question again after “Wrong?”)."""
     services = context.services
     answer, prediction_id, same = await asyncio.to_thread(_card_parts, services.catalog, dog_id, ask_same_dog)
-    text = texts.dog_card(answer, services.breed_name, same, seen_before=seen_before, state=state)
+    in_asm = await asyncio.to_thread(services.asm.sent_at, answer.dog.code) if services.asm else None
+    text = texts.dog_card(
+        answer, services.breed_name, same, seen_before=seen_before, state=state, in_asm_since=in_asm
+    )
     if prediction_id is None:
         return text, None
     if answer.not_a_dog:

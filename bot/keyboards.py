@@ -82,6 +82,13 @@ def languages(codec: CallbackCodec, choices: dict[str, str]) -> InlineKeyboardMa
     )
 
 
+def asm_send_now(codec: CallbackCodec) -> InlineKeyboardMarkup:
+    """Under /asm: send every waiting dog (and those ASM refused) to Animal Shelter Manager now."""
+    return InlineKeyboardMarkup(
+        [[_button(codec, texts.asm_send_now_button(), Press(0, Action.ASM_SEND_NOW))]]
+    )
+
+
 def type_breed() -> ForceReply:
     """Opens the reply field, so the typed name comes back as a reply to the question."""
     return ForceReply(selective=True, input_field_placeholder=texts.type_breed_placeholder())

@@ -41,11 +41,16 @@ _MAX_MESSAGE = 4096
 
 
 def register_lifecycle_handlers(
-    application: Application, *, champion_check_s: float, jobs_in_bot: Intervals | None
+    application: Application,
+    *,
+    champion_check_s: float,
+    jobs_in_bot: Intervals | None,
+    asm_sync_s: float | None = None,
 ) -> None:
     """Add /retrain, /drift, /models, /rollback, /report and the repeating registry check.
 
-    ``jobs_in_bot``: the schedule of fold, drift and retrain when this process runs them too.
+    ``jobs_in_bot``: the schedule of fold, drift and retrain when this process runs them too;
+    ``asm_sync_s``: how often it sends dogs to Animal Shelter Manager then (None: the worker does).
     """
     application.add_handler(CommandHandler("retrain", on_retrain, block=False))
     application.add_handler(CommandHandler("drift", on_drift, block=False))
@@ -79,6 +84,14 @@ def register_lifecycle_handlers(
                     "misfire_grace_time": int(every.misfire_grace.total_seconds()),
                 },
             )
+    if asm_sync_s is not None:
+        queue.run_repeating(
+            run_asm_sync_in_bot,
+            interval=asm_sync_s,
+            first=30 + 20 * len(JOB_ORDER),
+            name="asm_sync",
+            job_kwargs={"coalesce": True, "max_instances": 1},
+        )
 
 
 @admin_only
@@ -228,6 +241,16 @@ def _example_photos(services, hashes: list[str]) -> list[bytes]:
 async def run_job_in_bot(context: DogContext) -> None:
     """One-process mode: a scheduled lifecycle job, in a worker thread, recorded like the worker's."""
     await asyncio.to_thread(run_scheduled, context.services.lifecycle, context.job.data)
+
+
+async def run_asm_sync_in_bot(context: DogContext) -> None:
+    """One-process mode: send due dogs to Animal Shelter Manager (the outbox keeps what fails)."""
+    from jobs.lock import LockBusy
+
+    try:
+        await asyncio.to_thread(context.services.asm.sync)
+    except LockBusy:
+        log.info("asm sync: another process is sending")
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ COMMANDS_ADMIN = {
     "removestaff": N_("take staff rights away: /removestaff USER_ID"),
     "staff": N_("who has staff rights"),
     "apitoken": N_("a token for the web API: /apitoken NAME"),
+    "asm": N_("dogs in Animal Shelter Manager, and what waits to go there"),
     "retrain": N_("retrain the breed model on new labels"),
     "drift": N_("check whether incoming photos changed"),
     "models": N_("model versions and how good they are"),
@@ -378,9 +379,11 @@ def dog_card(
     *,
     seen_before: bool = False,
     state: str | None = None,
+    in_asm_since: datetime | None = None,
 ) -> str:
     """One dog: its code and name, the breed from all its photos, then its one state line (``state``
-    replaces it, e.g. after “Wrong?”), then the details and what staff can do next."""
+    replaces it, e.g. after “Wrong?”), then the details and what staff can do next.
+    ``in_asm_since``: when the dog was registered in the shelter's Animal Shelter Manager."""
     dog = answer.dog
     lines = [f"{DOG_CARD_PREFIX}{dog_title(dog.code, dog.name)} ({photo_count(len(answer.photos))})"]
     if seen_before:
@@ -409,6 +412,8 @@ def dog_card(
         details.append(age_group_name(dog.age_group))
     if details:
         lines.append(", ".join(details).capitalize() + ".")
+    if in_asm_since is not None:
+        lines.append(_("📋 In Animal Shelter Manager since {day}.").format(day=_date(in_asm_since)))
     if same is not None:
         other = same.dog
         if same.previous_of_sender:
@@ -1008,3 +1013,102 @@ def storage_alert(problem: str, where: str) -> str:
     return _("⚠️ {what}: nothing could be saved from {where}. {fix}").format(
         what=what[0].upper() + what[1:], where=where, fix=_(_STORAGE_FIX[problem])
     )
+
+
+# --- Animal Shelter Manager (/asm) ----------------------------------------------------------------
+def asm_not_set_up() -> str:
+    return _(
+        "Animal Shelter Manager is not set up: whoever installed the bot sets DOGBOT_ASM_URL and its login "
+        "in .env (README, “Animal Shelter Manager”)."
+    )
+
+
+def asm_overview(overview) -> str:
+    """/asm: how many dogs are in ASM, then each dog waiting or refused, and why, in words."""
+    lines = [
+        ngettext(
+            "{count} dog is in Animal Shelter Manager.",
+            "{count} dogs are in Animal Shelter Manager.",
+            overview.in_asm,
+        ).format(count=overview.in_asm)
+    ]
+    if overview.waiting:
+        lines.append(_("Waiting to be sent:"))
+        for send in overview.waiting[:20]:
+            why = asm_reason(send.answer) if send.answer else _("its breed was just settled")
+            lines.append(f"• {send.code}: {why}")
+    if overview.failed:
+        lines.append(_("Refused by Animal Shelter Manager (fix it there or here, then press Send now):"))
+        for send in overview.failed[:20]:
+            lines.append(f"• {send.code}: {asm_reason(send.answer)}")
+    if not overview.waiting and not overview.failed:
+        lines.append(_("Nothing is waiting: every dog with a settled breed is there."))
+    return "\n".join(lines)
+
+
+def asm_reason(answer: str) -> str:
+    """ASM's answer in a manager's words where we know it; else ASM's own words."""
+    if "did not answer" in answer or "HTTP 5" in answer or "HTTP 4" in answer:
+        return _("Animal Shelter Manager could not be reached; the bot tries again by itself.")
+    if "Invalid username and password" in answer or "Invalid API Key" in answer:
+        return _("Animal Shelter Manager refused the bot's login: check DOGBOT_ASM_USERNAME and password.")
+    return answer
+
+
+def asm_sync_result(report) -> str:
+    """After Send now: what went, what did not, and what someone must change in ASM by hand."""
+    lines = []
+    if report.sent:
+        lines.append(_("Sent: {codes}.").format(codes=", ".join(report.sent)))
+    if report.updated:
+        lines.append(_("Updated: {codes}.").format(codes=", ".join(report.updated)))
+    for code, why in report.waiting + report.failed:
+        lines.append(_("Not sent: {code}: {why}").format(code=code, why=asm_reason(why)))
+    for fix in report.hand_fixes:
+        if fix.merged_into:
+            lines.append(
+                _("Remove {code} in Animal Shelter Manager: it is the same dog as {other}.").format(
+                    code=fix.code, other=fix.merged_into
+                )
+            )
+        elif fix.not_a_dog:
+            lines.append(_("Remove {code} in Animal Shelter Manager: it is not a dog.").format(code=fix.code))
+        else:
+            changes = "; ".join(
+                f"{_(_ASM_FIELDS[what])}: {ours or '-'}" for what, _asm, ours in fix.differences
+            )
+            lines.append(
+                _("Change {code} by hand in Animal Shelter Manager ({changes}).").format(
+                    code=fix.code, changes=changes
+                )
+            )
+    if report.not_settled:
+        lines.append(
+            ngettext(
+                "{count} dog waits for staff to settle its breed.",
+                "{count} dogs wait for staff to settle their breed.",
+                report.not_settled,
+            ).format(count=report.not_settled)
+        )
+    return "\n".join(lines) or _("Nothing to send: Animal Shelter Manager has every dog.")
+
+
+_ASM_FIELDS = {
+    "name": N_("name"),
+    "sex": N_("sex"),
+    "breed": N_("breed"),
+    "second breed": N_("second breed"),
+    "type": N_("type"),
+}
+
+
+def asm_send_now_button() -> str:
+    return _("📤 Send now")
+
+
+def asm_sending() -> str:
+    return _("Sending to Animal Shelter Manager…")
+
+
+def asm_busy() -> str:
+    return _("The bot is sending to Animal Shelter Manager already; try again in a minute.")

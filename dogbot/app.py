@@ -248,7 +248,7 @@ class Container:
 
         s = self.settings
         rules = AsmRules(
-            breeds=AsmBreedMap.load(s.asm_breed_overrides),
+            breeds=AsmBreedMap.load(Path(s.asm_breed_overrides) if s.asm_breed_overrides else None),
             animal_type=s.asm_animal_type,
             timezone=ZoneInfo(s.timezone),
         )

@@ -105,7 +105,12 @@ def report_json(report) -> dict:
         "not_settled": report.not_settled,
         "already_in_asm": report.already_there,
         "fix_in_asm": [
-            {"code": fix.code, "gone": fix.gone, "differences": [list(d) for d in fix.differences]}
+            {
+                "code": fix.code,
+                "merged_into": fix.merged_into,
+                "not_a_dog": fix.not_a_dog,
+                "differences": [list(d) for d in fix.differences],
+            }
             for fix in report.hand_fixes
         ],
         "checked_asm": report.checked_asm,
@@ -134,8 +139,9 @@ def report_lines(report) -> list[str]:
     if report.not_settled:
         lines.append(f"{report.not_settled} dogs wait for staff to settle their breed (sent once settled)")
     for fix in report.hand_fixes:
-        if fix.gone:
-            lines.append(f"fix in ASM by hand: {fix.code} is {fix.gone} in dogbot; remove it from ASM")
+        if fix.merged_into or fix.not_a_dog:
+            why = f"the same dog as {fix.merged_into}" if fix.merged_into else "not a dog"
+            lines.append(f"fix in ASM by hand: {fix.code} is {why} in dogbot; remove it from ASM")
         else:
             said = "; ".join(
                 f"{what} is {asm or '(none)'} in ASM, {ours or '(none)'} in dogbot"

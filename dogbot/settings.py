@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     # Spelled as in ASM (Settings > Lookup data > Animal types): an unknown name becomes ASM's default type.
     asm_animal_type: str = "D (Dog)"
     # A JSON file {"dogbot breed": "your ASM breed name", ...} for breeds your ASM names differently.
-    asm_breed_overrides: Path | None = None
+    asm_breed_overrides: str = ""  # empty: ASM's stock breed names
     # A dog is sent this many minutes after its breed is settled, so sex and age tapped just after go too
     # (ASM's import cannot change sex, breed or name once the animal exists).
     asm_quiet_minutes: float = Field(default=10.0, ge=0)

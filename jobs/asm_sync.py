@@ -63,8 +63,11 @@ class HandFix:
     """An animal in ASM that differs from dogbot where ASM's import cannot change it."""
 
     code: str
-    differences: tuple[tuple[str, str, str], ...]  # (what, in ASM, in dogbot)
-    gone: str = ""  # why ASM should not hold it at all (merged into another dog, not a dog)
+    differences: tuple[
+        tuple[str, str, str], ...
+    ]  # (what, in ASM, in dogbot); what: a FIXED_AFTER_IMPORT word
+    merged_into: str | None = None  # ASM should not hold it: it is this other dog
+    not_a_dog: bool = False  # ASM should not hold it: not a dog after all
 
 
 @dataclass
@@ -280,7 +283,10 @@ class AsmSync:
                 continue  # not on the shelter any more (adopted, moved): ASM's business now
             asm = current.get(code)
             if asm is None:
-                report.hand_fixes.append(HandFix(code, (), gone=self._gone_reason(send.dog_id)))
+                merged_into = self.records.merged_into(send.dog_id)
+                report.hand_fixes.append(
+                    HandFix(code, (), merged_into=merged_into, not_a_dog=merged_into is None)
+                )
                 continue
             differences = tuple(
                 (what, str(animal.get(asm_key) or ""), asm.row[ours])
@@ -289,10 +295,6 @@ class AsmSync:
             )
             if differences:
                 report.hand_fixes.append(HandFix(code, differences))
-
-    def _gone_reason(self, dog_id: int) -> str:
-        merged_into = self.records.merged_into(dog_id)
-        return f"merged into {merged_into}" if merged_into else "not a dog"
 
     # --- what admins see ------------------------------------------------------------------------
     def overview(self) -> AsmOverview:

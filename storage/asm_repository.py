@@ -68,12 +68,8 @@ def count_by_state(*, session: Session) -> dict[str, int]:
     return {state: count for state, count in session.exec(statement)}
 
 
-def person_names(user_ids: Iterable[int], *, session: Session) -> dict[int, str]:
-    ids = sorted(set(user_ids))
-    if not ids:
-        return {}
-    rows = session.exec(select(PersonName).where(col(PersonName.user_id).in_(ids)))
-    return {row.user_id: row.name for row in rows}
+def all_person_names(*, session: Session) -> dict[int, str]:
+    return {row.user_id: row.name for row in session.exec(select(PersonName))}
 
 
 def remember_name(user_id: int, name: str, now: datetime, *, session: Session) -> None:

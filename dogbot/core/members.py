@@ -13,11 +13,10 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from storage import asm_repository, repository
 from storage.db import session as open_session
-from storage.tables import PersonName, utcnow
+from storage.tables import utcnow
 
 # Telegram user ids are positive and have at most 52 significant bits (Bot API docs); group and
 # channel chats have negative ids, and none of them is a person who could be staff.
@@ -158,7 +157,7 @@ class Members:
     def names(self) -> dict[int, str]:
         """Every known person's Telegram name, by user id."""
         with open_session(self.engine) as session:
-            return {row.user_id: row.name for row in session.exec(select(PersonName))}
+            return asm_repository.all_person_names(session=session)
 
     def _write(self, user_id: int, *, active: bool, by: int | None) -> None:
         with open_session(self.engine) as session:

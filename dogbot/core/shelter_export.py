@@ -19,6 +19,10 @@ The rules are ASM3's own, read in its source (``src/asm3/csvimport.py``, ``anima
 * ``ANIMALIMAGE`` as a ``data:image/jpeg;base64,`` URI is attached as the animal's picture, once per
   import: the sync (``jobs.asm_sync``) sends it with the first import only.
 
+* ASM's CSV reader (``asm3.utils.csv_parse``) strips each cell's outer quotes and surrounding spaces
+  but keeps a doubled quote inside as two, so a ``"`` in a cell is sent as ``”``. ASM stores ``'`` in
+  text as a backtick, so dogbot's own words in the comments use none.
+
 Photos that are not dogs, and dogs merged into another, are never animals. Cells a spreadsheet would
 run as a formula are neutralised and invisible control characters stripped (:func:`safe_cell`).
 """
@@ -172,13 +176,13 @@ def _comments(answer: DogAnswer, who: Callable, breed_name: Callable[[str], str]
         label = answer.label.label
         parts.append(f"Breed from dogbot, confirmed by {who(label)}.")
     elif answer.breed is not None:
-        parts.append(f"Breed from dogbot's model ({answer.output.model_version}), not checked by staff.")
+        parts.append(f"Breed from the dogbot model ({answer.output.model_version}), not checked by staff.")
     else:
         parts.append("Breed not known yet: dogbot is waiting for staff to answer. Mixed Breed until then.")
     breed = answer.breed
     if breed is not None and breed.primary:
         named = " / ".join(breed_name(key) for key in (breed.primary, breed.secondary) if key)
-        parts.append(f"dogbot's breed: {named}{' mix' if breed.mix else ''}.")
+        parts.append(f"Breed in dogbot: {named}{' mix' if breed.mix else ''}.")
     age_group = AgeGroup(answer.dog.age_group)
     if age_group == AgeGroup.UNKNOWN:
         parts.append("Age not known: the date of birth is a placeholder.")
@@ -200,7 +204,9 @@ def safe_cell(value: str, *, multiline: bool = False) -> str:
             kept.append(" " if char in "\t\r\n" else "")
             continue
         kept.append(char)
-    text = "".join(kept)
+    # ASM's CSV reader (asm3.utils.csv_parse) strips a cell's outer quotes but keeps a doubled quote
+    # inside as two: a quote in a name would arrive as "". Typographic quotes arrive as typed.
+    text = "".join(kept).replace('"', "”")
     if text.startswith(_FORMULA_STARTS) and not _is_number(text):
         text = "'" + text
     return text

@@ -6,7 +6,8 @@ It follows the rules of ASM3's own code as read in its source (sheltermanager/as
 
 * POST form fields; authenticated methods need ``username`` + ``password`` or ``key``; a wrong login
   answers HTTP 200 ``text/plain`` ``ERROR: Invalid username and password`` (``ERROR: Invalid API Key``).
-* ``csv_import``: ``data`` is base64 CSV (utf-8-sig). Lookups (species, type, breed) match the name
+* ``csv_import``: ``data`` is base64 CSV (utf-8-sig), read as ASM's own reader does
+  (:func:`asm_csv_rows`: a doubled quote stays doubled). Lookups (species, type, breed) match the name
   stripped, lowercased, with ``'`` as a backtick; an unknown species, type or first breed becomes the
   default (Dog, "U (Unwanted Cat)", "Abyssinian"); an unknown second breed is dropped; the crossbreed
   flag is set when breed 2 is known and differs from breed 1. A row without ANIMALNAME is skipped.
@@ -26,8 +27,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import csv
-import io
 import json
 import threading
 import urllib.parse
@@ -48,6 +47,39 @@ ANIMAL_TYPES = (
     "N (Non-Shelter Animal)",
     "B (Boarding Animal)",
 )
+
+
+def asm_csv_rows(text: str) -> list[dict[str, str]]:
+    """CSV as ASM's own reader takes it (``asm3.utils.csv_parse``), not as Python's csv module does.
+
+    Its rules: line ends are normalised to newlines; each quote character toggles "inside quotes";
+    outside quotes a comma ends a cell and a newline ends a row; a cell loses one leading and one
+    trailing quote and its surrounding spaces; a doubled quote inside a cell stays two quotes.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines: list[list[str]] = []
+    cells: list[str] = []
+    start, inside = 0, False
+    for position in range(len(text) + 1):
+        char = text[position] if position < len(text) else ""
+        if char == '"':
+            inside = not inside
+        if inside and char:
+            continue
+        if char in (",", "\n", ""):
+            cell = text[start:position]
+            cell = cell[1:] if cell.startswith('"') else cell
+            cell = cell[:-1] if cell.endswith('"') else cell
+            cells.append(cell.strip())
+            start = position + 1
+        if char in ("\n", ""):
+            if cells != [""]:
+                lines.append(cells)
+            cells = []
+    if not lines:
+        return []
+    header, *body = lines
+    return [dict(zip(header, row + [""] * (len(header) - len(row)), strict=False)) for row in body]
 
 
 def _fold(name: str) -> str:
@@ -170,7 +202,7 @@ class FakeAsm:
         return 200, "text/plain", f"ERROR: Invalid method '{method}'"
 
     def _csv_import(self, text: str) -> tuple[int, str, str]:
-        rows = list(csv.DictReader(io.StringIO(text)))
+        rows = asm_csv_rows(text)
         errors: list[list] = []
         with self.lock:
             self.imports += 1

@@ -177,7 +177,7 @@ def test_a_change_updates_the_same_animal_and_lists_what_asm_cannot_change(shelt
     dogs.merge(ids["yorkie"], into_id=ids["shepherd"])
     report = container.asm_sync.sync()
     yorkie = next(f for f in report.hand_fixes if f.code == _code_of_merged(container, ids["yorkie"]))
-    assert yorkie.gone == f"merged into {code}"
+    assert yorkie.merged_into == code and not yorkie.not_a_dog
 
 
 def _code_of_merged(container, dog_id: int) -> str:
@@ -260,3 +260,18 @@ def test_a_sync_killed_mid_send_sends_no_second_photo(tmp_path, predictor, dog_p
     assert len(fake_asm.animals[code].images) == 1 and fake_asm.imports == 1
     assert container.asm_sync.sent_at(code) is not None
     container.engine.dispose()
+
+
+def test_the_double_reads_csv_as_asm_does_and_dogbot_cells_arrive_as_held():
+    """ASM's reader keeps a doubled quote as two (asm3.utils.csv_parse): seen on a real ASM3, where a
+    name with quotes, written by Python's csv module, arrived with each quote doubled."""
+    from fake_asm import asm_csv_rows
+
+    from dogbot.core.shelter_export import ASM3_COLUMNS, asm3_csv, safe_cell
+
+    rows = asm_csv_rows('ANIMALNAME,ANIMALCOMMENTS\n"a ""b"""," x, y "\n')
+    assert rows == [{"ANIMALNAME": 'a ""b""', "ANIMALCOMMENTS": "x, y"}]
+    sent = {"ANIMALNAME": safe_cell('Max "the big"'), "ANIMALCOMMENTS": safe_cell("one\ntwo", multiline=True)}
+    text = asm3_csv([{**dict.fromkeys(ASM3_COLUMNS, ""), **sent}])
+    arrived = {key: value for key, value in asm_csv_rows(text)[0].items() if key in sent}
+    assert arrived == sent == {"ANIMALNAME": "Max ”the big”", "ANIMALCOMMENTS": "one\ntwo"}

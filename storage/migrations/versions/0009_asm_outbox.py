@@ -31,7 +31,7 @@ def upgrade() -> None:
             sa.Column("code", sa.String(length=32), nullable=False),
             sa.Column("dog_id", sa.Integer(), nullable=False),
             sa.Column("kind", sa.String(length=8), nullable=False),
-            sa.Column("row", sa.JSON(), nullable=True),
+            sa.Column("row", sa.JSON(), nullable=False),
             sa.Column("state", sa.String(length=12), nullable=False),
             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
             sa.Column("attempts", sa.Integer(), nullable=False),
