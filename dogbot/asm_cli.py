@@ -71,7 +71,7 @@ def _status(container, *, as_json: bool) -> int:
             )
         )
         return 0
-    print(f"{overview.in_asm} dogs are in ASM")
+    print(f"{_dogs(overview.in_asm)} in ASM")
     for send in overview.waiting:
         print(f"waiting: {send.code}" + (f" ({send.answer})" if send.answer else ""))
     for send in overview.failed:
@@ -120,9 +120,9 @@ def report_json(report) -> dict:
 def report_lines(report) -> list[str]:
     lines = []
     if report.sent:
-        lines.append(f"sent {len(report.sent)} new dogs to ASM: {', '.join(report.sent)}")
+        lines.append(f"sent {_dogs(len(report.sent))} new to ASM: {', '.join(report.sent)}")
     if report.updated:
-        lines.append(f"updated {len(report.updated)} dogs in ASM: {', '.join(report.updated)}")
+        lines.append(f"updated {_dogs(len(report.updated))} in ASM: {', '.join(report.updated)}")
     if report.already_there:
         lines.append(
             f"already in ASM after an interrupted send (not sent again): {', '.join(report.already_there)}"
@@ -137,7 +137,7 @@ def report_lines(report) -> list[str]:
             f"{len(report.later)} dogs wait to be sent (the next at {_iso(first)} UTC; --now sends them now)"
         )
     if report.not_settled:
-        lines.append(f"{report.not_settled} dogs wait for staff to settle their breed (sent once settled)")
+        lines.append(f"{_dogs(report.not_settled)} waiting for staff to settle the breed (sent once settled)")
     for fix in report.hand_fixes:
         if fix.merged_into or fix.not_a_dog:
             why = f"the same dog as {fix.merged_into}" if fix.merged_into else "not a dog"
@@ -153,6 +153,10 @@ def report_lines(report) -> list[str]:
     if not lines:
         lines.append("nothing to send: ASM has every settled dog")
     return lines
+
+
+def _dogs(count: int) -> str:
+    return f"{count} dog" if count == 1 else f"{count} dogs"
 
 
 def _iso(moment: datetime | None) -> str:

@@ -282,6 +282,8 @@ class AsmSync:
             if animal is None:
                 continue  # not on the shelter any more (adopted, moved): ASM's business now
             asm = current.get(code)
+            if asm is not None and not asm.settled:
+                continue  # its breed is open again (a merge, a new answer): compared once settled
             if asm is None:
                 merged_into = self.records.merged_into(send.dog_id)
                 report.hand_fixes.append(
