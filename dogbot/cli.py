@@ -322,6 +322,7 @@ def cmd_restore(container: Container, args: argparse.Namespace) -> int:
             force=args.force,
             model_dir=container.settings.model_dir,
             work_dir=container.settings.data_dir,
+            max_photo_bytes=container.settings.max_upload_mb * 1024 * 1024,
         )
     except BackupError as error:
         print(f"restore refused: {error}", file=sys.stderr)
