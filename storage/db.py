@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
@@ -52,7 +52,10 @@ def make_engine(
             )
             if seconds > 0
         ]
-        connect_args = {"options": " ".join(limits)} if limits else {}
+        # Added to any options the URL itself carries (a search_path, say), not in their place.
+        given = make_url(url).query.get("options")
+        options = " ".join([*([given] if isinstance(given, str) else list(given or ())), *limits])
+        connect_args = {"options": options} if limits else {}
         engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if prepare_schema:
         try:
