@@ -200,7 +200,7 @@ def test_an_unwritable_photo_store_answers_503_and_keeps_nothing(tmp_path: Path,
 
 def test_the_contract_is_complete_and_holds_under_generated_requests(tmp_path: Path) -> None:
     import schemathesis
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import (
         content_type_conformance,
         not_a_server_error,
@@ -256,7 +256,7 @@ def test_the_contract_is_complete_and_holds_under_generated_requests(tmp_path: P
                 database=None,
                 suppress_health_check=list(HealthCheck),
             )
-            @schemathesis.given(case=operation.as_strategy())
+            @given(case=operation.as_strategy())
             def run(case) -> None:
                 case.call_and_validate(base_url=api.url, headers=headers, checks=checks, timeout=60)
 
