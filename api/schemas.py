@@ -23,6 +23,23 @@ class Health(BaseModel):
     model_version: str
 
 
+class Ready(BaseModel):
+    status: Literal["ready"] = "ready"
+    model_version: str
+    checks: dict[str, str] = Field(description="database, photo_store, model: each 'ok' when it answered")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable, snake_case: for programs")
+    message: str = Field(description="what is wrong and what to change: for the developer")
+
+
+class ErrorBody(BaseModel):
+    """Every answer that is not a success."""
+
+    error: ErrorDetail
+
+
 class Likely(BaseModel):
     breed: str
     p: float

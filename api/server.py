@@ -8,23 +8,46 @@ which releases the GIL) and the database calls belong. A request's photos are al
 cropped) before anything is stored, so a 4xx answer means nothing of that request was kept; a
 request that passes is stored exactly as if staff had sent the photos to the bot (unsure answers
 wait in the chat's /review).
+
+Before a route runs, two middlewares look at the headers only: the token (api/gate.py) and the
+body's size (api/limits.py), so a stranger or an oversized body costs no memory and no disk. Every
+full-size decode holds one of the process's decode slots (``DecodeSlots``, shared with intake), so
+memory follows the slots, not the number of requests.
 """
 
 import asyncio
 import contextlib
 import logging
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, File, Form, Header, Query, UploadFile
-from fastapi.responses import JSONResponse
+import fastapi_offline
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
 
 from api import errors
 from api.errors import ApiError
+from api.gate import CLIENT, TokenGate
 from api.limits import BodyLimit
-from api.schemas import BreedAnswer, Dog, DogList, Health, Prediction, dog_of, prediction_of
+from api.schemas import (
+    BreedAnswer,
+    Dog,
+    DogList,
+    ErrorBody,
+    Health,
+    Prediction,
+    Ready,
+    dog_of,
+    prediction_of,
+)
 from dogbot.core.api_clients import ApiClient, ApiClients
 from dogbot.core.catalog import Catalog
 from dogbot.core.dogs import UnknownDog
@@ -32,12 +55,38 @@ from dogbot.core.intake import Incoming, receive
 from dogbot.core.labelling import UnknownBreed
 from dogbot.core.limits import SharedPerUserLimit
 from ml.images import ImageRejected, crop_image, too_big
+from storage.db import ping
 from storage.vocabulary import MIXED_BREED, AgeGroup, LabelSource, Sex
 
 log = logging.getLogger(__name__)
 
 # Multipart framing around the photos (boundaries, headers, the small form fields).
 _FORM_OVERHEAD = 256 * 1024
+# A breed answer is three short fields (about a hundred bytes); room for long names and whitespace.
+_JSON_BODY = 4096
+# Swagger UI's scripts and styles, shipped in a package: /docs works offline, with no CDN.
+_DOCS_ASSETS = os.path.join(os.path.dirname(fastapi_offline.__file__), "static")
+_OPEN_PATHS = frozenset({"/v1/health", "/v1/ready"})
+
+_REASONS = {
+    400: "no body, or a body that is not what the route reads",
+    401: "no token, or a token that is unknown or revoked",
+    404: "no dog has this code",
+    413: "the body, a photo or its pixels are over the limits",
+    422: "a field, photo or crop that is not valid",
+    429: "over the token's requests a minute (see Retry-After)",
+    500: "a bug on the server (it is logged)",
+    503: "busy (see Retry-After), or the database or photo store cannot be written now",
+}
+
+
+def _errors(*statuses: int) -> dict:
+    """OpenAPI ``responses`` for the error statuses a route can answer, all in the one error schema."""
+    return {status: {"model": ErrorBody, "description": _REASONS[status]} for status in statuses}
+
+
+# What every token route can answer besides its own errors.
+_TOKEN = (401, 429, 500, 503)
 
 
 @dataclass(frozen=True)
@@ -57,8 +106,13 @@ class ApiServices:
         return self.catalog.intake.rules.max_bytes
 
     def body_limit(self, path: str) -> int:
-        photos = 1 if path.rstrip("/") == "/v1/predict" else self.max_photos
-        return photos * self.max_photo_bytes + _FORM_OVERHEAD
+        """The most bytes a request to ``path`` can legitimately carry (refused past it: 413)."""
+        path = path.rstrip("/")
+        if path == "/v1/predict":
+            return self.max_photo_bytes + _FORM_OVERHEAD
+        if path == "/v1/dogs" or path.endswith("/photos"):
+            return self.max_photos * self.max_photo_bytes + _FORM_OVERHEAD
+        return _JSON_BODY
 
 
 def create_app(services: ApiServices) -> FastAPI:
@@ -77,15 +131,17 @@ def create_app(services: ApiServices) -> FastAPI:
         version="1",
         description="Register a shelter's new arrivals from an app or a website: photos in, breed out. "
         "Every route but /v1/health needs `Authorization: Bearer TOKEN` (an admin makes one with "
-        "`dogbot api-token create NAME` or /apitoken NAME in the chat).",
+        "`dogbot api-token create NAME` or /apitoken NAME in the chat). Every error is "
+        '`{"error": {"code", "message"}}`.',
         lifespan=lifespan,
+        docs_url=None,  # served below from packaged assets
+        redoc_url=None,
     )
     errors.install(app)
-    app.add_middleware(BodyLimit, limit_for=services.body_limit)
     catalog = services.catalog
     name_of = catalog.breeds.breed_name
 
-    def client(authorization: Annotated[str | None, Header()] = None) -> ApiClient:
+    def authenticate(authorization: str | None) -> ApiClient:
         """The token's client, counted against its request limit; 401 or 429 otherwise."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -114,25 +170,74 @@ def create_app(services: ApiServices) -> FastAPI:
             )
         return found
 
+    # Middlewares run outermost last-added first: the token before the body's size.
+    app.add_middleware(BodyLimit, limit_for=services.body_limit)
+    app.add_middleware(
+        TokenGate,
+        needs_token=lambda path: path.startswith("/v1/") and path.rstrip("/") not in _OPEN_PATHS,
+        authenticate=authenticate,
+    )
+    bearer = HTTPBearer(auto_error=False, description="a token from `dogbot api-token create NAME`")
+
+    def client(
+        request: Request, _token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> ApiClient:
+        """The client TokenGate found (``bearer`` puts the scheme in /openapi.json: /docs' Authorize)."""
+        found = request.scope.get(CLIENT)
+        if found is None:  # a token route the gate did not cover: refuse rather than serve a stranger
+            raise ApiError(
+                401, "unauthorized", "Send 'Authorization: Bearer TOKEN'.", {"WWW-Authenticate": "Bearer"}
+            )
+        return found
+
     Client = Annotated[ApiClient, Depends(client)]
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - docs",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon.png",
+        )
+
+    app.mount("/docs/assets", StaticFiles(directory=_DOCS_ASSETS), name="docs-assets")
 
     @app.get("/v1/health", response_model=Health)
     def health() -> Health:
-        """Up, and which model answers (no token needed)."""
+        """Alive (liveness: the process answers), and which model answers. No token needed."""
         return Health(model_version=catalog.intake.predictor.model_version)
 
-    @app.post("/v1/predict", response_model=Prediction)
+    @app.get("/v1/ready", response_model=Ready, responses=_errors(503))
+    def ready() -> Ready | JSONResponse:
+        """Ready to serve: the database answers, the photo store takes a write, the model predicts."""
+        checks = {
+            "database": _check(lambda: _database_check(catalog)),
+            "photo_store": _check(lambda: _photo_store_check(catalog)),
+            "model": _check(lambda: _model_check(catalog)),
+        }
+        failed = {name: why for name, why in checks.items() if why != "ok"}
+        if failed:
+            message = "; ".join(f"{name}: {why}" for name, why in failed.items())
+            return errors.error_response(503, "not_ready", message, {"Retry-After": "30"})
+        return Ready(model_version=catalog.intake.predictor.model_version, checks=checks)
+
+    @app.post("/v1/predict", response_model=Prediction, responses=_errors(400, 413, 422, *_TOKEN))
     def predict(
         _client: Client,
         photo: Annotated[UploadFile, File(description="the photo (JPEG, PNG, WebP, ...)")],
         crop: Annotated[str | None, Form(description="x,y,w,h in the photo's pixels")] = None,
     ) -> Prediction:
         """The breed of one photo (or the part ``crop`` frames). Stores nothing."""
-        image = _checked(catalog, _read(photo, services.max_photo_bytes), _parse_crop(crop))
-        output = catalog.intake.predictor.predict([image])[0]
+        data, box = _read(photo, services.max_photo_bytes), _parse_crop(crop)
+        with catalog.intake.decode_slots.hold():
+            image = _checked(catalog, data, box)
+            output = catalog.intake.predictor.predict([image])[0]
+            del image  # before the slot is free
         return prediction_of(output, dog_threshold=catalog.intake.rules.dog_threshold, name_of=name_of)
 
-    @app.post("/v1/dogs", response_model=Dog, status_code=201)
+    @app.post("/v1/dogs", response_model=Dog, status_code=201, responses=_errors(400, 413, 422, *_TOKEN))
     def register_dog(
         who: Client,
         photo: Annotated[list[UploadFile], File(description="one or more photos of the one dog")],
@@ -145,18 +250,19 @@ def create_app(services: ApiServices) -> FastAPI:
     ) -> Dog:
         """A new dog from its photos; answered from all of them, as the bot answers an album."""
         incoming = _incoming(catalog, photo, crop, services, who)
+        _put_bytes(catalog, incoming)  # a store that cannot be written fails here, before the dog exists
         dog = catalog.dogs.create(source=LabelSource.API, sender_id=who.user_id, name=name)
         if sex is not None or age_group is not None:
             catalog.dogs.set_details(dog.id, sex=sex, age_group=age_group)
         _store(catalog, [Incoming(**item, dog_id=dog.id) for item in incoming])
         return dog_of(catalog.dogs.answer(dog.id), name_of=name_of)
 
-    @app.get("/v1/dogs/{code}", response_model=Dog)
+    @app.get("/v1/dogs/{code}", response_model=Dog, responses=_errors(404, 422, *_TOKEN))
     def get_dog(_client: Client, code: str) -> Dog:
         """One dog, as the catalog holds it now (a merged dog's old code finds the one kept)."""
         return dog_of(catalog.dogs.answer(_dog(catalog, code).id), name_of=name_of)
 
-    @app.get("/v1/dogs", response_model=DogList)
+    @app.get("/v1/dogs", response_model=DogList, responses=_errors(422, *_TOKEN))
     def list_dogs(
         _client: Client,
         since: Annotated[
@@ -170,7 +276,7 @@ def create_app(services: ApiServices) -> FastAPI:
         dogs = catalog.dogs.recent(limit, since=since)
         return DogList(dogs=[dog_of(catalog.dogs.answer(d.id), name_of=name_of) for d in dogs])
 
-    @app.post("/v1/dogs/{code}/photos", response_model=Dog)
+    @app.post("/v1/dogs/{code}/photos", response_model=Dog, responses=_errors(400, 404, 413, 422, *_TOKEN))
     def add_photos(
         who: Client,
         code: str,
@@ -180,10 +286,11 @@ def create_app(services: ApiServices) -> FastAPI:
         """More photos of a dog; its answer is made again from all of them."""
         dog = _dog(catalog, code)
         incoming = _incoming(catalog, photo, crop, services, who)
+        _put_bytes(catalog, incoming)
         _store(catalog, [Incoming(**item, dog_id=dog.id) for item in incoming])
         return dog_of(catalog.dogs.answer(dog.id), name_of=name_of)
 
-    @app.put("/v1/dogs/{code}/breed", response_model=Dog)
+    @app.put("/v1/dogs/{code}/breed", response_model=Dog, responses=_errors(400, 404, 413, 422, *_TOKEN))
     def set_breed(who: Client, code: str, answer: BreedAnswer) -> Dog:
         """The token's owner says which breed the dog is: it counts as one person's label."""
         dog = _dog(catalog, code)
@@ -268,11 +375,48 @@ def _incoming(catalog: Catalog, photos: list[UploadFile], crops, services: ApiSe
         where = index if len(photos) > 1 else None
         data = _read(upload, services.max_photo_bytes, where)
         crop = _parse_crop(crops[index]) if crops else None
-        _checked(
-            catalog, data, crop, where
-        )  # decoded again when stored: one full-size photo in memory at a time
+        with catalog.intake.decode_slots.hold():  # decoded again when stored; dropped before the next
+            _checked(catalog, data, crop, where)
         items.append({"data": data, "crop": crop, "sender_id": who.user_id, "file_name": upload.filename})
     return items
+
+
+def _put_bytes(catalog: Catalog, items: list[dict]) -> None:
+    """Every photo's bytes into the store before any row (intake finds them there and skips the write)."""
+    for item in items:
+        try:
+            catalog.intake.photos.put(item["data"])
+        except OSError as error:
+            raise errors.unavailable(error, what="photo store") or error from None
+
+
+def _check(probe: Callable[[], None]) -> str:
+    try:
+        probe()
+    except Exception as error:  # the reason is the answer
+        log.warning("readiness check failed: %s", error)
+        failure = errors.unavailable(error)
+        return failure.message.split(";")[0] if failure is not None else f"{type(error).__name__}: {error}"
+    return "ok"
+
+
+def _database_check(catalog: Catalog) -> None:
+    ping(catalog.intake.engine)
+
+
+def _photo_store_check(catalog: Catalog) -> None:
+    store = catalog.intake.photos
+    root = getattr(store, "root", None)
+    if root is None:  # S3: the bucket answers
+        store.exists("0" * 64)
+        return
+    os.makedirs(root, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=root, prefix=".ready-"):  # a write, removed at once
+        pass
+
+
+def _model_check(catalog: Catalog) -> None:
+    catalog.intake.predictor.predict([Image.new("RGB", (64, 64), (128, 128, 128))])
 
 
 def _store(catalog: Catalog, items: list[Incoming]) -> None:

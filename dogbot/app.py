@@ -154,7 +154,13 @@ class Container:
         from storage.db import make_engine
 
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return make_engine(self.settings.sqlalchemy_url)
+        s = self.settings
+        return make_engine(
+            s.sqlalchemy_url,
+            busy_timeout_s=s.db_busy_timeout_s,
+            statement_timeout_s=s.db_statement_timeout_s,
+            lock_timeout_s=s.db_lock_timeout_s,
+        )
 
     @cached_property
     def photo_store(self) -> PhotoStore:
@@ -181,6 +187,7 @@ class Container:
     @cached_property
     def catalog(self) -> Catalog:
         from dogbot.core.catalog import Catalog  # `dogbot predict` and `models` need no catalog
+        from dogbot.core.limits import DecodeSlots
 
         s = self.settings
         return Catalog.open(
@@ -194,6 +201,7 @@ class Container:
             lookalike_days=s.lookalike_days,
             exemplars=exemplar_rules(s),
             clock=self.clock,
+            decode_slots=DecodeSlots(s.decode_slots, queue=s.api_decode_queue),
         )
 
     def refresh_champion(self) -> bool:

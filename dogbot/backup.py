@@ -24,6 +24,7 @@ backup, and copying every object through one machine each night does not scale.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -49,6 +50,15 @@ DATABASE = "database.sqlite"
 PHOTOS = "photos"
 MISSING = "missing-photos.txt"
 MODELS = "models"
+
+# What a member may declare, checked on its header before a byte of it is read: an archive of a
+# few MB can declare a 2 GB "photo" (read into memory) or a 3 GB database (written to temp).
+MANIFEST_LIMIT = 1024 * 1024
+# Trained heads, their JSON sidecars and charts: the largest, a lite2 head for a few hundred
+# breeds, is about 2 MB; 64 MB leaves room for many more breeds and still refuses a disk-filler.
+MODEL_FILE_LIMIT = 64 * 1024 * 1024
+# Settings.max_upload_mb's default; the CLI passes the deployment's own limit.
+PHOTO_LIMIT = 20 * 1024 * 1024
 
 
 class BackupError(Exception):
@@ -167,11 +177,14 @@ def restore_backup(
     force: bool = False,
     model_dir: Path | None = None,
     work_dir: Path | None = None,
+    max_photo_bytes: int = PHOTO_LIMIT,
 ) -> RestoreReport:
     """Load an archive written by :func:`create_backup`. Stop the bot and the worker first.
 
     Model files go to ``model_dir`` (left out when it is None); ``work_dir`` holds the unpacked
-    database meanwhile (default: the system's temporary folder).
+    database meanwhile (default: the system's temporary folder). Each member's declared size is
+    checked against its kind's limit (a photo ``max_photo_bytes``, a model file
+    ``MODEL_FILE_LIMIT``, the database the free space of ``work_dir``) before it is read.
     """
     if not force and not snapshot.is_empty(engine):
         raise RestoreRefused(
@@ -192,6 +205,7 @@ def restore_backup(
             while (member := tar.next()) is not None:  # on from after the manifest
                 if not member.isfile():
                     raise BadBackup(f"unexpected entry {member.name!r} in {archive}")
+                _check_size(member, archive, work, manifest, max_photo_bytes)
                 with tar.extractfile(member) as data:
                     if member.name == DATABASE:
                         with database.open("wb") as copy:
@@ -205,7 +219,11 @@ def restore_backup(
                     else:
                         _restore_photo(member.name, data.read(), store)
                         photos += 1
-        except (OSError, EOFError, tarfile.TarError) as error:
+        except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise RestoreRefused(f"no room to unpack {archive}: {error.strerror}") from error
+            raise BadBackup(f"{archive} is damaged or cut short: {error}") from error
+        except (EOFError, tarfile.TarError) as error:
             raise BadBackup(f"{archive} is damaged or cut short: {error}") from error
         if not database.exists():
             raise BadBackup(f"{archive} has no {DATABASE}")
@@ -221,6 +239,29 @@ def restore_backup(
     if not migrated and rows != manifest["rows"]:
         raise BadBackup(f"restored rows {rows} differ from the backup's manifest {manifest['rows']}")
     return RestoreReport(rows, photos, manifest["photos_included"], missing, model_files)
+
+
+def _check_size(member: tarfile.TarInfo, archive: Path, work: str, manifest: dict, max_photo: int) -> None:
+    """Refuse a member whose declared size is more than its kind can be, before reading any of it."""
+    if member.name == DATABASE:
+        limit, kind = shutil.disk_usage(work).free, "the free space to unpack it"
+    elif member.name == MISSING:
+        limit, kind = 65 * int(manifest.get("photos") or 0) + 1024, "a list of the backup's photos"
+    elif member.name.startswith(f"{MODELS}/"):
+        limit, kind = MODEL_FILE_LIMIT, "a model file"
+    elif member.name.startswith(f"{PHOTOS}/"):
+        limit, kind = max_photo, "a photo"
+    else:
+        raise BadBackup(f"unexpected entry {member.name!r} in {archive}")
+    if member.size > limit:
+        raise BadBackup(
+            f"{archive}: {member.name} declares {_size(member.size)}, more than {kind} "
+            f"({_size(limit)}); not read"
+        )
+
+
+def _size(count: int) -> str:
+    return f"{count / 1024**2:,.1f} MB" if count >= 1024**2 else f"{count} bytes"
 
 
 def _upgrade_snapshot(source: Engine, archive: Path) -> None:
@@ -290,6 +331,8 @@ def _read_manifest(tar: tarfile.TarFile, archive: Path) -> dict:
         first = tar.next()
         if first is None or first.name != MANIFEST:
             raise BadBackup(f"{archive} is not a dogbot backup (no {MANIFEST} at its start)")
+        if first.size > MANIFEST_LIMIT:
+            raise BadBackup(f"{archive}: {MANIFEST} declares {_size(first.size)}; not read")
         with tar.extractfile(first) as data:
             manifest = json.loads(data.read())
     except (OSError, EOFError, tarfile.TarError, ValueError) as error:

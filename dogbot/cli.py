@@ -321,6 +321,7 @@ def cmd_restore(container: Container, args: argparse.Namespace) -> int:
             force=args.force,
             model_dir=container.settings.model_dir,
             work_dir=container.settings.data_dir,
+            max_photo_bytes=container.settings.max_upload_mb * 1024 * 1024,
         )
     except BackupError as error:
         print(f"restore refused: {error}", file=sys.stderr)
@@ -517,8 +518,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from pydantic import ValidationError
+
     from dogbot.app import Container
-    from dogbot.settings import Settings
+    from dogbot.settings import Settings, explain
 
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -526,7 +529,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # httpx logs every request URL, which contains the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    container = Container(Settings())
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        # One line per bad value (the name as it is set), not a traceback.
+        for line in explain(error):
+            print(f"bad setting: {line}", file=sys.stderr)
+        return 2
+    container = Container(settings)
     try:
         return args.handler(container, args)
     except Exception as error:

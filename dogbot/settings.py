@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storage.vocabulary import DRIFT_TESTS, DriftTest
@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     telegram_base_file_url: str = "https://api.telegram.org/file/bot"
     webhook_url: str = ""
     webhook_listen: str = "0.0.0.0"
-    webhook_port: int = 8443
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_secret: str = ""
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     staff_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
@@ -38,12 +38,12 @@ class Settings(BaseSettings):
 
     # --- Bot behaviour --------------------------------------------------------------------------
     # Photos arriving within this window are classified in one forward pass.
-    batch_window_ms: int = 5
+    batch_window_ms: int = Field(default=5, ge=0)
     # On ONNX Runtime a photo costs the same at batch 1, 2 and 4 and ~25 % more at 8 and 16 (activations
     # outgrow the cache; bench/README.md "Serving"): batches past 4 only make the last photo wait longer.
-    batch_max_size: int = 4
+    batch_max_size: int = Field(default=4, ge=1)
     # Per staff member: more photos than this in a minute are refused (stops one account flooding).
-    photos_per_minute: int = 60
+    photos_per_minute: int = Field(default=60, ge=0)
     # Count that limit in the database, so bot replicas share it (else each replica allows its own).
     shared_rate_limit: bool = False
     # A stranger gets at most one refusal in this many seconds (an album is one refusal, not ten).
@@ -65,12 +65,14 @@ class Settings(BaseSettings):
     # --- Web API (`dogbot api`) -------------------------------------------------------------------
     # Where the HTTP server listens: loopback by default; put it behind a TLS proxy to open it up.
     api_host: str = "127.0.0.1"
-    api_port: int = 8080
+    api_port: int = Field(default=8080, ge=1, le=65535)
     # Per API token: more requests than this in a minute are refused with 429 (0: no limit). Counted
     # in the database, so several API processes share it.
-    api_requests_per_minute: int = 120
+    api_requests_per_minute: int = Field(default=120, ge=0)
     # Photos in one request (a dog's registration or its added photos); each is at most max_upload_mb.
     api_max_photos: int = Field(default=10, ge=1)
+    # Requests that may wait for a decode slot (decode_slots); more are answered 503 with Retry-After.
+    api_decode_queue: int = Field(default=16, ge=0)
 
     # --- Animal Shelter Manager (README "Animal Shelter Manager") ---------------------------------
     # ASM's base URL (its service API is URL/service); empty: dogbot sends nothing to ASM.
@@ -99,6 +101,11 @@ class Settings(BaseSettings):
     # bucket shared by bot replicas and the worker (credentials from the standard AWS_* variables).
     photo_store: str = ""
     s3_endpoint_url: str = ""  # empty: AWS itself; else e.g. http://minio:9000
+    # How long a SQLite write waits for another writer, and (PostgreSQL) how long a statement may run
+    # or wait for a lock (0: forever), before it fails: the API then answers 503 instead of hanging.
+    db_busy_timeout_s: float = Field(default=10.0, gt=0)
+    db_statement_timeout_s: float = Field(default=60.0, ge=0)
+    db_lock_timeout_s: float = Field(default=10.0, ge=0)
 
     # --- Model ----------------------------------------------------------------------------------
     # Backbone and pooling (ml/backbone.py); bench/README.md compares them.
@@ -106,20 +113,20 @@ class Settings(BaseSettings):
     # Threads for the model (ONNX Runtime when serving, torch when training). 1 leaves the other core to
     # the bot's event loop and the database; on a busy 2-core machine more threads made one forward
     # pass 50x slower (bench/README.md). 0: the runtime decides.
-    torch_threads: int = 1
+    torch_threads: int = Field(default=1, ge=0)
     # Where the backbone exported for serving (ml/runtime.py) is kept; empty: <data_dir>/backbones, outside
     # models/ so backups leave it out (any install can make it again). Made on first start or by
     # `dogbot db upgrade` (about 20 s, once); processes sharing the folder share the export.
     backbone_dir: Path | None = None
     # A photo is "a dog" when the model puts at least this much probability on dog classes.
-    dog_threshold: float = 0.5
+    dog_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     # ...and is filed as not a dog without asking only below this; in between, staff are asked. A dog of
     # a breed ImageNet lacks often looks to the model like a dingo or a wolf (not dog classes), and
     # staff send dogs: bench/README.md, "Not a dog, or a breed the model does not know?".
     not_a_dog_below: float = Field(default=0.1, ge=0.0, le=1.0)
     # Above this breed confidence the label is accepted without asking staff. `dogbot eval` on the
     # dev photos: confidence >= 0.69 keeps 95 % precision and covers 67 % of dog photos.
-    auto_accept_threshold: float = 0.7
+    auto_accept_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
     # ...unless staff recently corrected at least this many of the model's answers of that breed to
     # a breed the model does not know yet (a look-alike it cannot name, dogbot/core/lookalikes.py), within
     # the last lookalike_days. 0 turns this off.
@@ -135,8 +142,11 @@ class Settings(BaseSettings):
     # asked 46.9 / 43.3 %; bench/README.md, "At a shelter's pace".
     exemplar_buttons: int = Field(default=2, ge=0)
     exemplar_veto_similarity: float = 0.45
-    max_upload_mb: int = 20
-    max_megapixels: int = 40
+    max_upload_mb: int = Field(default=20, ge=1)
+    max_megapixels: int = Field(default=40, ge=1)
+    # Full-size photos decoded at once in one process (bot or API): a 40-megapixel photo is 120 MB
+    # decoded, so memory follows this, not the number of requests (bench/README.md, "Web API").
+    decode_slots: int = Field(default=1, ge=1)
 
     # --- Dogs -----------------------------------------------------------------------------------
     # Shelter codes: dog_code_format filled with prefix, year (of intake) and serial (per year).
@@ -206,7 +216,7 @@ class Settings(BaseSettings):
     # Run fold/drift/retrain inside the bot process instead of a separate `dogbot worker`.
     jobs_in_bot: bool = False
     # How often the bot checks the registry for a newly promoted champion (no restart needed).
-    champion_check_seconds: int = 60
+    champion_check_seconds: int = Field(default=60, ge=1)
 
     @field_validator("admin_ids", "staff_ids", mode="before")
     @classmethod
@@ -280,3 +290,15 @@ class Settings(BaseSettings):
     @property
     def serving_backbone_dir(self) -> Path:
         return self.backbone_dir or self.data_dir / "backbones"
+
+
+def explain(error: ValidationError) -> list[str]:
+    """One readable line per bad value, named as it is set: ``DOGBOT_MAX_MEGAPIXELS=-1: ...``."""
+    lines = []
+    for item in error.errors():
+        name = "DOGBOT_" + str(item["loc"][0]).upper() if item.get("loc") else "settings"
+        value = item.get("input")
+        message = item.get("msg", "invalid").removeprefix("Value error, ")
+        shown = f"={value}" if isinstance(value, str | int | float) else ""
+        lines.append(f"{name}{shown}: {message}")
+    return lines

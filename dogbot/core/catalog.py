@@ -19,6 +19,7 @@ from dogbot.core.dogs import DogRules, Dogs
 from dogbot.core.intake import PhotoIntake
 from dogbot.core.intake_rules import IntakeRules
 from dogbot.core.labelling import Labelling
+from dogbot.core.limits import DecodeSlots
 from dogbot.core.lookalikes import Lookalikes
 from dogbot.core.reporting import Reporting
 from ml.exemplars import ExemplarRules
@@ -49,6 +50,7 @@ class Catalog:
         exemplars: ExemplarRules | None = None,
         breeds: Breeds | None = None,
         clock: Callable[[], datetime] = utcnow,
+        decode_slots: DecodeSlots | None = None,
     ) -> Catalog:
         """The four services sharing one breed list and one look-alike memory."""
         breeds = breeds or Breeds(engine, clock=clock)
@@ -66,7 +68,17 @@ class Catalog:
         dogs = Dogs(engine, predictor, breeds, labelling, dog_rules, clock=clock)
         return cls(
             breeds=breeds,
-            intake=PhotoIntake(engine, photos, predictor, breeds, lookalikes, rules, dogs=dogs, clock=clock),
+            intake=PhotoIntake(
+                engine,
+                photos,
+                predictor,
+                breeds,
+                lookalikes,
+                rules,
+                dogs=dogs,
+                clock=clock,
+                decode_slots=decode_slots,
+            ),
             labelling=labelling,
             reporting=Reporting(engine, predictor, breeds, clock=clock),
             dogs=dogs,

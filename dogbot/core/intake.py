@@ -27,6 +27,7 @@ from dogbot.core.breeds import Breeds
 from dogbot.core.dogs import Dogs
 from dogbot.core.intake_rules import IntakeRules
 from dogbot.core.labels import ResolvedLabel, resolve_label
+from dogbot.core.limits import DecodeSlots
 from dogbot.core.lookalikes import Lookalikes
 from dogbot.core.taxonomy import Breed
 from ml.images import ImageRejected, crop_image, image_statistics, load_image, sniff_format
@@ -75,8 +76,11 @@ class PhotoIntake:
         *,
         dogs: Dogs,
         clock: Callable[[], datetime] = utcnow,
+        decode_slots: DecodeSlots | None = None,
     ) -> None:
         self.engine = engine
+        # Shared by everything in this process that decodes a full-size photo (bot, API routes).
+        self.decode_slots = decode_slots or DecodeSlots(1)
         # Every photo belongs to a dog: one sent without saying which starts its own.
         self.dogs = dogs
         self.photos = photos
@@ -153,9 +157,10 @@ class PhotoIntake:
 
         The bot and bulk commands batch many photos through :func:`receive` instead.
         """
-        image = self.decode(data)
-        stored = self.store_photo(data, image, source=source, **sender)
-        return self.classify_stored([stored], [image])[0]
+        with self.decode_slots.hold():
+            image = self.decode(data)
+            stored = self.store_photo(data, image, source=source, **sender)
+            return self.classify_stored([stored], [image])[0]
 
     def classify_stored(self, stored: Sequence[tuple[Photo, bool]], images: Sequence) -> list[Classification]:
         """Classify stored photos in one batch; a photo already scored by this model is not re-run.
@@ -299,24 +304,25 @@ def receive(intake: PhotoIntake, items: Sequence[Incoming], *, source: str = "te
     results: list[Received | None] = [None] * len(items)
     stored: list[tuple[int, tuple[Photo, bool], object]] = []  # (position, stored photo, model input)
     for i, item in enumerate(items):
-        try:
-            image = intake.decode(item.data)
-            if item.crop is not None:
-                image = crop_image(image, item.crop)
-        except ImageRejected as rejected:
-            results[i] = Received(rejected=rejected)
-            continue
-        photo = intake.store_photo(
-            item.data,
-            image,
-            source=source,
-            sender_id=item.sender_id,
-            chat_id=item.chat_id,
-            file_name=item.file_name,
-            dog_id=item.dog_id,
-        )
-        stored.append((i, photo, intake.predictor.prepare(image)))
-        del image  # before the next decode: one full-size photo in memory at a time
+        with intake.decode_slots.hold():
+            try:
+                image = intake.decode(item.data)
+                if item.crop is not None:
+                    image = crop_image(image, item.crop)
+            except ImageRejected as rejected:
+                results[i] = Received(rejected=rejected)
+                continue
+            photo = intake.store_photo(
+                item.data,
+                image,
+                source=source,
+                sender_id=item.sender_id,
+                chat_id=item.chat_id,
+                file_name=item.file_name,
+                dog_id=item.dog_id,
+            )
+            stored.append((i, photo, intake.predictor.prepare(image)))
+            del image  # before the next decode: one full-size photo in memory at a time
     if stored:
         try:
             classified = intake.classify_stored([p for _, p, _ in stored], [x for _, _, x in stored])
