@@ -248,7 +248,7 @@ async def run_asm_sync_in_bot(context: DogContext) -> None:
     from jobs.lock import LockBusy
 
     try:
-        await asyncio.to_thread(context.services.asm.sync)
+        await asyncio.to_thread(context.services.asm.sync, check_asm=False)
     except LockBusy:
         log.info("asm sync: another process is sending")
 

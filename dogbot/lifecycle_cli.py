@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from dogbot.lifecycle_text import model_list, puppies_in_words, retrain_report
@@ -211,7 +212,7 @@ def cmd_worker(container, args: argparse.Namespace) -> int:
     sync_jobs = {}
     if container.asm_configured:
         every = timedelta(minutes=container.settings.asm_sync_minutes)
-        sync_jobs["asm_sync"] = (container.asm_sync.sync, every)
+        sync_jobs["asm_sync"] = (partial(container.asm_sync.sync, check_asm=False), every)
     run_worker(container.lifecycle, container.intervals, sync_jobs=sync_jobs)
     return 0
 

@@ -113,18 +113,22 @@ class AsmSync:
         self.clock = clock
 
     # --- the sync -------------------------------------------------------------------------------
-    def sync(self, *, now: datetime | None = None, send_all: bool = False) -> SyncReport:
+    def sync(
+        self, *, now: datetime | None = None, send_all: bool = False, check_asm: bool = True
+    ) -> SyncReport:
         """Queue what changed, send what is due, and check what ASM holds.
 
-        ``send_all`` (``asm sync``, *Send now*): ignore the quiet time and the back-off, and try
-        refused sends again. Raises ``lock.LockBusy`` while another process syncs.
+        ``send_all`` (``asm sync --now``, *Send now*): ignore the quiet time and the back-off, and try
+        refused sends again. ``check_asm`` False (the worker's runs): read ASM's animals only after
+        sending something, not every few minutes. Raises ``lock.LockBusy`` while another process syncs.
         """
         now = now or self.clock()
         report = SyncReport()
         with lock.held(self.engine, ASM_LOCK, ttl=self.rules.lease_ttl, clock=self.clock):
             current = self._queue(now, report, send_all=send_all)
             self._deliver(now, report, send_all=send_all)
-            self._check(current, report)
+            if check_asm or report.sent or report.updated:
+                self._check(current, report)
             with open_session(self.engine) as session:
                 report.later = [(s.code, s.next_try_at) for s in repo.scheduled(now, session=session)]
         return report
