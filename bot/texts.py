@@ -1034,15 +1034,23 @@ def asm_overview(overview) -> str:
     ]
     if overview.waiting:
         lines.append(_("Waiting to be sent:"))
-        for send in overview.waiting[:20]:
-            why = asm_reason(send.answer) if send.answer else _("its breed was just settled")
-            lines.append(f"• {send.code}: {why}")
+        not_yet = _("not sent yet")
+        for code, why in overview.waiting[:20]:
+            lines.append(f"• {code}: {asm_reason(why) if why else not_yet}")
     if overview.failed:
         lines.append(_("Refused by Animal Shelter Manager (fix it there or here, then press Send now):"))
-        for send in overview.failed[:20]:
-            lines.append(f"• {send.code}: {asm_reason(send.answer)}")
+        for code, why in overview.failed[:20]:
+            lines.append(f"• {code}: {asm_reason(why)}")
     if not overview.waiting and not overview.failed:
         lines.append(_("Nothing is waiting: every dog with a settled breed is there."))
+    if overview.not_settled:
+        lines.append(
+            ngettext(
+                "{count} dog waits for staff to settle its breed.",
+                "{count} dogs wait for staff to settle their breed.",
+                overview.not_settled,
+            ).format(count=overview.not_settled)
+        )
     return "\n".join(lines)
 
 

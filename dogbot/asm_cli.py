@@ -65,17 +65,20 @@ def _status(container, *, as_json: bool) -> int:
             json.dumps(
                 {
                     "in_asm": overview.in_asm,
-                    "waiting": [{"code": s.code, "why": s.answer} for s in overview.waiting],
-                    "failed": [{"code": s.code, "why": s.answer} for s in overview.failed],
+                    "waiting": [{"code": code, "why": why} for code, why in overview.waiting],
+                    "failed": [{"code": code, "why": why} for code, why in overview.failed],
+                    "not_settled": overview.not_settled,
                 }
             )
         )
         return 0
     print(f"{_dogs(overview.in_asm)} in ASM")
-    for send in overview.waiting:
-        print(f"waiting: {send.code}" + (f" ({send.answer})" if send.answer else ""))
-    for send in overview.failed:
-        print(f"failed: {send.code}: {send.answer}")
+    for code, why in overview.waiting:
+        print(f"waiting: {code}" + (f" ({why})" if why else " (not sent yet)"))
+    for code, why in overview.failed:
+        print(f"refused by ASM: {code}: {why}")
+    if overview.not_settled:
+        print(f"{_dogs(overview.not_settled)} waiting for staff to settle the breed (sent once settled)")
     return 0
 
 

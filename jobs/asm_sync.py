@@ -92,8 +92,9 @@ class AsmOverview:
     """What an admin needs: how many dogs are in ASM, and what is waiting or failed and why."""
 
     in_asm: int
-    waiting: list[AsmSend]
-    failed: list[AsmSend]
+    waiting: list[tuple[str, str]]  # (code, why: ASM's last answer, "" when not tried yet)
+    failed: list[tuple[str, str]]  # (code, ASM's reason)
+    not_settled: int  # dogs whose breed nobody has settled yet: sent once settled
 
 
 class AsmSync:
@@ -304,15 +305,23 @@ class AsmSync:
 
     # --- what admins see ------------------------------------------------------------------------
     def overview(self) -> AsmOverview:
+        """As things stand now: every settled dog whose row ASM lacks is waiting, queued or not yet."""
         with open_session(self.engine) as session:
             delivered = repo.delivered(session=session)
             pending = repo.open_sends(session=session)
-        waiting = [s for s in pending.values() if s.state != AsmState.FAILED]
-        failed = [s for s in pending.values() if s.state == AsmState.FAILED]
-        key = lambda s: s.id  # noqa: E731
-        return AsmOverview(
-            in_asm=len(delivered), waiting=sorted(waiting, key=key), failed=sorted(failed, key=key)
-        )
+        waiting, failed, not_settled = [], [], 0
+        for asm in self.records.asm_dogs():
+            if not asm.settled:
+                not_settled += 1
+                continue
+            last, send = delivered.get(asm.code), pending.get(asm.code)
+            if last is not None and _same(last.row, asm.row):
+                continue
+            if send is not None and send.state == AsmState.FAILED:
+                failed.append((asm.code, send.answer))
+            else:
+                waiting.append((asm.code, send.answer if send is not None else ""))
+        return AsmOverview(in_asm=len(delivered), waiting=waiting, failed=failed, not_settled=not_settled)
 
     def sent_at(self, code: str) -> datetime | None:
         """When the dog was first imported into ASM, or None."""

@@ -157,10 +157,14 @@ class PhotoIntake:
 
         The bot and bulk commands batch many photos through :func:`receive` instead.
         """
+        # The slot covers the full-size image only: the model runs on the small prepared input after
+        # it is released, so requests wait for each other's decodes, never for each other's models.
         with self.decode_slots.hold():
             image = self.decode(data)
             stored = self.store_photo(data, image, source=source, **sender)
-            return self.classify_stored([stored], [image])[0]
+            model_input = self.predictor.prepare(image)
+            del image
+        return self.classify_stored([stored], [model_input])[0]
 
     def classify_stored(self, stored: Sequence[tuple[Photo, bool]], images: Sequence) -> list[Classification]:
         """Classify stored photos in one batch; a photo already scored by this model is not re-run.

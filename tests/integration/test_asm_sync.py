@@ -195,7 +195,8 @@ def test_an_outage_loses_nothing_and_the_next_sync_delivers(shelter, fake_asm):
     assert not report.ok and len(report.waiting) == 6 and not fake_asm.animals
     assert all("503" in why for _, why in report.waiting), report.waiting
     overview = container.asm_sync.overview()
-    assert len(overview.waiting) == 6 and overview.in_asm == 0
+    assert len(overview.waiting) == 6 and overview.in_asm == 0 and overview.not_settled == 1
+    assert all("503" in why for _, why in overview.waiting)
     # The worker waits before trying again (back-off); asked, it tries at once.
     fake_asm.down = False
     assert not container.asm_sync.sync().sent

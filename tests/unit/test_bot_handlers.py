@@ -603,3 +603,8 @@ async def test_language_choice_is_kept_per_person(bot, dog_photos) -> None:
     await bot.press(STAFF_ID, menu, bot.buttons(menu)["English"])
     await bot.send_text(STAFF_ID, "/help")
     assert "Staff commands:" in bot.last_reply(STAFF_ID).params["text"]
+
+
+async def test_asm_without_settings_says_it_is_not_set_up(bot) -> None:
+    await bot.send_text(ADMIN_ID, "/asm")
+    assert bot.last_reply(ADMIN_ID).params["text"].startswith("Animal Shelter Manager is not set up")
