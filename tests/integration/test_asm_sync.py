@@ -228,9 +228,11 @@ def test_a_quiet_time_lets_sex_and_age_go_with_the_first_send(tmp_path, predicto
     container.engine.dispose()
 
 
-def test_a_sync_killed_mid_send_sends_no_second_photo(tmp_path, predictor, dog_photos, fake_asm):
+def test_a_sync_killed_mid_send_sends_no_second_photo(
+    tmp_path, database_url, predictor, dog_photos, fake_asm
+):
     """The worker is killed while ASM imports: ASM finishes the row; the next sync asks ASM first."""
-    container = _container(tmp_path, None, predictor, fake_asm)
+    container = _container(tmp_path, database_url, predictor, fake_asm)
     dog = _dog(container, dog_photos["sure"], tmp_path, name="Luna")
     code = _code(container, dog.id)
     fake_asm.hold = threading.Event()
@@ -243,7 +245,7 @@ def test_a_sync_killed_mid_send_sends_no_second_photo(tmp_path, predictor, dog_p
         "DOGBOT_ASM_QUIET_MINUTES": "0",
         "DOGBOT_TIMEZONE": "America/Los_Angeles",
     }
-    env.pop("DOGBOT_DATABASE_URL", None)
+    env["DOGBOT_DATABASE_URL"] = database_url
     dogbot = Path(sys.executable).with_name("dogbot")
     child = subprocess.Popen(
         [str(dogbot), "asm", "sync"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE

@@ -65,7 +65,8 @@ async def test_admin_sees_what_waits_and_sends_it_now(bot, dog_photos, fake_asm)
     assert (animal.species, animal.animal_type, len(animal.images)) == ("Dog", "D (Dog)", 1)
 
     await bot.send_text(STAFF_ID, f"/dog {code}")
-    assert "📋 In Animal Shelter Manager since" in bot.last_reply(STAFF_ID).params["text"]
+    card = bot.last_reply(STAFF_ID)  # the dog's photo, with its card as the caption
+    assert "📋 In Animal Shelter Manager since" in card.params.get("caption", card.params.get("text", ""))
 
 
 async def test_a_staff_press_on_send_now_sends_nothing(bot, dog_photos, fake_asm) -> None:
