@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatAction
@@ -164,6 +165,8 @@ async def card(
     services = context.services
     answer, prediction_id, same = await asyncio.to_thread(_card_parts, services.catalog, dog_id, ask_same_dog)
     in_asm = await asyncio.to_thread(services.asm.sent_at, answer.dog.code) if services.asm else None
+    if in_asm is not None:  # stored in UTC (SQLite hands it back without a zone): the shelter's day
+        in_asm = (in_asm if in_asm.tzinfo else in_asm.replace(tzinfo=UTC)).astimezone(services.timezone)
     text = texts.dog_card(
         answer, services.breed_name, same, seen_before=seen_before, state=state, in_asm_since=in_asm
     )
