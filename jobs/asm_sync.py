@@ -126,7 +126,7 @@ class AsmSync:
         now = now or self.clock()
         report = SyncReport()
         with lock.held(self.engine, ASM_LOCK, ttl=self.rules.lease_ttl, clock=self.clock):
-            current = self._queue(now, report, send_all=send_all)
+            current = self._queue(now, report)
             self._deliver(now, report, send_all=send_all)
             if check_asm or report.sent or report.updated:
                 self._check(current, report)
@@ -134,7 +134,7 @@ class AsmSync:
                 report.later = [(s.code, s.next_try_at) for s in repo.scheduled(now, session=session)]
         return report
 
-    def _queue(self, now: datetime, report: SyncReport, *, send_all: bool) -> dict[str, AsmDog]:
+    def _queue(self, now: datetime, report: SyncReport) -> dict[str, AsmDog]:
         """Write an outbox row for every settled dog whose row ASM does not have yet."""
         current: dict[str, AsmDog] = {}
         with open_session(self.engine) as session:
@@ -233,7 +233,6 @@ class AsmSync:
         with open_session(self.engine) as session:
             send = session.get(AsmSend, send_id)
             send.state, send.sending_since = AsmState.SENDING, now
-            send.attempts += 1
             session.add(send)
             session.commit()
 
@@ -243,6 +242,7 @@ class AsmSync:
         with open_session(self.engine) as session:
             send = session.get(AsmSend, send_id)
             send.http_status, send.sending_since = answer.http_status, None
+            send.attempts += 1  # tries that got an answer, or found ASM unreachable: the back-off counts them
             send.answer = "; ".join([answer.message, *answer.warnings])[:2000]
             if answer.verdict == Verdict.IMPORTED:
                 send.state, send.sent_at, send.next_try_at = AsmState.SENT, now, None
@@ -257,8 +257,7 @@ class AsmSync:
                 send.state = AsmState.FAILED
                 listed = None if report is None else report.failed
             else:
-                tries = max(send.attempts, 1)
-                delay = min(self.rules.first_retry * 2 ** (tries - 1), self.rules.max_retry)
+                delay = min(self.rules.first_retry * 2 ** (send.attempts - 1), self.rules.max_retry)
                 send.state, send.next_try_at = AsmState.WAITING, now + delay
                 listed = None if report is None else report.waiting
             if listed is not None:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -197,9 +197,19 @@ def test_an_outage_loses_nothing_and_the_next_sync_delivers(shelter, fake_asm):
     overview = container.asm_sync.overview()
     assert len(overview.waiting) == 6 and overview.in_asm == 0 and overview.not_settled == 1
     assert all("503" in why for _, why in overview.waiting)
-    # The worker waits before trying again (back-off); asked, it tries at once.
+    # The worker waits longer after each failed try (1, 2, 4 minutes ...); asked, it tries at once.
+    now = datetime.now(UTC)
+    waits = []
+    for _ in range(3):
+        later = container.asm_sync.sync(now=now).later
+        now = max(at for _, at in later).replace(tzinfo=UTC)
+        waits.append(now)
+        assert not container.asm_sync.sync(now=now - timedelta(seconds=1)).waiting  # not due: not tried
+        container.asm_sync.sync(now=now)  # due: tried, and refused again
+    gaps = [(b - a).total_seconds() / 60 for a, b in zip(waits, waits[1:], strict=False)]
+    assert gaps == [2, 4], gaps  # after the 2nd and 3rd failed tries (the 1st waited 1 minute)
     fake_asm.down = False
-    assert not container.asm_sync.sync().sent
+    assert not container.asm_sync.sync(now=now - timedelta(seconds=1)).sent
     report = container.asm_sync.sync(send_all=True)
     assert report.ok and len(report.sent) == 6 and len(fake_asm.animals) == 6
     assert container.asm_sync.overview().in_asm == 6
