@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from storage import asm_repository, repository
 from storage.db import session as open_session
@@ -148,9 +149,14 @@ class Members:
         name = name.strip()[:128]
         if not name or self.name_is_known(user_id, name):
             return
-        with open_session(self.engine) as session:
-            asm_repository.remember_name(user_id, name, utcnow(), session=session)
-            session.commit()
+        for _ in range(2):  # a second bot replica may store the same person's name at the same moment
+            with open_session(self.engine) as session:
+                asm_repository.remember_name(user_id, name, utcnow(), session=session)
+                try:
+                    session.commit()
+                    break
+                except IntegrityError:
+                    session.rollback()  # the other one's row is there now: update it
         with self._lock:
             self._names_seen[user_id] = name
 

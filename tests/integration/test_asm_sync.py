@@ -288,3 +288,18 @@ def test_the_double_reads_csv_as_asm_does_and_dogbot_cells_arrive_as_held():
     text = asm3_csv([{**dict.fromkeys(ASM3_COLUMNS, ""), **sent}])
     arrived = {key: value for key, value in asm_csv_rows(text)[0].items() if key in sent}
     assert arrived == sent == {"ANIMALNAME": "Max ”the big”", "ANIMALCOMMENTS": "one\ntwo"}
+
+
+def test_two_processes_storing_one_name_at_once_both_succeed(database_url):
+    """Bot replicas see the same person at the same moment: neither update fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dogbot.core.members import Members
+    from storage.db import make_engine
+
+    engine = make_engine(database_url)
+    replicas = [Members(engine, cache_seconds=0) for _ in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda members: members.remember_name(STAFF_ID, "Ana López"), replicas))
+    assert replicas[0].names() == {STAFF_ID: "Ana López"}
+    engine.dispose()
