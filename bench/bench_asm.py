@@ -8,9 +8,9 @@ an admin's answer), then times ``AsmSync.sync`` against the double of ASM's serv
 2. a sync with nothing to send: what the worker pays every DOGBOT_ASM_SYNC_MINUTES;
 3. a sync after 10 % of the dogs changed (their sex): updates without photos.
 
-The photos are the dev photos (../shared/datasets/dogs), each shrunk to a different size so that N
-distinct files exist. ASM's own import is slower than the double's (a real ASM3 took 4.4 s for a
-13-dog file with photos, about 0.3 s a dog): the sync's own cost is what this measures.
+The photos are the dev photos (../shared/datasets/dogs), shrunk, with one corner pixel numbered after
+the dog so that N distinct files exist. ASM's own import is slower than the double's (a real ASM3
+took 4.4 s for a 13-dog file with photos, about 0.3 s a dog): the sync's own cost is measured here.
 
     .venv/bin/python bench/bench_asm.py [--dogs 1000] [--write]
 """
@@ -41,9 +41,10 @@ def distinct_photos(count: int, folder: Path) -> list[Path]:
     for index in range(count):
         row = rows[index % len(rows)]
         with Image.open(DATASET / row["path"]) as image:
-            side = 160 + index // len(rows)  # a different size each round: a different file
             small = image.convert("RGB")
-            small.thumbnail((side, side))
+            small.thumbnail((320, 320))
+            # A corner pixel numbered after the dog: every file differs (the catalog keeps one of each).
+            small.putpixel((0, 0), (index % 256, index // 256 % 256, 7))
             buffer = io.BytesIO()
             small.save(buffer, format="JPEG", quality=90)
         path = folder / f"dog-{index:05d}.jpg"
