@@ -56,7 +56,9 @@ def test_ingest_one_dog_then_export_it_for_shelter_software(tmp_path, shared_man
     other = next(r for r in exported if r["ANIMALCODE"] != code)
     assert other["ANIMALNAME"] == other["ANIMALCODE"]  # ASM needs a name: the code stands in
     assert len(max_row["ANIMALENTRYDATE"]) == 10 and max_row["ANIMALENTRYDATE"][4] == "-"
-    assert max_row["ANIMALBREED1"] in ("Golden Retriever", "") and max_row["ANIMALBREED2"] == ""
+    # ASM refuses an animal without an age, and files an unnamed type or breed under a cat's.
+    assert float(max_row["ANIMALAGE"]) > 0 and max_row["ANIMALTYPE"] == "D (Dog)"
+    assert max_row["ANIMALBREED1"] in ("Golden Retriever", "Mixed Breed") and max_row["ANIMALBREED2"] == ""
     assert "dogbot" in max_row["ANIMALCOMMENTS"]
     prefix = "data:image/jpeg;base64,"
     assert max_row["ANIMALIMAGE"].startswith(prefix)
