@@ -148,13 +148,20 @@ class Container:
     # Retrain in a child process: the bot sets it, so torch (1 GB) is never loaded into the bot,
     # whether an admin asks (/retrain) or the bot runs the scheduled jobs itself.
     train_in_child: bool = False
+    # False: a catalog that is not there is refused (CatalogMissing), not made empty. A command run
+    # from the wrong folder must not report "0 rows" from a new database beside the real one.
+    create_catalog: bool = True
 
     @cached_property
     def engine(self) -> Engine:
         from storage.db import make_engine
 
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         s = self.settings
+        if not self.create_catalog:
+            missing = missing_catalog(s)
+            if missing is not None:
+                raise CatalogMissing(missing)
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         return make_engine(
             s.sqlalchemy_url,
             busy_timeout_s=s.db_busy_timeout_s,
@@ -279,6 +286,35 @@ class Container:
             asm_rules(self.settings),
             clock=self.clock,
         )
+
+
+class CatalogMissing(Exception):
+    """The settings point at no catalog, and this command does not make one."""
+
+
+def missing_catalog(s: Settings) -> str | None:
+    """Where the catalog should be when it is not there (a SQLite file, or a database without tables)."""
+    url = s.sqlalchemy_url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url.removeprefix("sqlite:///")).resolve()
+        return None if path.is_file() else str(path)
+    if url.startswith("sqlite"):
+        return None  # in memory: made for this process alone
+    from sqlalchemy import inspect
+
+    from storage.db import make_engine
+
+    engine = make_engine(url, prepare_schema=False)
+    try:
+        return None if inspect(engine).has_table("photo") else _without_password(url)
+    finally:
+        engine.dispose()
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def asm_connection(s: Settings) -> AsmConnection:

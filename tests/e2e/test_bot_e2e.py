@@ -114,6 +114,9 @@ async def running(request, tmp_path_factory) -> AsyncIterator[RunningBot]:
     assert process.returncode == 0, f"dogbot run exited with {process.returncode}:\n{log_text[-3000:]}"
     assert server.token not in log_text and server.token.split(":")[1] not in log_text, "the token was logged"
     assert "Traceback" not in log_text, log_text[-3000:]
+    # One line once connected: who the bot is and how updates arrive (issue 27).
+    ready = "; polling for updates" if mode == "polling" else "; webhook for 127.0.0.1, listening on"
+    assert f"connected to Telegram as @{server.bot_user['username']}{ready}" in log_text, log_text[-3000:]
 
 
 async def test_staff_photo_correction_stranger_and_admin(running: RunningBot, dog_photos) -> None:

@@ -207,6 +207,12 @@ def test_run_without_telegram_says_so_in_one_line(tmp_path):
 
 
 def test_export_says_what_it_wrote(tmp_path):
+    from storage.db import make_engine
+
     out = tmp_path / "catalog.csv"
+    refused = run_cli("export", "--out", str(out), data_dir=tmp_path / "data", check_status=2)
+    assert f"no catalog at {tmp_path / 'data' / 'dogbot.db'}" in refused.stderr  # none made either
+    assert not (tmp_path / "data").exists() and not out.exists()
+    make_engine(f"sqlite:///{tmp_path / 'data' / 'dogbot.db'}").dispose()  # a new shelter's catalog
     result = run_cli("export", "--out", str(out), data_dir=tmp_path / "data")
     assert result.stdout.strip() == f"exported 0 photos to {out}"
