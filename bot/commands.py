@@ -15,7 +15,7 @@ from bot.context import DogContext, admin_only, chat_action
 from dogbot import i18n
 from dogbot.core.api_clients import ClientError
 from dogbot.core.members import MembershipError, Role, parse_user_id
-from storage.vocabulary import PEOPLE
+from storage.vocabulary import NOT_A_DOG, PEOPLE
 
 _MAX_MESSAGE = 4096
 
@@ -45,7 +45,16 @@ async def on_stats(update: Update, context: DogContext) -> None:
     rows, disputed = await asyncio.to_thread(
         lambda: (list(catalog.reporting.export_rows()), len(catalog.reporting.conflicts()))
     )
-    await update.effective_message.reply_text(texts.stats(rows, disputed, context.role)[:_MAX_MESSAGE])
+    services = context.services
+    # The rows carry the export's English names: back to keys, then the reader's words (as /dogs).
+    keys = {breed.display_name: breed.key for breed in catalog.breeds.taxonomy.all()}
+    keys["Not a dog"] = NOT_A_DOG
+
+    def name(label: str) -> str:
+        return services.breed_name(keys[label]) if label in keys else label
+
+    text = texts.stats(rows, disputed, context.role, name=name)
+    await update.effective_message.reply_text(text[:_MAX_MESSAGE])
 
 
 async def on_breeds(update: Update, context: DogContext) -> None:

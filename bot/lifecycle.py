@@ -26,12 +26,12 @@ from bot.callbacks import Action, is_incident_press
 from bot.context import DogContext, admin_only
 from dogbot import i18n
 from dogbot.core.members import Role
-from dogbot.lifecycle_text import model_list, retrain_report
+from dogbot.lifecycle_text import model_list, retrain_report, retrain_step
 from dogbot.simulation_report import last_report
 from jobs.incidents import IncidentClosed, IncidentFacts
 from jobs.lock import LockBusy
-from jobs.registry import RegistryError
-from jobs.retrain import FullRetrainUnavailable
+from jobs.registry import NoEarlierModel, RegistryError
+from jobs.retrain import FullRetrainUnavailable, RetrainStep
 from jobs.scheduler import JOB_ORDER, Intervals, run_scheduled
 
 log = logging.getLogger(__name__)
@@ -105,12 +105,15 @@ async def on_retrain(update: Update, context: DogContext) -> None:
 async def _retrain(message, context: DogContext, *, actor: str | None, full: bool = False) -> None:
     """Retrain, editing one reply to ``message`` with progress, then the result and its chart."""
     lifecycle = context.services.lifecycle
-    status = await message.reply_text(texts.retrain_step("starting"))
+    status = await message.reply_text(retrain_step("starting"))
     loop = asyncio.get_running_loop()
     edits = []
+    language = i18n.current()
 
-    def progress(step: str) -> None:
-        edits.append(asyncio.run_coroutine_threadsafe(_edit(status, texts.retrain_step(step)), loop))
+    def progress(step: RetrainStep) -> None:
+        with i18n.using(language):  # called from the training thread: word it in the admin's language
+            line = retrain_step(step)
+        edits.append(asyncio.run_coroutine_threadsafe(_edit(status, line), loop))
 
     refusal = None
     try:
@@ -122,7 +125,8 @@ async def _retrain(message, context: DogContext, *, actor: str | None, full: boo
     # Progress edits land before the final one, never after it.
     await asyncio.gather(*(asyncio.wrap_future(edit) for edit in edits), return_exceptions=True)
     if refusal is not None:
-        await _edit(status, texts.not_retrained(str(refusal)))
+        busy = isinstance(refusal, LockBusy)
+        await _edit(status, texts.not_retrained(texts.RETRAIN_BUSY if busy else texts.NO_FULL_RETRAIN))
         return
     await _edit(status, texts.retrain_done(result.promoted))
     await _reply_with_chart(message, retrain_report(result, context.services.breed_name), result.report)
@@ -185,7 +189,13 @@ async def on_rollback(update: Update, context: DogContext) -> None:
     lifecycle = context.services.lifecycle
     try:
         old, new = await asyncio.to_thread(lambda: lifecycle.rollback(actor=actor, reason=reason))
-    except (RegistryError, LockBusy) as refused:
+    except NoEarlierModel:
+        await update.effective_message.reply_text(texts.not_rolled_back(texts.NO_EARLIER_MODEL))
+        return
+    except LockBusy:
+        await update.effective_message.reply_text(texts.not_rolled_back(texts.RETRAIN_BUSY))
+        return
+    except RegistryError as refused:  # rare and technical (a model of another backbone): as the log says
         await update.effective_message.reply_text(texts.not_rolled_back(str(refused)))
         return
     await update.effective_message.reply_text(texts.rolled_back(old, new))

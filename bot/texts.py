@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 
+from dogbot import i18n
 from dogbot.core.dogs import DogAnswer, SameDog, ShelterBreed
 from dogbot.core.intake import Classification
 from dogbot.core.members import Role
@@ -202,12 +203,25 @@ def help_text(role: Role) -> str:
     return "\n".join(lines)
 
 
+# A language named inside a sentence, in the reader's language ("te hablo en español"); its buttons
+# keep the name people know it by in itself (i18n.LANGUAGES: "Español").
+_LANGUAGE_NAMES = {"en": N_("English"), "es": N_("Spanish")}
+
+
+def language_in_sentence(language: str, languages: Mapping[str, str]) -> str:
+    return _(_LANGUAGE_NAMES[language]) if language in _LANGUAGE_NAMES else languages[language]
+
+
 def language_menu(current: str, languages: Mapping[str, str]) -> str:
-    return _("I speak to you in {language}. Choose another:").format(language=languages[current])
+    return _("I speak to you in {language}. Choose another:").format(
+        language=language_in_sentence(current, languages)
+    )
 
 
 def language_set(languages: Mapping[str, str], chosen: str) -> str:
-    return _("From now on I speak to you in {language}.").format(language=languages[chosen])
+    return _("From now on I speak to you in {language}.").format(
+        language=language_in_sentence(chosen, languages)
+    )
 
 
 # --- photos ---------------------------------------------------------------------------------------
@@ -332,9 +346,26 @@ def slow_down(limit: int) -> str:
 
 
 # --- dogs ----------------------------------------------------------------------------------------
-# Every dog card starts so, in every language (a marker, not a sentence): a photo sent as a reply to
-# a message that starts so joins that dog.
-DOG_CARD_PREFIX = "🐕 Dog "
+# Every dog card starts with "🐕 ", the word for a dog and its code: a photo sent as a reply to such a
+# message joins that dog, whatever the language the card was written in (card_code).
+_DOG_WORD = N_("Dog")
+
+
+def dog_card_header(code: str, name: str | None, photos: int) -> str:
+    return f"🐕 {_(_DOG_WORD)} {dog_title(code, name)} ({photo_count(photos)})"
+
+
+def card_code(text: str) -> str | None:
+    """The dog code in a card's first line (a card in any language the bot speaks), else None."""
+    for language in i18n.LANGUAGES:
+        with i18n.using(language):
+            prefix = f"🐕 {_(_DOG_WORD)} "
+        if text.startswith(prefix):
+            rest = text[len(prefix) :].split()
+            return rest[0] if rest else None
+    return None
+
+
 _SEX_WORDS = {"male": N_("male"), "female": N_("female")}
 
 
@@ -385,7 +416,7 @@ def dog_card(
     replaces it, e.g. after “Wrong?”), then the details and what staff can do next.
     ``in_asm_since``: when the dog was registered in the shelter's Animal Shelter Manager."""
     dog = answer.dog
-    lines = [f"{DOG_CARD_PREFIX}{dog_title(dog.code, dog.name)} ({photo_count(len(answer.photos))})"]
+    lines = [dog_card_header(dog.code, dog.name, len(answer.photos))]
     if seen_before:
         lines.append(_("I've seen this photo before: it is one of {code}'s.").format(code=dog.code))
     guesses = ", ".join(f"{name(breed.key)} {percent(p)}" for breed, p in answer.top)
@@ -640,9 +671,15 @@ def label_source(source: str) -> str:
 
 
 def stats(
-    rows: Iterable[Mapping[str, object]], conflicts: int, role: Role = Role.STAFF, limit: int = 30
+    rows: Iterable[Mapping[str, object]],
+    conflicts: int,
+    role: Role = Role.STAFF,
+    limit: int = 30,
+    name: Callable[[str], str] = str,
 ) -> str:
-    """Per-breed counts of the catalog, where labels came from, and how many photos are disputed."""
+    """Per-breed counts of the catalog, where labels came from, and how many photos are disputed.
+
+    ``name``: a row's label (the export's English display name) as the reader says it."""
     rows = list(rows)
     breeds = Counter(str(row["label"]) for row in rows if row["label"])
     sources = Counter(str(row["label_source"]) for row in rows if row["label_source"])
@@ -657,7 +694,7 @@ def stats(
         lines.append(_("Who decided: {who}").format(who=who))
     if breeds:
         lines.append("")
-        lines += [f"{breed}: {n}" for breed, n in breeds.most_common(limit)]
+        lines += [f"{name(breed)}: {n}" for breed, n in breeds.most_common(limit)]
         if len(breeds) > limit:
             if role is Role.ADMIN:
                 more = _("… and {n} more breeds (/export has them all)")
@@ -720,6 +757,10 @@ def usage(command: str, argument: str) -> str:
     return _("Usage: /{command} {argument}").format(command=command, argument=argument)
 
 
+def usage_dog() -> str:
+    return usage("dog", _("CODE, e.g. /dog D-2026-0042"))
+
+
 def usage_add_breed() -> str:
     return usage("addbreed", _("NAME, e.g. /addbreed Shiba Inu"))
 
@@ -751,12 +792,15 @@ def export_caption(rows: int) -> str:
 
 
 # --- model lifecycle (admins) ----------------------------------------------------------------------
-def retrain_step(step: str) -> str:
-    return _("Retraining: {step}…").format(step=step)
-
-
 def not_retrained(why: str) -> str:
-    return _("Not retrained: {why}").format(why=why)
+    return _("Not retrained: {why}").format(why=_(why))
+
+
+RETRAIN_BUSY = N_("another retrain is running now; try again when it has finished.")
+NO_FULL_RETRAIN = N_(
+    "a full retrain (fine-tuning the whole model) is not available yet; /retrain trains the fast way."
+)
+NO_EARLIER_MODEL = N_("no model answered before this one, so there is none to go back to.")
 
 
 def retrain_done(promoted: bool) -> str:
@@ -967,7 +1011,7 @@ def model_trained_elsewhere(model: ModelVersion) -> str:
 
 
 def not_rolled_back(why: str) -> str:
-    return _("Not rolled back: {why}").format(why=why)
+    return _("Not rolled back: {why}").format(why=_(why))
 
 
 def rolled_back(old: str, new: str) -> str:

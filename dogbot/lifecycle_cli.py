@@ -14,7 +14,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from dogbot.lifecycle_text import model_list, puppies_in_words, retrain_report
+from dogbot.lifecycle_text import model_list, puppies_in_words, retrain_report, retrain_step
 
 if TYPE_CHECKING:
     from jobs.retrain import RetrainResult
@@ -123,9 +123,7 @@ def cmd_retrain(container, args: argparse.Namespace) -> int:
     from jobs.lock import LockBusy
     from jobs.retrain import FullRetrainUnavailable
 
-    progress = (
-        (lambda message: None) if args.json else (lambda message: print(f"... {message}", file=sys.stderr))
-    )
+    progress = (lambda step: None) if args.json else (lambda step: print(retrain_step(step), file=sys.stderr))
     try:
         result = container.lifecycle.retrain(trigger="manual", actor="cli", full=args.full, progress=progress)
     except FullRetrainUnavailable as missing:

@@ -10,12 +10,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
 
-from dogbot.i18n import N_, _
+from dogbot.i18n import N_, _, ngettext
 from storage.vocabulary import ModelStatus
 
 if TYPE_CHECKING:  # annotations only: `dogbot predict` imports this module and needs no job
+    from jobs.charts import ChartWords
     from jobs.registry import ModelInfo
-    from jobs.retrain import RetrainResult
+    from jobs.retrain import RetrainResult, RetrainStep
+    from ml.judging import Verdict
 
 
 def percent_or_na(value: float | None) -> str:
@@ -26,14 +28,173 @@ def _percent(value: float) -> str:
     return f"{value:.0%}"
 
 
+def retrain_step(step: RetrainStep | str) -> str:
+    """A retrain's progress line ("starting" before the job has said anything)."""
+    if isinstance(step, str) or step.step == "start":
+        return _("Retraining: starting…")
+    if step.step == "fold":
+        return _("Retraining: gathering the labels staff gave…")
+    if step.step == "judge":
+        return ngettext(
+            "Retraining: trying the new model on {n} labelled photo it has not seen…",
+            "Retraining: trying the new model on {n} labelled photos it has not seen…",
+            step.photos + step.golden,
+        ).format(n=step.photos + step.golden)
+    if step.step == "train":
+        return ngettext(
+            "Retraining: learning from {n} labelled photo…",
+            "Retraining: learning from {n} labelled photos…",
+            step.photos,
+        ).format(n=step.photos)
+    return _("Retraining: saving the new model…")
+
+
+def nothing_trained(reason: str) -> str:
+    """Why a retrain trained nothing (jobs.retrain's reasons), in the language in force."""
+    from jobs import retrain as job  # the reasons' names; imported here: `dogbot predict` needs no job
+
+    words = {
+        job.NO_LABELS: N_("nobody has labelled a photo yet."),
+        job.NO_BREED_PHOTOS: N_("no photo is labelled with a breed yet."),
+        job.NOTHING_NEW: N_(
+            "no new labels since the last retrain, so a new model would be the same one. "
+            "Label more photos (/review), then retrain."
+        ),
+    }
+    return _("Nothing was trained: {why}").format(why=_(words[reason]) if reason in words else reason)
+
+
+_SLICE_WORDS = {
+    "rest": N_("the breeds it already knew"),
+    "unbiased": N_("the photos checked at random"),
+    "golden": N_("the fixed test photos"),
+    "changed": N_("what changed (new breeds, new kinds of photos)"),
+    "everything": N_("the labelled photos"),
+}
+
+
+def verdict_words(verdict: Verdict) -> str:
+    """The judge's decision in a manager's words, from its numbers (the English ``reason`` is for logs)."""
+    if not verdict.outcome:  # judged before verdicts carried their numbers
+        return verdict.reason
+    wins, losses = verdict.tally
+    on = _(_SLICE_WORDS.get(verdict.on, _SLICE_WORDS["everything"]))
+    if verdict.outcome == "too_few":
+        return ngettext(
+            "The model answering now stays: only {n} labelled photo it has not learned from to compare "
+            "the new one on (it needs {need}).",
+            "The model answering now stays: only {n} labelled photos it has not learned from to compare "
+            "the new one on (it needs {need}).",
+            verdict.n_compared,
+        ).format(n=verdict.n_compared, need=verdict.needed)
+    if verdict.outcome == "worse":
+        return ngettext(
+            "The model answering now stays: the new one is worse on {what}. It got {losses} photo wrong "
+            "that the one answering got right, and {wins} the other way.",
+            "The model answering now stays: the new one is worse on {what}. It got {losses} photos wrong "
+            "that the one answering got right, and {wins} the other way.",
+            losses,
+        ).format(what=on, losses=losses, wins=wins)
+    named = ""
+    if verdict.new_breeds_slice.n:
+        named = " " + _("It named {k} of {n} photos of breeds the one answering cannot name.").format(
+            k=verdict.new_breeds_slice.candidate_right, n=verdict.new_breeds_slice.n
+        )
+    if verdict.outcome == "not_better":
+        if wins == 0:
+            text = ngettext(
+                "The model answering now stays: on {what} the new one got no photo right that it got "
+                "wrong, and {losses} photo the other way.",
+                "The model answering now stays: on {what} the new one got no photo right that it got "
+                "wrong, and {losses} photos the other way.",
+                losses,
+            ).format(what=on, losses=losses)
+        else:
+            text = ngettext(
+                "The model answering now stays: on {what} the new one got {wins} photo right that it got "
+                "wrong and {losses} the other way; too few to be sure it is better.",
+                "The model answering now stays: on {what} the new one got {wins} photos right that it got "
+                "wrong and {losses} the other way; too few to be sure it is better.",
+                wins,
+            ).format(what=on, wins=wins, losses=losses)
+        return text + named
+    if verdict.outcome == "loses_overall":
+        return _(
+            "The model answering now stays: what the new one gains on what changed, it loses on the rest."
+        )
+    rest = verdict.rest
+    return (
+        ngettext(
+            "The new model answers from now on: on {what} it got {wins} photo right that the one before "
+            "got wrong, and {losses} the other way.",
+            "The new model answers from now on: on {what} it got {wins} photos right that the one before "
+            "got wrong, and {losses} the other way.",
+            wins,
+        ).format(what=on, wins=wins, losses=losses)
+        + named
+        + " "
+        + _("On the rest it is as good: {right} of {n} right, against {before}.").format(
+            right=rest.candidate_right, n=rest.n, before=rest.champion_right
+        )
+    )
+
+
+def chart_words() -> ChartWords:
+    """The charts' words in the language in force (jobs.charts holds the English)."""
+    from jobs.charts import ChartWords
+
+    return ChartWords(
+        retrain_title=_("Is the new model better than the one answering? {answer}"),
+        retrain_yes=_("Yes: it answers now"),
+        retrain_no=_("No: the one answering stays"),
+        breed_change=_("{breed}: {change} of {n} photos"),
+        new_breed=_("{breed} (new breed)"),
+        same_right=_("Both name the same photos right"),
+        change_axis=_("photos named right: new model minus the old one"),
+        change_title=_("Where is it better (green) or worse (red) than the old one, on {n} check photos?"),
+        taken_for=_("{truth} taken for {predicted}"),
+        photos=_("photos"),
+        mixups_title=_("Which breeds does the new model mix up most?"),
+        drift_title=_("Do the last {n} photos look like the {before}? {verdict}"),
+        drift_yes=_("Yes."),
+        drift_no=_("No, they changed."),
+        before_training=_("photos the model learned from"),
+        before_first=_("first photos"),
+        recent=_("recent photos"),
+        counted=_("{label} ({n})"),
+        bright_title=_("How bright are the photos?"),
+        bright_axis=_("brightness (dark ← → bright)"),
+        sure_title=_("How sure is the model of its answers?"),
+        sure_axis=_("the model's confidence in its answer"),
+        share_axis=_("photos (%)"),
+        not_a_dog=_("Not a dog"),
+        answers_axis=_("photos the model gave this answer (%)"),
+        answers_title=_("Which breeds does the model name most?"),
+        changed_title=_("What changed"),
+        test_embedding_auc=_("Overall look of the photos"),
+        test_breed_distribution=_("Breeds the model names"),
+        test_confidence=_("How sure the model is"),
+        test_brightness=_("Brightness"),
+        test_size=_("Picture size"),
+        test_correction_rate=_("Staff corrections"),
+        changed=_("changed"),
+        too_few=_("too few photos to tell"),
+        as_before=_("as before"),
+        advice=_(
+            "If the photos really changed (camera, room, light, new kinds of dogs), retrain: /retrain. "
+            "If nothing changed at the shelter, ignore this."
+        ),
+    )
+
+
 def retrain_report(result: RetrainResult, name: Callable[[str], str] = str) -> str:
     """What a retrain did, for a shelter manager: which model answers now, why, and how well.
 
     Percentages only (the metrics themselves are in ``dogbot retrain --json``); no file paths: the
     chart travels beside the text (the CLI prints its path on a line of its own). In the language in
-    force (dogbot.i18n); the reason is the judge's own sentence, in English."""
+    force (dogbot.i18n), the judge's verdict included."""
     if result.version is None or result.metrics is None:
-        return _("Nothing was trained: {why}").format(why=result.reason)
+        return nothing_trained(result.reason)
     m = result.metrics
     cand, champ = m.candidate, m.champion
     before = result.previous_champion or _("the model before")
@@ -43,7 +204,7 @@ def retrain_report(result: RetrainResult, name: Callable[[str], str] = str) -> s
         head = _("The new model {model} was not put to work; {champion} keeps answering.")
     lines = [
         head.format(model=result.version, before=before, champion=result.champion),
-        _("Why: {why}").format(why=result.reason),
+        _("Why: {why}").format(why=verdict_words(m.verdict) if m.verdict else result.reason),
     ]
     added = list(m.train.breeds_added)
     if added:

@@ -16,10 +16,11 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from jobs import charts, incidents, registry
+from jobs.charts import ChartWords
 from jobs.drift import DriftResult, DriftThresholds, check_drift
 from jobs.fold import FoldResult, PruneResult, fold, prune
 from jobs.lock import TRAIN_LOCK, LockBusy, held, make_owner, owner_is_gone
-from jobs.retrain import RetrainResult, retrain, retrain_trigger
+from jobs.retrain import RetrainResult, RetrainStep, retrain, retrain_trigger
 from jobs.scores import RetrainMetrics
 from ml.judging import JudgeRules
 from ml.predictor import Predictor
@@ -62,6 +63,8 @@ class LifecycleJobs:
     config: LifecycleConfig
     clock: Callable[[], datetime] = utcnow
     breed_name: Callable[[str], str] = str
+    # The charts' words, read when one is drawn: the composition root hands in the speaking layer's.
+    chart_words: Callable[[], ChartWords] = ChartWords
     on_champion_change: Callable[[], None] = lambda: None
     # Where a retrain runs: None, in this process; the bot hands in one that runs it in a child
     # process (same arguments as ``retrain`` below, keywords only), so the bot never loads torch.
@@ -102,6 +105,7 @@ class LifecycleJobs:
             chart_dir=self.model_dir / "drift",
             trigger=trigger,
             name=self.breed_name,
+            words=self.chart_words,
         )
         if result.drift and trigger == "schedule" and result.report_id is not None:
             incident, opened = incidents.record_alarm(
@@ -122,7 +126,7 @@ class LifecycleJobs:
         trigger: str = "manual",
         actor: str | None = None,
         full: bool = False,
-        progress: Callable[[str], None] = lambda message: None,
+        progress: Callable[[RetrainStep], None] = lambda step: None,
     ) -> RetrainResult:
         """Train, judge and maybe promote a candidate (``LockBusy`` if another run is training)."""
         now = now or self.clock()
@@ -146,6 +150,7 @@ class LifecycleJobs:
             breed_name=self.breed_name,
             progress=progress,
             full=full,
+            words=self.chart_words,
         )
         if result.promoted and result.version:
             with open_session(self.engine) as session:

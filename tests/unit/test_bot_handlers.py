@@ -587,7 +587,7 @@ async def test_language_choice_is_kept_per_person(bot, dog_photos) -> None:
     menu = bot.last_reply(STAFF_ID)
     assert "English" in menu.params["text"] and set(bot.buttons(menu)) == {"English", "Español"}
     await bot.press(STAFF_ID, menu, bot.buttons(menu)["Español"])
-    assert bot.sent("editMessageText")[-1].params["text"] == "A partir de ahora te hablo en Español."
+    assert bot.sent("editMessageText")[-1].params["text"] == "A partir de ahora te hablo en español."
     assert [(row.user_id, row.language) for row in rows(bot.container, LanguageChoice)] == [(STAFF_ID, "es")]
 
     await bot.send_photo(STAFF_ID, dog_photos["unsure"])
@@ -599,7 +599,7 @@ async def test_language_choice_is_kept_per_person(bot, dog_photos) -> None:
 
     await bot.send_text(STAFF_ID, "/language")
     menu = bot.last_reply(STAFF_ID)
-    assert "Te hablo en Español" in menu.params["text"]
+    assert "Te hablo en español" in menu.params["text"]
     await bot.press(STAFF_ID, menu, bot.buttons(menu)["English"])
     await bot.send_text(STAFF_ID, "/help")
     assert "Staff commands:" in bot.last_reply(STAFF_ID).params["text"]

@@ -38,13 +38,13 @@ async def test_admin_sees_models_and_cannot_roll_back_past_the_first(bot) -> Non
     await bot.send_text(ADMIN_ID, "/models")
     assert "▶ lite0-v0: answering now" in bot.last_reply(ADMIN_ID).params["text"]
     await bot.send_text(ADMIN_ID, "/rollback")
-    assert "no earlier champion" in bot.last_reply(ADMIN_ID).params["text"]
+    assert "none to go back to" in bot.last_reply(ADMIN_ID).params["text"]
 
 
 async def test_retrain_and_drift_report_progress_and_results(bot) -> None:
     await bot.send_text(ADMIN_ID, "/retrain")
     text = _texts(bot, ADMIN_ID)
-    assert "Retraining" in text and "Nothing was trained: no labels yet" in text
+    assert "Retraining" in text and "Nothing was trained: nobody has labelled a photo yet." in text
     await bot.send_text(ADMIN_ID, "/retrain full")
     assert "not available yet" in _texts(bot, ADMIN_ID)
     await bot.send_text(ADMIN_ID, "/drift")
