@@ -121,8 +121,8 @@ async def on_add_breed(update: Update, context: DogContext) -> None:
         breed = await asyncio.to_thread(
             context.services.catalog.breeds.add_breed, name, by=update.effective_user.id
         )
-    except ValueError as error:  # a name the taxonomy refuses, with a message for people
-        await update.effective_message.reply_text(str(error))
+    except ValueError as error:  # a name the taxonomy refuses (BreedRefused says why)
+        await update.effective_message.reply_text(texts.breed_refused(error, context.services.breed_name))
         return
     await update.effective_message.reply_text(texts.breed_added(breed.display_name, breed.key))
 
@@ -151,7 +151,7 @@ async def _change_staff(update: Update, context: DogContext, *, add: bool) -> No
     try:
         changed = await asyncio.to_thread(change, user_id, by=by)
     except MembershipError as error:
-        await update.effective_message.reply_text(str(error))
+        await update.effective_message.reply_text(texts.staff_refused(error.code, error.user_id))
         return
     await update.effective_message.reply_text(texts.staff_changed(user_id, add, changed))
 
@@ -176,7 +176,7 @@ async def on_api_token(update: Update, context: DogContext) -> None:
     try:
         token = await asyncio.to_thread(clients.create, name, by=admin_id)
     except ClientError as error:
-        await message.reply_text(str(error))
+        await message.reply_text(texts.token_refused(error.code, error.name))
         return
     try:
         await context.bot.send_message(admin_id, texts.api_token(name, token))

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from functools import partial
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from bot.callbacks import Action, is_incident_press
 from bot.context import DogContext, admin_only
 from dogbot import i18n
 from dogbot.core.members import Role
-from dogbot.lifecycle_text import model_list, retrain_report, retrain_step
+from dogbot.lifecycle_text import model_list, model_namer, retrain_report, retrain_step
 from dogbot.simulation_report import last_report
 from jobs.incidents import IncidentClosed, IncidentFacts
 from jobs.lock import LockBusy
@@ -129,7 +130,9 @@ async def _retrain(message, context: DogContext, *, actor: str | None, full: boo
         await _edit(status, texts.not_retrained(texts.RETRAIN_BUSY if busy else texts.NO_FULL_RETRAIN))
         return
     await _edit(status, texts.retrain_done(result.promoted))
-    await _reply_with_chart(message, retrain_report(result, context.services.breed_name), result.report)
+    names = model_namer(await asyncio.to_thread(lifecycle.models), context.services.timezone)
+    report = retrain_report(result, context.services.breed_name, names)
+    await _reply_with_chart(message, report, result.report)
 
 
 async def on_incident_button(update: Update, context: DogContext) -> None:
@@ -178,7 +181,8 @@ async def on_drift(update: Update, context: DogContext) -> None:
 async def on_models(update: Update, context: DogContext) -> None:
     """/models (admins): every model version, which one serves, and why others were rejected."""
     rows = await asyncio.to_thread(context.services.lifecycle.models)
-    await update.effective_message.reply_text(model_list(rows, context.services.timezone)[:_MAX_MESSAGE])
+    text = model_list(rows, context.services.timezone, name=context.services.breed_name)
+    await update.effective_message.reply_text(text[:_MAX_MESSAGE])
 
 
 @admin_only
@@ -198,7 +202,8 @@ async def on_rollback(update: Update, context: DogContext) -> None:
     except RegistryError as refused:  # rare and technical (a model of another backbone): as the log says
         await update.effective_message.reply_text(texts.not_rolled_back(str(refused)))
         return
-    await update.effective_message.reply_text(texts.rolled_back(old, new))
+    names = model_namer(await asyncio.to_thread(lifecycle.models), context.services.timezone)
+    await update.effective_message.reply_text(texts.rolled_back(names(old), names(new)))
 
 
 @admin_only
@@ -289,8 +294,14 @@ def _news(incidents, models, bot_data: dict) -> list[_News]:
     for model in models:
         if model.id > last_model and model.actor in ("scheduler", "cli"):
             chart = str(Path(model.report)) if model.report else None
-            news.append(_News(partial(texts.model_trained_elsewhere, model), chart))
+            tz = _timezone_of(bot_data)
+            news.append(_News(partial(texts.model_trained_elsewhere, model, tz), chart))
     return news
+
+
+def _timezone_of(bot_data: dict):
+    services = bot_data.get("services")
+    return services.timezone if services is not None else UTC
 
 
 def _breed_name_of(bot_data: dict):

@@ -17,7 +17,7 @@ from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
 from dogbot.i18n import N_, _, ngettext
-from dogbot.lifecycle_text import age_group_name, puppies_in_words
+from dogbot.lifecycle_text import age_group_name, model_name, puppies_in_words, verdict_words
 from jobs.drift import DriftResult
 from jobs.incidents import AnswerQuality, IncidentFacts
 from jobs.service import LifecycleStatus
@@ -618,31 +618,53 @@ def local_time(moment: datetime, tz: tzinfo) -> str:
     return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}"
 
 
+def not_enough_for_drift(needs: int, before: int, recent: int) -> str:
+    """Why a drift check gave no verdict: the photos it needs in each window against those it has."""
+    return _(
+        "Not enough photos yet to tell whether new photos look different: a check needs {needs} earlier "
+        "and {needs} recent photos; there are {before} and {recent}."
+    ).format(needs=needs, before=before, recent=recent)
+
+
 def status(report: CatalogStatus, lifecycle: LifecycleStatus, tz: tzinfo = UTC) -> str:
-    """/status: which model answers, the catalog, when the model was last checked and retrained."""
-    if lifecycle.accuracy is not None:
+    """/status: which model answers, the catalog, when the model was last checked and retrained.
+
+    The same facts as /models and /drift, from the same records, in the same words."""
+    version = lifecycle.model_version or report.model_version
+    called = model_name(version, lifecycle.model_created_at, tz)
+    if lifecycle.checked is not None:
+        right, n = lifecycle.checked
+        model = _("Model: {model}, right on {right} of {n} labelled photos it had not learned from").format(
+            model=called, right=right, n=n
+        )
+    elif lifecycle.accuracy is not None:  # judged before verdicts kept their counts
         model = _("Model: {model}, right on {right} of the photos it was tested on").format(
-            model=report.model_version, right=percent(lifecycle.accuracy)
+            model=called, right=percent(lifecycle.accuracy)
         )
+    elif lifecycle.last_retrain is not None:
+        model = _("Model: {model} (no retrain has been better yet)").format(model=called)
     else:
-        model = _("Model: {model}, the starting model (not retrained here yet)").format(
-            model=report.model_version
-        )
+        model = _("Model: {model} (not retrained here yet)").format(model=called)
     drift, trained = lifecycle.last_drift_check, lifecycle.last_retrain
     drift_text = retrain_text = _("never")
     if drift is not None:
-        verdict = (
-            _("new photos look different, see /drift") if drift.drift else _("new photos look as before")
-        )
+        if drift.drift:
+            verdict = _("new photos look different, see /drift")
+        elif not drift.tests:
+            verdict = _("too few photos to tell: needs {needs} recent, has {n}").format(
+                needs=lifecycle.drift_min_photos, n=drift.current_n
+            )
+        else:
+            verdict = _("new photos look as before")
         drift_text = f"{local_time(drift.created_at, tz)} ({verdict})"
     if trained is not None:
-        if trained.version == lifecycle.model_version:
+        if trained.version == version:
             outcome = _("{model}, now answering")
         elif trained.status == ModelStatus.PROMOTED:
             outcome = _("{model} was put to work, then rolled back")
         else:
             outcome = _("{model} was not better, so it was not used")
-        retrain_text = f"{local_time(trained.created_at, tz)} ({outcome.format(model=trained.version)})"
+        retrain_text = outcome.format(model=model_name(trained.version, trained.created_at, tz))
     return "\n".join(
         [
             model,
@@ -757,6 +779,47 @@ def usage(command: str, argument: str) -> str:
     return _("Usage: /{command} {argument}").format(command=command, argument=argument)
 
 
+def breed_refused(error: ValueError, name: Name) -> str:
+    """Why /addbreed refused a name (dogbot.core.taxonomy.BreedRefused), in the reader's language."""
+    code, facts = getattr(error, "code", ""), dict(getattr(error, "facts", {}))
+    if "breed" in facts:
+        facts["breed"] = name(str(facts["breed"]))
+    words = {
+        "known": N_("{breed} is already in the breed list."),
+        "reserved": N_("“{name}” is a word the bot's own buttons use; please give the breed another name."),
+        "named": N_("{name} is already in the breed list, as {breed}."),
+        "short": N_("Please type the breed's name (at least 2 letters)."),
+        "long": N_("That name is too long for a breed ({n} characters; at most {most})."),
+        "characters": N_("A breed name can only contain letters, spaces, hyphens and apostrophes."),
+        "latin": N_("Please type the breed's name in Latin letters (A to Z, accents are fine)."),
+    }
+    return _(words[code]).format(**facts) if code in words else str(error)
+
+
+def token_refused(code: str, name: str) -> str:
+    """Why /apitoken refused (dogbot.core.api_clients.ClientError's code)."""
+    words = {
+        "bad_name": N_(
+            "A token name is 1 to 64 letters, digits, dots, dashes or underscores, e.g. intake-app."
+        ),
+        "taken": N_("A token named {name} exists already; choose another name."),
+        "unknown": N_("No token is named {name}."),
+    }
+    return _(words.get(code, words["bad_name"])).format(name=name)
+
+
+def staff_refused(code: str, user_id: int) -> str:
+    """Why /addstaff or /removestaff refused (dogbot.core.members.MembershipError's code)."""
+    words = {
+        "not_user": N_("{user} is not a Telegram user id (a positive number)."),
+        "admin": N_("{user} is an admin (from the settings) and cannot be removed here."),
+        "from_settings": N_(
+            "{user} is staff through DOGBOT_STAFF_IDS; remove them there and restart the bot."
+        ),
+    }
+    return _(words.get(code, words["not_user"])).format(user=user_id)
+
+
 def usage_dog() -> str:
     return usage("dog", _("CODE, e.g. /dog D-2026-0042"))
 
@@ -817,9 +880,7 @@ def drift_report(result: DriftResult, name: Name = str) -> str:
     else:
         learned = _("the first {n} photos the bot received").format(n=result.reference_n)
     if not result.tests:
-        return _(
-            "Not enough photos yet to tell whether new photos differ from {learned} ({n} recent photos so far)."
-        ).format(learned=learned, n=result.current_n)
+        return not_enough_for_drift(result.extra.get("min_photos", 0), result.reference_n, result.current_n)
     if result.drift:
         lines = [
             _("⚠️ The last {n} photos differ from {learned}:").format(n=result.current_n, learned=learned)
@@ -1002,12 +1063,18 @@ def new_normal_accepted(photos: int) -> str:
     ).format(n=photos)
 
 
-def model_trained_elsewhere(model: ModelVersion) -> str:
+def model_trained_elsewhere(model: ModelVersion, tz: tzinfo = UTC) -> str:
+    """News to admins of a model the worker trained (its verdict worded here, not the log's English)."""
+    from jobs.scores import RetrainMetrics
+
+    metrics = RetrainMetrics.from_json(model.metrics)
+    reason = verdict_words(metrics.verdict) if metrics and metrics.verdict else model.reason
+    reason = reason[:1].upper() + reason[1:]
     if model.status == ModelStatus.PROMOTED:
-        text = _("New model {model} ({trigger}) put to work: {reason}")
+        text = _("A new model ({model}) was trained and put to work. {reason}")
     else:
-        text = _("New model {model} ({trigger}) not used: {reason}")
-    return text.format(model=model.version, trigger=model.trigger, reason=model.reason)
+        text = _("A new model ({model}) was trained but not used. {reason}")
+    return text.format(model=model_name(model.version, model.created_at, tz), reason=reason)
 
 
 def not_rolled_back(why: str) -> str:
@@ -1015,12 +1082,34 @@ def not_rolled_back(why: str) -> str:
 
 
 def rolled_back(old: str, new: str) -> str:
+    """``old`` and ``new``: models as people name them (lifecycle_text.model_name)."""
     return _("Rolled back: {new} answers again instead of {old}.").format(old=old, new=new)
 
 
-def error_for_admins(kind: str, where: str) -> str:
+_PLACES = {
+    "background": N_("a background task"),
+    "button": N_("a button press"),
+    "photo": N_("a photo"),
+    "document": N_("a file"),
+    "text": N_("a message"),
+    "sticker": N_("a sticker"),
+    "voice": N_("a voice message"),
+    "animation": N_("a GIF"),
+    "message": N_("a message"),
+    "update": N_("a message"),
+}
+
+
+def error_place(where: tuple[str, int | None]) -> str:
+    """What was being handled and from whom (bot.errors.place), in the reader's language."""
+    kind, user = where
+    what = _(_PLACES.get(kind, _PLACES["message"]))
+    return _("{what} from user {user}").format(what=what, user=user) if user else what
+
+
+def error_for_admins(kind: str, where: tuple[str, int | None]) -> str:
     return _("⚠️ Something went wrong ({kind}) while handling {where}. Details are in the bot's log.").format(
-        kind=kind, where=where
+        kind=kind, where=error_place(where)
     )
 
 
@@ -1052,10 +1141,10 @@ def answer_not_saved(problem: str) -> str:
     )
 
 
-def storage_alert(problem: str, where: str) -> str:
+def storage_alert(problem: str, where: tuple[str, int | None]) -> str:
     what = _(_STORAGE[problem])
     return _("⚠️ {what}: nothing could be saved from {where}. {fix}").format(
-        what=what[0].upper() + what[1:], where=where, fix=_(_STORAGE_FIX[problem])
+        what=what[0].upper() + what[1:], where=error_place(where), fix=_(_STORAGE_FIX[problem])
     )
 
 

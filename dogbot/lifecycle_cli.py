@@ -14,7 +14,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from dogbot.lifecycle_text import model_list, puppies_in_words, retrain_report, retrain_step
+from dogbot.lifecycle_text import model_list, model_namer, puppies_in_words, retrain_report, retrain_step
 
 if TYPE_CHECKING:
     from jobs.retrain import RetrainResult
@@ -133,7 +133,7 @@ def cmd_retrain(container, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary(result)))
     else:
-        print(retrain_report(result))
+        print(retrain_report(result, model=model_namer(container.lifecycle.models())))
         if result.report:
             print(f"chart: {result.report}")
     return 0
@@ -200,7 +200,11 @@ def cmd_rollback(container, args: argparse.Namespace) -> int:
         return _fail(str(error), 1)
     except LockBusy as busy:
         return _fail(str(busy), 3)
-    print(json.dumps({"from": old, "to": new}) if args.json else f"champion rolled back: {old} -> {new}")
+    if args.json:
+        print(json.dumps({"from": old, "to": new}))
+    else:
+        names = model_namer(container.lifecycle.models())
+        print(f"rolled back: {names(new)} answers again instead of {names(old)}")
     return 0
 
 

@@ -28,6 +28,51 @@ def _percent(value: float) -> str:
     return f"{value:.0%}"
 
 
+# The months as bot/texts.py abbreviates them (the same catalog entries).
+_MONTHS = (
+    N_("Jan"), N_("Feb"), N_("Mar"), N_("Apr"), N_("May"), N_("Jun"),
+    N_("Jul"), N_("Aug"), N_("Sep"), N_("Oct"), N_("Nov"), N_("Dec"),
+)  # fmt: skip
+
+
+def day_month(moment: datetime, tz: tzinfo = UTC) -> str:
+    """ "3 Dec" in the language in force, on the shelter's clock."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(tz)
+    return _("{day} {month}").format(day=local.day, month=_(_MONTHS[local.month - 1]))
+
+
+def model_name(version: str, created_at: datetime | None, tz: tzinfo = UTC) -> str:
+    """A model as a manager names it: by when it was made ("the model of 3 December, 14:05"); the
+    first one is "the starting model". Version strings stay in ``--json`` and the log."""
+    if version.endswith("-v0"):
+        return _("the starting model")
+    if created_at is None:  # not in the registry (it cannot be told apart from others otherwise)
+        return version
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=UTC)
+    return _("the model of {day}, {time}").format(
+        day=day_month(created_at, tz), time=f"{created_at.astimezone(tz):%H:%M}"
+    )
+
+
+def model_namer(rows: Sequence[ModelInfo], tz: tzinfo = UTC) -> Callable[[str], str]:
+    """version -> :func:`model_name`, from the registry's rows (an unknown version: as it is)."""
+    made = {row.version: row.created_at for row in rows}
+
+    def name(version: str) -> str:
+        if version.endswith("-v0"):
+            return model_name(version, None, tz)
+        return model_name(version, made[version], tz) if version in made else version
+
+    return name
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def retrain_step(step: RetrainStep | str) -> str:
     """A retrain's progress line ("starting" before the job has said anything)."""
     if isinstance(step, str) or step.step == "start":
@@ -81,17 +126,15 @@ def verdict_words(verdict: Verdict) -> str:
     on = _(_SLICE_WORDS.get(verdict.on, _SLICE_WORDS["everything"]))
     if verdict.outcome == "too_few":
         return ngettext(
-            "The model answering now stays: only {n} labelled photo it has not learned from to compare "
-            "the new one on (it needs {need}).",
-            "The model answering now stays: only {n} labelled photos it has not learned from to compare "
-            "the new one on (it needs {need}).",
+            "only {n} labelled photo it has not learned from to compare the new one on (it needs {need}).",
+            "only {n} labelled photos it has not learned from to compare the new one on (it needs {need}).",
             verdict.n_compared,
         ).format(n=verdict.n_compared, need=verdict.needed)
     if verdict.outcome == "worse":
         return ngettext(
-            "The model answering now stays: the new one is worse on {what}. It got {losses} photo wrong "
+            "the new one is worse on {what}. It got {losses} photo wrong "
             "that the one answering got right, and {wins} the other way.",
-            "The model answering now stays: the new one is worse on {what}. It got {losses} photos wrong "
+            "the new one is worse on {what}. It got {losses} photos wrong "
             "that the one answering got right, and {wins} the other way.",
             losses,
         ).format(what=on, losses=losses, wins=wins)
@@ -103,32 +146,28 @@ def verdict_words(verdict: Verdict) -> str:
     if verdict.outcome == "not_better":
         if wins == 0:
             text = ngettext(
-                "The model answering now stays: on {what} the new one got no photo right that it got "
+                "on {what} the new one got no photo right that it got "
                 "wrong, and {losses} photo the other way.",
-                "The model answering now stays: on {what} the new one got no photo right that it got "
+                "on {what} the new one got no photo right that it got "
                 "wrong, and {losses} photos the other way.",
                 losses,
             ).format(what=on, losses=losses)
         else:
             text = ngettext(
-                "The model answering now stays: on {what} the new one got {wins} photo right that it got "
+                "on {what} the new one got {wins} photo right that it got "
                 "wrong and {losses} the other way; too few to be sure it is better.",
-                "The model answering now stays: on {what} the new one got {wins} photos right that it got "
+                "on {what} the new one got {wins} photos right that it got "
                 "wrong and {losses} the other way; too few to be sure it is better.",
                 wins,
             ).format(what=on, wins=wins, losses=losses)
         return text + named
     if verdict.outcome == "loses_overall":
-        return _(
-            "The model answering now stays: what the new one gains on what changed, it loses on the rest."
-        )
+        return _("what the new one gains on what changed, it loses on the rest.")
     rest = verdict.rest
     return (
         ngettext(
-            "The new model answers from now on: on {what} it got {wins} photo right that the one before "
-            "got wrong, and {losses} the other way.",
-            "The new model answers from now on: on {what} it got {wins} photos right that the one before "
-            "got wrong, and {losses} the other way.",
+            "on {what} it got {wins} photo right that the one before got wrong, and {losses} the other way.",
+            "on {what} it got {wins} photos right that the one before got wrong, and {losses} the other way.",
             wins,
         ).format(what=on, wins=wins, losses=losses)
         + named
@@ -151,7 +190,7 @@ def chart_words() -> ChartWords:
         new_breed=_("{breed} (new breed)"),
         same_right=_("Both name the same photos right"),
         change_axis=_("photos named right: new model minus the old one"),
-        change_title=_("Where is it better (green) or worse (red) than the old one, on {n} check photos?"),
+        change_title=_("Where is it better (green) or worse (red) than the old one, breed by breed?"),
         taken_for=_("{truth} taken for {predicted}"),
         photos=_("photos"),
         mixups_title=_("Which breeds does the new model mix up most?"),
@@ -187,7 +226,9 @@ def chart_words() -> ChartWords:
     )
 
 
-def retrain_report(result: RetrainResult, name: Callable[[str], str] = str) -> str:
+def retrain_report(
+    result: RetrainResult, name: Callable[[str], str] = str, model: Callable[[str], str] = str
+) -> str:
     """What a retrain did, for a shelter manager: which model answers now, why, and how well.
 
     Percentages only (the metrics themselves are in ``dogbot retrain --json``); no file paths: the
@@ -197,13 +238,13 @@ def retrain_report(result: RetrainResult, name: Callable[[str], str] = str) -> s
         return nothing_trained(result.reason)
     m = result.metrics
     cand, champ = m.candidate, m.champion
-    before = result.previous_champion or _("the model before")
+    before = model(result.previous_champion) if result.previous_champion else _("the model before")
     if result.promoted:
-        head = _("✅ The new model {model} answers from now on (it replaces {before}).")
+        head = _("✅ The new model ({model}) answers from now on; it replaces {before}.")
     else:
-        head = _("The new model {model} was not put to work; {champion} keeps answering.")
+        head = _("The new model ({model}) was not put to work; {champion} keeps answering.")
     lines = [
-        head.format(model=result.version, before=before, champion=result.champion),
+        head.format(model=model(result.version), before=before, champion=model(result.champion)),
         _("Why: {why}").format(why=verdict_words(m.verdict) if m.verdict else result.reason),
     ]
     added = list(m.train.breeds_added)
@@ -215,14 +256,28 @@ def retrain_report(result: RetrainResult, name: Callable[[str], str] = str) -> s
     else:
         shown, learned = "", _("It learned from {n} labelled photos.")
     lines.append(learned.format(n=m.train.n_train, k=len(added), breeds=shown))
-    if cand.validation.top1 is not None:
+    verdict = m.verdict
+    if verdict is not None and verdict.outcome and verdict.changed.n + verdict.rest.n:
+        # The judge's photos, the same ones its verdict counts: one set of numbers, not two.
+        n = verdict.changed.n + verdict.rest.n
+        lines.append(
+            _(
+                "On {n} labelled photos it had not learned from, it named {new} right; {before}, {old}."
+            ).format(
+                n=n,
+                new=verdict.changed.candidate_right + verdict.rest.candidate_right,
+                before=before,
+                old=verdict.changed.champion_right + verdict.rest.champion_right,
+            )
+        )
+    elif cand.validation.top1 is not None:
         line = _("On {n} photos it had not learned from it was right on {right}").format(
             n=cand.validation.n, right=_percent(cand.validation.top1)
         )
         if champ.validation.top1 is not None:
             line += f" ({before}: {_percent(champ.validation.top1)})"
         lines.append(line + ".")
-    if cand.validation.top1_new_breeds is not None:
+    if cand.validation.top1_new_breeds is not None and (verdict is None or not verdict.outcome):
         old = champ.validation.top1_new_breeds
         lines.append(
             _("On the new breeds: {right}").format(right=_percent(cand.validation.top1_new_breeds))
@@ -243,8 +298,15 @@ def retrain_report(result: RetrainResult, name: Callable[[str], str] = str) -> s
     return "\n".join(lines)
 
 
-def model_list(rows: Sequence[ModelInfo], tz: tzinfo = UTC, limit: int = 10) -> str:
-    """The model versions, the serving one first, then newest first, two short lines each: for a phone."""
+def model_list(
+    rows: Sequence[ModelInfo],
+    tz: tzinfo = UTC,
+    limit: int = 10,
+    width: int = 60,
+    name: Callable[[str], str] = str,
+) -> str:
+    """The models, the one answering first, then newest first: named by date, what they learned and
+    how often they were right on the photos the judge checked, in lines that fit a phone."""
     if not rows:
         return _("No models yet.")
     lines = []
@@ -258,16 +320,30 @@ def model_list(rows: Sequence[ModelInfo], tz: tzinfo = UTC, limit: int = 10) -> 
             state = _("not used")
         else:
             state = _("not judged yet")
-        val = m.metrics.candidate.validation.top1 if m.metrics else None
-        if val is not None:
-            about = _("{when}, {n} breeds, right on {right}")
-        else:
-            about = _("{when}, {n} breeds, the starting model")
-        right = _percent(val) if val is not None else ""
-        lines.append(f"{'▶' if m.champion else '•'} {m.version}: {state}")
-        lines.append("   " + about.format(when=_local(m.created_at, tz), n=m.n_breeds, right=right))
-        if m.status == ModelStatus.REJECTED and m.reason:
-            lines.append(f"   {m.reason[:120]}")
+        called = _capital(model_name(m.version, m.created_at, tz))
+        lines.append(f"{'▶' if m.champion else '•'} {called}: {state}")
+        about = [ngettext("knows {n} breed", "knows {n} breeds", m.n_breeds).format(n=m.n_breeds)]
+        added = list(m.metrics.train.breeds_added) if m.metrics else []
+        if added:
+            about.append(
+                _("learned {breeds}").format(
+                    breeds=", ".join(name(key) for key in added[:3]) + ("…" if len(added) > 3 else "")
+                )
+            )
+        verdict = m.metrics.verdict if m.metrics else None
+        if verdict is not None and verdict.changed.n + verdict.rest.n:
+            about.append(
+                _(
+                    "right on {k} of {n} labelled photos it had not learned from (the one before: {old})"
+                ).format(
+                    k=verdict.changed.candidate_right + verdict.rest.candidate_right,
+                    n=verdict.changed.n + verdict.rest.n,
+                    old=verdict.changed.champion_right + verdict.rest.champion_right,
+                )
+            )
+        lines += _wrapped("; ".join(about), width)
+        if m.status == ModelStatus.REJECTED and verdict is not None:
+            lines += _wrapped(_capital(verdict_words(verdict)), width)
     if len(rows) > limit:
         lines.append(
             _("… and {n} older ones (`dogbot models` on the server lists them all).").format(
@@ -277,10 +353,11 @@ def model_list(rows: Sequence[ModelInfo], tz: tzinfo = UTC, limit: int = 10) -> 
     return "\n".join(lines)
 
 
-def _local(moment: datetime, tz: tzinfo) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}"
+def _wrapped(text: str, width: int) -> list[str]:
+    """Indented lines of at most ``width`` characters, broken between words (never mid-word)."""
+    import textwrap
+
+    return textwrap.wrap(text, width, initial_indent="   ", subsequent_indent="   ")
 
 
 _AGE_GROUPS = {

@@ -35,7 +35,7 @@ class ChartWords:
     new_breed: str = "{breed} (new breed)"
     same_right: str = "Both name the same photos right"
     change_axis: str = "photos named right: new model minus the old one"
-    change_title: str = "Where is it better (green) or worse (red) than the old one, on {n} check photos?"
+    change_title: str = "Where is it better (green) or worse (red) than the old one, breed by breed?"
     taken_for: str = "{truth} taken for {predicted}"
     photos: str = "photos"
     mixups_title: str = "Which breeds does the new model mix up most?"
@@ -154,22 +154,33 @@ def error_analysis_png(
     words: ChartWords = ChartWords(),  # noqa: B008 (frozen dataclass: a safe default)
 ) -> Path:
     """Where the new model names more (or fewer) photos right than the old one, breed by breed, and
-    which breeds it mixes up most. Only breeds where the two differ get a row: no empty bars."""
+    which breeds it mixes up most. Only panels that say something are drawn: a breed row only where
+    the two differ, the mix-ups only when some happen more often than others (or just one does)."""
     change = breeds_that_changed(per_breed, champion_per_breed or {}, max_breeds)
     rows = list(change)
     pairs = [c for c in confusions if c["n"] > 0][:8]
+    if len(pairs) > 1 and len({c["n"] for c in pairs}) == 1:
+        pairs = []  # every mix-up as often as the others: no "most" to show
     plt = _pyplot()
     _phone_style(plt)
-    top_h = 0.75 * max(len(rows), 1) + 1.8
-    low_h = 0.75 * max(len(pairs), 1) + 1.8
-    fig, (left, right_ax) = plt.subplots(
-        2,
+    heights = ([0.75 * len(rows) + 1.8] if rows else []) + ([0.75 * len(pairs) + 1.8] if pairs else [])
+    if not heights:  # nothing differs and nothing is mixed up: one line says so
+        fig, note = plt.subplots(1, 1, figsize=(PHONE_WIDTH_IN, 3.0), layout="constrained")
+        note.axis("off")
+        note.text(0.5, 0.5, _wrap(words.same_right, 44), ha="center", va="center", transform=note.transAxes)
+        fig.suptitle(_wrap(title, 40), fontsize=14, weight="bold")
+        return _save(fig, path)
+    fig, axes = plt.subplots(
+        len(heights),
         1,
-        figsize=(PHONE_WIDTH_IN, top_h + low_h + 1.4),
-        height_ratios=[top_h, low_h],
+        figsize=(PHONE_WIDTH_IN, sum(heights) + 1.4),
+        height_ratios=heights,
         layout="constrained",
+        squeeze=False,
     )
+    panels = iter(axes[:, 0])
     if rows:
+        left = next(panels)
         values = [change[key] for key in rows]
         labels = [
             words.breed_change.format(
@@ -184,25 +195,17 @@ def error_analysis_png(
         left.set_xlim(-span * 1.1 if min(values) < 0 else 0, span * 1.1 if max(values) > 0 else 0.5)
         left.axvline(0, color="black", linewidth=0.8)
         left.xaxis.get_major_locator().set_params(integer=True)
-    else:
-        left.text(0.5, 0.5, words.same_right, ha="center", va="center", transform=left.transAxes)
-        left.set_yticks([])
-    left.set_xlabel(_wrap(words.change_axis, 52))
-    checked = sum(entry["n"] for entry in per_breed.values())
-    left.set_title(_wrap(words.change_title.format(n=checked)))
+        left.set_xlabel(_wrap(words.change_axis, 52))
+        left.set_title(_wrap(words.change_title))
     if pairs:
+        right_ax = next(panels)
         labels = [
             words.taken_for.format(truth=name(c["truth"]), predicted=name(c["predicted"])) for c in pairs
         ]
         _bars_with_labels_above(right_ax, labels, [([c["n"] for c in pairs], BEFORE, None)])
         right_ax.xaxis.get_major_locator().set_params(integer=True)
-    else:
-        right_ax.text(
-            0.5, 0.5, "No breed was taken for another", ha="center", va="center", transform=right_ax.transAxes
-        )
-        right_ax.set_yticks([])
-    right_ax.set_xlabel(words.photos)
-    right_ax.set_title(_wrap(words.mixups_title))
+        right_ax.set_xlabel(words.photos)
+        right_ax.set_title(_wrap(words.mixups_title))
     fig.suptitle(_wrap(title, 40), fontsize=14, weight="bold")
     return _save(fig, path)
 

@@ -121,6 +121,7 @@ def check_drift(
             "current": dog_repository.age_groups_of_photos(current.photo_ids, session=session),
             "reference": dog_repository.age_groups_of_photos(reference.photo_ids, session=session),
         }
+    result.extra["min_photos"] = thresholds.min_photos  # what "not enough photos" means, for people
     if len(reference) < thresholds.min_photos or len(current) < thresholds.min_photos:
         result.reason = (
             f"not enough photos to compare ({len(reference)} reference, {len(current)} recent; "

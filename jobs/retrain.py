@@ -232,15 +232,15 @@ def retrain(
 
 def _trained_on(engine: Engine, dataset_version: int, backbone: str) -> bool:
     """Whether a judged model of ``backbone`` was trained on exactly this dataset version."""
-    from sqlmodel import select
-
     with open_session(engine) as session:
-        rows = session.exec(
-            select(ModelVersion.status, ModelVersion.reason).where(
-                ModelVersion.dataset_version == dataset_version, ModelVersion.backbone == backbone
-            )
-        ).all()
-    return any(status != ModelStatus.CANDIDATE and reason != INTERRUPTED for status, reason in rows)
+        rows = repo.model_versions(session=session)
+    return any(
+        row.dataset_version == dataset_version
+        and row.backbone == backbone
+        and row.status != ModelStatus.CANDIDATE
+        and row.reason != INTERRUPTED
+        for row in rows
+    )
 
 
 def retrain_trigger(engine: Engine, *, min_new_labels: int, new_breed_photos: int = 0) -> str | None:

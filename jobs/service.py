@@ -260,11 +260,21 @@ class LifecycleJobs:
             trained = [m for m in repo.model_versions(session=session) if m.artifact is not None]
         metrics = RetrainMetrics.from_json(row.metrics) if row is not None else None
         accuracy = metrics.candidate.validation.top1 if metrics else None
+        verdict = metrics.verdict if metrics else None
+        checked = None
+        if verdict is not None and verdict.changed.n + verdict.rest.n:
+            checked = (
+                verdict.changed.candidate_right + verdict.rest.candidate_right,
+                verdict.changed.n + verdict.rest.n,
+            )
         return LifecycleStatus(
             model_version=champion,
             accuracy=accuracy,
             last_drift_check=drift[0] if drift else None,
             last_retrain=trained[-1] if trained else None,
+            model_created_at=row.created_at if row is not None else None,
+            checked=checked,
+            drift_min_photos=self.config.drift_thresholds.min_photos,
         )
 
     def recent_events(self, limit: int = 20) -> tuple[list[DriftIncident], list[ModelVersion]]:
@@ -284,6 +294,11 @@ class LifecycleStatus:
     accuracy: float | None  # its validation top-1 when it was judged
     last_drift_check: DriftReport | None
     last_retrain: ModelVersion | None  # the newest trained model, promoted or not
+    model_created_at: datetime | None = None  # when the champion was made (how people name it)
+    # The judge's count for the champion: right on ``checked[0]`` of ``checked[1]`` labelled photos
+    # it had not learned from (None for the starting model: nobody judged it).
+    checked: tuple[int, int] | None = None
+    drift_min_photos: int = 0  # photos a drift check needs in each window to give a verdict
 
 
 def record_run(

@@ -451,7 +451,11 @@ async def test_status_export_stats_breeds(bot, dog_photos) -> None:
     await bot.send_photo(STAFF_ID, dog_photos["unsure"])
     await bot.send_text(STAFF_ID, "/status")
     status = bot.last_reply(STAFF_ID).params["text"]
-    assert "lite0-v0" in status and "2 today, 2 in total" in status and "Waiting for a label: 1" in status
+    assert (
+        "Model: the starting model" in status
+        and "2 today, 2 in total" in status
+        and "Waiting for a label: 1" in status
+    )
     assert "Last retrain: never" in status and "n/a" not in status
 
     await bot.send_text(ADMIN_ID, "/export")
