@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -27,8 +27,8 @@ from bot.callbacks import Action, is_incident_press
 from bot.context import DogContext, admin_only
 from dogbot import i18n
 from dogbot.core.members import Role
+from dogbot.intake_report import intake_days, intake_png, intake_summary
 from dogbot.lifecycle_text import model_list, model_namer, retrain_report, retrain_step
-from dogbot.simulation_report import last_report
 from jobs.incidents import IncidentClosed, IncidentFacts
 from jobs.lock import LockBusy
 from jobs.registry import NoEarlierModel, RegistryError
@@ -208,13 +208,21 @@ async def on_rollback(update: Update, context: DogContext) -> None:
 
 @admin_only
 async def on_report(update: Update, context: DogContext) -> None:
-    """/report (admins): the chart of the last `dogbot simulate --report` run."""
-    found = last_report(context.services.data_dir)
-    if found is None:
-        await update.effective_message.reply_text(texts.NO_SIMULATION_REPORT)
+    """/report (admins): the shelter's own intake day by day, in words and a chart."""
+    services = context.services
+
+    def build() -> tuple[str, bytes | None]:
+        rows = list(services.catalog.reporting.export_rows())
+        alarms, promotions = services.lifecycle.timeline()
+        today = datetime.now(services.timezone).date()
+        days = intake_days(rows, alarms, promotions, today=today, tz=services.timezone)
+        return intake_summary(days), intake_png(days) if days else None
+
+    summary, chart = await asyncio.to_thread(build)  # the thread keeps the admin's language
+    if chart is None:
+        await update.effective_message.reply_text(summary)
         return
-    summary, chart = found
-    await _reply_with_chart(update.effective_message, summary, str(chart))
+    await update.effective_message.reply_photo(chart, caption=summary[:_MAX_CAPTION])
 
 
 async def check_registry(context: DogContext) -> None:

@@ -83,7 +83,7 @@ COMMANDS_ADMIN = {
     "drift": N_("check whether incoming photos changed"),
     "models": N_("model versions and how good they are"),
     "rollback": N_("go back to the model before"),
-    "report": N_("the chart of the last simulated month"),
+    "report": N_("the shelter's intake day by day: photos, answers, changes"),
 }
 
 # Messages without a value in them, read as ``texts.STALE`` and so on: translated when read (module
@@ -110,9 +110,6 @@ _CONSTANT = {
     "NO_INCIDENT": N_("This drift alert is no longer on record."),
     "MERGED_TOAST": N_("Merged: one dog."),
     "KEPT_APART_TOAST": N_("Kept as a new dog."),
-    "NO_SIMULATION_REPORT": N_(
-        "No simulation report yet. Run `dogbot simulate --manifest CSV --report DIR` on the server."
-    ),
 }
 
 

@@ -83,10 +83,10 @@ def run_simulation(
         "auto_accept_threshold": scratch.auto_accept_threshold,
         "model": scratch.model,
     }
-    if report_dir is not None:
-        from dogbot.simulation_report import remember_report, write_report
+    if report_dir is not None:  # there only: a simulation never writes into the shelter's catalog folder
+        from dogbot.simulation_report import write_report
 
-        remember_report(settings.data_dir, write_report(result.to_json(), report_dir))
+        write_report(result.to_json(), report_dir)
     return result
 
 

@@ -277,6 +277,16 @@ class LifecycleJobs:
             drift_min_photos=self.config.drift_thresholds.min_photos,
         )
 
+    def timeline(self) -> tuple[list[datetime], list[datetime]]:
+        """When drift checks found the photos changed, and when models were put to work (/report)."""
+        with open_session(self.engine) as session:
+            reports = repo.drift_reports(session=session, limit=10_000)
+            moves = repo.alias_moves(session=session)
+        return (
+            [r.created_at for r in reports if r.drift],
+            [m.moved_at for m in moves if m.kind == "promote"],
+        )
+
     def recent_events(self, limit: int = 20) -> tuple[list[DriftIncident], list[ModelVersion]]:
         """The latest drift incidents (each is one message to admins, ``jobs.incidents``) and every
         model version, for the bot's news to admins."""

@@ -151,3 +151,46 @@ def test_the_retrain_chart_draws_only_panels_that_say_something(tmp_path, monkey
         [words.change_title],
         [words.change_title, words.mixups_title],
     ]
+
+
+def test_the_report_is_the_shelters_own_intake_day_by_day() -> None:
+    from datetime import date
+
+    from dogbot.intake_report import intake_days, intake_summary
+
+    def row(day: int, source: str, label: str, predicted: str) -> dict:
+        received = datetime(2026, 12, day, 10, tzinfo=UTC).isoformat()
+        return {"received_at": received, "label_source": source, "label": label, "predicted_breed": predicted}
+
+    rows = [
+        row(1, "auto", "Pug", "Pug"),  # sure: nobody was asked
+        row(1, "staff", "Beagle", "Pug"),  # asked, and the model was wrong
+        row(3, "staff", "Boxer", "Boxer"),  # asked, and the model was right
+        row(3, "", "", "Pug"),  # still waiting for staff
+        row(2, "import", "Pug", "Pug"),  # history loaded in bulk: not intake
+    ]
+    alarm, promotion = datetime(2026, 12, 2, 8, tzinfo=UTC), datetime(2026, 12, 3, 9, tzinfo=UTC)
+    days = intake_days(rows, [alarm], [promotion], today=date(2026, 12, 3))
+    assert [(d.day.day, d.photos, d.asked, d.checked, d.model_right, d.alarms, d.promoted) for d in days] == [
+        (1, 2, 1, 1, 0, 0, 0),
+        (2, 0, 0, 0, 0, 1, 0),
+        (3, 2, 2, 1, 1, 0, 1),
+    ]
+    summary = intake_summary(days)
+    assert "The last 3 days: 4 photos came in; staff answered 3 of them." in summary
+    assert "On the 2 photos people labelled, the model had said the same for 1." in summary
+    assert "Simulation" not in summary
+
+
+async def test_report_answers_from_the_catalog_not_a_simulation(bot, dog_photos) -> None:
+    from conftest import ADMIN_ID, STAFF_ID
+
+    (bot.container.settings.data_dir / "reports").mkdir(parents=True, exist_ok=True)
+    (bot.container.settings.data_dir / "reports" / "simulation.json").write_text('{"total": {}}')
+    await bot.send_text(ADMIN_ID, "/report")
+    assert bot.last_reply(ADMIN_ID).params["text"].startswith("No photos have come in yet")
+    for kind in ("sure", "unsure"):
+        await bot.send_photo(STAFF_ID, dog_photos[kind])
+    await bot.send_text(ADMIN_ID, "/report")
+    sent = bot.last_reply(ADMIN_ID)
+    assert sent.method == "sendPhoto" and "2 photos came in" in sent.params["caption"]
