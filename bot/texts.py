@@ -17,8 +17,14 @@ from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
 from dogbot.i18n import N_, _, ngettext
-from dogbot.lifecycle_text import age_group_name, model_name, puppies_in_words, verdict_words
-from jobs.drift import DriftResult
+from dogbot.lifecycle_text import (  # noqa: F401 (drift_report: the chat's words, kept with the CLI's)
+    age_group_name,
+    drift_report,
+    model_name,
+    not_enough_for_drift,
+    puppies_in_words,
+    verdict_words,
+)
 from jobs.incidents import AnswerQuality, IncidentFacts
 from jobs.service import LifecycleStatus
 from storage.lifecycle_tables import ModelVersion
@@ -615,14 +621,6 @@ def local_time(moment: datetime, tz: tzinfo) -> str:
     return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}"
 
 
-def not_enough_for_drift(needs: int, before: int, recent: int) -> str:
-    """Why a drift check gave no verdict: the photos it needs in each window against those it has."""
-    return _(
-        "Not enough photos yet to tell whether new photos look different: a check needs {needs} earlier "
-        "and {needs} recent photos; there are {before} and {recent}."
-    ).format(needs=needs, before=before, recent=recent)
-
-
 def status(report: CatalogStatus, lifecycle: LifecycleStatus, tz: tzinfo = UTC) -> str:
     """/status: which model answers, the catalog, when the model was last checked and retrained.
 
@@ -865,93 +863,6 @@ NO_EARLIER_MODEL = N_("no model answered before this one, so there is none to go
 
 def retrain_done(promoted: bool) -> str:
     return _("New model put to work.") if promoted else _("Retrain finished.")
-
-
-def drift_report(result: DriftResult, name: Name = str) -> str:
-    """/drift in words: did the photos change, how (in shares of photos), and what to do about it.
-
-    Test statistics stay in ``dogbot drift --json`` and the log: a shelter manager acts on "41 of
-    the last 50 photos are darker", not on a p-value."""
-    if result.reference == "training":
-        learned = _("the ones the model learned from")
-    else:
-        learned = _("the first {n} photos the bot received").format(n=result.reference_n)
-    if not result.tests:
-        return not_enough_for_drift(result.extra.get("min_photos", 0), result.reference_n, result.current_n)
-    if result.drift:
-        lines = [
-            _("⚠️ The last {n} photos differ from {learned}:").format(n=result.current_n, learned=learned)
-        ]
-    else:
-        lines = [_("✓ The last {n} photos look like {learned}.").format(n=result.current_n, learned=learned)]
-    changed = [test for test in result.tests if test["alarm"]]
-    noticed = [t for t in result.tests if not t["alarm"] and "reported, not alarmed" in t.get("detail", "")]
-    for test in changed + noticed:
-        lines.append(f"• {_drift_change(test, name)}")
-    puppies = puppies_in_words(result.extra.get("age_groups"))
-    if puppies:
-        lines.append(f"• {puppies}")
-    if result.drift:
-        lines += [
-            "",
-            _(
-                "What to do: if photos really changed (a new camera, room or light, or new kinds of dogs), "
-                "let the model learn from them with /retrain (it also retrains on its own once staff "
-                "label enough of them). If nothing changed at the shelter, you can ignore this."
-            ),
-        ]
-    return "\n".join(lines)
-
-
-def _drift_change(test: Mapping, name: Name) -> str:
-    """One test's finding as a sentence about photos (older reports without facts: a plain fallback)."""
-    facts, kind = test.get("facts") or {}, test["name"]
-    if kind == DriftTest.BRIGHTNESS and facts:
-        text = (
-            _("{k} of the last {n} photos are darker than usual (about half would be).")
-            if facts["lower"]
-            else _("{k} of the last {n} photos are brighter than usual (about half would be).")
-        )
-        return text.format(k=facts["beyond"], n=facts["n"])
-    if kind == DriftTest.SIZE and facts:
-        text = (
-            _("{k} of the last {n} pictures are smaller than usual (about half would be).")
-            if facts["lower"]
-            else _("{k} of the last {n} pictures are larger than usual (about half would be).")
-        )
-        return text.format(k=facts["beyond"], n=facts["n"])
-    if kind == DriftTest.CONFIDENCE and facts:
-        text = (
-            _(
-                "The model is less sure of itself: {k} of the last {n} dog photos got a less sure answer than usual."
-            )
-            if facts["lower"]
-            else _(
-                "The model is more sure of itself: {k} of the last {n} dog photos got a surer answer than usual."
-            )
-        )
-        return text.format(k=facts["beyond"], n=facts["n"])
-    if kind == DriftTest.BREED_DISTRIBUTION and facts.get("breed"):
-        breed = button("not_a_dog") if facts["breed"] == "not a dog" else name(facts["breed"])
-        return _("The breeds it names changed: {breed} went from {before} to {now} of photos.").format(
-            breed=breed, before=percent(facts["before"]), now=percent(facts["now"])
-        )
-    if kind == DriftTest.CORRECTION_RATE and facts:
-        return _("Staff corrected {now} of its recent answers ({k} of {n}), up from {before}.").format(
-            now=percent(facts["now"]), k=facts["hits"], n=facts["n"], before=percent(facts["before"])
-        )
-    fallback = {
-        DriftTest.EMBEDDING_AUC: N_(
-            "The photos look different to the model as a whole (their content, light or framing)."
-        ),
-        DriftTest.BRIGHTNESS: N_("The photos' brightness changed."),
-        DriftTest.SIZE: N_("The pictures' size changed."),
-        DriftTest.CONFIDENCE: N_("How sure the model is of its answers changed."),
-        DriftTest.BREED_DISTRIBUTION: N_("The breeds it names changed."),
-        DriftTest.CORRECTION_RATE: N_("Staff correct the model more often."),
-    }
-    something = N_("Something about the photos changed.")
-    return _(fallback.get(kind, something))
 
 
 # What each drift test noticing something means, in a shelter worker's words.

@@ -76,6 +76,38 @@ def cmd_predict(container: Container, args: argparse.Namespace) -> int:
     return status
 
 
+def _prepare_model(settings) -> None:
+    """Export the serving model on an install's first use, saying so while it takes (about 20 s)."""
+    import threading
+
+    from ml.runtime import BackboneFiles, ensure_exported
+
+    if BackboneFiles.of(settings.serving_backbone_dir, settings.model).intact(settings.model):
+        return
+    from tqdm import tqdm
+
+    print("preparing the model for this install (once, about 20 s)", file=sys.stderr)
+    done = threading.Event()
+    with tqdm(
+        desc="preparing the model",
+        bar_format="{desc}: {elapsed}",
+        disable=not sys.stderr.isatty(),
+        leave=False,
+    ) as shown:
+
+        def tick() -> None:
+            while not done.wait(0.5):
+                shown.refresh()
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+        try:
+            ensure_exported(settings.model, settings.serving_backbone_dir)
+        finally:
+            done.set()
+            ticker.join()
+
+
 def _serving_model(container: Container):
     """The model the catalog serves and its breed names, without making a catalog when there is none."""
     from dogbot.app import missing_catalog, predictor_without_orm, pretrained_predictor
@@ -190,7 +222,20 @@ def cmd_ingest(container: Container, args: argparse.Namespace) -> int:
     status = _report_bulk(results, set())
     if dog is not None:
         print(_dog_line(catalog.dogs.answer(dog.id), catalog.breeds.breed_name))
+    else:
+        _print_new_dogs(results, catalog)
     return status
+
+
+def _print_new_dogs(results, catalog) -> None:
+    """One line per dog the photos made (its code, then what it is): staff find them by code."""
+    seen: set[int] = set()
+    for result in results:
+        photo = result.classification.photo if result.classification is not None else None
+        if photo is None or photo.dog_id is None or photo.dog_id in seen:
+            continue
+        seen.add(photo.dog_id)
+        print(f"{result.path}: {_dog_line(catalog.dogs.answer(photo.dog_id), catalog.breeds.breed_name)}")
 
 
 def _dog_line(answer, breed_name) -> str:
@@ -538,6 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands that may make a new, empty catalog where the settings point; every other one refuses
 # ("no catalog at ...") rather than answer from an empty database made by mistake.
 CREATES_CATALOG = frozenset({"run", "api", "import", "ingest", "worker", "restore", "simulate"})
+# Commands that answer photos: on an install's first use they export the model first, and say so.
+NEEDS_MODEL = frozenset({"predict", "eval", "import", "ingest", "run", "api", "worker", "simulate"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -565,6 +612,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     container = Container(settings, create_catalog=args.command in CREATES_CATALOG)
     try:
+        if args.command in NEEDS_MODEL:
+            _prepare_model(settings)
         return args.handler(container, args)
     except CatalogMissing as error:
         source = env_file()

@@ -14,7 +14,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from dogbot.lifecycle_text import model_list, model_namer, puppies_in_words, retrain_report, retrain_step
+from dogbot.lifecycle_text import drift_report, model_list, model_namer, retrain_report, retrain_step
 
 if TYPE_CHECKING:
     from jobs.retrain import RetrainResult
@@ -99,21 +99,10 @@ def cmd_prune(container, args: argparse.Namespace) -> int:
 
 def cmd_drift(container, args: argparse.Namespace) -> int:
     result = container.lifecycle.drift(trigger="cli")
-    if args.json:
+    if args.json:  # the statistics (AUC, p-values, windows) are for tools: here and in the log
         print(json.dumps(result.to_json()))
         return 0
-    print(
-        f"{'DRIFT' if result.drift else 'no drift'}: last {result.current_n} photos vs "
-        f"{result.reference} ({result.reference_n}) for {result.model_version}"
-    )
-    if not result.tests:
-        print(f"  {result.reason}")
-    for test in result.tests:
-        mark = "ALARM" if test["alarm"] else ("n/a" if test["statistic"] is None else "ok")
-        print(f"  {mark:>5} {test['name']}: {test['detail']}")
-    puppies = puppies_in_words(result.extra.get("age_groups"))
-    if puppies:
-        print(f"  {puppies}")
+    print(drift_report(result, container.breeds.breed_name))  # the words /drift sends admins
     if result.chart:
         print(f"chart: {result.chart}")
     return 0

@@ -6,15 +6,16 @@ here, so an admin sees one report wherever they ask; each keeps its own words fo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
 
 from dogbot.i18n import N_, _, ngettext
-from storage.vocabulary import ModelStatus
+from storage.vocabulary import DriftTest, ModelStatus
 
 if TYPE_CHECKING:  # annotations only: `dogbot predict` imports this module and needs no job
     from jobs.charts import ChartWords
+    from jobs.drift import DriftResult
     from jobs.registry import ModelInfo
     from jobs.retrain import RetrainResult, RetrainStep
     from ml.judging import Verdict
@@ -409,3 +410,102 @@ def puppies_in_words(age_groups: dict | None) -> str | None:
             k=ref_puppies, n=ref_aged, share=_percent(ref_share), trend=trend
         )
     )
+
+
+def not_enough_for_drift(needs: int, before: int, recent: int) -> str:
+    """Why a drift check gave no verdict: the photos it needs in each window against those it has."""
+    return _(
+        "Not enough photos yet to tell whether new photos look different: a check needs {needs} earlier "
+        "and {needs} recent photos; there are {before} and {recent}."
+    ).format(needs=needs, before=before, recent=recent)
+
+
+def drift_report(result: DriftResult, name: Callable[[str], str] = str) -> str:
+    """/drift in words: did the photos change, how (in shares of photos), and what to do about it.
+
+    Test statistics stay in ``dogbot drift --json`` and the log: a shelter manager acts on "41 of
+    the last 50 photos are darker", not on a p-value."""
+    if result.reference == "training":
+        learned = _("the ones the model learned from")
+    else:
+        learned = _("the first {n} photos the bot received").format(n=result.reference_n)
+    if not result.tests:
+        return not_enough_for_drift(result.extra.get("min_photos", 0), result.reference_n, result.current_n)
+    if result.drift:
+        lines = [
+            _("⚠️ The last {n} photos differ from {learned}:").format(n=result.current_n, learned=learned)
+        ]
+    else:
+        lines = [_("✓ The last {n} photos look like {learned}.").format(n=result.current_n, learned=learned)]
+    changed = [test for test in result.tests if test["alarm"]]
+    noticed = [t for t in result.tests if not t["alarm"] and "reported, not alarmed" in t.get("detail", "")]
+    for test in changed + noticed:
+        lines.append(f"• {_drift_change(test, name)}")
+    puppies = puppies_in_words(result.extra.get("age_groups"))
+    if puppies:
+        lines.append(f"• {puppies}")
+    if result.drift:
+        lines += [
+            "",
+            _(
+                "What to do: if photos really changed (a new camera, room or light, or new kinds of dogs), "
+                "let the model learn from them with /retrain (it also retrains on its own once staff "
+                "label enough of them). If nothing changed at the shelter, you can ignore this."
+            ),
+        ]
+    return "\n".join(lines)
+
+
+def _drift_change(test: Mapping, name: Callable[[str], str]) -> str:
+    """One test's finding as a sentence about photos (older reports without facts: a plain fallback)."""
+    facts, kind = test.get("facts") or {}, test["name"]
+    if kind == DriftTest.BRIGHTNESS and facts:
+        text = (
+            _("{k} of the last {n} photos are darker than usual (about half would be).")
+            if facts["lower"]
+            else _("{k} of the last {n} photos are brighter than usual (about half would be).")
+        )
+        return text.format(k=facts["beyond"], n=facts["n"])
+    if kind == DriftTest.SIZE and facts:
+        text = (
+            _("{k} of the last {n} pictures are smaller than usual (about half would be).")
+            if facts["lower"]
+            else _("{k} of the last {n} pictures are larger than usual (about half would be).")
+        )
+        return text.format(k=facts["beyond"], n=facts["n"])
+    if kind == DriftTest.CONFIDENCE and facts:
+        text = (
+            _(
+                "The model is less sure of itself: {k} of the last {n} dog photos got a less sure answer than usual."  # noqa: E501 (one string: translators see it whole)
+            )
+            if facts["lower"]
+            else _(
+                "The model is more sure of itself: {k} of the last {n} dog photos got a surer answer than usual."  # noqa: E501
+            )
+        )
+        return text.format(k=facts["beyond"], n=facts["n"])
+    if kind == DriftTest.BREED_DISTRIBUTION and facts.get("breed"):
+        breed = _("Not a dog") if facts["breed"] == "not a dog" else name(facts["breed"])
+        return _("The breeds it names changed: {breed} went from {before} to {now} of photos.").format(
+            breed=breed, before=_share(facts["before"]), now=_share(facts["now"])
+        )
+    if kind == DriftTest.CORRECTION_RATE and facts:
+        return _("Staff corrected {now} of its recent answers ({k} of {n}), up from {before}.").format(
+            now=_share(facts["now"]), k=facts["hits"], n=facts["n"], before=_share(facts["before"])
+        )
+    fallback = {
+        DriftTest.EMBEDDING_AUC: N_(
+            "The photos look different to the model as a whole (their content, light or framing)."
+        ),
+        DriftTest.BRIGHTNESS: N_("The photos' brightness changed."),
+        DriftTest.SIZE: N_("The pictures' size changed."),
+        DriftTest.CONFIDENCE: N_("How sure the model is of its answers changed."),
+        DriftTest.BREED_DISTRIBUTION: N_("The breeds it names changed."),
+        DriftTest.CORRECTION_RATE: N_("Staff correct the model more often."),
+    }
+    something = N_("Something about the photos changed.")
+    return _(fallback.get(kind, something))
+
+
+def _share(p: float) -> str:
+    return f"{p:.0%}" if p >= 0.01 else "<1%"
