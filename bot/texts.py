@@ -192,6 +192,11 @@ def help_text(role: Role) -> str:
             mixed=button("mixed"), not_a_dog=button("not_a_dog"), other=button("other"), skip=button("skip")
         ),
         "",
+        _("Each photo is a new dog, unless:"),
+        "• " + _("you send several photos as one album: they are one dog;"),
+        "• " + _("you reply to a dog's card with a photo: it joins that dog;"),
+        "• " + _("the photo has a caption: it becomes the dog's name."),
+        "",
         _("Staff commands:"),
         *(f"/{name} — {_(what)}" for name, what in COMMANDS_STAFF.items()),
     ]

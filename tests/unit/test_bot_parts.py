@@ -284,3 +284,13 @@ def test_env_example_values_are_the_defaults() -> None:
         if float(value) != default:
             differ[name] = (value, default)
     assert differ == {}, "update .env.example to the defaults (written, default)"
+
+
+def test_help_says_how_photos_join_a_dog() -> None:
+    from dogbot import i18n
+
+    text = texts.help_text(Role.STAFF)
+    assert "as one album: they are one dog" in text and "reply to a dog's card" in text and "caption" in text
+    with i18n.using("es"):
+        spanish = texts.help_text(Role.STAFF)
+    assert "álbum" in spanish and "ficha de un perro" in spanish and "pie de foto" in spanish
