@@ -583,8 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands that may make a new, empty catalog where the settings point; every other one refuses
 # ("no catalog at ...") rather than answer from an empty database made by mistake.
 CREATES_CATALOG = frozenset({"run", "api", "import", "ingest", "worker", "restore", "simulate"})
-# Commands that answer photos: on an install's first use they export the model first, and say so.
-NEEDS_MODEL = frozenset({"predict", "eval", "import", "ingest", "run", "api", "worker", "simulate"})
+# Commands that answer photos from the terminal: on an install's first use they export the model
+# first, and say so (`run` checks its token before anything slow).
+NEEDS_MODEL = frozenset({"predict", "eval", "import", "ingest", "simulate"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
