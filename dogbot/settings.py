@@ -319,7 +319,7 @@ def env_file(environ: Mapping[str, str] | None = None, cwd: Path | None = None) 
     named = environ.get("DOGBOT_ENV_FILE", "").strip()
     if named:
         path = Path(named).expanduser()
-        if not path.is_file():
+        if not path.exists():  # /dev/null is fine: "no .env at all", as tests and containers want
             # Falling back to another file would quietly open another shelter's catalog, or none.
             raise EnvFileMissing(f"DOGBOT_ENV_FILE={named}: no such file")
         return path.resolve()
@@ -337,7 +337,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
     """
     path = env_file(None, cwd)
     settings = Settings(_env_file=path)
-    base = path.parent if path is not None else (cwd or Path.cwd())
+    base = path.parent if path is not None and path.is_file() else (cwd or Path.cwd())
     for name in ("data_dir", "backbone_dir"):
         value = getattr(settings, name)
         if value is not None and not value.is_absolute():

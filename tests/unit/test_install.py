@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from pathlib import Path
 
@@ -22,8 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
     """No DOGBOT_* variable from the developer's shell, and an install folder without a .env."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("DOGBOT_"):
             monkeypatch.delenv(name)
@@ -47,6 +46,8 @@ def test_env_file_order_named_then_current_folder_then_install(clean_env, monkey
     named.write_text("DOGBOT_DATA_DIR=/srv/dogbot\n")
     monkeypatch.setenv("DOGBOT_ENV_FILE", str(named))
     assert env_file() == named
+    monkeypatch.setenv("DOGBOT_ENV_FILE", os.devnull)  # "no .env at all", for tests and containers
+    assert env_file() == Path(os.devnull) and load_settings().data_dir == elsewhere / "data"
     monkeypatch.setenv("DOGBOT_ENV_FILE", str(tmp_path / "typo.env"))
     with pytest.raises(EnvFileMissing, match="typo.env"):
         env_file()  # never another file instead: that could be another shelter's catalog
