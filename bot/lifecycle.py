@@ -263,7 +263,8 @@ def _example_photos(services, hashes: list[str]) -> list[bytes]:
 
 async def run_job_in_bot(context: DogContext) -> None:
     """One-process mode: a scheduled lifecycle job, in a worker thread, recorded like the worker's."""
-    await asyncio.to_thread(run_scheduled, context.services.lifecycle, context.job.data)
+    with i18n.using(context.services.language):  # its charts in the shelter's language
+        await asyncio.to_thread(run_scheduled, context.services.lifecycle, context.job.data)
 
 
 async def run_asm_sync_in_bot(context: DogContext) -> None:

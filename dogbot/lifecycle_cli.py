@@ -198,7 +198,10 @@ def cmd_rollback(container, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(container, args: argparse.Namespace) -> int:
+    from dogbot import i18n
     from jobs.scheduler import run_worker
+
+    i18n.set_default_language(container.settings.language)  # its charts for admins: the shelter's words
 
     sync_jobs = {}
     if container.asm_configured:

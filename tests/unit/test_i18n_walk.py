@@ -230,3 +230,22 @@ def test_every_verdict_retrain_step_and_chart_is_in_the_language(
     assert chart_texts, "no chart was drawn"
     bad = [line for text in said + chart_texts for line in untranslated(text)]
     assert bad == []
+
+
+def test_the_workers_threads_draw_charts_in_the_shelters_language() -> None:
+    """Scheduled jobs run in threads no update set a language in: they use the shelter's."""
+    import threading
+
+    from dogbot.lifecycle_text import chart_words
+
+    said = []
+    i18n.set_default_language("es")
+    try:
+        worker = threading.Thread(target=lambda: said.append(chart_words().drift_no))
+        worker.start()
+        worker.join()
+        with i18n.using("en"):  # an update's choice still wins
+            said.append(chart_words().drift_no)
+    finally:
+        i18n.set_default_language(i18n.SOURCE_LANGUAGE)
+    assert said == ["No, han cambiado.", "No, they changed."]
