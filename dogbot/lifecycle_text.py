@@ -253,7 +253,11 @@ def retrain_report(
         shown = ", ".join(name(key) for key in added[:5])
         if len(added) > 5:
             shown += " " + _("and {n} more").format(n=len(added) - 5)
-        learned = _("It learned from {n} labelled photos, including {k} new breeds: {breeds}.")
+        learned = ngettext(
+            "It learned from {n} labelled photos, including {k} new breed: {breeds}.",
+            "It learned from {n} labelled photos, including {k} new breeds: {breeds}.",
+            len(added),
+        )
     else:
         shown, learned = "", _("It learned from {n} labelled photos.")
     lines.append(learned.format(n=m.train.n_train, k=len(added), breeds=shown))
