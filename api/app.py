@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
+import uvicorn
 from fastapi import FastAPI
 
 from api.server import ApiServices, create_app
@@ -39,15 +40,36 @@ def build_api(container: Container) -> FastAPI:
 
 def run_api(container: Container) -> int:
     """Serve until stopped (Ctrl-C, SIGTERM)."""
-    import uvicorn
-
     settings = container.settings
     _return_big_blocks()
     app = build_api(container)
     log.info("web API on http://%s:%s", settings.api_host, settings.api_port)
     # One worker process: run more `dogbot api` processes (behind the load balancer) to scale out.
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning", access_log=False)
-    return 0
+    config = uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port, log_level="warning", access_log=False
+    )
+    server = ReadyServer(config, ready_line(settings.api_host, settings.api_port))
+    server.run()
+    return 0 if server.started else 1  # as uvicorn.run: a port in use is a failed start
+
+
+def ready_line(host: str, port: int) -> str:
+    """What `dogbot api` prints once it listens: where, and where its documentation is."""
+    url = f"http://{host}:{port}"
+    return f"web API listening on {url} (documentation: {url}/docs; Ctrl-C stops)"
+
+
+class ReadyServer(uvicorn.Server):
+    """uvicorn's server that prints one line once the socket listens (its own logs are off)."""
+
+    def __init__(self, config: uvicorn.Config, line: str) -> None:
+        super().__init__(config)
+        self.line = line
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:  # False when the port was taken: uvicorn then says so and exits
+            print(self.line, flush=True)
 
 
 def _return_big_blocks() -> None:

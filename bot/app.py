@@ -202,6 +202,9 @@ def run_bot(container: Container) -> int:
     path = urlsplit(settings.webhook_url).path.lstrip("/")
     install_redaction([settings.telegram_token, secret, settings.callback_secret, path])
     application = build_application(container)
+    _announce_when_connected(
+        application, settings.webhook_url, settings.webhook_listen, settings.webhook_port
+    )
     quiet = _QuietStartupRetries()
     for handler in logging.getLogger().handlers:
         handler.addFilter(quiet)
@@ -232,6 +235,29 @@ def run_bot(container: Container) -> int:
         print(texts.telegram_unreachable(settings.telegram_base_url, error.message), file=sys.stderr)
         return 3
     return 0
+
+
+def ready_line(username: str, webhook_url: str, listen: str, port: int) -> str:
+    """What `dogbot run` prints once Telegram has answered: who the bot is and how updates arrive."""
+    if not webhook_url:
+        return f"connected to Telegram as @{username}; polling for updates (Ctrl-C stops)"
+    # Only the host: the webhook's path is a secret (anyone who knows it can post updates).
+    return (
+        f"connected to Telegram as @{username}; webhook for {urlsplit(webhook_url).hostname}, "
+        f"listening on {listen}:{port} (Ctrl-C stops)"
+    )
+
+
+def _announce_when_connected(application: Application, webhook_url: str, listen: str, port: int) -> None:
+    """Print :func:`ready_line` after start-up reached Telegram (PTB runs post_init after getMe)."""
+    before = application.post_init
+
+    async def announce(app: Application) -> None:
+        if before is not None:
+            await before(app)
+        print(ready_line(app.bot.username, webhook_url, listen, port), flush=True)
+
+    application.post_init = announce
 
 
 class _QuietStartupRetries(logging.Filter):

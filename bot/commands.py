@@ -15,7 +15,7 @@ from bot.context import DogContext, admin_only, chat_action
 from dogbot import i18n
 from dogbot.core.api_clients import ClientError
 from dogbot.core.members import MembershipError, Role, parse_user_id
-from storage.vocabulary import PEOPLE
+from storage.vocabulary import NOT_A_DOG, PEOPLE
 
 _MAX_MESSAGE = 4096
 
@@ -45,7 +45,16 @@ async def on_stats(update: Update, context: DogContext) -> None:
     rows, disputed = await asyncio.to_thread(
         lambda: (list(catalog.reporting.export_rows()), len(catalog.reporting.conflicts()))
     )
-    await update.effective_message.reply_text(texts.stats(rows, disputed, context.role)[:_MAX_MESSAGE])
+    services = context.services
+    # The rows carry the export's English names: back to keys, then the reader's words (as /dogs).
+    keys = {breed.display_name: breed.key for breed in catalog.breeds.taxonomy.all()}
+    keys["Not a dog"] = NOT_A_DOG
+
+    def name(label: str) -> str:
+        return services.breed_name(keys[label]) if label in keys else label
+
+    text = texts.stats(rows, disputed, context.role, name=name)
+    await update.effective_message.reply_text(text[:_MAX_MESSAGE])
 
 
 async def on_breeds(update: Update, context: DogContext) -> None:
@@ -112,8 +121,8 @@ async def on_add_breed(update: Update, context: DogContext) -> None:
         breed = await asyncio.to_thread(
             context.services.catalog.breeds.add_breed, name, by=update.effective_user.id
         )
-    except ValueError as error:  # a name the taxonomy refuses, with a message for people
-        await update.effective_message.reply_text(str(error))
+    except ValueError as error:  # a name the taxonomy refuses (BreedRefused says why)
+        await update.effective_message.reply_text(texts.breed_refused(error, context.services.breed_name))
         return
     await update.effective_message.reply_text(texts.breed_added(breed.display_name, breed.key))
 
@@ -142,7 +151,7 @@ async def _change_staff(update: Update, context: DogContext, *, add: bool) -> No
     try:
         changed = await asyncio.to_thread(change, user_id, by=by)
     except MembershipError as error:
-        await update.effective_message.reply_text(str(error))
+        await update.effective_message.reply_text(texts.staff_refused(error.code, error.user_id))
         return
     await update.effective_message.reply_text(texts.staff_changed(user_id, add, changed))
 
@@ -167,7 +176,7 @@ async def on_api_token(update: Update, context: DogContext) -> None:
     try:
         token = await asyncio.to_thread(clients.create, name, by=admin_id)
     except ClientError as error:
-        await message.reply_text(str(error))
+        await message.reply_text(texts.token_refused(error.code, error.name))
         return
     try:
         await context.bot.send_message(admin_id, texts.api_token(name, token))

@@ -46,7 +46,7 @@ class Services:
     stranger_limit: PerUserLimit
     max_download_bytes: int
     download_timeout_s: float
-    data_dir: Path  # where `dogbot simulate --report` leaves its last report (/report)
+    data_dir: Path  # the catalog's folder
     album_settle_s: float  # an album's one card waits this long for the rest of its photos
     timezone: tzinfo = UTC  # the shelter's clock, for every time shown
     language: str = i18n.SOURCE_LANGUAGE  # the shelter's language, for people who chose none

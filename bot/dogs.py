@@ -96,11 +96,7 @@ async def place(message: Message, context: DogContext, user_id: int) -> Placemen
 
 def card_code(message: Message) -> str | None:
     """The dog code a card message shows in its first line, or None for any other message."""
-    text = message.text or message.caption or ""
-    if not text.startswith(texts.DOG_CARD_PREFIX):
-        return None
-    rest = text[len(texts.DOG_CARD_PREFIX) :].split()
-    return rest[0] if rest else None
+    return texts.card_code(message.text or message.caption or "")
 
 
 async def after_photo(
@@ -232,7 +228,7 @@ async def on_dog(update: Update, context: DogContext) -> None:
     message = update.effective_message
     code = " ".join(context.args or []).strip()
     if not code:
-        await message.reply_text(texts.usage("dog", "CODE"))
+        await message.reply_text(texts.usage_dog())
         return
     try:
         dog = await asyncio.to_thread(context.services.catalog.dogs.by_code, code)

@@ -75,8 +75,8 @@ async def on_error(update: object, context: DogContext) -> None:
         return
     if isinstance(error, BadRequest) and "message is not modified" in error.message.lower():
         return
-    where = describe(update)
-    log.error("error while handling %s", where, exc_info=error)
+    where = place(update)
+    log.error("error while handling %s", describe(update), exc_info=error)
     # A full disk or a read-only folder is not "try again in a moment": say what is wrong, so staff
     # keep the photo for later, and tell admins what to fix.
     problem = storage_problem(error)
@@ -123,26 +123,30 @@ def storage_problem(error: BaseException | None) -> str | None:
     return None
 
 
-def describe(update: object) -> str:
-    """Where an error happened, in words that carry no message text, file ids or secrets."""
+def place(update: object) -> tuple[str, int | None]:
+    """What was being handled (background, button, photo, document, text, ...) and from whom: no
+    message text, file ids or secrets. bot/texts.py words it for admins; :func:`describe` for the log."""
     if not isinstance(update, Update):
-        return "a background task"
+        return "background", None
     user = update.effective_user
-    who = f" from user {user.id}" if user else ""
+    who = user.id if user else None
     if update.callback_query is not None:
-        return f"a button press{who}"
+        return "button", who
     message = update.effective_message
     if message is not None:
-        kind = next(
-            (
-                k
-                for k in ("photo", "document", "text", "sticker", "voice", "animation")
-                if getattr(message, k)
-            ),
-            "message",
-        )
-        return f"a {kind}{who}"
-    return f"update {update.update_id}"
+        kinds = ("photo", "document", "text", "sticker", "voice", "animation")
+        return next((k for k in kinds if getattr(message, k)), "message"), who
+    return "update", who
+
+
+def describe(update: object) -> str:
+    """Where an error happened, in the log's English."""
+    kind, who = place(update)
+    if kind == "background":
+        return "a background task"
+    if kind == "update":
+        return f"update {update.update_id}"
+    return f"a {'button press' if kind == 'button' else kind}" + (f" from user {who}" if who else "")
 
 
 async def _alert_admins(context: DogContext, kind: str, alert: Callable[[], str]) -> None:

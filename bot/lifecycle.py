@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -26,12 +27,12 @@ from bot.callbacks import Action, is_incident_press
 from bot.context import DogContext, admin_only
 from dogbot import i18n
 from dogbot.core.members import Role
-from dogbot.lifecycle_text import model_list, retrain_report
-from dogbot.simulation_report import last_report
+from dogbot.intake_report import intake_days, intake_png, intake_summary
+from dogbot.lifecycle_text import model_list, model_namer, retrain_report, retrain_step
 from jobs.incidents import IncidentClosed, IncidentFacts
 from jobs.lock import LockBusy
-from jobs.registry import RegistryError
-from jobs.retrain import FullRetrainUnavailable
+from jobs.registry import NoEarlierModel, RegistryError
+from jobs.retrain import FullRetrainUnavailable, RetrainStep
 from jobs.scheduler import JOB_ORDER, Intervals, run_scheduled
 
 log = logging.getLogger(__name__)
@@ -105,12 +106,15 @@ async def on_retrain(update: Update, context: DogContext) -> None:
 async def _retrain(message, context: DogContext, *, actor: str | None, full: bool = False) -> None:
     """Retrain, editing one reply to ``message`` with progress, then the result and its chart."""
     lifecycle = context.services.lifecycle
-    status = await message.reply_text(texts.retrain_step("starting"))
+    status = await message.reply_text(retrain_step("starting"))
     loop = asyncio.get_running_loop()
     edits = []
+    language = i18n.current()
 
-    def progress(step: str) -> None:
-        edits.append(asyncio.run_coroutine_threadsafe(_edit(status, texts.retrain_step(step)), loop))
+    def progress(step: RetrainStep) -> None:
+        with i18n.using(language):  # called from the training thread: word it in the admin's language
+            line = retrain_step(step)
+        edits.append(asyncio.run_coroutine_threadsafe(_edit(status, line), loop))
 
     refusal = None
     try:
@@ -122,10 +126,13 @@ async def _retrain(message, context: DogContext, *, actor: str | None, full: boo
     # Progress edits land before the final one, never after it.
     await asyncio.gather(*(asyncio.wrap_future(edit) for edit in edits), return_exceptions=True)
     if refusal is not None:
-        await _edit(status, texts.not_retrained(str(refusal)))
+        busy = isinstance(refusal, LockBusy)
+        await _edit(status, texts.not_retrained(texts.RETRAIN_BUSY if busy else texts.NO_FULL_RETRAIN))
         return
     await _edit(status, texts.retrain_done(result.promoted))
-    await _reply_with_chart(message, retrain_report(result, context.services.breed_name), result.report)
+    names = model_namer(await asyncio.to_thread(lifecycle.models), context.services.timezone)
+    report = retrain_report(result, context.services.breed_name, names)
+    await _reply_with_chart(message, report, result.report)
 
 
 async def on_incident_button(update: Update, context: DogContext) -> None:
@@ -174,7 +181,8 @@ async def on_drift(update: Update, context: DogContext) -> None:
 async def on_models(update: Update, context: DogContext) -> None:
     """/models (admins): every model version, which one serves, and why others were rejected."""
     rows = await asyncio.to_thread(context.services.lifecycle.models)
-    await update.effective_message.reply_text(model_list(rows, context.services.timezone)[:_MAX_MESSAGE])
+    text = model_list(rows, context.services.timezone, name=context.services.breed_name)
+    await update.effective_message.reply_text(text[:_MAX_MESSAGE])
 
 
 @admin_only
@@ -185,21 +193,36 @@ async def on_rollback(update: Update, context: DogContext) -> None:
     lifecycle = context.services.lifecycle
     try:
         old, new = await asyncio.to_thread(lambda: lifecycle.rollback(actor=actor, reason=reason))
-    except (RegistryError, LockBusy) as refused:
+    except NoEarlierModel:
+        await update.effective_message.reply_text(texts.not_rolled_back(texts.NO_EARLIER_MODEL))
+        return
+    except LockBusy:
+        await update.effective_message.reply_text(texts.not_rolled_back(texts.RETRAIN_BUSY))
+        return
+    except RegistryError as refused:  # rare and technical (a model of another backbone): as the log says
         await update.effective_message.reply_text(texts.not_rolled_back(str(refused)))
         return
-    await update.effective_message.reply_text(texts.rolled_back(old, new))
+    names = model_namer(await asyncio.to_thread(lifecycle.models), context.services.timezone)
+    await update.effective_message.reply_text(texts.rolled_back(names(old), names(new)))
 
 
 @admin_only
 async def on_report(update: Update, context: DogContext) -> None:
-    """/report (admins): the chart of the last `dogbot simulate --report` run."""
-    found = last_report(context.services.data_dir)
-    if found is None:
-        await update.effective_message.reply_text(texts.NO_SIMULATION_REPORT)
+    """/report (admins): the shelter's own intake day by day, in words and a chart."""
+    services = context.services
+
+    def build() -> tuple[str, bytes | None]:
+        rows = list(services.catalog.reporting.export_rows())
+        alarms, promotions = services.lifecycle.timeline()
+        today = datetime.now(services.timezone).date()
+        days = intake_days(rows, alarms, promotions, today=today, tz=services.timezone)
+        return intake_summary(days), intake_png(days) if days else None
+
+    summary, chart = await asyncio.to_thread(build)  # the thread keeps the admin's language
+    if chart is None:
+        await update.effective_message.reply_text(summary)
         return
-    summary, chart = found
-    await _reply_with_chart(update.effective_message, summary, str(chart))
+    await update.effective_message.reply_photo(chart, caption=summary[:_MAX_CAPTION])
 
 
 async def check_registry(context: DogContext) -> None:
@@ -240,7 +263,8 @@ def _example_photos(services, hashes: list[str]) -> list[bytes]:
 
 async def run_job_in_bot(context: DogContext) -> None:
     """One-process mode: a scheduled lifecycle job, in a worker thread, recorded like the worker's."""
-    await asyncio.to_thread(run_scheduled, context.services.lifecycle, context.job.data)
+    with i18n.using(context.services.language):  # its charts in the shelter's language
+        await asyncio.to_thread(run_scheduled, context.services.lifecycle, context.job.data)
 
 
 async def run_asm_sync_in_bot(context: DogContext) -> None:
@@ -279,8 +303,14 @@ def _news(incidents, models, bot_data: dict) -> list[_News]:
     for model in models:
         if model.id > last_model and model.actor in ("scheduler", "cli"):
             chart = str(Path(model.report)) if model.report else None
-            news.append(_News(partial(texts.model_trained_elsewhere, model), chart))
+            tz = _timezone_of(bot_data)
+            news.append(_News(partial(texts.model_trained_elsewhere, model, tz), chart))
     return news
+
+
+def _timezone_of(bot_data: dict):
+    services = bot_data.get("services")
+    return services.timezone if services is not None else UTC
 
 
 def _breed_name_of(bot_data: dict):

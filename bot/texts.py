@@ -11,13 +11,20 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 
+from dogbot import i18n
 from dogbot.core.dogs import DogAnswer, SameDog, ShelterBreed
 from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
 from dogbot.i18n import N_, _, ngettext
-from dogbot.lifecycle_text import age_group_name, puppies_in_words
-from jobs.drift import DriftResult
+from dogbot.lifecycle_text import (  # noqa: F401 (drift_report: the chat's words, kept with the CLI's)
+    age_group_name,
+    drift_report,
+    model_name,
+    not_enough_for_drift,
+    puppies_in_words,
+    verdict_words,
+)
 from jobs.incidents import AnswerQuality, IncidentFacts
 from jobs.service import LifecycleStatus
 from storage.lifecycle_tables import ModelVersion
@@ -82,7 +89,7 @@ COMMANDS_ADMIN = {
     "drift": N_("check whether incoming photos changed"),
     "models": N_("model versions and how good they are"),
     "rollback": N_("go back to the model before"),
-    "report": N_("the chart of the last simulated month"),
+    "report": N_("the shelter's intake day by day: photos, answers, changes"),
 }
 
 # Messages without a value in them, read as ``texts.STALE`` and so on: translated when read (module
@@ -109,9 +116,6 @@ _CONSTANT = {
     "NO_INCIDENT": N_("This drift alert is no longer on record."),
     "MERGED_TOAST": N_("Merged: one dog."),
     "KEPT_APART_TOAST": N_("Kept as a new dog."),
-    "NO_SIMULATION_REPORT": N_(
-        "No simulation report yet. Run `dogbot simulate --manifest CSV --report DIR` on the server."
-    ),
 }
 
 
@@ -188,6 +192,11 @@ def help_text(role: Role) -> str:
             mixed=button("mixed"), not_a_dog=button("not_a_dog"), other=button("other"), skip=button("skip")
         ),
         "",
+        _("Each photo is a new dog, unless:"),
+        "• " + _("you send several photos as one album: they are one dog;"),
+        "• " + _("you reply to a dog's card with a photo: it joins that dog;"),
+        "• " + _("the photo has a caption: it becomes the dog's name."),
+        "",
         _("Staff commands:"),
         *(f"/{name} — {_(what)}" for name, what in COMMANDS_STAFF.items()),
     ]
@@ -202,12 +211,25 @@ def help_text(role: Role) -> str:
     return "\n".join(lines)
 
 
+# A language named inside a sentence, in the reader's language ("te hablo en español"); its buttons
+# keep the name people know it by in itself (i18n.LANGUAGES: "Español").
+_LANGUAGE_NAMES = {"en": N_("English"), "es": N_("Spanish")}
+
+
+def language_in_sentence(language: str, languages: Mapping[str, str]) -> str:
+    return _(_LANGUAGE_NAMES[language]) if language in _LANGUAGE_NAMES else languages[language]
+
+
 def language_menu(current: str, languages: Mapping[str, str]) -> str:
-    return _("I speak to you in {language}. Choose another:").format(language=languages[current])
+    return _("I speak to you in {language}. Choose another:").format(
+        language=language_in_sentence(current, languages)
+    )
 
 
 def language_set(languages: Mapping[str, str], chosen: str) -> str:
-    return _("From now on I speak to you in {language}.").format(language=languages[chosen])
+    return _("From now on I speak to you in {language}.").format(
+        language=language_in_sentence(chosen, languages)
+    )
 
 
 # --- photos ---------------------------------------------------------------------------------------
@@ -332,9 +354,26 @@ def slow_down(limit: int) -> str:
 
 
 # --- dogs ----------------------------------------------------------------------------------------
-# Every dog card starts so, in every language (a marker, not a sentence): a photo sent as a reply to
-# a message that starts so joins that dog.
-DOG_CARD_PREFIX = "🐕 Dog "
+# Every dog card starts with "🐕 ", the word for a dog and its code: a photo sent as a reply to such a
+# message joins that dog, whatever the language the card was written in (card_code).
+_DOG_WORD = N_("Dog")
+
+
+def dog_card_header(code: str, name: str | None, photos: int) -> str:
+    return f"🐕 {_(_DOG_WORD)} {dog_title(code, name)} ({photo_count(photos)})"
+
+
+def card_code(text: str) -> str | None:
+    """The dog code in a card's first line (a card in any language the bot speaks), else None."""
+    for language in i18n.LANGUAGES:
+        with i18n.using(language):
+            prefix = f"🐕 {_(_DOG_WORD)} "
+        if text.startswith(prefix):
+            rest = text[len(prefix) :].split()
+            return rest[0] if rest else None
+    return None
+
+
 _SEX_WORDS = {"male": N_("male"), "female": N_("female")}
 
 
@@ -385,7 +424,7 @@ def dog_card(
     replaces it, e.g. after “Wrong?”), then the details and what staff can do next.
     ``in_asm_since``: when the dog was registered in the shelter's Animal Shelter Manager."""
     dog = answer.dog
-    lines = [f"{DOG_CARD_PREFIX}{dog_title(dog.code, dog.name)} ({photo_count(len(answer.photos))})"]
+    lines = [dog_card_header(dog.code, dog.name, len(answer.photos))]
     if seen_before:
         lines.append(_("I've seen this photo before: it is one of {code}'s.").format(code=dog.code))
     guesses = ", ".join(f"{name(breed.key)} {percent(p)}" for breed, p in answer.top)
@@ -588,30 +627,44 @@ def local_time(moment: datetime, tz: tzinfo) -> str:
 
 
 def status(report: CatalogStatus, lifecycle: LifecycleStatus, tz: tzinfo = UTC) -> str:
-    """/status: which model answers, the catalog, when the model was last checked and retrained."""
-    if lifecycle.accuracy is not None:
+    """/status: which model answers, the catalog, when the model was last checked and retrained.
+
+    The same facts as /models and /drift, from the same records, in the same words."""
+    version = lifecycle.model_version or report.model_version
+    called = model_name(version, lifecycle.model_created_at, tz)
+    if lifecycle.checked is not None:
+        right, n = lifecycle.checked
+        model = _("Model: {model}, right on {right} of {n} labelled photos it had not learned from").format(
+            model=called, right=right, n=n
+        )
+    elif lifecycle.accuracy is not None:  # judged before verdicts kept their counts
         model = _("Model: {model}, right on {right} of the photos it was tested on").format(
-            model=report.model_version, right=percent(lifecycle.accuracy)
+            model=called, right=percent(lifecycle.accuracy)
         )
+    elif lifecycle.last_retrain is not None:
+        model = _("Model: {model} (no retrain has been better yet)").format(model=called)
     else:
-        model = _("Model: {model}, the starting model (not retrained here yet)").format(
-            model=report.model_version
-        )
+        model = _("Model: {model} (not retrained here yet)").format(model=called)
     drift, trained = lifecycle.last_drift_check, lifecycle.last_retrain
     drift_text = retrain_text = _("never")
     if drift is not None:
-        verdict = (
-            _("new photos look different, see /drift") if drift.drift else _("new photos look as before")
-        )
+        if drift.drift:
+            verdict = _("new photos look different, see /drift")
+        elif not drift.tests:
+            verdict = _("too few photos to tell: needs {needs} recent, has {n}").format(
+                needs=lifecycle.drift_min_photos, n=drift.current_n
+            )
+        else:
+            verdict = _("new photos look as before")
         drift_text = f"{local_time(drift.created_at, tz)} ({verdict})"
     if trained is not None:
-        if trained.version == lifecycle.model_version:
+        if trained.version == version:
             outcome = _("{model}, now answering")
         elif trained.status == ModelStatus.PROMOTED:
             outcome = _("{model} was put to work, then rolled back")
         else:
             outcome = _("{model} was not better, so it was not used")
-        retrain_text = f"{local_time(trained.created_at, tz)} ({outcome.format(model=trained.version)})"
+        retrain_text = outcome.format(model=model_name(trained.version, trained.created_at, tz))
     return "\n".join(
         [
             model,
@@ -640,9 +693,15 @@ def label_source(source: str) -> str:
 
 
 def stats(
-    rows: Iterable[Mapping[str, object]], conflicts: int, role: Role = Role.STAFF, limit: int = 30
+    rows: Iterable[Mapping[str, object]],
+    conflicts: int,
+    role: Role = Role.STAFF,
+    limit: int = 30,
+    name: Callable[[str], str] = str,
 ) -> str:
-    """Per-breed counts of the catalog, where labels came from, and how many photos are disputed."""
+    """Per-breed counts of the catalog, where labels came from, and how many photos are disputed.
+
+    ``name``: a row's label (the export's English display name) as the reader says it."""
     rows = list(rows)
     breeds = Counter(str(row["label"]) for row in rows if row["label"])
     sources = Counter(str(row["label_source"]) for row in rows if row["label_source"])
@@ -657,7 +716,7 @@ def stats(
         lines.append(_("Who decided: {who}").format(who=who))
     if breeds:
         lines.append("")
-        lines += [f"{breed}: {n}" for breed, n in breeds.most_common(limit)]
+        lines += [f"{name(breed)}: {n}" for breed, n in breeds.most_common(limit)]
         if len(breeds) > limit:
             if role is Role.ADMIN:
                 more = _("… and {n} more breeds (/export has them all)")
@@ -720,6 +779,51 @@ def usage(command: str, argument: str) -> str:
     return _("Usage: /{command} {argument}").format(command=command, argument=argument)
 
 
+def breed_refused(error: ValueError, name: Name) -> str:
+    """Why /addbreed refused a name (dogbot.core.taxonomy.BreedRefused), in the reader's language."""
+    code, facts = getattr(error, "code", ""), dict(getattr(error, "facts", {}))
+    if "breed" in facts:
+        facts["breed"] = name(str(facts["breed"]))
+    words = {
+        "known": N_("{breed} is already in the breed list."),
+        "reserved": N_("“{name}” is a word the bot's own buttons use; please give the breed another name."),
+        "named": N_("{name} is already in the breed list, as {breed}."),
+        "short": N_("Please type the breed's name (at least 2 letters)."),
+        "long": N_("That name is too long for a breed ({n} characters; at most {most})."),
+        "characters": N_("A breed name can only contain letters, spaces, hyphens and apostrophes."),
+        "latin": N_("Please type the breed's name in Latin letters (A to Z, accents are fine)."),
+    }
+    return _(words[code]).format(**facts) if code in words else str(error)
+
+
+def token_refused(code: str, name: str) -> str:
+    """Why /apitoken refused (dogbot.core.api_clients.ClientError's code)."""
+    words = {
+        "bad_name": N_(
+            "A token name is 1 to 64 letters, digits, dots, dashes or underscores, e.g. intake-app."
+        ),
+        "taken": N_("A token named {name} exists already; choose another name."),
+        "unknown": N_("No token is named {name}."),
+    }
+    return _(words.get(code, words["bad_name"])).format(name=name)
+
+
+def staff_refused(code: str, user_id: int) -> str:
+    """Why /addstaff or /removestaff refused (dogbot.core.members.MembershipError's code)."""
+    words = {
+        "not_user": N_("{user} is not a Telegram user id (a positive number)."),
+        "admin": N_("{user} is an admin (from the settings) and cannot be removed here."),
+        "from_settings": N_(
+            "{user} is staff through DOGBOT_STAFF_IDS; remove them there and restart the bot."
+        ),
+    }
+    return _(words.get(code, words["not_user"])).format(user=user_id)
+
+
+def usage_dog() -> str:
+    return usage("dog", _("CODE, e.g. /dog D-2026-0042"))
+
+
 def usage_add_breed() -> str:
     return usage("addbreed", _("NAME, e.g. /addbreed Shiba Inu"))
 
@@ -751,105 +855,19 @@ def export_caption(rows: int) -> str:
 
 
 # --- model lifecycle (admins) ----------------------------------------------------------------------
-def retrain_step(step: str) -> str:
-    return _("Retraining: {step}…").format(step=step)
-
-
 def not_retrained(why: str) -> str:
-    return _("Not retrained: {why}").format(why=why)
+    return _("Not retrained: {why}").format(why=_(why))
+
+
+RETRAIN_BUSY = N_("another retrain is running now; try again when it has finished.")
+NO_FULL_RETRAIN = N_(
+    "a full retrain (fine-tuning the whole model) is not available yet; /retrain trains the fast way."
+)
+NO_EARLIER_MODEL = N_("no model answered before this one, so there is none to go back to.")
 
 
 def retrain_done(promoted: bool) -> str:
     return _("New model put to work.") if promoted else _("Retrain finished.")
-
-
-def drift_report(result: DriftResult, name: Name = str) -> str:
-    """/drift in words: did the photos change, how (in shares of photos), and what to do about it.
-
-    Test statistics stay in ``dogbot drift --json`` and the log: a shelter manager acts on "41 of
-    the last 50 photos are darker", not on a p-value."""
-    if result.reference == "training":
-        learned = _("the ones the model learned from")
-    else:
-        learned = _("the first {n} photos the bot received").format(n=result.reference_n)
-    if not result.tests:
-        return _(
-            "Not enough photos yet to tell whether new photos differ from {learned} ({n} recent photos so far)."
-        ).format(learned=learned, n=result.current_n)
-    if result.drift:
-        lines = [
-            _("⚠️ The last {n} photos differ from {learned}:").format(n=result.current_n, learned=learned)
-        ]
-    else:
-        lines = [_("✓ The last {n} photos look like {learned}.").format(n=result.current_n, learned=learned)]
-    changed = [test for test in result.tests if test["alarm"]]
-    noticed = [t for t in result.tests if not t["alarm"] and "reported, not alarmed" in t.get("detail", "")]
-    for test in changed + noticed:
-        lines.append(f"• {_drift_change(test, name)}")
-    puppies = puppies_in_words(result.extra.get("age_groups"))
-    if puppies:
-        lines.append(f"• {puppies}")
-    if result.drift:
-        lines += [
-            "",
-            _(
-                "What to do: if photos really changed (a new camera, room or light, or new kinds of dogs), "
-                "let the model learn from them with /retrain (it also retrains on its own once staff "
-                "label enough of them). If nothing changed at the shelter, you can ignore this."
-            ),
-        ]
-    return "\n".join(lines)
-
-
-def _drift_change(test: Mapping, name: Name) -> str:
-    """One test's finding as a sentence about photos (older reports without facts: a plain fallback)."""
-    facts, kind = test.get("facts") or {}, test["name"]
-    if kind == DriftTest.BRIGHTNESS and facts:
-        text = (
-            _("{k} of the last {n} photos are darker than usual (about half would be).")
-            if facts["lower"]
-            else _("{k} of the last {n} photos are brighter than usual (about half would be).")
-        )
-        return text.format(k=facts["beyond"], n=facts["n"])
-    if kind == DriftTest.SIZE and facts:
-        text = (
-            _("{k} of the last {n} pictures are smaller than usual (about half would be).")
-            if facts["lower"]
-            else _("{k} of the last {n} pictures are larger than usual (about half would be).")
-        )
-        return text.format(k=facts["beyond"], n=facts["n"])
-    if kind == DriftTest.CONFIDENCE and facts:
-        text = (
-            _(
-                "The model is less sure of itself: {k} of the last {n} dog photos got a less sure answer than usual."
-            )
-            if facts["lower"]
-            else _(
-                "The model is more sure of itself: {k} of the last {n} dog photos got a surer answer than usual."
-            )
-        )
-        return text.format(k=facts["beyond"], n=facts["n"])
-    if kind == DriftTest.BREED_DISTRIBUTION and facts.get("breed"):
-        breed = button("not_a_dog") if facts["breed"] == "not a dog" else name(facts["breed"])
-        return _("The breeds it names changed: {breed} went from {before} to {now} of photos.").format(
-            breed=breed, before=percent(facts["before"]), now=percent(facts["now"])
-        )
-    if kind == DriftTest.CORRECTION_RATE and facts:
-        return _("Staff corrected {now} of its recent answers ({k} of {n}), up from {before}.").format(
-            now=percent(facts["now"]), k=facts["hits"], n=facts["n"], before=percent(facts["before"])
-        )
-    fallback = {
-        DriftTest.EMBEDDING_AUC: N_(
-            "The photos look different to the model as a whole (their content, light or framing)."
-        ),
-        DriftTest.BRIGHTNESS: N_("The photos' brightness changed."),
-        DriftTest.SIZE: N_("The pictures' size changed."),
-        DriftTest.CONFIDENCE: N_("How sure the model is of its answers changed."),
-        DriftTest.BREED_DISTRIBUTION: N_("The breeds it names changed."),
-        DriftTest.CORRECTION_RATE: N_("Staff correct the model more often."),
-    }
-    something = N_("Something about the photos changed.")
-    return _(fallback.get(kind, something))
 
 
 # What each drift test noticing something means, in a shelter worker's words.
@@ -958,25 +976,53 @@ def new_normal_accepted(photos: int) -> str:
     ).format(n=photos)
 
 
-def model_trained_elsewhere(model: ModelVersion) -> str:
+def model_trained_elsewhere(model: ModelVersion, tz: tzinfo = UTC) -> str:
+    """News to admins of a model the worker trained (its verdict worded here, not the log's English)."""
+    from jobs.scores import RetrainMetrics
+
+    metrics = RetrainMetrics.from_json(model.metrics)
+    reason = verdict_words(metrics.verdict) if metrics and metrics.verdict else model.reason
+    reason = reason[:1].upper() + reason[1:]
     if model.status == ModelStatus.PROMOTED:
-        text = _("New model {model} ({trigger}) put to work: {reason}")
+        text = _("A new model ({model}) was trained and put to work. {reason}")
     else:
-        text = _("New model {model} ({trigger}) not used: {reason}")
-    return text.format(model=model.version, trigger=model.trigger, reason=model.reason)
+        text = _("A new model ({model}) was trained but not used. {reason}")
+    return text.format(model=model_name(model.version, model.created_at, tz), reason=reason)
 
 
 def not_rolled_back(why: str) -> str:
-    return _("Not rolled back: {why}").format(why=why)
+    return _("Not rolled back: {why}").format(why=_(why))
 
 
 def rolled_back(old: str, new: str) -> str:
+    """``old`` and ``new``: models as people name them (lifecycle_text.model_name)."""
     return _("Rolled back: {new} answers again instead of {old}.").format(old=old, new=new)
 
 
-def error_for_admins(kind: str, where: str) -> str:
+_PLACES = {
+    "background": N_("a background task"),
+    "button": N_("a button press"),
+    "photo": N_("a photo"),
+    "document": N_("a file"),
+    "text": N_("a message"),
+    "sticker": N_("a sticker"),
+    "voice": N_("a voice message"),
+    "animation": N_("a GIF"),
+    "message": N_("a message"),
+    "update": N_("a message"),
+}
+
+
+def error_place(where: tuple[str, int | None]) -> str:
+    """What was being handled and from whom (bot.errors.place), in the reader's language."""
+    kind, user = where
+    what = _(_PLACES.get(kind, _PLACES["message"]))
+    return _("{what} from user {user}").format(what=what, user=user) if user else what
+
+
+def error_for_admins(kind: str, where: tuple[str, int | None]) -> str:
     return _("⚠️ Something went wrong ({kind}) while handling {where}. Details are in the bot's log.").format(
-        kind=kind, where=where
+        kind=kind, where=error_place(where)
     )
 
 
@@ -1008,10 +1054,10 @@ def answer_not_saved(problem: str) -> str:
     )
 
 
-def storage_alert(problem: str, where: str) -> str:
+def storage_alert(problem: str, where: tuple[str, int | None]) -> str:
     what = _(_STORAGE[problem])
     return _("⚠️ {what}: nothing could be saved from {where}. {fix}").format(
-        what=what[0].upper() + what[1:], where=where, fix=_(_STORAGE_FIX[problem])
+        what=what[0].upper() + what[1:], where=error_place(where), fix=_(_STORAGE_FIX[problem])
     )
 
 

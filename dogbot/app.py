@@ -15,6 +15,8 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dogbot import i18n
+from dogbot.lifecycle_text import chart_words
 from dogbot.settings import Settings
 from ml.exemplars import ExemplarRules
 from ml.predictor import Predictor
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from jobs.asm_client import AsmConnection
     from jobs.asm_sync import AsmSync, SyncRules
     from jobs.drift import DriftThresholds
-    from jobs.retrain import RetrainResult
+    from jobs.retrain import RetrainResult, RetrainStep
     from jobs.scheduler import Intervals
     from jobs.service import LifecycleConfig, LifecycleJobs
     from ml.judging import JudgeRules
@@ -148,13 +150,20 @@ class Container:
     # Retrain in a child process: the bot sets it, so torch (1 GB) is never loaded into the bot,
     # whether an admin asks (/retrain) or the bot runs the scheduled jobs itself.
     train_in_child: bool = False
+    # False: a catalog that is not there is refused (CatalogMissing), not made empty. A command run
+    # from the wrong folder must not report "0 rows" from a new database beside the real one.
+    create_catalog: bool = True
 
     @cached_property
     def engine(self) -> Engine:
         from storage.db import make_engine
 
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         s = self.settings
+        if not self.create_catalog:
+            missing = missing_catalog(s)
+            if missing is not None:
+                raise CatalogMissing(missing)
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         return make_engine(
             s.sqlalchemy_url,
             busy_timeout_s=s.db_busy_timeout_s,
@@ -236,11 +245,16 @@ class Container:
             model_dir=self.settings.model_dir,
             config=lifecycle_config(self.settings),
             clock=self.clock,
-            breed_name=self.breeds.breed_name,
+            breed_name=self._breed_name_in_language,
+            chart_words=chart_words,
             # A new champion may know breeds another process added: load their names before serving it.
             on_champion_change=self.breeds.reload_taxonomy,
             trainer=partial(retrain_in_child, self.settings) if self.train_in_child else None,
         )
+
+    def _breed_name_in_language(self, key: str) -> str:
+        """A breed's name in the language in force (charts speak the reader's language, like texts)."""
+        return i18n.breed_name(key, self.breeds.breed_name(key))
 
     @cached_property
     def intervals(self) -> Intervals:
@@ -279,6 +293,35 @@ class Container:
             asm_rules(self.settings),
             clock=self.clock,
         )
+
+
+class CatalogMissing(Exception):
+    """The settings point at no catalog, and this command does not make one."""
+
+
+def missing_catalog(s: Settings) -> str | None:
+    """Where the catalog should be when it is not there (a SQLite file, or a database without tables)."""
+    url = s.sqlalchemy_url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url.removeprefix("sqlite:///")).resolve()
+        return None if path.is_file() else str(path)
+    if url.startswith("sqlite"):
+        return None  # in memory: made for this process alone
+    from sqlalchemy import inspect
+
+    from storage.db import make_engine
+
+    engine = make_engine(url, prepare_schema=False)
+    try:
+        return None if inspect(engine).has_table("photo") else _without_password(url)
+    finally:
+        engine.dispose()
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def asm_connection(s: Settings) -> AsmConnection:
@@ -357,7 +400,7 @@ def retrain_in_child(
     trigger: str,
     actor: str | None,
     full: bool,
-    progress: Callable[[str], None],
+    progress: Callable[[RetrainStep], None],
 ) -> RetrainResult:
     """Run one retrain in a fresh process (spawned: it shares nothing with this one) and return its result.
 
@@ -371,7 +414,8 @@ def retrain_in_child(
     messages = context.Queue()
     child = context.Process(
         target=_retrain_here,
-        args=(settings, now, trigger, actor, full, messages),
+        # The language in force here (the admin who asked): the child draws the chart in it.
+        args=(settings, now, trigger, actor, full, messages, i18n.current()),
         name="dogbot-retrain",
     )
     child.start()
@@ -397,8 +441,11 @@ def retrain_in_child(
             child.terminate()
 
 
-def _retrain_here(settings: Settings, now: datetime, trigger: str, actor, full: bool, messages) -> None:
+def _retrain_here(
+    settings: Settings, now: datetime, trigger: str, actor, full: bool, messages, language: str
+) -> None:
     """The child's side of :func:`retrain_in_child`."""
+    i18n.set_language(language)
     container = Container(settings)
     try:
         result = container.lifecycle.retrain(

@@ -29,15 +29,11 @@ def _progress(iterable, **kwargs):
 
 def cmd_predict(container: Container, args: argparse.Namespace) -> int:
     """Classify photos without storing anything."""
-    from dogbot.app import intake_rules, predictor_without_orm
+    from dogbot.app import intake_rules
     from dogbot.core.manifest import image_paths
     from ml.images import ImageRejected, load_image
 
-    # A SQLite catalog is read without the ORM (half of this command's start); else the full way.
-    predictor, taxonomy = predictor_without_orm(container.settings) or (
-        container.predictor,
-        container.breeds.taxonomy,
-    )
+    predictor, taxonomy = _serving_model(container)
     rules = intake_rules(container.settings)
     status = 0
     for path in image_paths([Path(p) for p in args.paths]):
@@ -80,6 +76,54 @@ def cmd_predict(container: Container, args: argparse.Namespace) -> int:
     return status
 
 
+def _prepare_model(settings) -> None:
+    """Export the serving model on an install's first use, saying so while it takes (about 20 s)."""
+    import threading
+
+    from ml.runtime import BackboneFiles, ensure_exported
+
+    if BackboneFiles.of(settings.serving_backbone_dir, settings.model).intact(settings.model):
+        return
+    from tqdm import tqdm
+
+    print("preparing the model for this install (once, about 20 s)", file=sys.stderr)
+    done = threading.Event()
+    with tqdm(
+        desc="preparing the model",
+        bar_format="{desc}: {elapsed}",
+        disable=not sys.stderr.isatty(),
+        leave=False,
+    ) as shown:
+
+        def tick() -> None:
+            while not done.wait(0.5):
+                shown.refresh()
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+        try:
+            ensure_exported(settings.model, settings.serving_backbone_dir)
+        finally:
+            done.set()
+            ticker.join()
+
+
+def _serving_model(container: Container):
+    """The model the catalog serves and its breed names, without making a catalog when there is none."""
+    from dogbot.app import missing_catalog, predictor_without_orm, pretrained_predictor
+    from dogbot.core.taxonomy import Taxonomy
+
+    # A SQLite catalog is read without the ORM (half of this command's start); else the full way.
+    serving = predictor_without_orm(container.settings)
+    if serving is not None:
+        return serving
+    if missing_catalog(container.settings) is not None:
+        # No catalog yet (a first try before `dogbot run`): the base model, which knows ImageNet's breeds.
+        taxonomy = Taxonomy.with_added(())
+        return pretrained_predictor(container.settings, taxonomy), taxonomy
+    return container.predictor, container.breeds.taxonomy
+
+
 def cmd_eval(container: Container, args: argparse.Namespace) -> int:
     """Score the serving model on a labeled CSV."""
     from dogbot.app import intake_rules
@@ -87,9 +131,10 @@ def cmd_eval(container: Container, args: argparse.Namespace) -> int:
     from dogbot.core.manifest import read_manifest
 
     rows = read_manifest(Path(args.manifest))
+    predictor, taxonomy = _serving_model(container)
     report = evaluate(
-        container.predictor,
-        container.breeds.taxonomy,
+        predictor,
+        taxonomy,
         rows,
         rules=intake_rules(container.settings),
         combine=container.settings.dog_combine,
@@ -177,7 +222,20 @@ def cmd_ingest(container: Container, args: argparse.Namespace) -> int:
     status = _report_bulk(results, set())
     if dog is not None:
         print(_dog_line(catalog.dogs.answer(dog.id), catalog.breeds.breed_name))
+    else:
+        _print_new_dogs(results, catalog)
     return status
+
+
+def _print_new_dogs(results, catalog) -> None:
+    """One line per dog the photos made (its code, then what it is): staff find them by code."""
+    seen: set[int] = set()
+    for result in results:
+        photo = result.classification.photo if result.classification is not None else None
+        if photo is None or photo.dog_id is None or photo.dog_id in seen:
+            continue
+        seen.add(photo.dog_id)
+        print(f"{result.path}: {_dog_line(catalog.dogs.answer(photo.dog_id), catalog.breeds.breed_name)}")
 
 
 def _dog_line(answer, breed_name) -> str:
@@ -347,6 +405,12 @@ def cmd_db(container: Container, args: argparse.Namespace) -> int:
             return 2
         print(f"wrote {migrations.revision(args.message)}; read it and fix what autogenerate missed")
         return 0
+    if args.action == "current":
+        from dogbot.app import CatalogMissing, missing_catalog
+
+        missing = missing_catalog(container.settings)
+        if missing is not None:
+            raise CatalogMissing(missing)
     container.settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(container.settings.sqlalchemy_url, prepare_schema=False)
     try:
@@ -516,12 +580,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that may make a new, empty catalog where the settings point; every other one refuses
+# ("no catalog at ...") rather than answer from an empty database made by mistake.
+CREATES_CATALOG = frozenset({"run", "api", "import", "ingest", "worker", "restore", "simulate"})
+# Commands that answer photos from the terminal: on an install's first use they export the model
+# first, and say so (`run` checks its token before anything slow).
+NEEDS_MODEL = frozenset({"predict", "eval", "import", "ingest", "simulate"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pydantic import ValidationError
 
-    from dogbot.app import Container
-    from dogbot.settings import Settings, explain
+    from dogbot.app import CatalogMissing, Container
+    from dogbot.settings import EnvFileMissing, env_file, explain, load_settings
 
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -530,15 +602,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     # httpx logs every request URL, which contains the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        settings = Settings()
+        settings = load_settings()
+    except EnvFileMissing as error:
+        print(f"bad setting: {error}", file=sys.stderr)
+        return 2
     except ValidationError as error:
         # One line per bad value (the name as it is set), not a traceback.
         for line in explain(error):
             print(f"bad setting: {line}", file=sys.stderr)
         return 2
-    container = Container(settings)
+    container = Container(settings, create_catalog=args.command in CREATES_CATALOG)
     try:
+        if args.command in NEEDS_MODEL:
+            _prepare_model(settings)
         return args.handler(container, args)
+    except CatalogMissing as error:
+        source = env_file()
+        print(
+            f"no catalog at {error}; settings read from {source or 'the environment only (no .env found)'}. "
+            "Run it where the shelter's .env is, set DOGBOT_ENV_FILE, or make a new catalog with "
+            "`dogbot db upgrade`.",
+            file=sys.stderr,
+        )
+        return 2
     except Exception as error:
         # A database at a schema this code cannot use. Only a command that opened the database can
         # raise it, and that imported storage.migrations: `predict` on SQLite need not import it.

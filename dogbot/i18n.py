@@ -26,7 +26,10 @@ SOURCE_LANGUAGE = "en"
 # The languages the bot speaks completely, with the name people pick from in /language.
 LANGUAGES = {"en": "English", "es": "Español"}
 
-_language: ContextVar[str] = ContextVar("dogbot_language", default=SOURCE_LANGUAGE)
+_language: ContextVar[str] = ContextVar("dogbot_language")
+# The language where nothing set one: a process's threads start without the context's value (the
+# worker's scheduled jobs draw charts for admins in the shelter's language: set_default_language).
+_default = [SOURCE_LANGUAGE]
 
 
 def N_(message: str) -> str:  # noqa: N802 (gettext's name for "mark for extraction, translate later")
@@ -36,15 +39,20 @@ def N_(message: str) -> str:  # noqa: N802 (gettext's name for "mark for extract
 
 def _(message: str) -> str:
     """``message`` in the current language (English when its catalog has no translation)."""
-    return _catalog(_language.get()).gettext(message)
+    return _catalog(current()).gettext(message)
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
-    return _catalog(_language.get()).ngettext(singular, plural, n)
+    return _catalog(current()).ngettext(singular, plural, n)
 
 
 def current() -> str:
-    return _language.get()
+    return _language.get(_default[0])
+
+
+def set_default_language(language: str) -> None:
+    """The language of this process wherever no update or ``using`` chose one (its threads too)."""
+    _default[0] = language if language in LANGUAGES else SOURCE_LANGUAGE
 
 
 def set_language(language: str) -> None:
@@ -80,7 +88,7 @@ def choose(chosen: str | None, telegram_code: str | None, shelter_default: str) 
 
 def breed_name(key: str, english: str) -> str:
     """A breed's name in the current language, from its table; the English name where none is known."""
-    return breed_names(_language.get()).get(key, english)
+    return breed_names(current()).get(key, english)
 
 
 @cache

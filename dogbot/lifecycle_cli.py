@@ -14,7 +14,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from dogbot.lifecycle_text import model_list, puppies_in_words, retrain_report
+from dogbot.lifecycle_text import drift_report, model_list, model_namer, retrain_report, retrain_step
 
 if TYPE_CHECKING:
     from jobs.retrain import RetrainResult
@@ -99,21 +99,10 @@ def cmd_prune(container, args: argparse.Namespace) -> int:
 
 def cmd_drift(container, args: argparse.Namespace) -> int:
     result = container.lifecycle.drift(trigger="cli")
-    if args.json:
+    if args.json:  # the statistics (AUC, p-values, windows) are for tools: here and in the log
         print(json.dumps(result.to_json()))
         return 0
-    print(
-        f"{'DRIFT' if result.drift else 'no drift'}: last {result.current_n} photos vs "
-        f"{result.reference} ({result.reference_n}) for {result.model_version}"
-    )
-    if not result.tests:
-        print(f"  {result.reason}")
-    for test in result.tests:
-        mark = "ALARM" if test["alarm"] else ("n/a" if test["statistic"] is None else "ok")
-        print(f"  {mark:>5} {test['name']}: {test['detail']}")
-    puppies = puppies_in_words(result.extra.get("age_groups"))
-    if puppies:
-        print(f"  {puppies}")
+    print(drift_report(result, container.breeds.breed_name))  # the words /drift sends admins
     if result.chart:
         print(f"chart: {result.chart}")
     return 0
@@ -123,9 +112,7 @@ def cmd_retrain(container, args: argparse.Namespace) -> int:
     from jobs.lock import LockBusy
     from jobs.retrain import FullRetrainUnavailable
 
-    progress = (
-        (lambda message: None) if args.json else (lambda message: print(f"... {message}", file=sys.stderr))
-    )
+    progress = (lambda step: None) if args.json else (lambda step: print(retrain_step(step), file=sys.stderr))
     try:
         result = container.lifecycle.retrain(trigger="manual", actor="cli", full=args.full, progress=progress)
     except FullRetrainUnavailable as missing:
@@ -135,7 +122,7 @@ def cmd_retrain(container, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary(result)))
     else:
-        print(retrain_report(result))
+        print(retrain_report(result, model=model_namer(container.lifecycle.models())))
         if result.report:
             print(f"chart: {result.report}")
     return 0
@@ -202,12 +189,19 @@ def cmd_rollback(container, args: argparse.Namespace) -> int:
         return _fail(str(error), 1)
     except LockBusy as busy:
         return _fail(str(busy), 3)
-    print(json.dumps({"from": old, "to": new}) if args.json else f"champion rolled back: {old} -> {new}")
+    if args.json:
+        print(json.dumps({"from": old, "to": new}))
+    else:
+        names = model_namer(container.lifecycle.models())
+        print(f"rolled back: {names(new)} answers again instead of {names(old)}")
     return 0
 
 
 def cmd_worker(container, args: argparse.Namespace) -> int:
+    from dogbot import i18n
     from jobs.scheduler import run_worker
+
+    i18n.set_default_language(container.settings.language)  # its charts for admins: the shelter's words
 
     sync_jobs = {}
     if container.asm_configured:

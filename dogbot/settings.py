@@ -1,5 +1,9 @@
 """The one settings object, read from the environment (prefix ``DOGBOT_``) and an optional ``.env`` file.
 
+Which ``.env``: the file ``DOGBOT_ENV_FILE`` names, else ``.env`` in the current folder, else the ``.env``
+of the install (beside ``pyproject.toml``), so a command run from another folder (cron, a service) still
+finds the shelter's catalog (:func:`env_file`). Relative paths in it are taken from its own folder.
+
 Every default of a deployment choice is written here and nowhere else: the code below the
 composition root takes these values as required arguments. Built once by the composition root
 (:mod:`dogbot.app`); nothing below it reads the environment. Every field is documented in
@@ -8,6 +12,8 @@ composition root takes these values as required arguments. Built once by the com
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,7 +27,8 @@ ModelName = Literal["lite0", "lite0gem", "lite2"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DOGBOT_", env_file=".env", extra="ignore")
+    # No .env by default: load_settings picks the file (a test's Settings() must not read the developer's).
+    model_config = SettingsConfigDict(env_prefix="DOGBOT_", env_file=None, extra="ignore")
 
     # --- Telegram -------------------------------------------------------------------------------
     telegram_token: str = ""
@@ -219,6 +226,12 @@ class Settings(BaseSettings):
     # How often the bot checks the registry for a newly promoted champion (no restart needed).
     champion_check_seconds: int = Field(default=60, ge=1)
 
+    @field_validator("backbone_dir", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object) -> object:
+        # `DOGBOT_BACKBONE_DIR=` as shipped in .env.example is the default, not Path(""), the current folder.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("admin_ids", "staff_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
@@ -291,6 +304,46 @@ class Settings(BaseSettings):
     @property
     def serving_backbone_dir(self) -> Path:
         return self.backbone_dir or self.data_dir / "backbones"
+
+
+# The install's own folder: dogbot/ sits in it (an editable install, or a checkout run in place).
+INSTALL_DIR = Path(__file__).resolve().parent.parent
+
+
+class EnvFileMissing(Exception):
+    """DOGBOT_ENV_FILE names a file that is not there."""
+
+
+def env_file(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path | None:
+    """The .env to read: DOGBOT_ENV_FILE, else ./.env, else the install's .env; None when there is none."""
+    environ = os.environ if environ is None else environ
+    named = environ.get("DOGBOT_ENV_FILE", "").strip()
+    if named:
+        path = Path(named).expanduser()
+        if not path.exists():  # /dev/null is fine: "no .env at all", as tests and containers want
+            # Falling back to another file would quietly open another shelter's catalog, or none.
+            raise EnvFileMissing(f"DOGBOT_ENV_FILE={named}: no such file")
+        return path.resolve()
+    for folder in (cwd or Path.cwd(), INSTALL_DIR):
+        if (folder / ".env").is_file():
+            return (folder / ".env").resolve()
+    return None
+
+
+def load_settings(cwd: Path | None = None) -> Settings:
+    """Settings from the environment and the .env :func:`env_file` finds.
+
+    Relative paths are taken from the .env's folder: `data` in the install's .env is the install's
+    data/, wherever the command runs. Raises :class:`EnvFileMissing` or pydantic's ValidationError.
+    """
+    path = env_file(None, cwd)
+    settings = Settings(_env_file=path)
+    base = path.parent if path is not None and path.is_file() else (cwd or Path.cwd())
+    for name in ("data_dir", "backbone_dir"):
+        value = getattr(settings, name)
+        if value is not None and not value.is_absolute():
+            setattr(settings, name, base / value)
+    return settings
 
 
 def explain(error: ValidationError) -> list[str]:

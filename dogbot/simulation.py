@@ -32,6 +32,7 @@ from dogbot.simulation_pace import (
     new_breed_in_buttons,
     new_breed_learned_day,
 )
+from jobs.charts import ChartWords
 from storage.vocabulary import NOT_A_DOG, LabelSource, Outcome
 
 SIMULATION_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -345,16 +346,17 @@ class ScheduledJobs(Lifecycle):
             report.drift_alarm = True
             # What the bot tells admins: an alarm that opens an incident (jobs.incidents).
             report.admin_alerts += bool(drift["extra"].get("incident", {}).get("opened"))
-            alarms = [t["name"] for t in drift["tests"] if t.get("alarm")]
-            report.events.append(f"drift alarm: {', '.join(alarms)}")
+            words = ChartWords()  # the tests as the drift chart names them, not their code names
+            alarms = [
+                (words.test_name(t["name"]) or t["name"]).lower() for t in drift["tests"] if t.get("alarm")
+            ]
+            report.events.append(f"the photos changed: {', '.join(alarms)}")
         retrain = outcome["retrain"]
         if retrain and retrain["version"]:
             report.retrained = True
             report.promoted = retrain["promoted"]
-            verdict = "promoted" if retrain["promoted"] else "rejected"
-            report.events.append(
-                f"retrain ({retrain['trigger']}): {retrain['version']} {verdict}: {retrain['reason']}"
-            )
+            verdict = "put to work" if retrain["promoted"] else "not used"
+            report.events.append(f"a new model was trained and {verdict}: {retrain['reason']}")
 
 
 def split_pools(rows: Sequence[ManifestRow], taxonomy) -> tuple[list, list]:

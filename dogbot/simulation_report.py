@@ -21,28 +21,6 @@ def write_report(result: dict, folder: Path, title: str = "") -> list[Path]:
     return [json_path, png_path]
 
 
-def remember_report(data_dir: Path, files: list[Path]) -> None:
-    """Copy the report where the bot's /report finds it (the latest run wins)."""
-    target = data_dir / "reports"
-    target.mkdir(parents=True, exist_ok=True)
-    for path in files:
-        (target / path.name).write_bytes(path.read_bytes())
-
-
-def last_report(data_dir: Path) -> tuple[str, Path] | None:
-    """``(summary, chart path)`` of the last remembered simulation, if any."""
-    chart, data = data_dir / "reports" / "simulation.png", data_dir / "reports" / "simulation.json"
-    if not (chart.is_file() and data.is_file()):
-        return None
-    total = json.loads(data.read_text())["total"]
-    summary = (
-        f"Simulation of {total['photos']} photos: staff answered {total['asked_share']:.0%}, "
-        f"catalog accuracy {total['catalog_accuracy']:.1%}, {total['retrains']} retrains, "
-        f"{total['drift_alarms']} drift alarms."
-    )
-    return summary, chart
-
-
 # What a shift does to the photos, for the chart's shading.
 _SHIFT_WORDS = {"new_breeds": "new breeds arrive", "dark": "photos turn dark", "mix": "the breed mix changes"}
 

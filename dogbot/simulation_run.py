@@ -83,10 +83,10 @@ def run_simulation(
         "auto_accept_threshold": scratch.auto_accept_threshold,
         "model": scratch.model,
     }
-    if report_dir is not None:
-        from dogbot.simulation_report import remember_report, write_report
+    if report_dir is not None:  # there only: a simulation never writes into the shelter's catalog folder
+        from dogbot.simulation_report import write_report
 
-        remember_report(settings.data_dir, write_report(result.to_json(), report_dir))
+        write_report(result.to_json(), report_dir)
     return result
 
 
@@ -96,25 +96,46 @@ def _on_days(days: list[int]) -> str:
 
 
 def format_summary(result: SimulationResult) -> str:
+    """The run in a manager's words; the statistics themselves are in ``--json``."""
     t = result.total
     lines = [
-        f"{t['photos']} photos over {len(result.days)} days: staff asked on {t['asked_share']:.1%} "
-        f"(+{t['audited_share']:.1%} audit), catalog accuracy {t['catalog_accuracy']:.1%}",
-        f"catalog errors: {t['catalog_errors']} ({t['catalog_errors_from_staff']} from staff mistakes, "
-        f"{t['catalog_errors_from_model']} from the model)",
-        f"new breeds: model top-1 {_pct(t['new_breed_top1_before_retrain'])} before the first retrain, "
-        f"{_pct(t['new_breed_top1'])} after",
-        f"retrains {t['retrains']} (promoted {t['promotions']}){_on_days(t['retrain_days'])}; "
-        f"drift alarms {t['drift_alarms']}{_on_days(t['drift_alarm_days'])}",
-        f"pace: a promoted model first knew a new breed on day {t['new_breed_learned_day'] or 'never'}; "
-        f"new breeds among the buttons {_pct(t['new_breed_in_buttons'])}; {t['admin_alerts']} drift messages "
-        f"to admins; darkening cost {_pct(t['dark_gap'])} of top-1 over the last 5 days",
+        f"{_count(t['photos'], 'photo')} over {_count(len(result.days), 'day')}: staff answered "
+        f"{_pct(t['asked_share'])} of them (and spot-checked {_pct(t['audited_share'])}); the catalog is "
+        f"right on {_pct(t['catalog_accuracy'])} of its photos",
+        f"wrong in the catalog: {_count(t['catalog_errors'], 'photo')} ({t['catalog_errors_from_staff']} "
+        f"from staff mistakes, {t['catalog_errors_from_model']} from the model)",
     ]
+    if t["new_breed_top1"] is not None or t["new_breed_top1_before_retrain"] is not None:
+        lines.append(
+            f"photos of new breeds the model named right: {_pct(t['new_breed_top1_before_retrain'])} before "
+            f"its first retrain, {_pct(t['new_breed_top1'])} after"
+        )
+    lines.append(
+        f"{_count(t['retrains'], 'retrain')}, {t['promotions']} put to work{_on_days(t['retrain_days'])}; "
+        f"{_count(t['drift_alarms'], 'alarm')} that the photos changed{_on_days(t['drift_alarm_days'])}"
+    )
+    learned = t["new_breed_learned_day"]
+    lines.append(
+        f"a model first knew a new breed on day {learned}" if learned else "no model learned a new breed"
+    )
+    if t["new_breed_in_buttons"] is not None:
+        lines.append(
+            f"new breeds were among the buttons for {_pct(t['new_breed_in_buttons'])} of their photos"
+        )
+    lines.append(f"admins got {_count(t['admin_alerts'], 'message')} about changed photos")
+    if t["dark_gap"] is not None:
+        lines.append(
+            f"darker photos cost the model {_pct(t['dark_gap'])} of its right answers over the last 5 days"
+        )
     for day in result.days:
         for event in day.events:
             lines.append(f"  day {day.day}: {event}")
     return "\n".join(lines)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
+    return "not measured" if value is None else f"{value:.1%}"

@@ -12,6 +12,7 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,58 @@ import numpy as np
 from jobs.lock import process_is_gone
 
 ALARM, OK, NEUTRAL = "#c0392b", "#27ae60", "#7f8c8d"
+
+
+@dataclass(frozen=True)
+class ChartWords:
+    """Every word the charts draw, in English; the layer that speaks hands in its own language's
+    (dogbot.lifecycle_text.chart_words), so a chart reads like the message it comes with."""
+
+    # error analysis (retrain)
+    retrain_title: str = "Is the new model better than the one answering? {answer}"
+    retrain_yes: str = "Yes: it answers now"
+    retrain_no: str = "No: the one answering stays"
+    breed_change: str = "{breed}: {change} of {n} photos"
+    new_breed: str = "{breed} (new breed)"
+    same_right: str = "Both name the same photos right"
+    change_axis: str = "photos named right: new model minus the old one"
+    change_title: str = "Where is it better (green) or worse (red) than the old one, breed by breed?"
+    taken_for: str = "{truth} taken for {predicted}"
+    photos: str = "photos"
+    mixups_title: str = "Which breeds does the new model mix up most?"
+    # drift
+    drift_title: str = "Do the last {n} photos look like the {before}? {verdict}"
+    drift_yes: str = "Yes."
+    drift_no: str = "No, they changed."
+    before_training: str = "photos the model learned from"
+    before_first: str = "first photos"
+    recent: str = "recent photos"
+    counted: str = "{label} ({n})"
+    bright_title: str = "How bright are the photos?"
+    bright_axis: str = "brightness (dark ← → bright)"
+    sure_title: str = "How sure is the model of its answers?"
+    sure_axis: str = "the model's confidence in its answer"
+    share_axis: str = "photos (%)"
+    not_a_dog: str = "Not a dog"
+    answers_axis: str = "photos the model gave this answer (%)"
+    answers_title: str = "Which breeds does the model name most?"
+    changed_title: str = "What changed"
+    test_embedding_auc: str = "Overall look of the photos"
+    test_breed_distribution: str = "Breeds the model names"
+    test_confidence: str = "How sure the model is"
+    test_brightness: str = "Brightness"
+    test_size: str = "Picture size"
+    test_correction_rate: str = "Staff corrections"
+    changed: str = "changed"
+    too_few: str = "too few photos to tell"
+    as_before: str = "as before"
+    advice: str = (
+        "If the photos really changed (camera, room, light, new kinds of dogs), retrain: /retrain. "
+        "If nothing changed at the shelter, ignore this."
+    )
+
+    def test_name(self, test: str) -> str | None:
+        return getattr(self, f"test_{test}", None)
 
 
 def _pyplot():
@@ -98,28 +151,43 @@ def error_analysis_png(
     name: Callable[[str], str] = str,
     new_breeds: Sequence[str] = (),
     max_breeds: int = 8,
+    words: ChartWords = ChartWords(),  # noqa: B008 (frozen dataclass: a safe default)
 ) -> Path:
     """Where the new model names more (or fewer) photos right than the old one, breed by breed, and
-    which breeds it mixes up most. Only breeds where the two differ get a row: no empty bars."""
+    which breeds it mixes up most. Only panels that say something are drawn: a breed row only where
+    the two differ, the mix-ups only when some happen more often than others (or just one does)."""
     change = breeds_that_changed(per_breed, champion_per_breed or {}, max_breeds)
     rows = list(change)
     pairs = [c for c in confusions if c["n"] > 0][:8]
+    if len(pairs) > 1 and len({c["n"] for c in pairs}) == 1:
+        pairs = []  # every mix-up as often as the others: no "most" to show
     plt = _pyplot()
     _phone_style(plt)
-    top_h = 0.75 * max(len(rows), 1) + 1.8
-    low_h = 0.75 * max(len(pairs), 1) + 1.8
-    fig, (left, right_ax) = plt.subplots(
-        2,
+    heights = ([0.75 * len(rows) + 1.8] if rows else []) + ([0.75 * len(pairs) + 1.8] if pairs else [])
+    if not heights:  # nothing differs and nothing is mixed up: one line says so
+        fig, note = plt.subplots(1, 1, figsize=(PHONE_WIDTH_IN, 3.0), layout="constrained")
+        note.axis("off")
+        note.text(0.5, 0.5, _wrap(words.same_right, 44), ha="center", va="center", transform=note.transAxes)
+        fig.suptitle(_wrap(title, 40), fontsize=14, weight="bold")
+        return _save(fig, path)
+    fig, axes = plt.subplots(
+        len(heights),
         1,
-        figsize=(PHONE_WIDTH_IN, top_h + low_h + 1.4),
-        height_ratios=[top_h, low_h],
+        figsize=(PHONE_WIDTH_IN, sum(heights) + 1.4),
+        height_ratios=heights,
         layout="constrained",
+        squeeze=False,
     )
+    panels = iter(axes[:, 0])
     if rows:
+        left = next(panels)
         values = [change[key] for key in rows]
         labels = [
-            f"{name(key)}{' (new breed)' if key in new_breeds else ''}: {values[i]:+d} of "
-            f"{per_breed[key]['n']} photos"
+            words.breed_change.format(
+                breed=words.new_breed.format(breed=name(key)) if key in new_breeds else name(key),
+                change=f"{values[i]:+d}",
+                n=per_breed[key]["n"],
+            )
             for i, key in enumerate(rows)
         ]
         _bars_with_labels_above(left, labels, [(values, [BETTER if v > 0 else WORSE for v in values], None)])
@@ -127,40 +195,19 @@ def error_analysis_png(
         left.set_xlim(-span * 1.1 if min(values) < 0 else 0, span * 1.1 if max(values) > 0 else 0.5)
         left.axvline(0, color="black", linewidth=0.8)
         left.xaxis.get_major_locator().set_params(integer=True)
-    else:
-        left.text(
-            0.5, 0.5, "Both name the same photos right", ha="center", va="center", transform=left.transAxes
-        )
-        left.set_yticks([])
-    left.set_xlabel(_wrap("photos named right: new model minus the old one", 52))
-    checked = sum(entry["n"] for entry in per_breed.values())
-    left.set_title(
-        _wrap(f"Where is it better (green) or worse (red) than the old one, on {checked} check photos?")
-    )
+        left.set_xlabel(_wrap(words.change_axis, 52))
+        left.set_title(_wrap(words.change_title))
     if pairs:
-        labels = [f"{name(c['truth'])} taken for {name(c['predicted'])}" for c in pairs]
+        right_ax = next(panels)
+        labels = [
+            words.taken_for.format(truth=name(c["truth"]), predicted=name(c["predicted"])) for c in pairs
+        ]
         _bars_with_labels_above(right_ax, labels, [([c["n"] for c in pairs], BEFORE, None)])
         right_ax.xaxis.get_major_locator().set_params(integer=True)
-    else:
-        right_ax.text(
-            0.5, 0.5, "No breed was taken for another", ha="center", va="center", transform=right_ax.transAxes
-        )
-        right_ax.set_yticks([])
-    right_ax.set_xlabel("photos")
-    right_ax.set_title(_wrap("Which breeds does the new model mix up most?"))
+        right_ax.set_xlabel(words.photos)
+        right_ax.set_title(_wrap(words.mixups_title))
     fig.suptitle(_wrap(title, 40), fontsize=14, weight="bold")
     return _save(fig, path)
-
-
-# A drift test's name in words, for the chart's verdict panel.
-_DRIFT_TEST_WORDS = {
-    "embedding_auc": "Overall look of the photos",
-    "breed_distribution": "Breeds the model names",
-    "confidence": "How sure the model is",
-    "brightness": "Brightness",
-    "size": "Picture size",
-    "correction_rate": "Staff corrections",
-}
 
 
 def drift_png(
@@ -173,6 +220,7 @@ def drift_png(
     breeds: tuple[dict[str, float], dict[str, float]],
     name: Callable[[str], str] = str,
     before_label: str = "photos the model learned from",
+    words: ChartWords = ChartWords(),  # noqa: B008 (frozen dataclass: a safe default)
 ) -> Path:
     """Do recent photos look like the ones before? Brightness, the model's sureness and the breeds it
     names, each as shares of photos before and now, then what changed in words and what to do."""
@@ -182,32 +230,27 @@ def drift_png(
         4, 1, figsize=(PHONE_WIDTH_IN, 17.5), height_ratios=[3, 3, 5, 3], layout="constrained"
     )
     for ax, (ref, cur), question, axis_words in (
-        (axes[0], brightness, "How bright are the photos?", "brightness (dark ← → bright)"),
-        (
-            axes[1],
-            confidence,
-            "How sure is the model of its answers?",
-            "the model's confidence in its answer",
-        ),
+        (axes[0], brightness, words.bright_title, words.bright_axis),
+        (axes[1], confidence, words.sure_title, words.sure_axis),
     ):
         bins = np.linspace(0, 1, 21)
         for values, color, label in (
-            (ref, BEFORE, f"{before_label} ({len(ref)})"),
-            (cur, RECENT, f"recent photos ({len(cur)})"),
+            (ref, BEFORE, words.counted.format(label=before_label, n=len(ref))),
+            (cur, RECENT, words.counted.format(label=words.recent, n=len(cur))),
         ):
             values = np.asarray(values, float)
             weights = np.full(len(values), 100.0 / max(len(values), 1))
             ax.hist(values, bins=bins, weights=weights, alpha=0.6, color=color, label=label)
         ax.set_title(question)
         ax.set_xlabel(axis_words)
-        ax.set_ylabel("% of photos")
+        ax.set_ylabel(words.share_axis)
         ax.legend(loc="upper left")
     axes[1].xaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
     ref_share, cur_share = breeds
 
     def label(key: str) -> str:
         if key == "not a dog":
-            return "Not a dog"
+            return words.not_a_dog
         try:
             return name(key)
         except KeyError:  # a breed removed since: its key is still better than nothing
@@ -222,32 +265,30 @@ def drift_png(
         [label(k) for k in top],
         [
             ([100 * ref_share.get(k, 0) for k in top], BEFORE, before_label),
-            ([100 * cur_share.get(k, 0) for k in top], RECENT, "recent photos"),
+            ([100 * cur_share.get(k, 0) for k in top], RECENT, words.recent),
         ],
     )
-    ax.set_xlabel("% of photos the model gave this answer")
-    ax.set_title("Which breeds does the model name most?")
+    ax.set_xlabel(words.answers_axis)
+    ax.set_title(words.answers_title)
     ax.legend(loc="lower right")
     ax = axes[3]
     ax.axis("off")
-    ax.set_title("What changed")
-    shown = [t for t in tests if t["name"] in _DRIFT_TEST_WORDS]
+    ax.set_title(words.changed_title)
+    shown = [t for t in tests if words.test_name(t["name"])]
     step = 0.8 / max(len(shown), 1)
     for i, test in enumerate(shown):
         if test["alarm"]:
-            mark, color = "changed", WORSE
+            mark, color = words.changed, WORSE
         elif test["statistic"] is None:
-            mark, color = "too few photos to tell", BEFORE
+            mark, color = words.too_few, BEFORE
         else:
-            mark, color = "as before", BETTER
-        ax.text(0.0, 1 - i * step, f"{_DRIFT_TEST_WORDS[test['name']]}: ", transform=ax.transAxes, va="top")
+            mark, color = words.as_before, BETTER
+        ax.text(0.0, 1 - i * step, f"{words.test_name(test['name'])}: ", transform=ax.transAxes, va="top")
         ax.text(0.58, 1 - i * step, mark, color=color, weight="bold", transform=ax.transAxes, va="top")
     if any(t["alarm"] for t in tests):
-        advice = (
-            "If the photos really changed (camera, room, light, new kinds of dogs), retrain: /retrain. "
-            "If nothing changed at the shelter, ignore this."
+        ax.text(
+            0.0, 0.0, _wrap(words.advice, 60), transform=ax.transAxes, va="top", fontsize=11, style="italic"
         )
-        ax.text(0.0, 0.0, _wrap(advice, 60), transform=ax.transAxes, va="top", fontsize=11, style="italic")
     fig.suptitle(_wrap(title, 40), fontsize=14, weight="bold")
     return _save(fig, path)
 

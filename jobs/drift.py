@@ -89,8 +89,11 @@ def check_drift(
     trigger: str = "schedule",
     seed: int = 0,
     name: Callable[[str], str] = str,
+    words: Callable[[], charts.ChartWords] = charts.ChartWords,
 ) -> DriftResult:
-    """Compare the last ``window`` photos with the reference; store and return the report."""
+    """Compare the last ``window`` photos with the reference; store and return the report.
+
+    ``words()`` gives the chart's words, read when it is drawn (in the language of whoever asked)."""
     with open_session(engine) as session:
         normal = incidents.new_normal(session=session)
         reference_ids, held_out_ids, reference_kind = _reference_ids(
@@ -118,6 +121,7 @@ def check_drift(
             "current": dog_repository.age_groups_of_photos(current.photo_ids, session=session),
             "reference": dog_repository.age_groups_of_photos(reference.photo_ids, session=session),
         }
+    result.extra["min_photos"] = thresholds.min_photos  # what "not enough photos" means, for people
     if len(reference) < thresholds.min_photos or len(current) < thresholds.min_photos:
         result.reason = (
             f"not enough photos to compare ({len(reference)} reference, {len(current)} recent; "
@@ -148,15 +152,17 @@ def check_drift(
             result.extra["facts"] = facts.to_json()
         if chart_dir is not None:
             path = Path(chart_dir) / f"drift-{now:%Y%m%d-%H%M%S}.png"
-            verdict = "No, they changed." if result.drift else "Yes."
-            before = "photos the model learned from" if reference_kind == "training" else "first photos"
+            said = words()
+            verdict = said.drift_no if result.drift else said.drift_yes
+            before = said.before_training if reference_kind == "training" else said.before_first
             result.chart = str(
                 charts.drift_png(
                     path,
-                    title=f"Do the last {len(current)} photos look like the {before}? {verdict}",
+                    title=said.drift_title.format(n=len(current), before=before, verdict=verdict),
                     tests=result.tests,
                     name=name,
                     before_label=before,
+                    words=said,
                     **pictures,
                 )
             )

@@ -47,6 +47,10 @@ class RegistryError(RuntimeError):
     """A registry operation that cannot be done; the message is meant for an admin."""
 
 
+class NoEarlierModel(RegistryError):
+    """A rollback with no model before the one answering (the bot words it in the admin's language)."""
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """A model version as the CLI and the bot show it."""
@@ -286,7 +290,7 @@ def rollback(engine: Engine, *, actor: str | None, now: datetime, reason: str = 
     with open_session(engine) as session:
         stack = champion_stack(repo.alias_moves(session=session))
         if len(stack) < 2:
-            raise RegistryError("there is no earlier champion to roll back to")
+            raise NoEarlierModel("there is no earlier champion to roll back to")
         current, previous = stack[-1], stack[-2]
         if backbone_of(previous) != backbone_of(current):
             raise RegistryError(

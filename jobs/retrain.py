@@ -51,6 +51,22 @@ class FullRetrainUnavailable(NotImplementedError):
     """``--full`` (fine-tuning backbone blocks) is not built yet."""
 
 
+# RetrainResult.reason when nothing was trained; worded for people by dogbot/lifecycle_text.py.
+NO_LABELS = "no labels yet"
+NO_BREED_PHOTOS = "no labeled breed photos to train on"
+NOTHING_NEW = "no new labels since the last retrain"
+INTERRUPTED = "interrupted before it was judged"
+
+
+@dataclass(frozen=True)
+class RetrainStep:
+    """Where a retrain is (for ``progress``): the layer that speaks words it, in the reader's language."""
+
+    step: str  # "fold", "judge", "train" or "save"
+    photos: int = 0  # labelled photos judged or trained on
+    golden: int = 0  # golden photos judged on
+
+
 @dataclass
 class RetrainResult:
     version: str | None  # the candidate (None: nothing trained)
@@ -94,8 +110,9 @@ def retrain(
     lock_ttl: timedelta,
     owner: str | None = None,
     breed_name: Callable[[str], str] = str,
-    progress: Callable[[str], None] = lambda message: None,
+    progress: Callable[[RetrainStep], None] = lambda step: None,
     full: bool = False,
+    words: Callable[[], charts.ChartWords] = charts.ChartWords,
 ) -> RetrainResult:
     """Run one retrain end to end under the training lease (raises ``LockBusy`` if it is taken)."""
     if full:
@@ -110,17 +127,20 @@ def retrain(
     with held(engine, TRAIN_LOCK, ttl=lock_ttl, owner=owner, clock=lambda: now):
         previous = registry.ensure_base(engine, backbone=backbone, breed_keys=base_head.breed_keys, now=now)
         _reject_interrupted(engine)
-        progress("folding labels into a dataset version")
+        progress(RetrainStep("fold"))
         folded = fold(engine, now=now, val_share=val_share, golden_size=golden_size, trigger=trigger)
         if folded.version is None:
-            return RetrainResult(None, False, "no labels yet", previous, previous, None, trigger)
+            return RetrainResult(None, False, NO_LABELS, previous, previous, None, trigger)
+        if not folded.created and _trained_on(engine, folded.version, backbone):
+            # The same photos and labels make the same model: say so rather than train it again.
+            return RetrainResult(None, False, NOTHING_NEW, previous, previous, folded.version, trigger)
         champion_head = registry.load_head(engine, previous, model_dir=model_dir, base_head=lambda: base_head)
         evidence = _gather(engine, folded.version, backbone, use_auto_labels, champion=previous)
         if not len(evidence.pool):
             return RetrainResult(
                 None,
                 False,
-                "no labeled breed photos to train on",
+                NO_BREED_PHOTOS,
                 previous,
                 previous,
                 folded.version,
@@ -131,12 +151,15 @@ def retrain(
         def fit(photos: LabelledPhotos) -> tuple[BreedHead, TrainReport]:
             return _fit(base_head, photos, evidence.auto_labelled, val_share=val_share, config=config)
 
-        progress(
-            f"judging: cross-validating on {len(evidence.pool)} labelled photos "
-            f"and {len(evidence.golden)} golden ones (dataset v{folded.version})"
+        log.info(
+            "judging: cross-validating on %d labelled photos and %d golden ones (dataset v%d)",
+            len(evidence.pool),
+            len(evidence.golden),
+            folded.version,
         )
+        progress(RetrainStep("judge", photos=len(evidence.pool), golden=len(evidence.golden)))
         verdict = judge(evidence.pool, evidence.golden, champion_head, lambda p: fit(p)[0], gates)
-        progress(f"training on {len(evidence.pool)} photos")
+        progress(RetrainStep("train", photos=len(evidence.pool)))
         head, report = fit(evidence.pool)
         new_keys = [k for k in head.breed_keys if k not in set(base_head.breed_keys)]
         metrics = RetrainMetrics(
@@ -177,10 +200,10 @@ def retrain(
             val,
             golden,
             model_dir / f"{version}.errors.png",
-            title=f"Is {version} better than {previous}? "
-            + ("Yes: it answers now" if promoted else "Not clearly: not used"),
             name=breed_name,
             new_keys=new_keys,
+            promoted=promoted,
+            words=words(),
         )
         with open_session(engine) as session:
             row = repo.model_version(version, session=session)
@@ -192,7 +215,7 @@ def retrain(
             registry.promote(engine, version, reason=reason, actor=actor, now=now)
         else:
             registry.reject(engine, version, reason=reason)
-        progress(("promoted " if promoted else "rejected ") + version)
+        log.info("%s %s", "promoted" if promoted else "rejected", version)
         return RetrainResult(
             version=version,
             promoted=promoted,
@@ -205,6 +228,19 @@ def retrain(
             report=str(chart),
             seconds=round(time.perf_counter() - started, 2),
         )
+
+
+def _trained_on(engine: Engine, dataset_version: int, backbone: str) -> bool:
+    """Whether a judged model of ``backbone`` was trained on exactly this dataset version."""
+    with open_session(engine) as session:
+        rows = repo.model_versions(session=session)
+    return any(
+        row.dataset_version == dataset_version
+        and row.backbone == backbone
+        and row.status != ModelStatus.CANDIDATE
+        and row.reason != INTERRUPTED
+        for row in rows
+    )
 
 
 def retrain_trigger(engine: Engine, *, min_new_labels: int, new_breed_photos: int = 0) -> str | None:
@@ -245,7 +281,7 @@ def _reject_interrupted(engine: Engine) -> None:
     """Candidates left undecided by a killed run: we hold the lease, so nobody else is judging them."""
     with open_session(engine) as session:
         for row in repo.model_versions(session=session, status=ModelStatus.CANDIDATE):
-            row.status, row.reason = ModelStatus.REJECTED, "interrupted before it was judged"
+            row.status, row.reason = ModelStatus.REJECTED, INTERRUPTED
             session.add(row)
         session.commit()
 
@@ -457,9 +493,10 @@ def _error_chart(
     golden: Labeled,
     path: Path,
     *,
-    title: str,
     name: Callable[[str], str],
     new_keys: Sequence[str],
+    promoted: bool,
+    words: charts.ChartWords,
 ) -> Path:
     parts = [d for d in (val, golden) if len(d)]
     x = np.concatenate([d.x for d in parts]) if parts else np.zeros((0, head.embedding_dim), np.float32)
@@ -468,7 +505,8 @@ def _error_chart(
     old = evaluate_head(champion, x, y)
     return charts.error_analysis_png(
         path,
-        title=title,
+        title=words.retrain_title.format(answer=words.retrain_yes if promoted else words.retrain_no),
+        words=words,
         per_breed=candidate.per_breed,
         confusions=candidate.confusions,
         champion_per_breed=old.per_breed,

@@ -16,10 +16,11 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from jobs import charts, incidents, registry
+from jobs.charts import ChartWords
 from jobs.drift import DriftResult, DriftThresholds, check_drift
 from jobs.fold import FoldResult, PruneResult, fold, prune
 from jobs.lock import TRAIN_LOCK, LockBusy, held, make_owner, owner_is_gone
-from jobs.retrain import RetrainResult, retrain, retrain_trigger
+from jobs.retrain import RetrainResult, RetrainStep, retrain, retrain_trigger
 from jobs.scores import RetrainMetrics
 from ml.judging import JudgeRules
 from ml.predictor import Predictor
@@ -62,6 +63,8 @@ class LifecycleJobs:
     config: LifecycleConfig
     clock: Callable[[], datetime] = utcnow
     breed_name: Callable[[str], str] = str
+    # The charts' words, read when one is drawn: the composition root hands in the speaking layer's.
+    chart_words: Callable[[], ChartWords] = ChartWords
     on_champion_change: Callable[[], None] = lambda: None
     # Where a retrain runs: None, in this process; the bot hands in one that runs it in a child
     # process (same arguments as ``retrain`` below, keywords only), so the bot never loads torch.
@@ -102,6 +105,7 @@ class LifecycleJobs:
             chart_dir=self.model_dir / "drift",
             trigger=trigger,
             name=self.breed_name,
+            words=self.chart_words,
         )
         if result.drift and trigger == "schedule" and result.report_id is not None:
             incident, opened = incidents.record_alarm(
@@ -122,7 +126,7 @@ class LifecycleJobs:
         trigger: str = "manual",
         actor: str | None = None,
         full: bool = False,
-        progress: Callable[[str], None] = lambda message: None,
+        progress: Callable[[RetrainStep], None] = lambda step: None,
     ) -> RetrainResult:
         """Train, judge and maybe promote a candidate (``LockBusy`` if another run is training)."""
         now = now or self.clock()
@@ -146,6 +150,7 @@ class LifecycleJobs:
             breed_name=self.breed_name,
             progress=progress,
             full=full,
+            words=self.chart_words,
         )
         if result.promoted and result.version:
             with open_session(self.engine) as session:
@@ -255,11 +260,31 @@ class LifecycleJobs:
             trained = [m for m in repo.model_versions(session=session) if m.artifact is not None]
         metrics = RetrainMetrics.from_json(row.metrics) if row is not None else None
         accuracy = metrics.candidate.validation.top1 if metrics else None
+        verdict = metrics.verdict if metrics else None
+        checked = None
+        if verdict is not None and verdict.changed.n + verdict.rest.n:
+            checked = (
+                verdict.changed.candidate_right + verdict.rest.candidate_right,
+                verdict.changed.n + verdict.rest.n,
+            )
         return LifecycleStatus(
             model_version=champion,
             accuracy=accuracy,
             last_drift_check=drift[0] if drift else None,
             last_retrain=trained[-1] if trained else None,
+            model_created_at=row.created_at if row is not None else None,
+            checked=checked,
+            drift_min_photos=self.config.drift_thresholds.min_photos,
+        )
+
+    def timeline(self) -> tuple[list[datetime], list[datetime]]:
+        """When drift checks found the photos changed, and when models were put to work (/report)."""
+        with open_session(self.engine) as session:
+            reports = repo.drift_reports(session=session, limit=10_000)
+            moves = repo.alias_moves(session=session)
+        return (
+            [r.created_at for r in reports if r.drift],
+            [m.moved_at for m in moves if m.kind == "promote"],
         )
 
     def recent_events(self, limit: int = 20) -> tuple[list[DriftIncident], list[ModelVersion]]:
@@ -279,6 +304,11 @@ class LifecycleStatus:
     accuracy: float | None  # its validation top-1 when it was judged
     last_drift_check: DriftReport | None
     last_retrain: ModelVersion | None  # the newest trained model, promoted or not
+    model_created_at: datetime | None = None  # when the champion was made (how people name it)
+    # The judge's count for the champion: right on ``checked[0]`` of ``checked[1]`` labelled photos
+    # it had not learned from (None for the starting model: nobody judged it).
+    checked: tuple[int, int] | None = None
+    drift_min_photos: int = 0  # photos a drift check needs in each window to give a verdict
 
 
 def record_run(

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from math import comb
 
 import numpy as np
@@ -156,9 +157,21 @@ class SliceComparison:
         return {**asdict(self), "candidate_top1": self.candidate_top1, "champion_top1": self.champion_top1}
 
 
+class Outcome(StrEnum):
+    """Why the judge decided as it did; the layer that speaks words it (dogbot/lifecycle_text.py)."""
+
+    TOO_FEW = "too_few"  # fewer photos to compare on than rules.min_compared
+    WORSE = "worse"  # worse on ``on`` (rest, unbiased or golden)
+    NOT_BETTER = "not_better"  # not clearly better on ``on`` (changed, or everything)
+    LOSES_OVERALL = "loses_overall"  # better on what changed, but loses more photos than it wins
+    BETTER = "better"  # promoted
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """The decision, the numbers behind it, and one sentence a shelter manager can read."""
+    """The decision, the numbers behind it, and one English sentence for the log and ``--json``.
+
+    People read ``outcome``, ``on`` and ``tally`` worded in their language, not ``reason``."""
 
     promote: bool
     reason: str
@@ -171,6 +184,10 @@ class Verdict:
     n_compared: int  # labelled photos compared (not seen by the champion) + golden photos
     folds: int
     new_breeds: tuple[str, ...] = field(default=())  # changed breeds the candidates learned
+    outcome: str = ""  # an Outcome; "" in verdicts stored before it existed (then ``reason`` is all)
+    on: str = ""  # the slice that decided: a name in SLICES, or "everything"
+    tally: tuple[int, int] = (0, 0)  # that slice's (wins, losses)
+    needed: int = 0  # rules.min_compared, for TOO_FEW
 
     SLICES = ("changed", "new_breeds_slice", "rest", "unbiased", "golden")
 
@@ -202,6 +219,7 @@ class Verdict:
                 **data,
                 **{name: comparison(data[name]) for name in cls.SLICES},
                 "new_breeds": tuple(data.get("new_breeds", ())),
+                "tally": tuple(data.get("tally", (0, 0))),
             }
         )
 
@@ -285,12 +303,16 @@ def judge(
     golden_only = compare(np.zeros(len(labelled), dtype=bool), golden_in)
     everything = compare(compared, golden_in)
     new_breeds = tuple(sorted({labelled.y[i] for i in np.flatnonzero(unnamable)} & learned))
-    promote, reason = _decide(
+    promote, reason, outcome, on, deciding = _decide(
         changed, new_breeds_slice, conditions, rest, unbiased, golden_only, everything, rules
     )
     return Verdict(
         promote=promote,
         reason=reason,
+        outcome=outcome,
+        on=on,
+        tally=(deciding.wins, deciding.losses),
+        needed=rules.min_compared,
         changed=changed,
         new_breeds_slice=new_breeds_slice,
         rest=rest,
@@ -317,34 +339,44 @@ def _decide(
     golden: SliceComparison,
     everything: SliceComparison,
     rules: JudgeRules,
-) -> tuple[bool, str]:
+) -> tuple[bool, str, Outcome, str, SliceComparison]:
+    """(promote, the English reason, the outcome, the deciding slice's name, that slice)."""
     keep = "Kept the current model: "
     if everything.n < rules.min_compared:
-        return False, (
+        return (
+            False,
             keep + f"only {_photos(everything.n, 'labelled photo')} it has not learned from yet "
-            f"(need {rules.min_compared}) to compare the new one on."
+            f"(need {rules.min_compared}) to compare the new one on.",
+            Outcome.TOO_FEW,
+            "everything",
+            everything,
         )
-    for name, part in (
-        ("the breeds it already knew", rest),
-        ("the photos checked at random", unbiased),
-        ("the fixed test photos", golden),
+    for slice_name, name, part in (
+        ("rest", "the breeds it already knew", rest),
+        ("unbiased", "the photos checked at random", unbiased),
+        ("golden", "the fixed test photos", golden),
     ):
         if part.losses > part.wins and part.p_worse < rules.worse_alpha:
-            return False, (
+            return (
+                False,
                 keep + f"the new one is worse on {name}: it got {_photos(part.losses)} wrong that the "
-                f"current one got right, and only {part.wins} the other way."
+                f"current one got right, and only {part.wins} the other way.",
+                Outcome.WORSE,
+                slice_name,
+                part,
             )
 
     def clearly_better(part: SliceComparison) -> bool:
         return part.wins > part.losses and part.p_better < rules.better_alpha
 
     if changed.n:
-        what, target = "what changed", changed
+        on, what, target = "changed", "what changed", changed
         better = (
             new_breeds.candidate_right >= rules.min_new_breed_hits or clearly_better(conditions)
         ) and changed.wins > changed.losses
     else:
-        what, target, better = "the labelled photos", everything, clearly_better(everything)
+        on, what, target = "everything", "the labelled photos", everything
+        better = clearly_better(everything)
     names = ""
     if new_breeds.n:
         names = (
@@ -356,13 +388,29 @@ def _decide(
         f"other way{names}"
     )
     if not better:
-        return False, keep + f"the new one is not clearly better on {what}: {tally}, which could be luck."
+        return (
+            False,
+            keep + f"the new one is not clearly better on {what}: {tally}, which could be luck.",
+            Outcome.NOT_BETTER,
+            on,
+            target,
+        )
     # A tie overall passes: the photos won are of what changed, which keeps arriving (a breed the
     # champion cannot name stays unnamed), while the rest's losses already passed their own noise
     # check. At a shelter's pace this is what lets the first candidate that names a new breed serve.
     if everything.wins < everything.losses:
-        return False, keep + "what the new one gains on what changed, it loses on the rest."
-    return True, (
+        return (
+            False,
+            keep + "what the new one gains on what changed, it loses on the rest.",
+            Outcome.LOSES_OVERALL,
+            "everything",
+            everything,
+        )
+    return (
+        True,
         f"The new model replaces the current one: on {what} {tally}; on the rest it is as good "
-        f"({rest.candidate_right} of {rest.n} right, against {rest.champion_right})."
+        f"({rest.candidate_right} of {rest.n} right, against {rest.champion_right}).",
+        Outcome.BETTER,
+        on,
+        target,
     )

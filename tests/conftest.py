@@ -29,6 +29,10 @@ os.environ.setdefault(
     "DOGBOT_BACKBONE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "backbones")
 )
 
+# No developer's .env reaches a test: the dogbot processes the tests start would otherwise find the
+# repository's own .env (the install's, dogbot.settings.env_file) from any folder they run in.
+os.environ.setdefault("DOGBOT_ENV_FILE", os.devnull)
+
 DEFAULT_EVAL_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "dogs"
 
 ManifestReader = Callable[[str], list[dict[str, str]]]

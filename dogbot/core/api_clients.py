@@ -30,7 +30,12 @@ TOKEN_PREFIX = "dogbot_"
 
 
 class ClientError(ValueError):
-    """A token name that cannot be used, or one that does not exist; the message says which."""
+    """A token name that cannot be used, or one that does not exist: ``code`` (bad_name, taken,
+    unknown) for the layer that words it in the reader's language; the message is the CLI's English."""
+
+    def __init__(self, message: str, code: str, name: str = "") -> None:
+        super().__init__(message)
+        self.code, self.name = code, name
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,9 @@ class ApiClients:
         name = name.strip()
         if not _NAME.match(name):
             raise ClientError(
-                "a token name is 1-64 letters, digits, dots, dashes or underscores, e.g. intake-app"
+                "a token name is 1-64 letters, digits, dots, dashes or underscores, e.g. intake-app",
+                "bad_name",
+                name,
             )
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with open_session(self.engine) as session:
@@ -76,14 +83,16 @@ class ApiClients:
             try:
                 session.commit()
             except IntegrityError:
-                raise ClientError(f"a token named {name} exists already; choose another name") from None
+                raise ClientError(
+                    f"a token named {name} exists already; choose another name", "taken", name
+                ) from None
         return token
 
     def revoke(self, name: str) -> None:
         with open_session(self.engine) as session:
             row = token_repository.token_by_name(name.strip(), session=session)
             if row is None:
-                raise ClientError(f"no token is named {name}")
+                raise ClientError(f"no token is named {name}", "unknown", name)
             if row.revoked_at is None:
                 row.revoked_at = self.clock()
                 session.add(row)

@@ -40,7 +40,12 @@ class Role(StrEnum):
 
 
 class MembershipError(ValueError):
-    """A change to the staff list that cannot be made; the message is meant for the admin."""
+    """A change to the staff list that cannot be made: ``code`` (not_user, admin, from_settings) for
+    the layer that words it in the admin's language; the message is the English for logs."""
+
+    def __init__(self, message: str, code: str, user_id: int) -> None:
+        super().__init__(message)
+        self.code, self.user_id = code, user_id
 
 
 class Members:
@@ -98,7 +103,9 @@ class Members:
     def add_staff(self, user_id: int, *, by: int | None) -> bool:
         """Make ``user_id`` staff; False when they already were."""
         if not 0 < user_id <= MAX_USER_ID:
-            raise MembershipError(f"{user_id} is not a Telegram user id (a positive number).")
+            raise MembershipError(
+                f"{user_id} is not a Telegram user id (a positive number).", "not_user", user_id
+            )
         if self.role(user_id) in (Role.STAFF, Role.ADMIN):
             return False
         self._write(user_id, active=True, by=by)
@@ -107,10 +114,14 @@ class Members:
     def remove_staff(self, user_id: int, *, by: int | None) -> bool:
         """Take staff rights away; False when ``user_id`` was not staff."""
         if user_id in self.admin_ids:
-            raise MembershipError(f"{user_id} is an admin (from the settings) and cannot be removed here.")
+            raise MembershipError(
+                f"{user_id} is an admin (from the settings) and cannot be removed here.", "admin", user_id
+            )
         if user_id in self.staff_ids:
             raise MembershipError(
-                f"{user_id} is staff through DOGBOT_STAFF_IDS; remove them there and restart the bot."
+                f"{user_id} is staff through DOGBOT_STAFF_IDS; remove them there and restart the bot.",
+                "from_settings",
+                user_id,
             )
         if self.role(user_id) is not Role.STAFF:
             return False

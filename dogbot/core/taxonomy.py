@@ -142,6 +142,15 @@ RESERVED_NAMES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+class BreedRefused(ValueError):
+    """A breed name that cannot be added: ``code`` and ``facts`` say why, for the layer that words it
+    in the reader's language (bot/texts.py); the message is the English for the CLI and logs."""
+
+    def __init__(self, message: str, code: str, **facts: object) -> None:
+        super().__init__(message)
+        self.code, self.facts = code, facts
+
+
 class Taxonomy:
     """The breeds the bot knows: the built-in table plus `extra` breeds staff added.
 
@@ -284,16 +293,25 @@ class Taxonomy:
         """A new taxonomy that also knows `breed`; ValueError (message fit for users) on a clash."""
         existing = self._breeds.get(breed.key)
         if existing is not None:
-            raise ValueError(f"{existing.display_name} is already in the breed list.")
+            raise BreedRefused(
+                f"{existing.display_name} is already in the breed list.", "known", breed=existing.key
+            )
         if _reserved(breed):
-            raise ValueError(
+            raise BreedRefused(
                 f"“{breed.display_name}” is a word the bot's own buttons use; please give the breed "
-                "another name."
+                "another name.",
+                "reserved",
+                name=breed.display_name,
             )
         for name in breed.names:
             clash = self._by_name.get(_compact(name))
             if clash is not None:
-                raise ValueError(f"{name} is already in the breed list, as {clash.display_name}.")
+                raise BreedRefused(
+                    f"{name} is already in the breed list, as {clash.display_name}.",
+                    "named",
+                    name=name,
+                    breed=clash.key,
+                )
         return Taxonomy(extra=[*self._extra, breed])
 
     @staticmethod
@@ -306,16 +324,23 @@ class Taxonomy:
         """
         name = " ".join(unicodedata.normalize("NFC", display_name).replace("\u2019", "'").split())
         if len(name) < _NAME_MIN:
-            raise ValueError("Please type the breed's name (at least 2 letters).")
+            raise BreedRefused("Please type the breed's name (at least 2 letters).", "short")
         if len(name) > _NAME_MAX:
-            raise ValueError(
-                f"That name is too long for a breed ({len(name)} characters; at most {_NAME_MAX})."
+            raise BreedRefused(
+                f"That name is too long for a breed ({len(name)} characters; at most {_NAME_MAX}).",
+                "long",
+                n=len(name),
+                most=_NAME_MAX,
             )
         if not _ALLOWED_NAME.match(name):
-            raise ValueError("A breed name can only contain letters, spaces, hyphens and apostrophes.")
+            raise BreedRefused(
+                "A breed name can only contain letters, spaces, hyphens and apostrophes.", "characters"
+            )
         key = slugify(name)
         if len(key) < _NAME_MIN:
-            raise ValueError("Please type the breed's name in Latin letters (A to Z, accents are fine).")
+            raise BreedRefused(
+                "Please type the breed's name in Latin letters (A to Z, accents are fine).", "latin"
+            )
         return Breed(key=key, display_name=_title_case(name))
 
 

@@ -114,6 +114,9 @@ async def running(request, tmp_path_factory) -> AsyncIterator[RunningBot]:
     assert process.returncode == 0, f"dogbot run exited with {process.returncode}:\n{log_text[-3000:]}"
     assert server.token not in log_text and server.token.split(":")[1] not in log_text, "the token was logged"
     assert "Traceback" not in log_text, log_text[-3000:]
+    # One line once connected: who the bot is and how updates arrive (issue 27).
+    ready = "; polling for updates" if mode == "polling" else "; webhook for 127.0.0.1, listening on"
+    assert f"connected to Telegram as @{server.bot_user['username']}{ready}" in log_text, log_text[-3000:]
 
 
 async def test_staff_photo_correction_stranger_and_admin(running: RunningBot, dog_photos) -> None:
@@ -288,3 +291,78 @@ async def test_a_staff_member_whose_telegram_is_in_spanish_gets_the_whole_flow_i
         english = [w for w in ENGLISH for text in words if w in text]
         assert not english, (english, str(sent))
     assert not [w for w in ENGLISH for toast in toasts if w in toast], toasts
+
+
+# English an admin read inside Spanish before issue 27, beyond what the catalog's own messages catch.
+ADMIN_ENGLISH = ("Retraining", "starting", "folding labels", "judging", "Kept the current model",
+                 "Simulation of", "earlier champion", "lite0-v", "Mixed breed:", "Not a dog:", "Newfoundland",
+                 "which could be luck", " photos", "Dog D-")  # fmt: skip
+ADMIN_CONVERSATION = ("/help", "/status", "/stats", "/drift", "/models", "/retrain", "/rollback", "/report")
+
+
+def _catalog_english(language: str) -> list[str]:
+    """The English of every catalog message the language translates differently, cut at its
+    placeholders into pieces long enough (three words or more) not to occur in that language."""
+    import re
+
+    from babel.messages.pofile import read_po
+
+    from dogbot import i18n
+
+    with (i18n.LOCALE_DIR / language / "LC_MESSAGES" / "dogbot.po").open("rb") as handle:
+        catalog = read_po(handle)
+    pieces = set()
+    for message in catalog:
+        ids = (message.id,) if isinstance(message.id, str) else tuple(message.id or ())
+        strings = (message.string,) if isinstance(message.string, str) else tuple(message.string or ())
+        for english in ids:
+            for piece in re.split(r"\{[^{}]*\}", english):
+                piece = piece.strip(" .,:;()…")
+                if len(piece.split()) >= 3 and not any(piece in s for s in strings):
+                    pieces.add(piece)
+    return sorted(pieces)
+
+
+async def _admin_says(running: RunningBot, command: str) -> list[Sent]:
+    """Send ``command`` as the admin; what the bot sent back once it has been quiet for 3 s."""
+    server = running.server
+    since = len(server.sent)
+    await server.send_text(ADMIN, command)
+    deadline = asyncio.get_running_loop().time() + 240  # /retrain trains in a child process
+    seen, quiet_since = since, asyncio.get_running_loop().time()
+    while asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.5)
+        now = asyncio.get_running_loop().time()
+        if len(server.sent) != seen:
+            seen, quiet_since = len(server.sent), now
+        mine = [s for s in server.sent[since:] if s.chat_id == ADMIN]
+        # /retrain: a progress message edited as it goes, then the report as a message of its own.
+        retraining = command == "/retrain" and sum(s.method != "editMessageText" for s in mine) < 2
+        if mine and not retraining and now - quiet_since > 3:
+            return mine
+    raise AssertionError(f"{command}: no settled answer; sent {[s.text[:80] for s in server.sent[since:]]}")
+
+
+@pytest.mark.parametrize("language", ["es", "en"])
+async def test_an_admin_conversation_is_all_in_the_admins_language(running: RunningBot, language) -> None:
+    """Issue 27: retrain, rollback, models, status, drift, stats, report, help; no English in Spanish."""
+    server = running.server
+    server.user(ADMIN, "Ana", language_code=language)
+    try:
+        said = []
+        for command in ADMIN_CONVERSATION:
+            answers = await _admin_says(running, command)
+            assert answers, command
+            said += [
+                (command, text) for s in answers for text in (s.text, *(t for t, _ in s.buttons)) if text
+            ]
+    finally:
+        server.user(ADMIN, "Ana", language_code="en")
+    if language == "en":  # the same conversation, in English: it says things, and the words are English
+        assert any("Model:" in text for _, text in said) and any("Retrain" in text for _, text in said)
+        return
+    assert any("Modelo:" in text for _, text in said) and any("Reentren" in text for _, text in said)
+    english = [*ADMIN_ENGLISH, *_catalog_english(language)]
+    assert len(english) > 300  # the catalog's own English, not only the list above
+    found = [(command, word, text[:120]) for command, text in said for word in english if word in text]
+    assert found == []

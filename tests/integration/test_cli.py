@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -96,7 +97,10 @@ def test_import_then_export_and_ingest_waits_for_review(tmp_path, shared_manifes
     camera.mkdir()
     for row in [r for r in rows if r["breed"] == "Chihuahua"][:2]:
         (camera / Path(row["path"]).name).write_bytes((eval_data_dir / row["path"]).read_bytes())
-    run_cli("ingest", str(camera), data_dir=data_dir)
+    ingested = run_cli("ingest", str(camera), data_dir=data_dir)
+    # Each photo is a dog of its own: staff find them by their codes (issue 27).
+    made = [line for line in ingested.stdout.splitlines() if re.search(r"\.jpe?g: D-\d{4}-\d{4}\b", line)]
+    assert len(made) == 2, ingested.stdout
 
     out = tmp_path / "catalog.csv"
     run_cli("export", "--out", str(out), data_dir=data_dir)
@@ -207,6 +211,12 @@ def test_run_without_telegram_says_so_in_one_line(tmp_path):
 
 
 def test_export_says_what_it_wrote(tmp_path):
+    from storage.db import make_engine
+
     out = tmp_path / "catalog.csv"
+    refused = run_cli("export", "--out", str(out), data_dir=tmp_path / "data", check_status=2)
+    assert f"no catalog at {tmp_path / 'data' / 'dogbot.db'}" in refused.stderr  # none made either
+    assert not (tmp_path / "data").exists() and not out.exists()
+    make_engine(f"sqlite:///{tmp_path / 'data' / 'dogbot.db'}").dispose()  # a new shelter's catalog
     result = run_cli("export", "--out", str(out), data_dir=tmp_path / "data")
     assert result.stdout.strip() == f"exported 0 photos to {out}"

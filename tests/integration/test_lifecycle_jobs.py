@@ -198,16 +198,21 @@ def test_retrain_learns_new_breeds_promotes_and_the_predictor_serves_it(env, pre
     # that v0 answers again after the rollback; /models fits a phone.
     from bot import texts
     from dogbot.core.reporting import CatalogStatus
-    from dogbot.lifecycle_text import model_list, retrain_report
+    from dogbot.lifecycle_text import model_list, model_namer, retrain_report
 
-    report = retrain_report(result, name=lambda key: key.replace("_", " ").title())
-    assert "answers from now on" in report and "Dachshund" in report and "%" in report
+    report = retrain_report(
+        result, name=lambda key: key.replace("_", " ").title(), model=model_namer(jobs.models())
+    )
+    assert "answers from now on" in report and "Dachshund" in report
+    assert "labelled photos it had not learned from, it named" in report  # the judge's own count
+    assert "lite0-v" not in report  # models are named by date (version strings: --json, logs)
     assert str(jobs.model_dir) not in report and ".png" not in report and " vs " not in report
     assert not re.search(r"\b0\.\d{2,}", report), report
     status = texts.status(CatalogStatus("lite0-v0", 1, 1, 0, 1, 0), jobs.status())
-    assert "lite0-v1 was put to work, then rolled back" in status
+    assert "was put to work, then rolled back" in status and "lite0-v" not in status
     listed = model_list(jobs.models())
-    assert listed.splitlines()[0] == "▶ lite0-v0: answering now" and "• lite0-v1: used before" in listed
+    assert listed.splitlines()[0] == "▶ The starting model: answering now"
+    assert re.search(r"• The model of \d+ \w+, \d\d:\d\d: used before", listed), listed
     assert max(len(line) for line in listed.splitlines()) <= 60, listed
 
 
@@ -308,7 +313,7 @@ def test_cli_retrain_models_rollback_and_predict_use_the_champion(seeded, tmp_pa
     assert main(["drift", "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) >= {"drift", "tests", "reference_n", "current_n"}
     assert main(["rollback"]) == 0
-    assert "lite0-v1 -> lite0-v0" in capsys.readouterr().out
+    assert "rolled back: the starting model answers again instead of the model of" in capsys.readouterr().out
     assert main(["predict", "--json", str(dachshund)]) == 0
     assert json.loads(capsys.readouterr().out)["model_version"] == "lite0-v0"
 

@@ -451,7 +451,11 @@ async def test_status_export_stats_breeds(bot, dog_photos) -> None:
     await bot.send_photo(STAFF_ID, dog_photos["unsure"])
     await bot.send_text(STAFF_ID, "/status")
     status = bot.last_reply(STAFF_ID).params["text"]
-    assert "lite0-v0" in status and "2 today, 2 in total" in status and "Waiting for a label: 1" in status
+    assert (
+        "Model: the starting model" in status
+        and "2 today, 2 in total" in status
+        and "Waiting for a label: 1" in status
+    )
     assert "Last retrain: never" in status and "n/a" not in status
 
     await bot.send_text(ADMIN_ID, "/export")
@@ -587,7 +591,7 @@ async def test_language_choice_is_kept_per_person(bot, dog_photos) -> None:
     menu = bot.last_reply(STAFF_ID)
     assert "English" in menu.params["text"] and set(bot.buttons(menu)) == {"English", "Español"}
     await bot.press(STAFF_ID, menu, bot.buttons(menu)["Español"])
-    assert bot.sent("editMessageText")[-1].params["text"] == "A partir de ahora te hablo en Español."
+    assert bot.sent("editMessageText")[-1].params["text"] == "A partir de ahora te hablo en español."
     assert [(row.user_id, row.language) for row in rows(bot.container, LanguageChoice)] == [(STAFF_ID, "es")]
 
     await bot.send_photo(STAFF_ID, dog_photos["unsure"])
@@ -599,7 +603,7 @@ async def test_language_choice_is_kept_per_person(bot, dog_photos) -> None:
 
     await bot.send_text(STAFF_ID, "/language")
     menu = bot.last_reply(STAFF_ID)
-    assert "Te hablo en Español" in menu.params["text"]
+    assert "Te hablo en español" in menu.params["text"]
     await bot.press(STAFF_ID, menu, bot.buttons(menu)["English"])
     await bot.send_text(STAFF_ID, "/help")
     assert "Staff commands:" in bot.last_reply(STAFF_ID).params["text"]

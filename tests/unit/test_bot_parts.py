@@ -156,11 +156,15 @@ def test_percent_and_status_before_lifecycle_jobs() -> None:
     trained = ModelVersion(
         version="lite0-v3", backbone="lite0", status="promoted", created_at=datetime(2026, 1, 2, 9, 30)
     )
+    made = datetime(2026, 1, 2, 9, 30)
     status = texts.status(
-        CatalogStatus("lite0-v3", 1, 1, 0, 1, 0), LifecycleStatus("lite0-v3", 0.91, None, trained)
+        CatalogStatus("lite0-v3", 1, 1, 0, 1, 0),
+        LifecycleStatus("lite0-v3", 0.91, None, trained, model_created_at=made, checked=(41, 60)),
     )
-    assert "right on 91% of the photos" in status
-    assert "Last retrain: 2026-01-02 09:30 (lite0-v3, now answering)" in status
+    # Named by date, as /models names it; the judge's count, not a bare percentage.
+    assert "Model: the model of 2 Jan, 09:30, right on 41 of 60 labelled photos" in status
+    assert "Last retrain: the model of 2 Jan, 09:30, now answering" in status
+    assert "lite0-v3" not in status
 
 
 def test_status_after_a_rollback_does_not_call_the_rolled_back_model_serving() -> None:
@@ -174,7 +178,9 @@ def test_status_after_a_rollback_does_not_call_the_rolled_back_model_serving() -
     status = texts.status(
         CatalogStatus("lite0-v0", 1, 1, 0, 1, 0), LifecycleStatus("lite0-v0", None, None, trained)
     )
-    assert "Model: lite0-v0" in status and "lite0-v2 was put to work, then rolled back" in status
+    assert "Model: the starting model (no retrain has been better yet)" in status
+    assert "the model of 2 Jan, 09:30 was put to work, then rolled back" in status
+    assert "not retrained here yet" not in status  # beside a "Last retrain", it would contradict it
     assert "promoted" not in status
 
 
@@ -193,7 +199,7 @@ def test_times_are_on_the_shelters_clock() -> None:
         LifecycleStatus("lite0-v0", None, None, trained),
         ZoneInfo("Europe/Madrid"),
     )
-    assert "2026-07-02 11:30" in status and "UTC" not in status
+    assert "the model of 2 Jul, 11:30 was not better" in status and "UTC" not in status
     assert Settings(_env_file=None, timezone="Europe/Madrid").timezone == "Europe/Madrid"
     with pytest.raises(ValueError, match="unknown time zone"):
         Settings(_env_file=None, timezone="Mars/Olympus")
@@ -278,3 +284,13 @@ def test_env_example_values_are_the_defaults() -> None:
         if float(value) != default:
             differ[name] = (value, default)
     assert differ == {}, "update .env.example to the defaults (written, default)"
+
+
+def test_help_says_how_photos_join_a_dog() -> None:
+    from dogbot import i18n
+
+    text = texts.help_text(Role.STAFF)
+    assert "as one album: they are one dog" in text and "reply to a dog's card" in text and "caption" in text
+    with i18n.using("es"):
+        spanish = texts.help_text(Role.STAFF)
+    assert "álbum" in spanish and "ficha de un perro" in spanish and "pie de foto" in spanish

@@ -36,15 +36,16 @@ async def test_lifecycle_commands_are_for_admins_only(bot) -> None:
 
 async def test_admin_sees_models_and_cannot_roll_back_past_the_first(bot) -> None:
     await bot.send_text(ADMIN_ID, "/models")
-    assert "▶ lite0-v0: answering now" in bot.last_reply(ADMIN_ID).params["text"]
+    listed = bot.last_reply(ADMIN_ID).params["text"]
+    assert "▶ The starting model: answering now" in listed and "lite0" not in listed
     await bot.send_text(ADMIN_ID, "/rollback")
-    assert "no earlier champion" in bot.last_reply(ADMIN_ID).params["text"]
+    assert "none to go back to" in bot.last_reply(ADMIN_ID).params["text"]
 
 
 async def test_retrain_and_drift_report_progress_and_results(bot) -> None:
     await bot.send_text(ADMIN_ID, "/retrain")
     text = _texts(bot, ADMIN_ID)
-    assert "Retraining" in text and "Nothing was trained: no labels yet" in text
+    assert "Retraining" in text and "Nothing was trained: nobody has labelled a photo yet." in text
     await bot.send_text(ADMIN_ID, "/retrain full")
     assert "not available yet" in _texts(bot, ADMIN_ID)
     await bot.send_text(ADMIN_ID, "/drift")
@@ -144,3 +145,18 @@ async def test_a_drift_incident_is_told_once_and_its_buttons_retrain_and_rebase(
     assert container.lifecycle.drift(trigger="telegram").reference == "new_normal"
     await bot.press(ADMIN_ID, message, buttons[texts.EXPECTED])  # a second press: told it is closed
     assert "Closed already" in bot.answers()[-1].params["text"]
+
+
+async def test_retrain_with_no_new_labels_says_so_instead_of_training_again(bot, dog_photos) -> None:
+    for kind in ("sure", "unsure", "not_dog"):
+        await bot.send_photo(STAFF_ID, dog_photos[kind])
+    await bot.send_text(ADMIN_ID, "/retrain")
+    with open_session(bot.container.engine) as session:
+        trained = len(repo.model_versions(session=session))
+    assert trained == 2  # the starting model and the one this retrain judged
+    since = len(bot.sent(chat_id=ADMIN_ID))
+    await bot.send_text(ADMIN_ID, "/retrain")
+    said = "\n".join(str(c.params.get("text", "")) for c in bot.sent(chat_id=ADMIN_ID)[since:])
+    assert "Nothing was trained: no new labels since the last retrain" in said
+    with open_session(bot.container.engine) as session:
+        assert len(repo.model_versions(session=session)) == trained

@@ -160,7 +160,7 @@ def test_new_breeds_named_pay_for_as_many_known_photos_lost_but_not_more(rest_lo
     rest = _slice(1, rest_losses, both_right=40)
     everything = _slice(4, rest_losses, both_right=40)
     no_photos = _slice(0, 0)
-    promote, reason = _decide(
+    promote, reason, *_ = _decide(
         new_breeds, new_breeds, no_photos, rest, no_photos, no_photos, everything, RULES
     )
     assert promote is promoted, reason
@@ -171,7 +171,7 @@ def test_new_breeds_named_pay_for_as_many_known_photos_lost_but_not_more(rest_lo
 def test_the_verdict_counts_one_photo_in_the_singular():
     one_new_breed_photo = _slice(1, 0)
     rest = _slice(0, 1, both_right=20)
-    promote, reason = _decide(
+    promote, reason, *_ = _decide(
         one_new_breed_photo,
         one_new_breed_photo,
         _slice(0, 0),
