@@ -32,6 +32,9 @@ class Ready(BaseModel):
 class ErrorDetail(BaseModel):
     code: str = Field(description="stable, snake_case: for programs")
     message: str = Field(description="what is wrong and what to change: for the developer")
+    dog: str | None = Field(
+        default=None, description="the code of the dog the error is about (409: the dog a photo is in)"
+    )
 
 
 class ErrorBody(BaseModel):

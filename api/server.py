@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,7 +51,7 @@ from api.schemas import (
 )
 from dogbot.core.api_clients import ApiClient, ApiClients
 from dogbot.core.catalog import Catalog
-from dogbot.core.dogs import UnknownDog
+from dogbot.core.dogs import NewDog, UnknownDog
 from dogbot.core.intake import Incoming, receive
 from dogbot.core.labelling import UnknownBreed
 from dogbot.core.limits import SharedPerUserLimit
@@ -72,6 +73,7 @@ _REASONS = {
     400: "no body, or a body that is not what the route reads",
     401: "no token, or a token that is unknown or revoked",
     404: "no dog has this code",
+    409: "a photo is already in another dog (error.dog is its code); nothing was stored",
     413: "the body, a photo or its pixels are over the limits",
     422: "a field, photo or crop that is not valid",
     429: "over the token's requests a minute (see Retry-After)",
@@ -237,7 +239,7 @@ def create_app(services: ApiServices) -> FastAPI:
             del image  # before the slot is free
         return prediction_of(output, dog_threshold=catalog.intake.rules.dog_threshold, name_of=name_of)
 
-    @app.post("/v1/dogs", response_model=Dog, status_code=201, responses=_errors(400, 413, 422, *_TOKEN))
+    @app.post("/v1/dogs", response_model=Dog, status_code=201, responses=_errors(400, 409, 413, 422, *_TOKEN))
     def register_dog(
         who: Client,
         photo: Annotated[list[UploadFile], File(description="one or more photos of the one dog")],
@@ -250,11 +252,20 @@ def create_app(services: ApiServices) -> FastAPI:
     ) -> Dog:
         """A new dog from its photos; answered from all of them, as the bot answers an album."""
         incoming = _incoming(catalog, photo, crop, services, who)
+        _refuse_known(catalog, incoming, None)
         _put_bytes(catalog, incoming)  # a store that cannot be written fails here, before the dog exists
-        dog = catalog.dogs.create(source=LabelSource.API, sender_id=who.user_id, name=name)
-        if sex is not None or age_group is not None:
-            catalog.dogs.set_details(dog.id, sex=sex, age_group=age_group)
-        _store(catalog, [Incoming(**item, dog_id=dog.id) for item in incoming])
+        # The dog is made in the transaction that stores its first photo: a request that fails or
+        # is killed before then leaves no dog, and one killed later leaves a dog with its photos.
+        new_dog = NewDog(
+            source=LabelSource.API,
+            group=f"api:{uuid.uuid4().hex}",
+            sender_id=who.user_id,
+            name=name,
+            sex=sex,
+            age_group=age_group,
+        )
+        _store(catalog, [Incoming(**item, new_dog=new_dog) for item in incoming])
+        dog = catalog.dogs.group_dog(new_dog.group)
         return dog_of(catalog.dogs.answer(dog.id), name_of=name_of)
 
     @app.get("/v1/dogs/{code}", response_model=Dog, responses=_errors(404, 422, *_TOKEN))
@@ -276,7 +287,9 @@ def create_app(services: ApiServices) -> FastAPI:
         dogs = catalog.dogs.recent(limit, since=since)
         return DogList(dogs=[dog_of(catalog.dogs.answer(d.id), name_of=name_of) for d in dogs])
 
-    @app.post("/v1/dogs/{code}/photos", response_model=Dog, responses=_errors(400, 404, 413, 422, *_TOKEN))
+    @app.post(
+        "/v1/dogs/{code}/photos", response_model=Dog, responses=_errors(400, 404, 409, 413, 422, *_TOKEN)
+    )
     def add_photos(
         who: Client,
         code: str,
@@ -286,6 +299,7 @@ def create_app(services: ApiServices) -> FastAPI:
         """More photos of a dog; its answer is made again from all of them."""
         dog = _dog(catalog, code)
         incoming = _incoming(catalog, photo, crop, services, who)
+        _refuse_known(catalog, incoming, dog.id)
         _put_bytes(catalog, incoming)
         _store(catalog, [Incoming(**item, dog_id=dog.id) for item in incoming])
         return dog_of(catalog.dogs.answer(dog.id), name_of=name_of)
@@ -379,6 +393,22 @@ def _incoming(catalog: Catalog, photos: list[UploadFile], crops, services: ApiSe
             _checked(catalog, data, crop, where)
         items.append({"data": data, "crop": crop, "sender_id": who.user_id, "file_name": upload.filename})
     return items
+
+
+def _refuse_known(catalog: Catalog, items: list[dict], dog_id: int | None) -> None:
+    """409 before anything is stored when a photo is already another dog's: the web client hears
+    which dog it is in (a second registration of one animal, or a photo sent for the wrong dog)."""
+    for index, item in enumerate(items):
+        found = catalog.dogs.dog_of_photo_bytes(item["data"])
+        if found is not None and found.id != dog_id:
+            where = f"Photo {index + 1}" if len(items) > 1 else "The photo"
+            raise ApiError(
+                409,
+                "photo_in_other_dog",
+                f"{where} is already in dog {found.code}; nothing was stored. "
+                f"Add photos to that dog with POST /v1/dogs/{found.code}/photos.",
+                dog=found.code,
+            )
 
 
 def _put_bytes(catalog: Catalog, items: list[dict]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import weakref
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
@@ -17,10 +16,8 @@ from dogbot import i18n
 from dogbot.core import review
 from dogbot.core.labelling import LabelResult, UnknownBreed
 from dogbot.core.members import Role
+from dogbot.core.text import clean_text
 from storage.vocabulary import MIXED_BREED, SKIP, SPECIAL_LABELS, LabelSource
-
-# The photo number in a "which breed is it? type its name" question, in any language.
-_ASKED_PHOTO = re.compile(r"#(\d+)")
 
 
 async def on_button(update: Update, context: DogContext) -> None:
@@ -102,7 +99,7 @@ async def _record(query: CallbackQuery, context: DogContext, press: Press, role:
     if not result.created:
         return  # a double tap: the message already says this
     photo_id = result.label.photo_id
-    code = dogs.card_code(query.message) if query.message is not None else None
+    code = await _card_code(context, query)
     if breed == MIXED_BREED and code is not None:
         # The first of two taps: which breed the mix looks most like (restart-safe: the next press
         # carries the prediction id, and the mix so far is the person's latest label).
@@ -153,7 +150,7 @@ async def _record_mix(query: CallbackQuery, context: DogContext, press: Press, r
     result = await _answer(query, context, press, role, MIXED_BREED, primary=primary, secondary=secondary)
     if result is None:
         return
-    code = dogs.card_code(query.message) if query.message is not None else None
+    code = await _card_code(context, query)
     async with _message_lock(context, query):
         if press.action is Action.MIX_PRIMARY and primary is not None and code is not None:
             question = await asyncio.to_thread(review.current_question, services.catalog, press.prediction_id)
@@ -163,6 +160,12 @@ async def _record_mix(query: CallbackQuery, context: DogContext, press: Press, r
             await _edit(query, texts.mixed_secondary_question(code, name), markup)
         elif query.message is not None:
             await dogs.update_card(context, query.message, await _dog_of(context, result.label.photo_id))
+
+
+async def _card_code(context: DogContext, query: CallbackQuery) -> str | None:
+    """The code of the dog a pressed card shows (None: the message is not a dog card)."""
+    shown = await dogs.shown_dog(context, query.message)
+    return shown[0].code if shown is not None and shown[1] is None else None
 
 
 async def _dog_of(context: DogContext, photo_id: int) -> int:
@@ -183,7 +186,7 @@ async def _reopen(query: CallbackQuery, context: DogContext, press: Press) -> No
     # The text changes with the buttons: "does not look like a dog" above breed buttons, or
     # "Registered as …" above a question, would each say one thing while the buttons say another.
     overruled = press.action is Action.IS_DOG
-    code = dogs.card_code(query.message) if query.message is not None else None
+    code = await _card_code(context, query)
     async with _message_lock(context, query):
         if code is not None:  # a dog card: its state line becomes the question
             said = texts.reopened_dog(code, overruled_not_a_dog=overruled)
@@ -204,20 +207,21 @@ async def _ask_breed_name(query: CallbackQuery, context: DogContext, press: Pres
     await query.answer()
     # The typed name usually comes back as a reply to this message; user_data covers clients that drop it.
     context.user_data["asked_photo"] = question.photo.id
-    await query.message.reply_text(
+    asked = await query.message.reply_text(
         texts.ask_breed_name(question.photo.id), reply_markup=keyboards.type_breed()
     )
+    await dogs.remember(context, asked, question.photo.dog_id, question.photo.id)
 
 
 async def on_text(update: Update, context: DogContext) -> None:
     """Plain text: a breed name after "Other…", else a hint that photos are what this bot wants."""
     message = update.effective_message
     role = context.role
-    photo_id = _asked_photo(update, context)
+    photo_id = await _asked_photo(update, context)
     if photo_id is None:
         await message.reply_text(texts.TEXT_HINT)
         return
-    typed = " ".join(message.text.split())[:64]
+    typed = clean_text(message.text, 64)
     services = context.services
     prediction, found = await asyncio.to_thread(review.breed_choices, services.catalog, photo_id, typed)
     if prediction is None:
@@ -256,16 +260,24 @@ async def send_next_for_review(context: DogContext, chat_id: int, *, after_photo
         )
         choices = [(breed.key, services.breed_name(breed.key)) for breed in question.button_breeds]
         markup = keyboards.question(services.codec, question.prediction.id, choices, review=True)
-        await context.bot.send_photo(chat_id, photo=data, caption=caption, reply_markup=markup)
+        sent = await context.bot.send_photo(chat_id, photo=data, caption=caption, reply_markup=markup)
+        if question.photo.dog_id is not None:
+            await dogs.remember(context, sent, question.photo.dog_id, question.photo.id)
 
 
-def _asked_photo(update: Update, context: DogContext) -> int | None:
-    """Which photo a typed breed name is for: the question it replies to, else the last one asked."""
+async def _asked_photo(update: Update, context: DogContext) -> int | None:
+    """Which photo a typed breed name is for: the question it replies to (by the record of that
+    message, never digits in its text), else the last one asked."""
     replied = update.effective_message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
-        match = _ASKED_PHOTO.search(replied.text or "")
-        if match:
-            return int(match.group(1))
+        shown = await dogs.shown_dog(context, replied)
+        if shown is None:
+            return None  # a reply to a message that asks about no photo is not an answer
+        dog, photo_id = shown
+        if photo_id is not None:
+            return photo_id
+        photos = await asyncio.to_thread(context.services.catalog.dogs.photos_of, dog.id)
+        return photos[0].id if photos else None
     return context.user_data.get("asked_photo")
 
 

@@ -23,17 +23,21 @@ from telegram.error import BadRequest
 from bot import keyboards, texts
 from bot.callbacks import Action, Press
 from bot.context import DogContext, chat_action
-from dogbot.core.dogs import DogAnswer, SameDog, UnknownDog
+from dogbot.core.dogs import DogAnswer, NewDog, SameDog, UnknownDog
+from dogbot.core.text import clean_text
 from storage.vocabulary import AgeGroup, Sex
 
 log = logging.getLogger(__name__)
 
-ALBUM_MEMORY_S = 600.0  # how long a late photo of an album still finds its dog in this process
+ALBUM_MEMORY_S = 600.0  # how long this process remembers an album's card (the dog is in the database)
 
 
 @dataclass
 class Album:
-    dog_id: asyncio.Future
+    """This process's part of an album: when to send its one card. Which dog it is lives in the
+    database (``DogGroup``), so photos of one album taken by two replicas make one dog."""
+
+    key: str
     arrived: int = 0
     finished: int = 0
     last_arrival: float = 0.0
@@ -44,9 +48,11 @@ class Album:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a photo goes: ``dog_id`` None starts a new dog (made with the photo)."""
+    """Where a photo goes: ``dog_id``, else ``new_dog`` (its album's dog, or a dog of its own, made
+    with the photo)."""
 
     dog_id: int | None
+    new_dog: NewDog | None = None
     album: Album | None = None
     card: Message | None = None  # the card a reply photo joins (to update)
     name: str | None = None  # the caption, when it names the dog
@@ -54,52 +60,45 @@ class Placement:
 
 
 async def place(message: Message, context: DogContext, user_id: int) -> Placement:
-    """Decide which dog an incoming photo belongs to (making the album's dog when it is the first)."""
+    """Decide which dog an incoming photo belongs to; the dog itself is made with the stored photo."""
     services = context.services
-    name = (message.caption or "").strip() or None
+    name = clean_text(message.caption, 64) or None
     if message.media_group_id:
         loop = asyncio.get_running_loop()
         albums: dict = context.bot_data.setdefault("albums", {})
-        key = (message.chat_id, message.media_group_id)
+        key = f"tg:{message.chat_id}:{message.media_group_id}"
         album = albums.get(key)
         if album is None:
-            album = albums[key] = Album(loop.create_future(), first=message)
+            album = albums[key] = Album(key, first=message)
             loop.call_later(ALBUM_MEMORY_S, albums.pop, key, None)
-            try:
-                dog = await asyncio.to_thread(
-                    services.catalog.dogs.create,
-                    source="telegram",
-                    sender_id=user_id,
-                    chat_id=message.chat_id,
-                )
-            except BaseException as error:
-                album.dog_id.set_exception(error)
-                albums.pop(key, None)
-                raise
-            album.dog_id.set_result(dog.id)
         album.arrived += 1
         album.last_arrival = loop.time()
-        return Placement(await album.dog_id, album=album, name=name)
+        spec = NewDog(source="telegram", group=key, sender_id=user_id, chat_id=message.chat_id)
+        return Placement(None, new_dog=spec, album=album, name=name)
     replied = message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
-        code = card_code(replied)
-        if code is not None:
-            try:
-                dog = await asyncio.to_thread(services.catalog.dogs.by_code, code)
-            except UnknownDog:
-                dog = None
-            if dog is not None:
-                return Placement(dog.id, card=replied, name=name)
-    return Placement(None, name=name)
+        # By identity: the message it answers, as recorded when the bot sent it; never digits in text.
+        shown = await asyncio.to_thread(services.catalog.dogs.shown_in, replied.chat_id, replied.message_id)
+        if shown is not None:
+            return Placement(shown[0].id, card=replied, name=name)
+    spec = NewDog(source="telegram", sender_id=user_id, chat_id=message.chat_id)
+    return Placement(None, new_dog=spec, name=name)
 
 
-def card_code(message: Message) -> str | None:
-    """The dog code a card message shows in its first line, or None for any other message."""
-    text = message.text or message.caption or ""
-    if not text.startswith(texts.DOG_CARD_PREFIX):
+async def shown_dog(context: DogContext, message: Message | None) -> tuple | None:
+    """The dog (and photo) a bot message shows, from the database record of it."""
+    if message is None:
         return None
-    rest = text[len(texts.DOG_CARD_PREFIX) :].split()
-    return rest[0] if rest else None
+    return await asyncio.to_thread(
+        context.services.catalog.dogs.shown_in, message.chat_id, message.message_id
+    )
+
+
+async def remember(context: DogContext, message: Message, dog_id: int, photo_id: int | None = None) -> None:
+    """Record which dog a message the bot sent shows."""
+    await asyncio.to_thread(
+        context.services.catalog.dogs.remember_message, message.chat_id, message.message_id, dog_id, photo_id
+    )
 
 
 async def after_photo(
@@ -125,7 +124,8 @@ async def after_photo(
         extra_breeds=placement.extra.get("breeds", ()),
         seen_before=seen_before,
     )
-    await message.reply_text(text, reply_markup=markup, do_quote=True)
+    sent = await message.reply_text(text, reply_markup=markup, do_quote=True)
+    await remember(context, sent, dog_id)
 
 
 async def _album_card(context: DogContext, album: Album) -> None:
@@ -134,7 +134,9 @@ async def _album_card(context: DogContext, album: Album) -> None:
     loop = asyncio.get_running_loop()
     while True:
         if album.card is not None:  # a late photo: the card is out already
-            await update_card(context, album.card, await album.dog_id)
+            dog = await asyncio.to_thread(context.services.catalog.dogs.group_dog, album.key)
+            if dog is not None:
+                await update_card(context, album.card, dog.id)
             return
         if album.sending or album.finished < album.arrived:
             return  # another photo's handler will send it
@@ -143,11 +145,12 @@ async def _album_card(context: DogContext, album: Album) -> None:
             break
         await asyncio.sleep(settle - quiet)
     album.sending = True
-    dog_id = await album.dog_id
-    if not await asyncio.to_thread(context.services.catalog.dogs.photos_of, dog_id):
-        return  # every photo of the album was refused, and each was told why
-    text, markup = await card(context, dog_id, ask_same_dog=True)
+    dog = await asyncio.to_thread(context.services.catalog.dogs.group_dog, album.key)
+    if dog is None:
+        return  # no photo of the album was stored (each was refused, and told why): no dog
+    text, markup = await card(context, dog.id, ask_same_dog=True)
     album.card = await album.first.reply_text(text, reply_markup=markup, do_quote=True)
+    await remember(context, album.card, dog.id)
 
 
 async def card(
@@ -241,10 +244,11 @@ async def on_dog(update: Update, context: DogContext) -> None:
     best = await asyncio.to_thread(lambda: catalog.dogs.answer(dog.id).best_photo)
     data = await asyncio.to_thread(catalog.dogs.photo_bytes, best) if best is not None else None
     if data is None:
-        await message.reply_text(text, reply_markup=markup)
-        return
-    async with chat_action(context, message.chat_id, ChatAction.UPLOAD_PHOTO):
-        await message.reply_photo(photo=data, caption=text[:1024], reply_markup=markup)
+        sent = await message.reply_text(text, reply_markup=markup)
+    else:
+        async with chat_action(context, message.chat_id, ChatAction.UPLOAD_PHOTO):
+            sent = await message.reply_photo(photo=data, caption=text[:1024], reply_markup=markup)
+    await remember(context, sent, dog.id)
 
 
 async def on_dogs(update: Update, context: DogContext) -> None:

@@ -77,7 +77,12 @@ async def _take(
         placement = await dogs.place(message, context, user_id)
         received = await services.batcher.submit(
             Incoming(
-                data, sender_id=user_id, chat_id=message.chat_id, file_name=file_name, dog_id=placement.dog_id
+                data,
+                sender_id=user_id,
+                chat_id=message.chat_id,
+                file_name=file_name,
+                dog_id=placement.dog_id,
+                new_dog=placement.new_dog,
             )
         )
     dog_id = placement.dog_id
@@ -89,6 +94,11 @@ async def _take(
         dog_id = received.stored.dog_id
     else:
         dog_id = received.classification.photo.dog_id
+        if placement.card is not None and dog_id != placement.dog_id:
+            # A photo already in another dog with more photos stays there: say which, change nothing.
+            code = await asyncio.to_thread(lambda: services.catalog.dogs.get(dog_id).code)
+            await message.reply_text(texts.already_in_dog(code))
+            return
         if placement.album is None and placement.card is None:
             # The breeds staff taught lately that this photo looks like stay among the buttons.
             placement.extra["breeds"] = received.classification.button_breeds

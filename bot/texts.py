@@ -292,6 +292,10 @@ def reopened_dog(code: str, *, overruled_not_a_dog: bool) -> str:
     return _("Which breed is {code}, then?").format(code=code)
 
 
+def already_in_dog(code: str) -> str:
+    return _("This photo is already in dog {code}, with its other photos: it stays there.").format(code=code)
+
+
 def stored_unclassified(photo_id: int) -> str:
     return _(
         "Saved as photo #{photo_id}, but I couldn't classify it just now. "

@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,6 +103,7 @@ def cmd_eval(container: Container, args: argparse.Namespace) -> int:
 def cmd_import(container: Container, args: argparse.Namespace) -> int:
     """Bulk-load photos the shelter has already labeled (label source: import)."""
     from dogbot.core.bulk import BulkItem, match_breed_name, submit_files
+    from dogbot.core.dogs import NewDog
     from dogbot.core.manifest import read_folder, read_manifest
     from dogbot.core.taxonomy import Taxonomy
 
@@ -111,15 +113,14 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
     rows = read_manifest(Path(args.manifest)) if args.manifest else read_folder(Path(args.folder))
     catalog = container.catalog
     items, unknown, not_breeds = [], set(), set()
-    dog_ids: dict[str, int] = {}  # a manifest's `dog` column: photos of one animal make one dog
+    # A manifest's `dog` column: photos of one animal make one dog, made with its first stored photo.
+    run = uuid.uuid4().hex[:12]
     near_misses: dict[str, str] = {}
     unclear: dict[str, tuple[str, ...]] = {}
     added: set[str] = set()
     for row in rows:
         dog = row.extra.get("dog", "").strip()
-        if dog and dog not in dog_ids:
-            dog_ids[dog] = catalog.dogs.create(source="import").id
-        dog_id = dog_ids.get(dog)
+        new_dog = NewDog(source="import", group=f"import:{run}:{dog}"[:128]) if dog else None
         match = match_breed_name(catalog.breeds.taxonomy, row.breed)
         breed = match.breed
         if breed is not None and not match.exact:
@@ -134,7 +135,7 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
                 # Not a breed name at all (e.g. "unlabelled_dog:kiss.jpg"): keep the photo, as
                 # `ingest` would, and let staff label it; one odd row must not stop the import.
                 not_breeds.add(row.breed)
-                items.append(BulkItem(row.path, dog_id=dog_id))
+                items.append(BulkItem(row.path, new_dog=new_dog))
                 continue
         if breed is None and args.add_breeds:
             breed = catalog.breeds.add_breed(row.breed.replace("_", " "), by=None)
@@ -142,7 +143,7 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
         if breed is None:
             unknown.add(row.breed)
             continue
-        items.append(BulkItem(row.path, breed.key, dog_id=dog_id))
+        items.append(BulkItem(row.path, breed.key, new_dog=new_dog))
     for typed, known in sorted(near_misses.items()):
         print(f"“{typed}” taken as {known}")
     if added:
@@ -168,15 +169,31 @@ def cmd_ingest(container: Container, args: argparse.Namespace) -> int:
     With ``--dog NAME`` the photos are one dog: its code and the breed from all of them are printed.
     """
     from dogbot.core.bulk import BulkItem, submit_files
+    from dogbot.core.dogs import NewDog
     from dogbot.core.manifest import image_paths
 
     catalog = container.catalog
-    dog = catalog.dogs.create(source="ingest", name=args.dog) if args.dog is not None else None
-    items = [BulkItem(path, dog_id=dog and dog.id) for path in image_paths([Path(p) for p in args.paths])]
-    results = submit_files(catalog, items, source="ingest", progress=_progress)
+    # The dog is made with the first photo stored (none stored: no dog), in that photo's transaction.
+    new_dog = None
+    if args.dog is not None:
+        new_dog = NewDog(source="ingest", group=f"ingest:{uuid.uuid4().hex}", name=args.dog)
+    paths = image_paths([Path(p) for p in args.paths])
+    results = submit_files(
+        catalog, [BulkItem(path, new_dog=new_dog) for path in paths], source="ingest", progress=_progress
+    )
     status = _report_bulk(results, set())
-    if dog is not None:
-        print(_dog_line(catalog.dogs.answer(dog.id), catalog.breeds.breed_name))
+    if new_dog is None:
+        return status
+    dog = catalog.dogs.group_dog(new_dog.group)
+    for result in results:
+        photo = result.classification.photo if result.classification is not None else None
+        if photo is not None and (dog is None or photo.dog_id != dog.id):
+            elsewhere = catalog.dogs.get(photo.dog_id).code if photo.dog_id is not None else "no dog"
+            print(f"{result.path}: already in {elsewhere}; it stays there", file=sys.stderr)
+    if dog is None:
+        print(f"{args.dog}: no photo of it was stored, so no dog was made")
+        return status or 1
+    print(_dog_line(catalog.dogs.answer(dog.id), catalog.breeds.breed_name))
     return status
 
 

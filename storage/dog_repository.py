@@ -9,7 +9,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from storage.repository import chunked
-from storage.tables import Dog, Photo, Prediction
+from storage.tables import Dog, DogAudit, DogGroup, DogMessage, Photo, Prediction
 
 
 def next_serial(year: int, *, session: Session) -> int:
@@ -115,3 +115,37 @@ def age_group_of_photos(photo_ids: Iterable[int], *, session: Session) -> dict[i
     dog_of = dog_of_photos(photo_ids, session=session)
     dogs = dogs_by_id({d for d in dog_of.values() if d is not None}, session=session)
     return {photo: dogs[dog].age_group for photo, dog in dog_of.items() if dog in dogs}
+
+
+def remember_message(
+    chat_id: int, message_id: int, dog_id: int, photo_id: int | None, *, session: Session
+) -> None:
+    """Record (or re-point) the dog a bot message shows."""
+    row = session.get(DogMessage, (chat_id, message_id))
+    if row is None:
+        row = DogMessage(chat_id=chat_id, message_id=message_id, dog_id=dog_id, photo_id=photo_id)
+    else:
+        row.dog_id, row.photo_id = dog_id, photo_id
+    session.add(row)
+
+
+def message_shows(chat_id: int, message_id: int, *, session: Session) -> DogMessage | None:
+    return session.get(DogMessage, (chat_id, message_id))
+
+
+def messages_of_dog(dog_id: int, *, session: Session) -> list[DogMessage]:
+    return list(session.exec(select(DogMessage).where(DogMessage.dog_id == dog_id)))
+
+
+def groups_of_dog(dog_id: int, *, session: Session) -> list[DogGroup]:
+    return list(session.exec(select(DogGroup).where(DogGroup.dog_id == dog_id)))
+
+
+def merged_into(dog_id: int, *, session: Session) -> list[Dog]:
+    """The dog records merged into ``dog_id``."""
+    return list(session.exec(select(Dog).where(Dog.merged_into == dog_id)))
+
+
+def last_audit(dog_id: int, action: str, *, session: Session) -> DogAudit | None:
+    statement = select(DogAudit).where(DogAudit.dog_id == dog_id, DogAudit.action == action)
+    return session.exec(statement.order_by(DogAudit.id.desc())).first()

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from dogbot.core.breeds import Breeds
-from dogbot.core.dogs import Dogs
+from dogbot.core.dogs import Dogs, NewDog
 from dogbot.core.intake_rules import IntakeRules
 from dogbot.core.labels import ResolvedLabel, resolve_label
 from dogbot.core.limits import DecodeSlots
@@ -106,23 +106,32 @@ class PhotoIntake:
         chat_id: int | None = None,
         file_name: str | None = None,
         dog_id: int | None = None,
+        new_dog: NewDog | None = None,
     ) -> tuple[Photo, bool]:
         """Persist the bytes and the row; return ``(photo, already_known)``. Safe to call twice.
 
-        The photo joins dog ``dog_id``, or a new dog of its own when None. A photo already known
-        stays with its dog (see :meth:`Dogs.add_photos`).
+        The photo joins dog ``dog_id``; else ``new_dog``'s (its group's dog, or one made in the same
+        transaction as the photo, so a dog never exists without one); else a new dog of its own. A
+        photo already known stays with its dog (see :meth:`Dogs.place_known`).
         """
+        if dog_id is None and new_dog is None:
+            new_dog = NewDog(source=source, sender_id=sender_id, chat_id=chat_id)
         sha256 = self.photos.put(data)
         with open_session(self.engine) as session:
             existing = repository.photo_by_sha(sha256, session=session)
         if existing is not None:
-            return self._known(existing, dog_id), True
-        if dog_id is None:
-            dog_id = self.dogs.create(source=source, sender_id=sender_id, chat_id=chat_id).id
-        with open_session(self.engine) as session:
-            stats = image_statistics(image)
+            return self.dogs.place_known(existing.id, dog_id=dog_id, spec=new_dog), True
+        stats = image_statistics(image)
+
+        def work(session) -> Photo | int:
+            known = repository.photo_by_sha(sha256, session=session)
+            if known is not None:  # the same photo arrived at the same moment from someone else
+                return known.id
+            dog = (
+                self.dogs.live(session, dog_id) if dog_id is not None else self.dogs.dog_for(session, new_dog)
+            )
             photo = Photo(
-                dog_id=dog_id,
+                dog_id=dog.id,
                 sha256=sha256,
                 received_at=self.clock(),
                 source=source,
@@ -138,19 +147,12 @@ class PhotoIntake:
                 saturation=stats.saturation,
             )
             session.add(photo)
-            try:
-                session.commit()
-            except IntegrityError:  # the same photo arrived at the same moment from someone else
-                session.rollback()
-                return self._known(repository.photo_by_sha(sha256, session=session), dog_id), True
-            session.refresh(photo)
-            return photo, False
+            return photo
 
-    def _known(self, photo: Photo, dog_id: int | None) -> Photo:
-        if dog_id is not None and photo.dog_id != dog_id and self.dogs.add_photos(dog_id, [photo.id]):
-            with open_session(self.engine) as session:
-                return session.get(Photo, photo.id)
-        return photo
+        stored = self.dogs.retrying(work)
+        if isinstance(stored, int):
+            return self.dogs.place_known(stored, dog_id=dog_id, spec=new_dog), True
+        return stored, False
 
     def submit(self, data: bytes, *, source: str, **sender) -> Classification:
         """Validate, store, classify and auto-label one photo (the whole intake path, synchronously).
@@ -284,7 +286,8 @@ class Incoming:
     sender_id: int | None = None
     chat_id: int | None = None
     file_name: str | None = None
-    dog_id: int | None = None  # None: the photo starts a dog of its own
+    dog_id: int | None = None  # None: the photo joins new_dog's group, or starts a dog of its own
+    new_dog: NewDog | None = None
     # (x, y, width, height) in the photo's pixels: only this part is classified (a web API client's
     # frame around the dog); the whole file is stored.
     crop: tuple[int, int, int, int] | None = None
@@ -320,6 +323,7 @@ def receive(intake: PhotoIntake, items: Sequence[Incoming], *, source: str = "te
                 chat_id=item.chat_id,
                 file_name=item.file_name,
                 dog_id=item.dog_id,
+                new_dog=item.new_dog,
             )
             stored.append((i, photo, intake.predictor.prepare(image)))
             del image  # before the next decode: one full-size photo in memory at a time

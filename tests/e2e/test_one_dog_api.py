@@ -1,0 +1,84 @@
+"""One dog, one true record through the web API and the CLI (issue 25), on SQLite and PostgreSQL:
+a photo the catalog has answers 409 with its dog's code and stores nothing; `ingest --dog` over
+photos already imported moves them without leaving empty dogs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from liveapi import live_api
+from sqlmodel import select
+
+from storage.db import make_engine
+from storage.db import session as open_session
+from storage.tables import Dog, DogAudit, Photo
+
+pytestmark = pytest.mark.slow
+
+
+def rows(url: str, table) -> list:
+    engine = make_engine(url)
+    try:
+        with open_session(engine) as session:
+            return list(session.exec(select(table)))
+    finally:
+        engine.dispose()
+
+
+def ghosts(url: str) -> list[str]:
+    shown = {p.dog_id for p in rows(url, Photo)}
+    return [d.code for d in rows(url, Dog) if d.merged_into is None and d.id not in shown]
+
+
+def files(*photos: bytes) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [("photo", (f"photo{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
+
+
+def test_a_known_photo_answers_409_with_its_dog_and_ingest_dog_leaves_no_empty_dog(
+    tmp_path: Path, database_url, eval_data_dir
+) -> None:
+    data_dir = tmp_path / "data"
+    url = database_url if not database_url.startswith("sqlite") else f"sqlite:///{data_dir / 'dogbot.db'}"
+    beagles = sorted((eval_data_dir / "images" / "beagle").iterdir())[:4]
+    one, two, three, four = (path.read_bytes() for path in beagles)
+    with live_api(data_dir, database_url) as api:
+        token = api.new_token("site")
+        with api.client(token) as app:
+            made = app.post("/v1/dogs", files=files(one, two), data={"name": "Max"})
+            assert made.status_code == 201, made.text
+            max_code = made.json()["code"]
+            other = app.post("/v1/dogs", files=files(three)).json()["code"]
+            dogs_before, photos_before = len(rows(url, Dog)), len(rows(url, Photo))
+
+            again = app.post("/v1/dogs", files=files(four, two), data={"name": "Copy"})
+            assert again.status_code == 409, again.text
+            error = again.json()["error"]
+            assert (error["code"], error["dog"]) == ("photo_in_other_dog", max_code)
+            assert max_code in error["message"] and "Photo 2" in error["message"]
+            wrong = app.post(f"/v1/dogs/{other}/photos", files=files(one))
+            assert wrong.status_code == 409 and wrong.json()["error"]["dog"] == max_code
+            # Nothing was stored for either: not the new photo, not a dog.
+            assert (len(rows(url, Dog)), len(rows(url, Photo))) == (dogs_before, photos_before)
+            # The photo's own dog takes it again without complaint.
+            assert app.post(f"/v1/dogs/{max_code}/photos", files=files(one)).status_code == 200
+
+    # `ingest` files one dog per photo; `ingest --dog Luna` over the same files then moves them into
+    # one dog, and the dogs it empties are removed (kept in audit rows), not left with 0 photos.
+    folder = tmp_path / "luna"
+    folder.mkdir()
+    for i, data in enumerate(
+        (four, *(p.read_bytes() for p in sorted((eval_data_dir / "images" / "pug").iterdir())[:2]))
+    ):
+        (folder / f"{i}.jpg").write_bytes(data)
+    api.cli("ingest", str(folder))
+    assert ghosts(url) == []
+    done = api.cli("ingest", "--dog", "Luna", str(folder))
+    assert "Luna" in done.stdout, done.stdout + done.stderr
+    assert ghosts(url) == []
+    luna = next(d for d in rows(url, Dog) if d.name == "Luna")
+    assert len([p for p in rows(url, Photo) if p.dog_id == luna.id]) == 3
+    assert {a.action for a in rows(url, DogAudit)} == {"removed_empty"} and len(rows(url, DogAudit)) == 2
+    # Photos of a dog with other photos are refused by name, and stay.
+    refused = api.cli("ingest", "--dog", "Other", str(data_dir.parent / "luna" / "0.jpg"), check=False)
+    assert f"already in {luna.code}" in refused.stderr and ghosts(url) == []
