@@ -23,6 +23,14 @@ from storage.vocabulary import MIXED_BREED, SKIP, SPECIAL_LABELS, LabelSource
 async def on_button(update: Update, context: DogContext) -> None:
     """A press on a question's button: record the answer, or offer more choices."""
     query = update.callback_query
+    # One person's presses apply in the order they were made: PTB starts each press's task in
+    # update order, and this lock (first-come, first-served) is taken before anything is awaited.
+    async with _person_lock(context, query.from_user.id):
+        await _on_press(update, context)
+
+
+async def _on_press(update: Update, context: DogContext) -> None:
+    query = update.callback_query
     press = context.services.codec.decode(query.data)  # not None: the gate refused forged data
     role = context.role
     if press.action is Action.LANGUAGE:
@@ -65,10 +73,14 @@ async def _answer(
     *,
     primary: str | None = None,
     secondary: str | None = None,
-) -> LabelResult | None:
-    """Record the presser's answer and say so in the toast; None (after saying why) when the
-    question is out of date or the breed is gone."""
+) -> tuple[LabelResult, str | None] | None:
+    """Record the presser's answer and say so in the toast, with a line saying what it replaces
+    when it changes the person's own earlier answer; None (after saying why) when the question is
+    out of date or the breed is gone."""
     services = context.services
+    before = await asyncio.to_thread(
+        review.own_answer, services.catalog, press.prediction_id, query.from_user.id
+    )
     try:
         result = await asyncio.to_thread(
             review.answer,
@@ -86,16 +98,24 @@ async def _answer(
     except UnknownBreed:
         await query.answer(texts.UNKNOWN_BREED, show_alert=True)
         return None
+    replaced = before is not None and result.created and before.breed != breed
+    if replaced:
+        # A press on an older message changes a later answer: say what it replaces, and when.
+        when = texts.local_time(before.created_at, services.timezone)[-5:]
+        note = texts.answer_replaces(before.breed, breed, when, services.breed_name)
+        await query.answer(note)
+        return result, note
     await query.answer(texts.answer_toast(breed, result.created, services.breed_name))
-    return result
+    return result, None
 
 
 async def _record(query: CallbackQuery, context: DogContext, press: Press, role: Role) -> None:
     services = context.services
     breed = _breed_key(press.arg, context)
-    result = await _answer(query, context, press, role, breed)
-    if result is None:
+    answered = await _answer(query, context, press, role, breed)
+    if answered is None:
         return
+    result, replaced = answered
     if not result.created:
         return  # a double tap: the message already says this
     photo_id = result.label.photo_id
@@ -124,7 +144,17 @@ async def _record(query: CallbackQuery, context: DogContext, press: Press, role:
         conflict = bool(resolved and resolved.conflict)
         if code is not None:  # a dog card: drawn again from the whole dog, its state line saying it
             note = texts.card_answer_note(given, decided, services.breed_name)
-            await dogs.update_card(context, query.message, await _dog_of(context, photo_id), footer=note)
+            note = "\n".join(line for line in (replaced, note) if line) or None
+            dog_id = await _dog_of(context, photo_id)
+            await dogs.update_card(context, query.message, dog_id, footer=note)
+            await dogs.refresh_cards(context, dog_id, but=query.message)
+            return
+        if replaced:
+            given_line = texts.answer_saved(photo_id, given, decided, conflict, services.breed_name)
+            said = f"{replaced}\n{given_line}"
+            markup = None if given == SKIP else keyboards.wrong(services.codec, press.prediction_id)
+            await _edit(query, said, markup)
+            await dogs.refresh_cards(context, await _dog_of(context, photo_id), but=query.message)
             return
         said = texts.answer_saved(photo_id, given, decided, conflict, services.breed_name)
         markup = None if given == SKIP else keyboards.wrong(services.codec, press.prediction_id)
@@ -147,9 +177,10 @@ async def _record_mix(query: CallbackQuery, context: DogContext, press: Press, r
         secondary = None if press.arg == keyboards.ONE_BREED_MIX else _breed_key(press.arg, context)
         if secondary == primary:
             secondary = None
-    result = await _answer(query, context, press, role, MIXED_BREED, primary=primary, secondary=secondary)
-    if result is None:
+    answered = await _answer(query, context, press, role, MIXED_BREED, primary=primary, secondary=secondary)
+    if answered is None:
         return
+    result = answered[0]
     code = await _card_code(context, query)
     async with _message_lock(context, query):
         if press.action is Action.MIX_PRIMARY and primary is not None and code is not None:
@@ -287,6 +318,17 @@ def _breed_key(arg: str, context: DogContext) -> str:
     if arg in SPECIAL_LABELS or arg in taxonomy:
         return arg
     return next((breed.key for breed in taxonomy.all() if breed_matches(arg, breed.key)), arg)
+
+
+def _person_lock(context: DogContext, user_id: int) -> asyncio.Lock:
+    """One lock per person in this process, kept only while some press of theirs holds or awaits it."""
+    locks: weakref.WeakValueDictionary = context.bot_data.setdefault(
+        "person_locks", weakref.WeakValueDictionary()
+    )
+    lock = locks.get(user_id)
+    if lock is None:
+        lock = locks[user_id] = asyncio.Lock()
+    return lock
 
 
 def _message_lock(context: DogContext, query: CallbackQuery) -> asyncio.Lock:

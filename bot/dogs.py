@@ -97,8 +97,35 @@ async def shown_dog(context: DogContext, message: Message | None) -> tuple | Non
 async def remember(context: DogContext, message: Message, dog_id: int, photo_id: int | None = None) -> None:
     """Record which dog a message the bot sent shows."""
     await asyncio.to_thread(
-        context.services.catalog.dogs.remember_message, message.chat_id, message.message_id, dog_id, photo_id
+        context.services.catalog.dogs.remember_message,
+        message.chat_id,
+        message.message_id,
+        dog_id,
+        photo_id,
+        caption=bool(message.photo),
     )
+
+
+async def refresh_cards(context: DogContext, dog_id: int, *, but: Message | None = None) -> None:
+    """Draw again every other card of this dog the bot sent, so no message shows an answer that no
+    longer stands (a press on an older message changed it)."""
+    cards = await asyncio.to_thread(context.services.catalog.dogs.cards_of, dog_id)
+    skip = (but.chat_id, but.message_id) if but is not None else None
+    for chat_id, message_id, caption in cards:
+        if (chat_id, message_id) == skip:
+            continue
+        text, markup = await card(context, dog_id)
+        try:
+            if caption:
+                await context.bot.edit_message_caption(
+                    chat_id=chat_id, message_id=message_id, caption=text[:1024], reply_markup=markup
+                )
+            else:
+                await context.bot.edit_message_text(
+                    text, chat_id=chat_id, message_id=message_id, reply_markup=markup
+                )
+        except BadRequest as error:  # unchanged, or deleted from the chat meanwhile
+            log.info("card %s/%s not redrawn: %s", chat_id, message_id, error.message)
 
 
 async def after_photo(
@@ -263,6 +290,7 @@ async def on_dog_button(update: Update, context: DogContext, press: Press) -> No
     """Sex, age group, Same dog / New dog."""
     query = update.callback_query
     catalog = context.services.catalog
+    user_id = query.from_user.id
     prediction = await asyncio.to_thread(catalog.labelling.prediction, press.prediction_id)
     photo = await asyncio.to_thread(catalog.labelling.photo, prediction.photo_id) if prediction else None
     if photo is None or photo.dog_id is None:
@@ -277,12 +305,19 @@ async def on_dog_button(update: Update, context: DogContext, press: Press) -> No
         await query.answer(texts.dog_detail_toast("age", press.arg))
         dog_id = photo.dog_id
     elif press.action is Action.SAME_DOG and press.arg.isdigit():
-        kept = await asyncio.to_thread(catalog.dogs.merge, photo.dog_id, int(press.arg))
+        kept = await asyncio.to_thread(catalog.dogs.merge, photo.dog_id, int(press.arg), user_id=user_id)
         await query.answer(texts.MERGED_TOAST)
         dog_id = kept.id
     elif press.action is Action.NEW_DOG:
-        await query.answer(texts.KEPT_APART_TOAST)
-        dog_id = photo.dog_id
+        # After *Same dog* on this card, *New dog* undoes the merge: the texts say what happened.
+        merged = await asyncio.to_thread(catalog.dogs.merged_record_of, photo.id)
+        if merged is not None:
+            apart = await asyncio.to_thread(catalog.dogs.unmerge, merged.id, user_id=user_id)
+            await query.answer(texts.unmerged_toast(apart.code))
+            dog_id = apart.id
+        else:
+            await query.answer(texts.KEPT_APART_TOAST)
+            dog_id = photo.dog_id
     else:
         await query.answer(texts.STALE, show_alert=True)
         return

@@ -99,6 +99,14 @@ async def _take(
             code = await asyncio.to_thread(lambda: services.catalog.dogs.get(dog_id).code)
             await message.reply_text(texts.already_in_dog(code))
             return
+        group = placement.new_dog.group if placement.new_dog is not None else None
+        if group is not None and received.classification.duplicate:
+            # An album photo the catalog has in another dog: say where it is (the album's card,
+            # if the album has new photos, counts only those).
+            album_dog = await asyncio.to_thread(services.catalog.dogs.group_dog, group)
+            if album_dog is None or album_dog.id != dog_id:
+                code = await asyncio.to_thread(lambda: services.catalog.dogs.get(dog_id).code)
+                await message.reply_text(texts.already_in_dog(code))
         if placement.album is None and placement.card is None:
             # The breeds staff taught lately that this photo looks like stay among the buttons.
             placement.extra["breeds"] = received.classification.button_breeds

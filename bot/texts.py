@@ -546,6 +546,15 @@ def card_answer_note(given: str, decided: str | None, name: Name) -> str | None:
     return None
 
 
+def answer_replaces(before: str, now: str, when: str, name: Name) -> str:
+    """A press that changes the person's own earlier answer (often on an older message): what it replaces."""
+    return _("{before} → {now}, your answer of {when}").format(before=name(before), now=name(now), when=when)
+
+
+def unmerged_toast(code: str) -> str:
+    return _("Merge undone: {code} is a dog of its own again.").format(code=code)
+
+
 def answer_toast(given: str, created: bool, name: Name) -> str:
     if not created:
         return _("Already saved.")

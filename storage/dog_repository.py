@@ -118,14 +118,13 @@ def age_group_of_photos(photo_ids: Iterable[int], *, session: Session) -> dict[i
 
 
 def remember_message(
-    chat_id: int, message_id: int, dog_id: int, photo_id: int | None, *, session: Session
+    chat_id: int, message_id: int, dog_id: int, photo_id: int | None, *, caption: bool, session: Session
 ) -> None:
     """Record (or re-point) the dog a bot message shows."""
     row = session.get(DogMessage, (chat_id, message_id))
     if row is None:
-        row = DogMessage(chat_id=chat_id, message_id=message_id, dog_id=dog_id, photo_id=photo_id)
-    else:
-        row.dog_id, row.photo_id = dog_id, photo_id
+        row = DogMessage(chat_id=chat_id, message_id=message_id, dog_id=dog_id)
+    row.dog_id, row.photo_id, row.caption = dog_id, photo_id, caption
     session.add(row)
 
 

@@ -207,7 +207,8 @@ class DogMessage(SQLModel, table=True):
     chat_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     message_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     dog_id: int = Field(index=True)
-    photo_id: int | None = None
+    photo_id: int | None = None  # a question about one photo; None: the dog's card
+    caption: bool = False  # the card is a photo's caption (/dog): edited as a caption
     created_at: datetime = Field(default_factory=utcnow)
 
 

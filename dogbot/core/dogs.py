@@ -222,12 +222,45 @@ class Dogs:
             return self._live(session, photo.dog_id)
 
     def remember_message(
-        self, chat_id: int, message_id: int, dog_id: int, photo_id: int | None = None
+        self,
+        chat_id: int,
+        message_id: int,
+        dog_id: int,
+        photo_id: int | None = None,
+        *,
+        caption: bool = False,
     ) -> None:
         """A bot message shows this dog (and photo): replies and presses on it find them here."""
         with open_session(self.engine) as session:
-            dog_repository.remember_message(chat_id, message_id, dog_id, photo_id, session=session)
+            dog_repository.remember_message(
+                chat_id, message_id, dog_id, photo_id, caption=caption, session=session
+            )
             session.commit()
+
+    def cards_of(self, dog_id: int) -> list[tuple[int, int, bool]]:
+        """(chat id, message id, is a caption) of every card the bot sent of this dog (or of a dog
+        merged into it)."""
+        with open_session(self.engine) as session:
+            dog = self._live(session, dog_id)
+            ids = [dog.id] + [d.id for d in dog_repository.merged_into(dog.id, session=session)]
+            return [
+                (m.chat_id, m.message_id, m.caption)
+                for one in ids
+                for m in dog_repository.messages_of_dog(one, session=session)
+                if m.photo_id is None
+            ]
+
+    def merged_record_of(self, photo_id: int) -> Dog | None:
+        """The dog record still merged whose last merge moved this photo (what *New dog* undoes)."""
+        with open_session(self.engine) as session:
+            photo = session.get(Photo, photo_id)
+            if photo is None or photo.dog_id is None:
+                return None
+            for merged in dog_repository.merged_into(photo.dog_id, session=session):
+                audit = dog_repository.last_audit(merged.id, DogAuditAction.MERGED, session=session)
+                if audit is not None and photo_id in audit.detail.get("photos", []):
+                    return merged
+            return None
 
     def shown_in(self, chat_id: int, message_id: int) -> tuple[Dog, int | None] | None:
         """The dog (as it is now: merged records lead to the dog kept) and photo a bot message

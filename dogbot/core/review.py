@@ -14,7 +14,7 @@ from dogbot.core.catalog import Catalog
 from dogbot.core.labelling import LabelResult, UnknownBreed
 from dogbot.core.taxonomy import Breed
 from ml.images import ImageRejected
-from storage.tables import Photo, Prediction
+from storage.tables import Label, Photo, Prediction
 from storage.vocabulary import MIXED_BREED
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,15 @@ def current_question(catalog: Catalog, prediction_id: int) -> Question:
     if photo is None:  # deleted underneath us
         raise StaleAnswer(f"photo #{prediction.photo_id} is gone")
     return _question(catalog, photo, prediction)
+
+
+def own_answer(catalog: Catalog, prediction_id: int, user_id: int) -> Label | None:
+    """The person's answer standing for the photo a question is about (their latest), or None."""
+    prediction = catalog.labelling.prediction(prediction_id)
+    if prediction is None:
+        return None
+    mine = [label for label in catalog.labelling.labels(prediction.photo_id) if label.user_id == user_id]
+    return mine[-1] if mine else None
 
 
 def answer(

