@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 
+from dogbot import i18n
 from dogbot.core.dogs import DogAnswer, SameDog, ShelterBreed
 from dogbot.core.intake import Classification
 from dogbot.core.members import Role
@@ -142,6 +143,26 @@ def button(which: str) -> str:
         "is_dog": N_("It is a dog"),
     }
     return _(words[which])
+
+
+def button_words() -> frozenset[str]:
+    """Every fixed word on the bot's buttons, in every language it ships: no breed may be named so
+    (a breed "Puppy" would give a card two "Puppy" buttons; "Skip" would read as skipping)."""
+    fixed = ("mixed", "not_a_dog", "other", "skip", "wrong", "is_dog")
+    own = ("male", "female", "puppy", "adult", "senior", "same", "new", "unknown_mix")
+    words = set()
+    for language in i18n.LANGUAGES:
+        with i18n.using(language):
+            words.update(button(which) for which in fixed)
+            words.update(dog_button(which) for which in own)
+            words.update(_(_CONSTANT[name]) for name in ("RETRAIN_NOW", "EXPECTED"))
+            words.update((asm_send_now_button(), more_button()))
+        words.add(i18n.LANGUAGES[language])
+    return frozenset(words)
+
+
+def more_button() -> str:
+    return _("More ▸")
 
 
 def type_breed_placeholder() -> str:

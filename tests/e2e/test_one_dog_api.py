@@ -4,6 +4,8 @@ photos already imported moves them without leaving empty dogs."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from sqlmodel import select
 
 from storage.db import make_engine
 from storage.db import session as open_session
-from storage.tables import Dog, DogAudit, Photo
+from storage.tables import CustomBreed, Dog, DogAudit, Photo
 
 pytestmark = pytest.mark.slow
 
@@ -82,3 +84,47 @@ def test_a_known_photo_answers_409_with_its_dog_and_ingest_dog_leaves_no_empty_d
     # Photos of a dog with other photos are refused by name, and stay.
     refused = api.cli("ingest", "--dog", "Other", str(data_dir.parent / "luna" / "0.jpg"), check=False)
     assert f"already in {luna.code}" in refused.stderr and ghosts(url) == []
+
+
+def test_import_checks_every_breed_name_before_adding_any_and_groups_dogs_by_sub_folder(
+    tmp_path: Path, database_url, eval_data_dir
+) -> None:
+    from liveapi import api_env
+
+    data_dir = tmp_path / "data"
+    url = database_url if not database_url.startswith("sqlite") else f"sqlite:///{data_dir / 'dogbot.db'}"
+    env = api_env(data_dir, database_url)
+    data_dir.mkdir()
+    pugs = sorted((eval_data_dir / "images" / "pug").iterdir())[:3]
+    archive = tmp_path / "archive"
+    for folder, files_in in (("Kokoni", pugs[:1]), ("Skip", pugs[1:2]), ("Sí es un perro", pugs[2:3])):
+        (archive / folder).mkdir(parents=True)
+        for path in files_in:
+            (archive / folder / path.name).write_bytes(path.read_bytes())
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "dogbot.cli", *args], capture_output=True, text=True, env=env
+        )
+
+    refused = cli("import", str(archive), "--add-breeds")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert "“Skip”" in refused.stderr and "“Sí es un perro”" in refused.stderr
+    assert rows(url, CustomBreed) == [] and rows(url, Photo) == []  # Kokoni was not added either
+
+    # Without the button words: one dog per photo, except the photos of one sub-folder.
+    for folder in ("Skip", "Sí es un perro"):
+        for path in (archive / folder).iterdir():
+            path.unlink()
+        (archive / folder).rmdir()
+    (archive / "pug" / "Rex").mkdir(parents=True)
+    for path in pugs[1:3]:
+        (archive / "pug" / "Rex" / path.name).write_bytes(path.read_bytes())
+    done = cli("import", str(archive), "--add-breeds")
+    assert done.returncode == 0, done.stderr
+    assert "3 photos in 2 dogs" in done.stdout, done.stdout
+    assert [b.display_name for b in rows(url, CustomBreed)] == ["Kokoni"]
+    by_dog: dict[int, int] = {}
+    for photo in rows(url, Photo):
+        by_dog[photo.dog_id] = by_dog.get(photo.dog_id, 0) + 1
+    assert sorted(by_dog.values()) == [1, 2] and ghosts(url) == []

@@ -172,3 +172,16 @@ async def question_card_again(bot: RunningBot, card) -> None:
             timeout=ANSWER_TIMEOUT,
             since=since,
         )
+
+
+async def test_addbreed_refuses_every_button_word_in_every_language(running) -> None:
+    server, admin = running.server, 1001
+    for word in ("Puppy", "Same dog", "Cachorro", "Sí es un perro", "Male", "Macho"):
+        since = len(server.sent)
+        await server.send_text(admin, f"/addbreed {word}")
+        said = await server.wait_for(lambda s: s.chat_id == admin, timeout=ANSWER_TIMEOUT, since=since)
+        assert "buttons use" in said.text, (word, said.text)
+    since = len(server.sent)
+    await server.send_text(admin, "/addbreed Kokoni")
+    said = await server.wait_for(lambda s: s.chat_id == admin, timeout=ANSWER_TIMEOUT, since=since)
+    assert "Kokoni" in said.text and "buttons use" not in said.text
