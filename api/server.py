@@ -55,6 +55,7 @@ from dogbot.core.dogs import NewDog, UnknownDog
 from dogbot.core.intake import Incoming, receive
 from dogbot.core.labelling import UnknownBreed
 from dogbot.core.limits import SharedPerUserLimit
+from dogbot.core.text import clean_text
 from ml.images import ImageRejected, crop_image, too_big
 from storage.db import ping
 from storage.vocabulary import MIXED_BREED, AgeGroup, LabelSource, Sex
@@ -464,7 +465,8 @@ def _dog(catalog: Catalog, code: str):
 
 
 def _breed_key(catalog: Catalog, text: str | None) -> str | None:
-    if text is None or not text.strip():
+    text = clean_text(text, 64)  # the one normaliser for text from people, here at the API's edge
+    if not text:
         return None
     breed = catalog.breeds.taxonomy.resolve(text)
     if breed is None or breed.is_special:

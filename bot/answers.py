@@ -43,6 +43,8 @@ async def _on_press(update: Update, context: DogContext) -> None:
         await _record_mix(query, context, press, role)
     elif press.action is Action.OTHER:
         await _ask_breed_name(query, context, press)
+    elif press.action is Action.MORE_DOGS:
+        await dogs.on_more_dogs(update, context, press)
     elif press.action is Action.ASM_SEND_NOW:
         await commands.on_asm_send_now(query, context)
     else:  # WRONG, IS_DOG: show the full question again

@@ -278,11 +278,37 @@ async def on_dog(update: Update, context: DogContext) -> None:
     await remember(context, sent, dog.id)
 
 
+DOGS_PAGE = 15
+
+
 async def on_dogs(update: Update, context: DogContext) -> None:
-    """/dogs: the dogs that came in lately, newest first."""
-    catalog = context.services.catalog
-    answers = await asyncio.to_thread(lambda: [catalog.dogs.answer(d.id) for d in catalog.dogs.recent(15)])
-    await update.effective_message.reply_text(texts.dog_list(answers, context.services.breed_name))
+    """/dogs: the dogs that came in lately, newest first, a page at a time."""
+    text, markup = await dogs_page(context, 0)
+    await update.effective_message.reply_text(text, reply_markup=markup)
+
+
+async def on_more_dogs(update: Update, context: DogContext, press: Press) -> None:
+    """*More* under /dogs: the next page, as a new message (the page above stays readable)."""
+    query = update.callback_query
+    shown = int(press.arg) if press.arg.isdigit() else 0
+    await query.answer()
+    text, markup = await dogs_page(context, shown)
+    await query.message.reply_text(text, reply_markup=markup)
+
+
+async def dogs_page(context: DogContext, shown: int) -> tuple[str, InlineKeyboardMarkup | None]:
+    services = context.services
+    catalog = services.catalog
+
+    def read():
+        # One more than a page: whether a *More* button is needed.
+        dogs = catalog.dogs.recent(DOGS_PAGE + 1, offset=shown)
+        return [catalog.dogs.answer(d.id) for d in dogs[:DOGS_PAGE]], len(dogs) > DOGS_PAGE
+
+    answers, more = await asyncio.to_thread(read)
+    text = texts.dog_list(answers, services.breed_name, services.timezone, first=shown + 1)
+    markup = keyboards.more_dogs(services.codec, shown + len(answers)) if more else None
+    return text, markup
 
 
 # --- buttons on a dog card --------------------------------------------------------------------------

@@ -483,10 +483,17 @@ _MONTHS = (
 )
 
 
-def dog_list(answers: Sequence[DogAnswer], name: Name) -> str:
+def dog_list(answers: Sequence[DogAnswer], name: Name, tz: tzinfo = UTC, *, first: int = 1) -> str:
+    """A page of /dogs: ``first`` is the number of its first dog in the whole list (pages after
+    the first say which dogs they are); dates on the shelter's clock ``tz``."""
     if not answers:
+        if first > 1:
+            return _("No more dogs.")
         return _("No dogs yet. Send a photo of a dog to register one.")
-    lines = [_("Dogs that came in lately (newest first):")]
+    if first > 1:
+        lines = [_("Dogs {first}–{last} (newest first):").format(first=first, last=first + len(answers) - 1)]
+    else:
+        lines = [_("Dogs that came in lately (newest first):")]
     for answer in answers:
         dog = answer.dog
         if answer.not_a_dog:
@@ -497,9 +504,14 @@ def dog_list(answers: Sequence[DogAnswer], name: Name) -> str:
             breed = _("breed not known yet")
         lines.append(
             f"{dog_title(dog.code, dog.name)}: {breed}, {photo_count(len(answer.photos))}, "
-            f"{_date(dog.intake_at, with_year=False)}"
+            f"{_date(_on_clock(dog.intake_at, tz), with_year=False)}"
         )
     return "\n".join(lines)
+
+
+def _on_clock(moment: datetime, tz: tzinfo) -> datetime:
+    """A stored time (naive ones from SQLite are UTC) on the shelter's clock."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(tz)
 
 
 def no_such_dog(code: str) -> str:

@@ -22,7 +22,12 @@ def dog_by_code(code: str, *, session: Session) -> Dog | None:
 
 
 def recent_dogs(
-    limit: int, *, session: Session, sender_id: int | None = None, since: datetime | None = None
+    limit: int,
+    *,
+    session: Session,
+    sender_id: int | None = None,
+    since: datetime | None = None,
+    offset: int = 0,
 ) -> list[Dog]:
     """The newest dogs with a photo (by intake, then id), merged records left out; only ``sender_id``'s,
     and only those that came in at ``since`` or later, when given."""
@@ -32,7 +37,8 @@ def recent_dogs(
         statement = statement.where(Dog.sender_id == sender_id)
     if since is not None:
         statement = statement.where(Dog.intake_at >= since)
-    return list(session.exec(statement.order_by(Dog.intake_at.desc(), Dog.id.desc()).limit(limit)))
+    statement = statement.order_by(Dog.intake_at.desc(), Dog.id.desc()).offset(offset).limit(limit)
+    return list(session.exec(statement))
 
 
 def dogs(*, session: Session) -> list[Dog]:

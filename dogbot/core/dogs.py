@@ -381,6 +381,9 @@ class Dogs:
 
     def by_code(self, code: str) -> Dog:
         """The dog with this code (case and spaces forgiven); a merged dog's code finds the one kept."""
+        code = clean_text(code, 32)  # a NUL would be a 500 on PostgreSQL, not "no such dog"
+        if not code:
+            raise UnknownDog(code)
         with open_session(self.engine) as session:
             dog = dog_repository.dog_by_code(code, session=session)
             if dog is None:
@@ -388,11 +391,18 @@ class Dogs:
             return self._live(session, dog.id)
 
     def recent(
-        self, limit: int = 10, *, sender_id: int | None = None, since: datetime | None = None
+        self,
+        limit: int = 10,
+        *,
+        sender_id: int | None = None,
+        since: datetime | None = None,
+        offset: int = 0,
     ) -> list[Dog]:
-        """The newest dogs first (what /dogs lists, and a web API's ``GET /v1/dogs?since=``)."""
+        """The newest dogs first, skipping ``offset`` (what /dogs pages, and ``GET /v1/dogs``)."""
         with open_session(self.engine) as session:
-            return dog_repository.recent_dogs(limit, session=session, sender_id=sender_id, since=since)
+            return dog_repository.recent_dogs(
+                limit, session=session, sender_id=sender_id, since=since, offset=offset
+            )
 
     def photos_of(self, dog_id: int) -> list[Photo]:
         with open_session(self.engine) as session:

@@ -32,8 +32,10 @@ def clean_text(text: str | None, limit: int, *, multiline: bool = False) -> str:
             continue
         if char in "\n\r" and multiline:
             kept.append("\n")
-        elif unicodedata.category(char) in ("Cc", "Cs", "Co") or char == "\u2028" or char == "\u2029":
-            kept.append(" ")  # a tab or newline between two words still separates them
+        elif char.isspace():
+            kept.append(" ")  # a tab or line break between two words still separates them
+        elif unicodedata.category(char) in ("Cc", "Cs", "Co"):
+            continue  # NUL, escape, bell, lone surrogates, private use: nothing a name holds
         else:
             kept.append(char)
     cleaned = "".join(kept)

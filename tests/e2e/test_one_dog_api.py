@@ -65,6 +65,13 @@ def test_a_known_photo_answers_409_with_its_dog_and_ingest_dog_leaves_no_empty_d
             # The photo's own dog takes it again without complaint.
             assert app.post(f"/v1/dogs/{max_code}/photos", files=files(one)).status_code == 200
 
+            # Text from a client is cleaned at the edge: a NUL is never a 500 on PostgreSQL.
+            clean = app.post("/v1/dogs", files=files(four), data={"name": "Lu\x00na\u202e\u200b"})
+            assert clean.status_code == 201 and clean.json()["name"] == "Luna", clean.text
+            assert app.get(f"/v1/dogs/{max_code}%00").json()["code"] == max_code
+            typed = app.put(f"/v1/dogs/{max_code}/breed", json={"primary": "bea\u0000gle\u200b"})
+            assert typed.status_code == 200 and typed.json()["breed"]["primary"] == "Beagle", typed.text
+
     # `ingest` files one dog per photo; `ingest --dog Luna` over the same files then moves them into
     # one dog, and the dogs it empties are removed (kept in audit rows), not left with 0 photos.
     folder = tmp_path / "luna"

@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlmodel import select
 from test_dogs_e2e import ANSWER_TIMEOUT, CARD, SETTLE_S, STAFF, RunningBot, photos, reshoot, running
 
-from storage.tables import Dog, Label, Photo
+from storage.db import make_engine
+from storage.db import session as open_session
+from storage.tables import Dog, DogMessage, Label, Photo
 
 __all__ = ["photos", "running"]  # module fixtures, shared with test_dogs_e2e
 
@@ -20,6 +23,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 def ghosts(bot: RunningBot) -> list[str]:
     shown = {p.dog_id for p in bot.rows(Photo)}
     return [d.code for d in bot.rows(Dog) if d.merged_into is None and d.id not in shown]
+
+
+async def recorded(bot: RunningBot, message) -> None:
+    """Wait until the bot has recorded which dog ``message`` shows (just after sending it)."""
+    for _ in range(100):
+        engine = make_engine(f"sqlite:///{bot.data_dir / 'dogbot.db'}")
+        try:
+            with open_session(engine) as session:
+                if session.exec(
+                    select(DogMessage).where(DogMessage.message_id == message.message_id)
+                ).first():
+                    return
+        finally:
+            engine.dispose()
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"message {message.message_id} was never recorded as showing a dog")
 
 
 async def press_and_answer(bot: RunningBot, message, label: str) -> str:
@@ -41,6 +60,7 @@ async def test_a_reply_finds_its_dog_from_the_message_not_from_digits_in_its_tex
     card = await bot.card(f"Kennel #{first.id}", since=since)
     mine = bot.rows(Photo)[-1]
     assert mine.id != first.id
+    await recorded(bot, card)
 
     since = len(server.sent)
     await server.send_text(STAFF, "basenji", reply_to=card)
@@ -128,6 +148,7 @@ async def test_a_press_on_an_older_message_says_which_later_answer_it_replaces(r
     since = len(server.sent)
     await press_and_answer(bot, bot.current(card), "Other…")
     ask = await server.wait_for(lambda s: "Type its name" in s.text, timeout=ANSWER_TIMEOUT, since=since)
+    await recorded(bot, ask)
     await server.send_text(STAFF, "basenji", reply_to=ask)
     matches = await server.wait_for(
         lambda s: "basenji" in s.text and s.buttons, timeout=ANSWER_TIMEOUT, since=since
@@ -185,3 +206,31 @@ async def test_addbreed_refuses_every_button_word_in_every_language(running) -> 
     await server.send_text(admin, "/addbreed Kokoni")
     said = await server.wait_for(lambda s: s.chat_id == admin, timeout=ANSWER_TIMEOUT, since=since)
     assert "Kokoni" in said.text and "buttons use" not in said.text
+
+
+async def test_dogs_pages_with_a_more_button(running, photos) -> None:
+    bot, server = running, running.server
+
+    def listed() -> list[str]:
+        shown = {p.dog_id for p in bot.rows(Photo)}
+        return [d.code for d in bot.rows(Dog) if d.merged_into is None and d.id in shown]
+
+    spare = [data[0] for breed, data in photos.items() if breed not in ("golden retriever", "pug", "boxer")]
+    since = len(server.sent)
+    for data in spare[: max(0, 18 - len(listed()))]:
+        await server.send_photo(STAFF, data)
+    await server.wait_for(lambda s: len(listed()) >= 18, timeout=ANSWER_TIMEOUT * 3, since=since)
+    await asyncio.sleep(SETTLE_S * 2)
+    every = listed()
+
+    since = len(server.sent)
+    await server.send_text(STAFF, "/dogs")
+    first = await server.wait_for(lambda s: "came in lately" in s.text, timeout=ANSWER_TIMEOUT, since=since)
+    assert len(first.text.splitlines()) == 1 + 15
+    await press_and_answer(bot, first, "More ▸")
+    second = await server.wait_for(
+        lambda s: s.text.startswith("Dogs 16–"), timeout=ANSWER_TIMEOUT, since=since
+    )
+    codes = [line.split(":")[0].split()[0] for page in (first, second) for line in page.text.splitlines()[1:]]
+    assert sorted(codes) == sorted(every) and len(set(codes)) == len(codes)
+    assert len(every) <= 30 and second.buttons == []  # the last page has no More

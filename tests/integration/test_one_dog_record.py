@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from dogbot.core.dogs import NewDog
+from dogbot.core.dogs import NewDog, UnknownDog
 from dogbot.core.intake import Incoming, receive
 from storage.db import session
 from storage.tables import Dog, DogAudit, Photo
@@ -132,3 +132,37 @@ def test_the_migration_removes_empty_dogs_keeping_them_in_audit_rows(make_catalo
         (audit,) = s.exec(select(DogAudit)).all()
         assert s.get(Dog, merged.id) is not None
     assert (audit.code, audit.action, audit.detail["name"]) == (ghost.code, "removed_empty", "Ghost")
+
+
+def test_codes_and_intake_years_are_on_the_shelters_clock(make_catalog, database_url, photos_of):
+    from datetime import UTC, datetime
+
+    # 23:30 on 31 December in Los Angeles is already 1 January in UTC.
+    late = datetime(2027, 1, 1, 7, 30, tzinfo=UTC)
+    catalog = make_catalog(database_url, clock=lambda: late, timezone="America/Los_Angeles")
+    dog = catalog.dogs.get(catalog.intake.submit(photos_of("pug")[0], source="telegram").photo.dog_id)
+    assert (dog.code, dog.year) == ("D-2026-0001", 2026)
+    utc = make_catalog(database_url, clock=lambda: late)  # the same moment for a shelter on UTC
+    assert utc.dogs.create(source="api").code == "D-2027-0001"
+
+
+def test_names_and_codes_from_people_are_cleaned_once_at_the_edge(make_catalog, database_url, photos_of):
+    catalog = make_catalog(database_url)
+    photo = catalog.intake.submit(photos_of("pug")[0], source="telegram").photo
+    dog = catalog.dogs.set_details(
+        photo.dog_id, name="\u202eMa\x00x\u200b\tthe\x07 pug", notes="line\x00 one\nline\u200f two"
+    )
+    assert (dog.name, dog.notes) == ("Max the pug", "line one\nline two")
+    # A NUL in a code is "no such dog" or the dog, never a database error (PostgreSQL refuses NUL).
+    assert catalog.dogs.by_code(dog.code.replace("-", "-\x00", 1)).id == dog.id
+    with pytest.raises(UnknownDog):
+        catalog.dogs.by_code("\x00\u200b")
+    named = receive(
+        catalog.intake,
+        [
+            Incoming(
+                photos_of("boxer")[0], new_dog=NewDog(source="api", group="api:x", name="Re\x00x" + "!" * 99)
+            )
+        ],
+    )[0]
+    assert catalog.dogs.get(named.classification.photo.dog_id).name == "Rex" + "!" * 61  # capped at 64
