@@ -152,13 +152,13 @@ async def _record(query: CallbackQuery, context: DogContext, press: Press, role:
             await dogs.refresh_cards(context, dog_id, but=query.message)
             return
         if replaced:
-            given_line = texts.answer_saved(photo_id, given, decided, conflict, services.breed_name)
+            given_line = await _answer_line(context, photo_id, given, decided, conflict)
             said = f"{replaced}\n{given_line}"
             markup = None if given == SKIP else keyboards.wrong(services.codec, press.prediction_id)
             await _edit(query, said, markup)
             await dogs.refresh_cards(context, await _dog_of(context, photo_id), but=query.message)
             return
-        said = texts.answer_saved(photo_id, given, decided, conflict, services.breed_name)
+        said = await _answer_line(context, photo_id, given, decided, conflict)
         markup = None if given == SKIP else keyboards.wrong(services.codec, press.prediction_id)
         await _edit(query, said, markup)
     if press.review:
@@ -195,6 +195,19 @@ async def _record_mix(query: CallbackQuery, context: DogContext, press: Press, r
             await dogs.update_card(context, query.message, await _dog_of(context, result.label.photo_id))
 
 
+async def photo_words(context: DogContext, photo_id: int) -> str:
+    """ "photo 2 of D-2026-0042 Max": the photo as staff name it (by its dog), for a message."""
+    ref = await asyncio.to_thread(context.services.catalog.dogs.photo_ref, photo_id)
+    return texts.photo_words(ref, photo_id)
+
+
+async def _answer_line(context: DogContext, photo_id: int, given: str, decided, conflict: bool) -> str:
+    ref = await asyncio.to_thread(context.services.catalog.dogs.photo_ref, photo_id)
+    words = texts.photo_words(ref, photo_id)
+    code = ref.code if ref is not None else None
+    return texts.answer_saved(words, code, given, decided, conflict, context.services.breed_name)
+
+
 async def _card_code(context: DogContext, query: CallbackQuery) -> str | None:
     """The code of the dog a pressed card shows (None: the message is not a dog card)."""
     shown = await dogs.shown_dog(context, query.message)
@@ -226,7 +239,8 @@ async def _reopen(query: CallbackQuery, context: DogContext, press: Press) -> No
             dog_id = await _dog_of(context, question.photo.id)
             await dogs.update_card(context, query.message, dog_id, state=said, markup=markup)
             return
-        await _edit(query, texts.reopened(question.photo.id, overruled_not_a_dog=overruled), markup)
+        words = await photo_words(context, question.photo.id)
+        await _edit(query, texts.reopened(words, overruled_not_a_dog=overruled), markup)
 
 
 async def _ask_breed_name(query: CallbackQuery, context: DogContext, press: Press) -> None:
@@ -241,7 +255,8 @@ async def _ask_breed_name(query: CallbackQuery, context: DogContext, press: Pres
     # The typed name usually comes back as a reply to this message; user_data covers clients that drop it.
     context.user_data["asked_photo"] = question.photo.id
     asked = await query.message.reply_text(
-        texts.ask_breed_name(question.photo.id), reply_markup=keyboards.type_breed()
+        texts.ask_breed_name(await photo_words(context, question.photo.id)),
+        reply_markup=keyboards.type_breed(),
     )
     await dogs.remember(context, asked, question.photo.dog_id, question.photo.id)
 
@@ -266,7 +281,7 @@ async def on_text(update: Update, context: DogContext) -> None:
     context.user_data.pop("asked_photo", None)
     choices = [(breed.key, services.breed_name(breed.key)) for breed in found]
     await message.reply_text(
-        texts.breed_matches(photo_id, typed),
+        texts.breed_matches(await photo_words(context, photo_id), typed),
         reply_markup=keyboards.matches(services.codec, prediction.id, choices),
     )
 
@@ -286,7 +301,7 @@ async def send_next_for_review(context: DogContext, chat_id: int, *, after_photo
         question, data = found
         top = [(services.breed_name(breed.key), p) for breed, p in question.top]
         caption = texts.review_caption(
-            question.photo.id,
+            await photo_words(context, question.photo.id),
             texts.local_time(question.photo.received_at, services.timezone),
             top,
             question.prediction.is_dog,

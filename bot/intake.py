@@ -90,7 +90,8 @@ async def _take(
         log.info("photo from %s refused: %s", user_id, received.rejected.code)
         await message.reply_text(texts.rejected(received.rejected.message))
     elif received.stored is not None:
-        await message.reply_text(texts.stored_unclassified(received.stored.id))
+        ref = await asyncio.to_thread(services.catalog.dogs.photo_ref, received.stored.id)
+        await message.reply_text(texts.stored_unclassified(texts.photo_words(ref, received.stored.id)))
         dog_id = received.stored.dog_id
     else:
         dog_id = received.classification.photo.dog_id

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 
 from dogbot import i18n
-from dogbot.core.dogs import DogAnswer, SameDog, ShelterBreed
+from dogbot.core.dogs import DogAnswer, PhotoRef, SameDog, ShelterBreed
 from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
@@ -299,11 +299,11 @@ def photo_state(result: Classification, name: Name) -> str:
     return _("Which breed is photo #{photo_id}?").format(photo_id=photo_id)
 
 
-def reopened(photo_id: int, *, overruled_not_a_dog: bool) -> str:
+def reopened(photo: str, *, overruled_not_a_dog: bool) -> str:
     """The line under the verdict once someone pressed “Wrong?” or “It is a dog”."""
     if overruled_not_a_dog:
-        return _("You say it is a dog: which breed is photo #{photo_id}?").format(photo_id=photo_id)
-    return _("Which breed is photo #{photo_id}, then?").format(photo_id=photo_id)
+        return _("You say it is a dog: which breed is {photo}?").format(photo=photo)
+    return _("Which breed is {photo}, then?").format(photo=photo)
 
 
 def reopened_dog(code: str, *, overruled_not_a_dog: bool) -> str:
@@ -317,11 +317,10 @@ def already_in_dog(code: str) -> str:
     return _("This photo is already in dog {code}, with its other photos: it stays there.").format(code=code)
 
 
-def stored_unclassified(photo_id: int) -> str:
+def stored_unclassified(photo: str) -> str:
     return _(
-        "Saved as photo #{photo_id}, but I couldn't classify it just now. "
-        "It is safe and waiting for review (/review)."
-    ).format(photo_id=photo_id)
+        "Saved as {photo}, but I couldn't classify it just now. It is safe and waiting for review (/review)."
+    ).format(photo=photo)
 
 
 def rejected(reason: str) -> str:
@@ -553,14 +552,28 @@ def mixed_secondary_question(code: str, primary: str) -> str:
 
 
 # --- answers -------------------------------------------------------------------------------------
-def answer_saved(photo_id: int, given: str, decided: str | None, conflict: bool, name: Name) -> str:
-    """The question message's state line after someone answered it."""
+def photo_words(ref: PhotoRef | None, photo_id: int) -> str:
+    """How staff read which photo this is: "photo 2 of D-2026-0042 Max", or the dog alone when it
+    has one photo ("D-2026-0042 Max"); "photo #22" only for a photo in no dog."""
+    if ref is None:
+        return _("photo #{photo_id}").format(photo_id=photo_id)
+    dog = dog_title(ref.code, ref.name)
+    if ref.count == 1:
+        return dog
+    return _("photo {number} of {dog}").format(number=ref.number, dog=dog)
+
+
+def answer_saved(
+    photo: str, code: str | None, given: str, decided: str | None, conflict: bool, name: Name
+) -> str:
+    """The question message's state line after someone answered it (``photo``: :func:`photo_words`;
+    ``code``: its dog's code, None for a photo in no dog)."""
     if given == SKIP:
-        return _("⏭ Skipped photo #{photo_id}; it waits in /review.").format(photo_id=photo_id)
+        return _("⏭ Skipped {photo}; it waits in /review.").format(photo=photo)
     if given == NOT_A_DOG:
-        line = _("✅ Photo #{photo_id}: not a dog.").format(photo_id=photo_id)
+        line = _("✅ {photo}: not a dog.").format(photo=_capitalized(photo))
     else:
-        line = "✅ " + _("Registered as #{photo_id}: {breed}.").format(photo_id=photo_id, breed=name(given))
+        line = "✅ " + _("Registered as {code}: {breed}.").format(code=code or photo, breed=name(given))
     if decided is not None and decided != given:
         line += "\n" + _("The catalog says {breed} (an admin's or most people's answer).").format(
             breed=name(decided)
@@ -594,16 +607,14 @@ def answer_toast(given: str, created: bool, name: Name) -> str:
     return _("Skipped.") if given == SKIP else _("Saved: {breed}").format(breed=name(given))
 
 
-def ask_breed_name(photo_id: int) -> str:
-    return _("Photo #{photo_id}: which breed is it? Type its name as a reply to this message.").format(
-        photo_id=photo_id
+def ask_breed_name(photo: str) -> str:
+    return _("{photo}: which breed is it? Type its name as a reply to this message.").format(
+        photo=_capitalized(photo)
     )
 
 
-def breed_matches(photo_id: int, typed: str) -> str:
-    return _("Photo #{photo_id}: which breed did you mean by “{typed}”?").format(
-        photo_id=photo_id, typed=typed
-    )
+def breed_matches(photo: str, typed: str) -> str:
+    return _("{photo}: which breed did you mean by “{typed}”?").format(photo=_capitalized(photo), typed=typed)
 
 
 def no_breed_match(typed: str, role: Role) -> str:
@@ -615,13 +626,13 @@ def no_breed_match(typed: str, role: Role) -> str:
 
 
 # --- review ----------------------------------------------------------------------------------------
-def review_caption(photo_id: int, received: str, top: Sequence[tuple[str, float]], is_dog: bool) -> str:
+def review_caption(photo: str, received: str, top: Sequence[tuple[str, float]], is_dog: bool) -> str:
     guesses = ", ".join(f"{breed} {percent(p)}" for breed, p in top)
     if is_dog:
         verdict = _("Best guesses: {guesses}.").format(guesses=guesses)
     else:
         verdict = _("The model thinks it is not a dog ({guesses} if it is).").format(guesses=guesses)
-    head = _("Photo #{photo_id} (received {received}).").format(photo_id=photo_id, received=received)
+    head = _("{photo} (received {received}).").format(photo=_capitalized(photo), received=received)
     return f"{head} {verdict}{ANSWER_SEPARATOR}" + _("Which breed is it?")
 
 
@@ -782,13 +793,16 @@ def staff_changed(user_id: int, added: bool, changed: bool) -> str:
     return text.format(user=user_id)
 
 
-def staff_list(admins: Iterable[int], staff: Iterable[int]) -> str:
+def staff_list(admins: Iterable[int], staff: Iterable[int], names: Mapping[int, str] | None = None) -> str:
+    """/staff: each person by the name they go by in Telegram, with the id commands take."""
     none = _("none")
+    names = names or {}
+
+    def who(ids: Iterable[int]) -> str:
+        return ", ".join(f"{names[i]} ({i})" if names.get(i) else str(i) for i in ids) or none
+
     return "\n".join(
-        [
-            _("Admins: {ids}").format(ids=", ".join(map(str, sorted(admins))) or none),
-            _("Staff: {ids}").format(ids=", ".join(map(str, staff)) or none),
-        ]
+        [_("Admins: {ids}").format(ids=who(sorted(admins))), _("Staff: {ids}").format(ids=who(staff))]
     )
 
 

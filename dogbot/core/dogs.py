@@ -404,6 +404,17 @@ class Dogs:
                 limit, session=session, sender_id=sender_id, since=since, offset=offset
             )
 
+    def photo_ref(self, photo_id: int) -> PhotoRef | None:
+        """Which photo of which dog this is; None for a photo in no dog."""
+        with open_session(self.engine) as session:
+            photo = session.get(Photo, photo_id)
+            if photo is None or photo.dog_id is None:
+                return None
+            dog = self._live(session, photo.dog_id)
+            ids = [p.id for p in dog_repository.photos_of_dog(dog.id, session=session)]
+        number = ids.index(photo_id) + 1 if photo_id in ids else len(ids)
+        return PhotoRef(number=number, count=len(ids), code=dog.code, name=dog.name)
+
     def photos_of(self, dog_id: int) -> list[Photo]:
         with open_session(self.engine) as session:
             return dog_repository.photos_of_dog(dog_id, session=session)
@@ -696,6 +707,16 @@ class Dogs:
 
     def photo_bytes(self, photo: Photo) -> bytes:
         return self.labelling.photo_bytes(photo)
+
+
+@dataclass(frozen=True)
+class PhotoRef:
+    """Where a photo stands among its dog's photos, as staff name it ("photo 2 of D-2026-0042 Max")."""
+
+    number: int  # 1-based, in the order the photos came
+    count: int
+    code: str
+    name: str | None
 
 
 @dataclass(frozen=True)

@@ -146,12 +146,15 @@ def next_question(
     A waiting photo that was never classified (the model failed at intake) is classified now; one
     that still cannot be is passed over, and stays in the queue for the next /review.
     """
-    for _ in range(attempts):
+    failures = 0  # photos that cannot be shown; those of answered dogs are passed over freely
+    while failures < attempts:
         found = catalog.labelling.next_for_review(after_photo_id)
         if found is None:
             return None
         photo, prediction = found
         after_photo_id = photo.id
+        if photo.dog_id is not None and catalog.dogs.answer(photo.dog_id).label is not None:
+            continue  # its dog is answered already (a person's word holds for all its photos)
         try:
             data = catalog.labelling.photo_bytes(photo)
             if prediction is None:
@@ -161,6 +164,7 @@ def next_question(
                 prediction = result.prediction
         except (OSError, ImageRejected):
             log.exception("photo #%s cannot be shown for review", photo.id)
+            failures += 1
             continue
         return _question(catalog, photo, prediction), data
     return None
