@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import fastapi_offline
-from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -40,7 +40,9 @@ from api.gate import CLIENT, TokenGate
 from api.limits import BodyLimit
 from api.schemas import (
     BreedAnswer,
+    Deleted,
     Dog,
+    DogChanges,
     DogList,
     ErrorBody,
     Health,
@@ -281,12 +283,54 @@ def create_app(services: ApiServices) -> FastAPI:
             datetime | None, Query(description="ISO-8601; dogs that came in at or after it")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        # Bounded: a database's OFFSET is a 64-bit integer, and no catalog holds a billion dogs.
+        offset: Annotated[
+            int, Query(ge=0, le=1_000_000_000, description="dogs to skip: the previous page's next_offset")
+        ] = 0,
     ) -> DogList:
-        """The newest dogs first."""
+        """The newest dogs first, a page at a time (``next_offset`` leads to the next page)."""
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-        dogs = catalog.dogs.recent(limit, since=since)
-        return DogList(dogs=[dog_of(catalog.dogs.answer(d.id), name_of=name_of) for d in dogs])
+        dogs = catalog.dogs.recent(limit + 1, since=since, offset=offset)
+        more = len(dogs) > limit
+        return DogList(
+            dogs=[dog_of(catalog.dogs.answer(d.id), name_of=name_of) for d in dogs[:limit]],
+            next_offset=offset + limit if more else None,
+        )
+
+    @app.get(
+        "/v1/dogs/{code}/photos/{number}",
+        response_class=Response,
+        responses={200: {"content": {"image/*": {}}, "description": "the photo as stored"}}
+        | _errors(404, 422, *_TOKEN),
+    )
+    def dog_photo(_client: Client, code: str, number: Annotated[int, Path(ge=1, le=1_000_000)]) -> Response:
+        """A dog's photo: ``number`` 1 is the first that came in, as the dog's ``photos`` list them."""
+        dog = _dog(catalog, code)
+        try:
+            photo, data = catalog.dogs.photo_bytes_of(dog.id, number)
+        except IndexError as error:
+            raise ApiError(404, "unknown_photo", f"Dog {dog.code} has no photo {number}: {error}.") from None
+        media = f"image/{(photo.format or 'jpeg').lower()}"
+        return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
+
+    @app.patch("/v1/dogs/{code}", response_model=Dog, responses=_errors(400, 404, 413, 422, *_TOKEN))
+    def change_dog(_client: Client, code: str, changes: DogChanges) -> Dog:
+        """Change a dog's name, sex, age group or notes; a field left out stays as it is."""
+        dog = _dog(catalog, code)
+        catalog.dogs.set_details(
+            dog.id, name=changes.name, sex=changes.sex, age_group=changes.age_group, notes=changes.notes
+        )
+        return dog_of(catalog.dogs.answer(dog.id), name_of=name_of)
+
+    @app.delete("/v1/dogs/{code}", response_model=Deleted, responses=_errors(404, 422, *_TOKEN))
+    def delete_dog(who: Client, code: str) -> Deleted:
+        """Remove a wrongly registered dog. The record is kept in the audit log (with the token's
+        name); its photos stay in the catalog, in no dog, and start a new dog if sent again."""
+        dog = _dog(catalog, code)
+        photos = len(catalog.dogs.photos_of(dog.id))
+        catalog.dogs.delete(dog.id, user_id=who.user_id, why=f"DELETE by API client {who.name}")
+        return Deleted(code=dog.code, photos_kept=photos)
 
     @app.post(
         "/v1/dogs/{code}/photos", response_model=Dog, responses=_errors(400, 404, 409, 413, 422, *_TOKEN)

@@ -14,7 +14,10 @@ from storage.tables import Dog, DogAudit, DogGroup, DogMessage, Photo, Predictio
 
 def next_serial(year: int, *, session: Session) -> int:
     """The number the next dog of ``year`` gets (the unique (year, serial) index settles races)."""
-    return (session.exec(select(func.max(Dog.serial)).where(Dog.year == year)).one() or 0) + 1
+    live = session.exec(select(func.max(Dog.serial)).where(Dog.year == year)).one() or 0
+    # A removed dog's number is not given again: its code may be written down, or in ASM.
+    removed = session.exec(select(func.max(DogAudit.serial)).where(DogAudit.year == year)).one() or 0
+    return max(live, removed) + 1
 
 
 def dog_by_code(code: str, *, session: Session) -> Dog | None:

@@ -219,6 +219,9 @@ class DogAudit(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     dog_id: int = Field(index=True)
     code: str = Field(max_length=32, index=True)
+    # The removed dog's number: a code is never given twice, even after its dog is gone.
+    year: int | None = None
+    serial: int | None = None
     action: str = Field(max_length=16)  # vocabulary.DogAuditAction
     detail: dict = Field(default_factory=dict, sa_type=JSON)  # the dog's row, moved photos, ...
     user_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

@@ -299,12 +299,17 @@ class Dogs:
                 target = group.dog_id if group is not None else None
             if target is not None:
                 target = self._live(session, target).id
-            if photo.dog_id == target:
+            if photo.dog_id is not None and photo.dog_id == target:
                 return photo
             alone = (
                 photo.dog_id is None or len(dog_repository.photos_of_dog(photo.dog_id, session=session)) == 1
             )
             if not alone:
+                return photo
+            if target is None and photo.dog_id is None and spec is not None:
+                # A photo of a dog that was deleted (or never had one): it starts its dog now.
+                photo.dog_id = self.dog_for(session, spec).id
+                session.add(photo)
                 return photo
             if target is None:
                 if spec is not None and spec.group is not None and photo.dog_id is not None:
@@ -364,6 +369,8 @@ class Dogs:
             DogAudit(
                 dog_id=dog.id,
                 code=dog.code,
+                year=dog.year,
+                serial=dog.serial,
                 action=action,
                 detail={**detail, "dog": row},
                 user_id=user_id,
@@ -374,6 +381,30 @@ class Dogs:
             session.delete(group)
         session.delete(dog)
         session.flush()
+
+    def delete(self, dog_id: int, *, user_id: int | None = None, why: str = "") -> Dog:
+        """Remove a wrongly registered dog: its record goes (kept whole in an audit row, with who
+        and why); its photos stay in the catalog, in no dog, and start a new dog if sent again."""
+        with open_session(self.engine) as session:
+            dog = self._live(session, dog_id)
+            photos = dog_repository.photos_of_dog(dog.id, session=session)
+            for photo in photos:
+                photo.dog_id = None
+                session.add(photo)
+            session.flush()
+            detail = {"photos": [p.id for p in photos], "why": why}
+            self._remove(session, dog.id, DogAuditAction.DELETED, detail, user_id=user_id)
+            session.commit()
+            return dog
+
+    def photo_bytes_of(self, dog_id: int, number: int) -> tuple[Photo, bytes]:
+        """The dog's ``number``-th photo (1-based, in the order they came) and its bytes;
+        IndexError when it has fewer."""
+        photos = self.photos_of(self.get(dog_id).id)
+        if not 1 <= number <= len(photos):
+            raise IndexError(f"the dog has {len(photos)} photos")
+        photo = photos[number - 1]
+        return photo, self.labelling.photo_bytes(photo)
 
     def get(self, dog_id: int) -> Dog:
         with open_session(self.engine) as session:

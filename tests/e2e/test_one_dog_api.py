@@ -135,3 +135,58 @@ def test_import_checks_every_breed_name_before_adding_any_and_groups_dogs_by_sub
     for photo in rows(url, Photo):
         by_dog[photo.dog_id] = by_dog.get(photo.dog_id, 0) + 1
     assert sorted(by_dog.values()) == [1, 2] and ghosts(url) == []
+
+
+def test_photos_changes_deletion_and_pages_for_a_shelters_site(
+    tmp_path: Path, database_url, eval_data_dir
+) -> None:
+    data_dir = tmp_path / "data"
+    url = database_url if not database_url.startswith("sqlite") else f"sqlite:///{data_dir / 'dogbot.db'}"
+    beagles = [p.read_bytes() for p in sorted((eval_data_dir / "images" / "beagle").iterdir())[:5]]
+    with live_api(data_dir, database_url) as api:
+        token = api.new_token("site")
+        with api.client(token) as app:
+            rex = app.post("/v1/dogs", files=files(beagles[0], beagles[1]), data={"name": "Rex"}).json()
+            codes = [rex["code"]] + [app.post("/v1/dogs", files=files(b)).json()["code"] for b in beagles[2:]]
+
+            # The photos of a dog, as stored, in the order they came.
+            second = app.get(f"/v1/dogs/{rex['code']}/photos/2")
+            assert second.status_code == 200 and second.headers["content-type"] == "image/jpeg"
+            assert second.content == beagles[1]
+            assert app.get(f"/v1/dogs/{rex['code']}/photos/3").json()["error"]["code"] == "unknown_photo"
+
+            # Change name, sex, age group, notes; what is left out stays; text is cleaned.
+            changed = app.patch(
+                f"/v1/dogs/{rex['code']}", json={"sex": "male", "notes": "Shy\u0000 with cats\u202e"}
+            )
+            assert changed.status_code == 200, changed.text
+            body = changed.json()
+            assert (body["name"], body["sex"], body["age_group"]) == ("Rex", "male", "unknown")
+            assert next(d for d in rows(url, Dog) if d.code == rex["code"]).notes == "Shy with cats"
+            assert app.patch(f"/v1/dogs/{rex['code']}", json={"sex": "cat"}).status_code == 422
+
+            # Pages: newest first, next_offset until the last page.
+            seen, offset = [], 0
+            while offset is not None:
+                page = app.get("/v1/dogs", params={"limit": 2, "offset": offset}).json()
+                seen += [d["code"] for d in page["dogs"]]
+                offset = page["next_offset"]
+            assert seen == list(reversed(codes))
+
+            # Delete a wrongly registered dog: gone from the API, kept in the audit, photos kept.
+            gone = codes[-1]
+            deleted = app.delete(f"/v1/dogs/{gone}")
+            assert deleted.status_code == 200 and deleted.json() == {
+                "code": gone,
+                "deleted": True,
+                "photos_kept": 1,
+            }
+            assert app.get(f"/v1/dogs/{gone}").status_code == 404
+            (audit,) = [a for a in rows(url, DogAudit) if a.action == "deleted"]
+            assert (
+                audit.code == gone and "site" in audit.detail["why"] and audit.detail["dog"]["code"] == gone
+            )
+            assert len(rows(url, Photo)) == 5 and ghosts(url) == []
+            # Its photo, sent again, makes a new dog (it was in none).
+            again = app.post("/v1/dogs", files=files(beagles[-1]))
+            assert again.status_code == 201 and again.json()["code"] not in codes

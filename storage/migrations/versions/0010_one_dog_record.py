@@ -53,6 +53,8 @@ def upgrade() -> None:
             sa.Column("id", sa.Integer(), nullable=False),
             sa.Column("dog_id", sa.Integer(), nullable=False),
             sa.Column("code", sa.String(length=32), nullable=False),
+            sa.Column("year", sa.Integer(), nullable=True),
+            sa.Column("serial", sa.Integer(), nullable=True),
             sa.Column("action", sa.String(length=16), nullable=False),
             sa.Column("detail", sa.JSON(), nullable=False),
             sa.Column("user_id", sa.BigInteger(), nullable=True),
@@ -68,13 +70,28 @@ def remove_empty_dogs(connection) -> int:
     """Remove every dog no photo shows and no other dog was merged into, with an audit row each."""
     dog = sa.table(
         "dog",
-        *(sa.column(c) for c in ("id", "code", "name", "intake_at", "source", "sender_id", "merged_into")),
+        *(
+            sa.column(c)
+            for c in (
+                "id",
+                "code",
+                "year",
+                "serial",
+                "name",
+                "intake_at",
+                "source",
+                "sender_id",
+                "merged_into",
+            )
+        ),
     )
     photo = sa.table("photo", sa.column("dog_id"))
     audit = sa.table(
         "dogaudit",
         sa.column("dog_id"),
         sa.column("code"),
+        sa.column("year"),
+        sa.column("serial"),
         sa.column("action"),
         sa.column("detail", sa.JSON()),
         sa.column("user_id"),
@@ -82,7 +99,16 @@ def remove_empty_dogs(connection) -> int:
     )
     merged = sa.alias(dog, "merged")
     empty = connection.execute(
-        sa.select(dog.c.id, dog.c.code, dog.c.name, dog.c.intake_at, dog.c.source, dog.c.sender_id)
+        sa.select(
+            dog.c.id,
+            dog.c.code,
+            dog.c.year,
+            dog.c.serial,
+            dog.c.name,
+            dog.c.intake_at,
+            dog.c.source,
+            dog.c.sender_id,
+        )
         .where(dog.c.merged_into.is_(None))
         .where(~sa.exists().where(photo.c.dog_id == dog.c.id))
         .where(~sa.exists().where(merged.c.merged_into == dog.c.id))
@@ -98,7 +124,14 @@ def remove_empty_dogs(connection) -> int:
         }
         connection.execute(
             audit.insert().values(
-                dog_id=row.id, code=row.code, action="removed_empty", detail=detail, user_id=None, at=now
+                dog_id=row.id,
+                code=row.code,
+                year=row.year,
+                serial=row.serial,
+                action="removed_empty",
+                detail=detail,
+                user_id=None,
+                at=now,
             )
         )
         connection.execute(dog.delete().where(dog.c.id == row.id))
