@@ -14,6 +14,7 @@ from bot.callbacks import Action, Press, breed_matches
 from bot.context import DogContext, chat_action
 from dogbot import i18n
 from dogbot.core import review
+from dogbot.core.dogs import NewDog
 from dogbot.core.labelling import LabelResult, UnknownBreed
 from dogbot.core.members import Role
 from dogbot.core.text import clean_text
@@ -233,6 +234,17 @@ async def _reopen(query: CallbackQuery, context: DogContext, press: Press) -> No
     # "Registered as …" above a question, would each say one thing while the buttons say another.
     overruled = press.action is Action.IS_DOG
     code = await _card_code(context, query)
+    if overruled and question.photo.dog_id is None and query.message is not None:
+        # Someone says it is a dog: now it gets its dog and code, and this message becomes its card.
+        photo = question.photo
+        spec = NewDog(source=photo.source, sender_id=photo.sender_id, chat_id=photo.chat_id)
+        photo = await asyncio.to_thread(services.catalog.dogs.give_dog, photo.id, spec)
+        code = (await asyncio.to_thread(services.catalog.dogs.get, photo.dog_id)).code
+        async with _message_lock(context, query):
+            said = texts.reopened_dog(code, overruled_not_a_dog=True)
+            await dogs.update_card(context, query.message, photo.dog_id, state=said, markup=markup)
+            await dogs.remember(context, query.message, photo.dog_id)
+        return
     async with _message_lock(context, query):
         if code is not None:  # a dog card: its state line becomes the question
             said = texts.reopened_dog(code, overruled_not_a_dog=overruled)

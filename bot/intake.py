@@ -13,7 +13,7 @@ import logging
 from telegram import Update
 from telegram.error import BadRequest, NetworkError
 
-from bot import dogs, texts
+from bot import dogs, keyboards, texts
 from bot.context import DogContext, Services, chat_action
 from bot.throttle import PerUserLimit
 from dogbot.core.intake import Incoming
@@ -95,6 +95,14 @@ async def _take(
         dog_id = received.stored.dog_id
     else:
         dog_id = received.classification.photo.dog_id
+        if dog_id is None:  # the model is sure it is not a dog: no dog code, no dog card
+            result = received.classification
+            await message.reply_text(
+                texts.classification(result, services.breed_name),
+                reply_markup=keyboards.not_a_dog(services.codec, result.prediction.id),
+                do_quote=True,
+            )
+            return
         if placement.card is not None and dog_id != placement.dog_id:
             # A photo already in another dog with more photos stays there: say which, change nothing.
             code = await asyncio.to_thread(lambda: services.catalog.dogs.get(dog_id).code)

@@ -234,12 +234,7 @@ def language_set(languages: Mapping[str, str], chosen: str) -> str:
 # --- photos ---------------------------------------------------------------------------------------
 def classification(result: Classification, name: Name) -> str:
     """The answer to a photo: what the model thinks and what happens next."""
-    photo_id = result.photo.id
-    lines = (
-        [_("I've seen this photo before (#{photo_id}).").format(photo_id=photo_id)]
-        if result.duplicate
-        else []
-    )
+    lines = [_("I've seen this photo before.")] if result.duplicate else []
     guesses = ", ".join(f"{name(breed.key)} {percent(p)}" for breed, p in result.top)
     if result.outcome == Outcome.NOT_A_DOG:
         lines.append(
@@ -293,8 +288,8 @@ def photo_state(result: Classification, name: Name) -> str:
     if decided is not None and decided.breed != NOT_A_DOG:
         return _("Registered as #{photo_id}: {breed}.").format(photo_id=photo_id, breed=name(decided.breed))
     if decided is not None or result.outcome == Outcome.NOT_A_DOG:  # catalogued, or taken, as not a dog
-        return _("Saved as photo #{photo_id}. If it is a dog, press “{is_dog}”.").format(
-            photo_id=photo_id, is_dog=button("is_dog")
+        return _("Saved, not as a dog. If it is one, press “{is_dog}”: it gets its dog code then.").format(
+            is_dog=button("is_dog")
         )
     return _("Which breed is photo #{photo_id}?").format(photo_id=photo_id)
 

@@ -325,6 +325,21 @@ class Dogs:
 
         return self.retrying(work)
 
+    def give_dog(self, photo_id: int, spec: NewDog) -> Photo:
+        """A photo in no dog (one the model filed as not a dog, or whose dog was deleted) becomes
+        a dog of its own, in one transaction; a photo already in a dog is returned as it is."""
+
+        def work(session: Session) -> Photo:
+            photo = session.get(Photo, photo_id)
+            if photo is None:
+                raise KeyError(f"no photo #{photo_id}")
+            if photo.dog_id is None:
+                photo.dog_id = self.dog_for(session, spec).id
+                session.add(photo)
+            return photo
+
+        return self.retrying(work)
+
     def add_photos(self, dog_id: int, photo_ids: Sequence[int]) -> list[int]:
         """Put photos in a dog; returns those that joined it (see :meth:`place_known`)."""
         return [

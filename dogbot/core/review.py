@@ -11,11 +11,12 @@ import logging
 from dataclasses import dataclass
 
 from dogbot.core.catalog import Catalog
+from dogbot.core.dogs import NewDog
 from dogbot.core.labelling import LabelResult, UnknownBreed
 from dogbot.core.taxonomy import Breed
 from ml.images import ImageRejected
 from storage.tables import Label, Photo, Prediction
-from storage.vocabulary import MIXED_BREED
+from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,13 @@ def _record(
         primary_breed=primary,
         secondary_breed=secondary,
     )
+    if question.photo.dog_id is None and breed not in (NOT_A_DOG, SKIP):
+        # A photo filed as not a dog is one after all: it gets its dog (and code) now.
+        spec = NewDog(
+            source=question.photo.source, sender_id=question.photo.sender_id, chat_id=question.photo.chat_id
+        )
+        catalog.dogs.give_dog(question.photo.id, spec)
+        return result
     if question.photo.dog_id is not None and result.created:  # the same answer for the dog's other photos
         catalog.dogs.record_label(
             question.photo.dog_id,

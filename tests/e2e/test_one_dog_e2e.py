@@ -283,3 +283,28 @@ async def test_review_and_staff_name_the_dog_and_the_people(running, photos) -> 
         lambda s: s.chat_id == 1001 and "Staff:" in s.text, timeout=ANSWER_TIMEOUT, since=since
     )
     assert f"Ana López ({STAFF})" in listed.text, listed.text
+
+
+async def test_a_photo_that_is_not_a_dog_gets_no_dog_code_until_someone_says_it_is(
+    running, dog_photos
+) -> None:
+    bot, server = running, running.server
+    dogs_before = len(bot.rows(Dog))
+    since = len(server.sent)
+    await server.send_photo(STAFF, dog_photos["not_dog"])
+    said = await server.wait_for(
+        lambda s: s.chat_id == STAFF and "not look like a dog" in s.text, timeout=ANSWER_TIMEOUT, since=since
+    )
+    assert not said.text.startswith(CARD) and "D-20" not in said.text and "#" not in said.text, said.text
+    assert len(bot.rows(Dog)) == dogs_before and bot.rows(Photo)[-1].dog_id is None
+
+    await press_and_answer(bot, said, "It is a dog")
+    card = await server.wait_for(
+        lambda s: s.message_id == said.message_id and s.text.startswith(CARD),
+        timeout=ANSWER_TIMEOUT,
+        since=since,
+    )
+    photo = bot.rows(Photo)[-1]
+    dog = next(d for d in bot.rows(Dog) if d.id == photo.dog_id)
+    assert card.text.startswith(f"{CARD}{dog.code}") and "You say it is a dog" in card.text
+    assert len(bot.rows(Dog)) == dogs_before + 1
