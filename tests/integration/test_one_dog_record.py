@@ -166,3 +166,27 @@ def test_names_and_codes_from_people_are_cleaned_once_at_the_edge(make_catalog, 
         ],
     )[0]
     assert catalog.dogs.get(named.classification.photo.dog_id).name == "Rex" + "!" * 61  # capped at 64
+
+
+def test_an_album_split_across_two_replicas_is_one_dog(make_catalog, database_url, photos_of):
+    """Two bot processes (two catalogs, two engines) take one album's photos at the same moment:
+    the album's dog lives in the database (DogGroup), so they make one dog, not two."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    first, second = make_catalog(database_url), make_catalog(database_url)
+    album = NewDog(source="telegram", group="tg:7:album-split", sender_id=7, chat_id=7)
+    data = photos_of("beagle", 4)
+    start = Barrier(2)
+
+    def take(catalog, photos):
+        start.wait()  # both replicas store their first photo at once
+        return receive(catalog.intake, [Incoming(d, sender_id=7, chat_id=7, new_dog=album) for d in photos])
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(take, (first, second), (data[:2], data[2:])))
+    dogs = {r.classification.photo.dog_id for batch in results for r in batch}
+    assert len(dogs) == 1 and first.dogs.group_dog("tg:7:album-split").id in dogs
+    with session(first.intake.engine) as s:
+        assert len(s.exec(select(Dog)).all()) == 1
+    assert ghost_dogs(first.intake.engine) == []
