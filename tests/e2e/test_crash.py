@@ -50,7 +50,7 @@ async def start_bot(server: FakeTelegram, home: Path, log_name: str) -> asyncio.
         # Every photo is "a dog" the model is unsure about: each one asks, so an unanswered one waits
         # in /review instead of being auto-labelled.
         "DOGBOT_DOG_THRESHOLD": "0",
-        "DOGBOT_AUTO_ACCEPT_THRESHOLD": "1.1",
+        "DOGBOT_AUTO_ACCEPT_THRESHOLD": "1.0",  # the highest Settings allows: nothing is that sure
     }
     since = len(server.calls)
     with (home / log_name).open("wb") as log:
