@@ -30,15 +30,25 @@ _IMAGE_STATUS = {"too_big": 413, "too_many_pixels": 413}
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        dog: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers
+        self.dog = dog  # the dog the error is about (409 photo_in_other_dog: the dog the photo is in)
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, *, dog: str | None = None
 ) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    detail = {"code": code, "message": message} | ({"dog": dog} if dog is not None else {})
+    return JSONResponse({"error": detail}, status_code=status, headers=headers)
 
 
 def image_error(rejected: ImageRejected, index: int | None = None) -> ApiError:
@@ -107,7 +117,7 @@ def unavailable(error: BaseException, *, what: str = "storage") -> ApiError | No
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def on_api_error(_request: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.code, error.message, error.headers)
+        return error_response(error.status, error.code, error.message, error.headers, dog=error.dog)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_request: Request, error: RequestValidationError) -> JSONResponse:

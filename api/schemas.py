@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from dogbot.core.dogs import DogAnswer
 from dogbot.core.taxonomy import Breed
 from ml.predictor import ModelOutput
-from storage.vocabulary import LabelSource
+from storage.vocabulary import AgeGroup, LabelSource, Sex
 
 
 class Health(BaseModel):
@@ -32,6 +32,9 @@ class Ready(BaseModel):
 class ErrorDetail(BaseModel):
     code: str = Field(description="stable, snake_case: for programs")
     message: str = Field(description="what is wrong and what to change: for the developer")
+    dog: str | None = Field(
+        default=None, description="the code of the dog the error is about (409: the dog a photo is in)"
+    )
 
 
 class ErrorBody(BaseModel):
@@ -95,6 +98,24 @@ class Dog(BaseModel):
 
 class DogList(BaseModel):
     dogs: list[Dog]
+    next_offset: int | None = Field(
+        None, description="pass as offset for the next page; null on the last page"
+    )
+
+
+class DogChanges(BaseModel):
+    """What ``PATCH /v1/dogs/{code}`` changes; a field left out stays as it is."""
+
+    name: str | None = Field(None, max_length=200, description="at most 64 characters are kept")
+    sex: Sex | None = None
+    age_group: AgeGroup | None = None
+    notes: str | None = Field(None, max_length=4000, description="at most 2,000 characters are kept")
+
+
+class Deleted(BaseModel):
+    code: str
+    deleted: Literal[True] = True
+    photos_kept: int = Field(description="its photos stay in the catalog, in no dog")
 
 
 class BreedAnswer(BaseModel):

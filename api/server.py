@@ -20,13 +20,14 @@ import contextlib
 import logging
 import os
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
 import fastapi_offline
-from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -39,7 +40,9 @@ from api.gate import CLIENT, TokenGate
 from api.limits import BodyLimit
 from api.schemas import (
     BreedAnswer,
+    Deleted,
     Dog,
+    DogChanges,
     DogList,
     ErrorBody,
     Health,
@@ -50,10 +53,11 @@ from api.schemas import (
 )
 from dogbot.core.api_clients import ApiClient, ApiClients
 from dogbot.core.catalog import Catalog
-from dogbot.core.dogs import UnknownDog
+from dogbot.core.dogs import NewDog, UnknownDog
 from dogbot.core.intake import Incoming, receive
 from dogbot.core.labelling import UnknownBreed
 from dogbot.core.limits import SharedPerUserLimit
+from dogbot.core.text import clean_text
 from ml.images import ImageRejected, crop_image, too_big
 from storage.db import ping
 from storage.vocabulary import MIXED_BREED, AgeGroup, LabelSource, Sex
@@ -72,6 +76,7 @@ _REASONS = {
     400: "no body, or a body that is not what the route reads",
     401: "no token, or a token that is unknown or revoked",
     404: "no dog has this code",
+    409: "a photo is already in another dog (error.dog is its code); nothing was stored",
     413: "the body, a photo or its pixels are over the limits",
     422: "a field, photo or crop that is not valid",
     429: "over the token's requests a minute (see Retry-After)",
@@ -238,7 +243,7 @@ def create_app(services: ApiServices) -> FastAPI:
         output = catalog.intake.predictor.predict([model_input])[0]
         return prediction_of(output, dog_threshold=catalog.intake.rules.dog_threshold, name_of=name_of)
 
-    @app.post("/v1/dogs", response_model=Dog, status_code=201, responses=_errors(400, 413, 422, *_TOKEN))
+    @app.post("/v1/dogs", response_model=Dog, status_code=201, responses=_errors(400, 409, 413, 422, *_TOKEN))
     def register_dog(
         who: Client,
         photo: Annotated[list[UploadFile], File(description="one or more photos of the one dog")],
@@ -251,11 +256,20 @@ def create_app(services: ApiServices) -> FastAPI:
     ) -> Dog:
         """A new dog from its photos; answered from all of them, as the bot answers an album."""
         incoming = _incoming(catalog, photo, crop, services, who)
+        _refuse_known(catalog, incoming, None)
         _put_bytes(catalog, incoming)  # a store that cannot be written fails here, before the dog exists
-        dog = catalog.dogs.create(source=LabelSource.API, sender_id=who.user_id, name=name)
-        if sex is not None or age_group is not None:
-            catalog.dogs.set_details(dog.id, sex=sex, age_group=age_group)
-        _store(catalog, [Incoming(**item, dog_id=dog.id) for item in incoming])
+        # The dog is made in the transaction that stores its first photo: a request that fails or
+        # is killed before then leaves no dog, and one killed later leaves a dog with its photos.
+        new_dog = NewDog(
+            source=LabelSource.API,
+            group=f"api:{uuid.uuid4().hex}",
+            sender_id=who.user_id,
+            name=name,
+            sex=sex,
+            age_group=age_group,
+        )
+        _store(catalog, [Incoming(**item, new_dog=new_dog) for item in incoming])
+        dog = catalog.dogs.group_dog(new_dog.group)
         return dog_of(catalog.dogs.answer(dog.id), name_of=name_of)
 
     @app.get("/v1/dogs/{code}", response_model=Dog, responses=_errors(404, 422, *_TOKEN))
@@ -270,14 +284,58 @@ def create_app(services: ApiServices) -> FastAPI:
             datetime | None, Query(description="ISO-8601; dogs that came in at or after it")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        # Bounded: a database's OFFSET is a 64-bit integer, and no catalog holds a billion dogs.
+        offset: Annotated[
+            int, Query(ge=0, le=1_000_000_000, description="dogs to skip: the previous page's next_offset")
+        ] = 0,
     ) -> DogList:
-        """The newest dogs first."""
+        """The newest dogs first, a page at a time (``next_offset`` leads to the next page)."""
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-        dogs = catalog.dogs.recent(limit, since=since)
-        return DogList(dogs=[dog_of(catalog.dogs.answer(d.id), name_of=name_of) for d in dogs])
+        dogs = catalog.dogs.recent(limit + 1, since=since, offset=offset)
+        more = len(dogs) > limit
+        return DogList(
+            dogs=[dog_of(catalog.dogs.answer(d.id), name_of=name_of) for d in dogs[:limit]],
+            next_offset=offset + limit if more else None,
+        )
 
-    @app.post("/v1/dogs/{code}/photos", response_model=Dog, responses=_errors(400, 404, 413, 422, *_TOKEN))
+    @app.get(
+        "/v1/dogs/{code}/photos/{number}",
+        response_class=Response,
+        responses={200: {"content": {"image/*": {}}, "description": "the photo as stored"}}
+        | _errors(404, 422, *_TOKEN),
+    )
+    def dog_photo(_client: Client, code: str, number: Annotated[int, Path(ge=1, le=1_000_000)]) -> Response:
+        """A dog's photo: ``number`` 1 is the first that came in, as the dog's ``photos`` list them."""
+        dog = _dog(catalog, code)
+        try:
+            photo, data = catalog.dogs.photo_bytes_of(dog.id, number)
+        except IndexError as error:
+            raise ApiError(404, "unknown_photo", f"Dog {dog.code} has no photo {number}: {error}.") from None
+        media = f"image/{(photo.format or 'jpeg').lower()}"
+        return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
+
+    @app.patch("/v1/dogs/{code}", response_model=Dog, responses=_errors(400, 404, 413, 422, *_TOKEN))
+    def change_dog(_client: Client, code: str, changes: DogChanges) -> Dog:
+        """Change a dog's name, sex, age group or notes; a field left out stays as it is."""
+        dog = _dog(catalog, code)
+        catalog.dogs.set_details(
+            dog.id, name=changes.name, sex=changes.sex, age_group=changes.age_group, notes=changes.notes
+        )
+        return dog_of(catalog.dogs.answer(dog.id), name_of=name_of)
+
+    @app.delete("/v1/dogs/{code}", response_model=Deleted, responses=_errors(404, 422, *_TOKEN))
+    def delete_dog(who: Client, code: str) -> Deleted:
+        """Remove a wrongly registered dog. The record is kept in the audit log (with the token's
+        name); its photos stay in the catalog, in no dog, and start a new dog if sent again."""
+        dog = _dog(catalog, code)
+        photos = len(catalog.dogs.photos_of(dog.id))
+        catalog.dogs.delete(dog.id, user_id=who.user_id, why=f"DELETE by API client {who.name}")
+        return Deleted(code=dog.code, photos_kept=photos)
+
+    @app.post(
+        "/v1/dogs/{code}/photos", response_model=Dog, responses=_errors(400, 404, 409, 413, 422, *_TOKEN)
+    )
     def add_photos(
         who: Client,
         code: str,
@@ -287,6 +345,7 @@ def create_app(services: ApiServices) -> FastAPI:
         """More photos of a dog; its answer is made again from all of them."""
         dog = _dog(catalog, code)
         incoming = _incoming(catalog, photo, crop, services, who)
+        _refuse_known(catalog, incoming, dog.id)
         _put_bytes(catalog, incoming)
         _store(catalog, [Incoming(**item, dog_id=dog.id) for item in incoming])
         return dog_of(catalog.dogs.answer(dog.id), name_of=name_of)
@@ -382,6 +441,22 @@ def _incoming(catalog: Catalog, photos: list[UploadFile], crops, services: ApiSe
     return items
 
 
+def _refuse_known(catalog: Catalog, items: list[dict], dog_id: int | None) -> None:
+    """409 before anything is stored when a photo is already another dog's: the web client hears
+    which dog it is in (a second registration of one animal, or a photo sent for the wrong dog)."""
+    for index, item in enumerate(items):
+        found = catalog.dogs.dog_of_photo_bytes(item["data"])
+        if found is not None and found.id != dog_id:
+            where = f"Photo {index + 1}" if len(items) > 1 else "The photo"
+            raise ApiError(
+                409,
+                "photo_in_other_dog",
+                f"{where} is already in dog {found.code}; nothing was stored. "
+                f"Add photos to that dog with POST /v1/dogs/{found.code}/photos.",
+                dog=found.code,
+            )
+
+
 def _put_bytes(catalog: Catalog, items: list[dict]) -> None:
     """Every photo's bytes into the store before any row (intake finds them there and skips the write)."""
     for item in items:
@@ -435,7 +510,8 @@ def _dog(catalog: Catalog, code: str):
 
 
 def _breed_key(catalog: Catalog, text: str | None) -> str | None:
-    if text is None or not text.strip():
+    text = clean_text(text, 64)  # the one normaliser for text from people, here at the API's edge
+    if not text:
         return None
     breed = catalog.breeds.taxonomy.resolve(text)
     if breed is None or breed.is_special:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import weakref
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
@@ -15,16 +14,23 @@ from bot.callbacks import Action, Press, breed_matches
 from bot.context import DogContext, chat_action
 from dogbot import i18n
 from dogbot.core import review
+from dogbot.core.dogs import NewDog
 from dogbot.core.labelling import LabelResult, UnknownBreed
 from dogbot.core.members import Role
+from dogbot.core.text import clean_text
 from storage.vocabulary import MIXED_BREED, SKIP, SPECIAL_LABELS, LabelSource
-
-# The photo number in a "which breed is it? type its name" question, in any language.
-_ASKED_PHOTO = re.compile(r"#(\d+)")
 
 
 async def on_button(update: Update, context: DogContext) -> None:
     """A press on a question's button: record the answer, or offer more choices."""
+    query = update.callback_query
+    # One person's presses apply in the order they were made: PTB starts each press's task in
+    # update order, and this lock (first-come, first-served) is taken before anything is awaited.
+    async with _person_lock(context, query.from_user.id):
+        await _on_press(update, context)
+
+
+async def _on_press(update: Update, context: DogContext) -> None:
     query = update.callback_query
     press = context.services.codec.decode(query.data)  # not None: the gate refused forged data
     role = context.role
@@ -38,6 +44,8 @@ async def on_button(update: Update, context: DogContext) -> None:
         await _record_mix(query, context, press, role)
     elif press.action is Action.OTHER:
         await _ask_breed_name(query, context, press)
+    elif press.action is Action.MORE_DOGS:
+        await dogs.on_more_dogs(update, context, press)
     elif press.action is Action.ASM_SEND_NOW:
         await commands.on_asm_send_now(query, context)
     else:  # WRONG, IS_DOG: show the full question again
@@ -68,10 +76,14 @@ async def _answer(
     *,
     primary: str | None = None,
     secondary: str | None = None,
-) -> LabelResult | None:
-    """Record the presser's answer and say so in the toast; None (after saying why) when the
-    question is out of date or the breed is gone."""
+) -> tuple[LabelResult, str | None] | None:
+    """Record the presser's answer and say so in the toast, with a line saying what it replaces
+    when it changes the person's own earlier answer; None (after saying why) when the question is
+    out of date or the breed is gone."""
     services = context.services
+    before = await asyncio.to_thread(
+        review.own_answer, services.catalog, press.prediction_id, query.from_user.id
+    )
     try:
         result = await asyncio.to_thread(
             review.answer,
@@ -89,20 +101,28 @@ async def _answer(
     except UnknownBreed:
         await query.answer(texts.UNKNOWN_BREED, show_alert=True)
         return None
+    replaced = before is not None and result.created and before.breed != breed
+    if replaced:
+        # A press on an older message changes a later answer: say what it replaces, and when.
+        when = texts.local_time(before.created_at, services.timezone)[-5:]
+        note = texts.answer_replaces(before.breed, breed, when, services.breed_name)
+        await query.answer(note)
+        return result, note
     await query.answer(texts.answer_toast(breed, result.created, services.breed_name))
-    return result
+    return result, None
 
 
 async def _record(query: CallbackQuery, context: DogContext, press: Press, role: Role) -> None:
     services = context.services
     breed = _breed_key(press.arg, context)
-    result = await _answer(query, context, press, role, breed)
-    if result is None:
+    answered = await _answer(query, context, press, role, breed)
+    if answered is None:
         return
+    result, replaced = answered
     if not result.created:
         return  # a double tap: the message already says this
     photo_id = result.label.photo_id
-    code = dogs.card_code(query.message) if query.message is not None else None
+    code = await _card_code(context, query)
     if breed == MIXED_BREED and code is not None:
         # The first of two taps: which breed the mix looks most like (restart-safe: the next press
         # carries the prediction id, and the mix so far is the person's latest label).
@@ -127,9 +147,19 @@ async def _record(query: CallbackQuery, context: DogContext, press: Press, role:
         conflict = bool(resolved and resolved.conflict)
         if code is not None:  # a dog card: drawn again from the whole dog, its state line saying it
             note = texts.card_answer_note(given, decided, services.breed_name)
-            await dogs.update_card(context, query.message, await _dog_of(context, photo_id), footer=note)
+            note = "\n".join(line for line in (replaced, note) if line) or None
+            dog_id = await _dog_of(context, photo_id)
+            await dogs.update_card(context, query.message, dog_id, footer=note)
+            await dogs.refresh_cards(context, dog_id, but=query.message)
             return
-        said = texts.answer_saved(photo_id, given, decided, conflict, services.breed_name)
+        if replaced:
+            given_line = await _answer_line(context, photo_id, given, decided, conflict)
+            said = f"{replaced}\n{given_line}"
+            markup = None if given == SKIP else keyboards.wrong(services.codec, press.prediction_id)
+            await _edit(query, said, markup)
+            await dogs.refresh_cards(context, await _dog_of(context, photo_id), but=query.message)
+            return
+        said = await _answer_line(context, photo_id, given, decided, conflict)
         markup = None if given == SKIP else keyboards.wrong(services.codec, press.prediction_id)
         await _edit(query, said, markup)
     if press.review:
@@ -150,10 +180,11 @@ async def _record_mix(query: CallbackQuery, context: DogContext, press: Press, r
         secondary = None if press.arg == keyboards.ONE_BREED_MIX else _breed_key(press.arg, context)
         if secondary == primary:
             secondary = None
-    result = await _answer(query, context, press, role, MIXED_BREED, primary=primary, secondary=secondary)
-    if result is None:
+    answered = await _answer(query, context, press, role, MIXED_BREED, primary=primary, secondary=secondary)
+    if answered is None:
         return
-    code = dogs.card_code(query.message) if query.message is not None else None
+    result = answered[0]
+    code = await _card_code(context, query)
     async with _message_lock(context, query):
         if press.action is Action.MIX_PRIMARY and primary is not None and code is not None:
             question = await asyncio.to_thread(review.current_question, services.catalog, press.prediction_id)
@@ -163,6 +194,25 @@ async def _record_mix(query: CallbackQuery, context: DogContext, press: Press, r
             await _edit(query, texts.mixed_secondary_question(code, name), markup)
         elif query.message is not None:
             await dogs.update_card(context, query.message, await _dog_of(context, result.label.photo_id))
+
+
+async def photo_words(context: DogContext, photo_id: int) -> str:
+    """ "photo 2 of D-2026-0042 Max": the photo as staff name it (by its dog), for a message."""
+    ref = await asyncio.to_thread(context.services.catalog.dogs.photo_ref, photo_id)
+    return texts.photo_words(ref, photo_id)
+
+
+async def _answer_line(context: DogContext, photo_id: int, given: str, decided, conflict: bool) -> str:
+    ref = await asyncio.to_thread(context.services.catalog.dogs.photo_ref, photo_id)
+    words = texts.photo_words(ref, photo_id)
+    code = ref.code if ref is not None else None
+    return texts.answer_saved(words, code, given, decided, conflict, context.services.breed_name)
+
+
+async def _card_code(context: DogContext, query: CallbackQuery) -> str | None:
+    """The code of the dog a pressed card shows (None: the message is not a dog card)."""
+    shown = await dogs.shown_dog(context, query.message)
+    return shown[0].code if shown is not None and shown[1] is None else None
 
 
 async def _dog_of(context: DogContext, photo_id: int) -> int:
@@ -183,14 +233,26 @@ async def _reopen(query: CallbackQuery, context: DogContext, press: Press) -> No
     # The text changes with the buttons: "does not look like a dog" above breed buttons, or
     # "Registered as …" above a question, would each say one thing while the buttons say another.
     overruled = press.action is Action.IS_DOG
-    code = dogs.card_code(query.message) if query.message is not None else None
+    code = await _card_code(context, query)
+    if overruled and question.photo.dog_id is None and query.message is not None:
+        # Someone says it is a dog: now it gets its dog and code, and this message becomes its card.
+        photo = question.photo
+        spec = NewDog(source=photo.source, sender_id=photo.sender_id, chat_id=photo.chat_id)
+        photo = await asyncio.to_thread(services.catalog.dogs.give_dog, photo.id, spec)
+        code = (await asyncio.to_thread(services.catalog.dogs.get, photo.dog_id)).code
+        async with _message_lock(context, query):
+            said = texts.reopened_dog(code, overruled_not_a_dog=True)
+            await dogs.update_card(context, query.message, photo.dog_id, state=said, markup=markup)
+            await dogs.remember(context, query.message, photo.dog_id)
+        return
     async with _message_lock(context, query):
         if code is not None:  # a dog card: its state line becomes the question
             said = texts.reopened_dog(code, overruled_not_a_dog=overruled)
             dog_id = await _dog_of(context, question.photo.id)
             await dogs.update_card(context, query.message, dog_id, state=said, markup=markup)
             return
-        await _edit(query, texts.reopened(question.photo.id, overruled_not_a_dog=overruled), markup)
+        words = await photo_words(context, question.photo.id)
+        await _edit(query, texts.reopened(words, overruled_not_a_dog=overruled), markup)
 
 
 async def _ask_breed_name(query: CallbackQuery, context: DogContext, press: Press) -> None:
@@ -204,20 +266,22 @@ async def _ask_breed_name(query: CallbackQuery, context: DogContext, press: Pres
     await query.answer()
     # The typed name usually comes back as a reply to this message; user_data covers clients that drop it.
     context.user_data["asked_photo"] = question.photo.id
-    await query.message.reply_text(
-        texts.ask_breed_name(question.photo.id), reply_markup=keyboards.type_breed()
+    asked = await query.message.reply_text(
+        texts.ask_breed_name(await photo_words(context, question.photo.id)),
+        reply_markup=keyboards.type_breed(),
     )
+    await dogs.remember(context, asked, question.photo.dog_id, question.photo.id)
 
 
 async def on_text(update: Update, context: DogContext) -> None:
     """Plain text: a breed name after "Other…", else a hint that photos are what this bot wants."""
     message = update.effective_message
     role = context.role
-    photo_id = _asked_photo(update, context)
+    photo_id = await _asked_photo(update, context)
     if photo_id is None:
         await message.reply_text(texts.TEXT_HINT)
         return
-    typed = " ".join(message.text.split())[:64]
+    typed = clean_text(message.text, 64)
     services = context.services
     prediction, found = await asyncio.to_thread(review.breed_choices, services.catalog, photo_id, typed)
     if prediction is None:
@@ -229,7 +293,7 @@ async def on_text(update: Update, context: DogContext) -> None:
     context.user_data.pop("asked_photo", None)
     choices = [(breed.key, services.breed_name(breed.key)) for breed in found]
     await message.reply_text(
-        texts.breed_matches(photo_id, typed),
+        texts.breed_matches(await photo_words(context, photo_id), typed),
         reply_markup=keyboards.matches(services.codec, prediction.id, choices),
     )
 
@@ -249,23 +313,31 @@ async def send_next_for_review(context: DogContext, chat_id: int, *, after_photo
         question, data = found
         top = [(services.breed_name(breed.key), p) for breed, p in question.top]
         caption = texts.review_caption(
-            question.photo.id,
+            await photo_words(context, question.photo.id),
             texts.local_time(question.photo.received_at, services.timezone),
             top,
             question.prediction.is_dog,
         )
         choices = [(breed.key, services.breed_name(breed.key)) for breed in question.button_breeds]
         markup = keyboards.question(services.codec, question.prediction.id, choices, review=True)
-        await context.bot.send_photo(chat_id, photo=data, caption=caption, reply_markup=markup)
+        sent = await context.bot.send_photo(chat_id, photo=data, caption=caption, reply_markup=markup)
+        if question.photo.dog_id is not None:
+            await dogs.remember(context, sent, question.photo.dog_id, question.photo.id)
 
 
-def _asked_photo(update: Update, context: DogContext) -> int | None:
-    """Which photo a typed breed name is for: the question it replies to, else the last one asked."""
+async def _asked_photo(update: Update, context: DogContext) -> int | None:
+    """Which photo a typed breed name is for: the question it replies to (by the record of that
+    message, never digits in its text), else the last one asked."""
     replied = update.effective_message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
-        match = _ASKED_PHOTO.search(replied.text or "")
-        if match:
-            return int(match.group(1))
+        shown = await dogs.shown_dog(context, replied)
+        if shown is None:
+            return None  # a reply to a message that asks about no photo is not an answer
+        dog, photo_id = shown
+        if photo_id is not None:
+            return photo_id
+        photos = await asyncio.to_thread(context.services.catalog.dogs.photos_of, dog.id)
+        return photos[0].id if photos else None
     return context.user_data.get("asked_photo")
 
 
@@ -275,6 +347,17 @@ def _breed_key(arg: str, context: DogContext) -> str:
     if arg in SPECIAL_LABELS or arg in taxonomy:
         return arg
     return next((breed.key for breed in taxonomy.all() if breed_matches(arg, breed.key)), arg)
+
+
+def _person_lock(context: DogContext, user_id: int) -> asyncio.Lock:
+    """One lock per person in this process, kept only while some press of theirs holds or awaits it."""
+    locks: weakref.WeakValueDictionary = context.bot_data.setdefault(
+        "person_locks", weakref.WeakValueDictionary()
+    )
+    lock = locks.get(user_id)
+    if lock is None:
+        lock = locks[user_id] = asyncio.Lock()
+    return lock
 
 
 def _message_lock(context: DogContext, query: CallbackQuery) -> asyncio.Lock:

@@ -65,6 +65,7 @@ def build_application(
         raise ValueError("DOGBOT_TELEGRAM_TOKEN is not set")
     container.train_in_child = True  # before the jobs are built: this process never loads torch
     catalog = container.catalog  # loads the model now, so the first photo is answered as fast as the rest
+    catalog.breeds.reserve(texts.button_words())  # /addbreed refuses every word on a button
     services = Services(
         catalog=catalog,
         lifecycle=container.lifecycle,

@@ -12,7 +12,8 @@ its sex and age group, ``m``/``n`` same dog as an earlier one or not, ``p``/``q`
 first and second breed. An upper-case action is the same action pressed on a /review message: after
 it the next photo waiting for review is shown. Under a drift incident's message (admins only) the id
 is the incident's: ``r`` "Retrain now", ``e`` "Expected, use these photos as the new normal". Under
-/asm (admins, id 0): ``x`` "Send now" to Animal Shelter Manager.
+/asm (admins, id 0): ``x`` "Send now" to Animal Shelter Manager. Under /dogs (id 0): ``k`` "More",
+the next page (arg: how many dogs were shown before it).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Action(StrEnum):
     NEW_NORMAL = "e"
     # Under /asm (admins; id 0): send every waiting dog to Animal Shelter Manager now.
     ASM_SEND_NOW = "x"
+    # Under /dogs (id 0): the next page; arg: how many dogs the pages before it showed.
+    MORE_DOGS = "k"
 
 
 INCIDENT_ACTIONS = (Action.RETRAIN_NOW, Action.NEW_NORMAL)

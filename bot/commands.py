@@ -161,7 +161,8 @@ async def on_staff(update: Update, context: DogContext) -> None:
     """/staff (admins): who has staff rights."""
     members = context.services.members
     staff = await asyncio.to_thread(members.staff)
-    await update.effective_message.reply_text(texts.staff_list(members.admin_ids, staff))
+    names = await asyncio.to_thread(members.names)
+    await update.effective_message.reply_text(texts.staff_list(members.admin_ids, staff, names))
 
 
 @admin_only

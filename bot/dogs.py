@@ -24,17 +24,21 @@ from telegram.error import BadRequest
 from bot import keyboards, texts
 from bot.callbacks import Action, Press
 from bot.context import DogContext, chat_action
-from dogbot.core.dogs import DogAnswer, SameDog, UnknownDog
+from dogbot.core.dogs import DogAnswer, NewDog, SameDog, UnknownDog
+from dogbot.core.text import clean_text
 from storage.vocabulary import AgeGroup, Sex
 
 log = logging.getLogger(__name__)
 
-ALBUM_MEMORY_S = 600.0  # how long a late photo of an album still finds its dog in this process
+ALBUM_MEMORY_S = 600.0  # how long this process remembers an album's card (the dog is in the database)
 
 
 @dataclass
 class Album:
-    dog_id: asyncio.Future
+    """This process's part of an album: when to send its one card. Which dog it is lives in the
+    database (``DogGroup``), so photos of one album taken by two replicas make one dog."""
+
+    key: str
     arrived: int = 0
     finished: int = 0
     last_arrival: float = 0.0
@@ -45,9 +49,11 @@ class Album:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a photo goes: ``dog_id`` None starts a new dog (made with the photo)."""
+    """Where a photo goes: ``dog_id``, else ``new_dog`` (its album's dog, or a dog of its own, made
+    with the photo)."""
 
     dog_id: int | None
+    new_dog: NewDog | None = None
     album: Album | None = None
     card: Message | None = None  # the card a reply photo joins (to update)
     name: str | None = None  # the caption, when it names the dog
@@ -55,48 +61,72 @@ class Placement:
 
 
 async def place(message: Message, context: DogContext, user_id: int) -> Placement:
-    """Decide which dog an incoming photo belongs to (making the album's dog when it is the first)."""
+    """Decide which dog an incoming photo belongs to; the dog itself is made with the stored photo."""
     services = context.services
-    name = (message.caption or "").strip() or None
+    name = clean_text(message.caption, 64) or None
     if message.media_group_id:
         loop = asyncio.get_running_loop()
         albums: dict = context.bot_data.setdefault("albums", {})
-        key = (message.chat_id, message.media_group_id)
+        key = f"tg:{message.chat_id}:{message.media_group_id}"
         album = albums.get(key)
         if album is None:
-            album = albums[key] = Album(loop.create_future(), first=message)
+            album = albums[key] = Album(key, first=message)
             loop.call_later(ALBUM_MEMORY_S, albums.pop, key, None)
-            try:
-                dog = await asyncio.to_thread(
-                    services.catalog.dogs.create,
-                    source="telegram",
-                    sender_id=user_id,
-                    chat_id=message.chat_id,
-                )
-            except BaseException as error:
-                album.dog_id.set_exception(error)
-                albums.pop(key, None)
-                raise
-            album.dog_id.set_result(dog.id)
         album.arrived += 1
         album.last_arrival = loop.time()
-        return Placement(await album.dog_id, album=album, name=name)
+        spec = NewDog(source="telegram", group=key, sender_id=user_id, chat_id=message.chat_id)
+        return Placement(None, new_dog=spec, album=album, name=name)
     replied = message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
-        code = card_code(replied)
-        if code is not None:
-            try:
-                dog = await asyncio.to_thread(services.catalog.dogs.by_code, code)
-            except UnknownDog:
-                dog = None
-            if dog is not None:
-                return Placement(dog.id, card=replied, name=name)
-    return Placement(None, name=name)
+        # By identity: the message it answers, as recorded when the bot sent it; never digits in text.
+        shown = await asyncio.to_thread(services.catalog.dogs.shown_in, replied.chat_id, replied.message_id)
+        if shown is not None:
+            return Placement(shown[0].id, card=replied, name=name)
+    spec = NewDog(source="telegram", sender_id=user_id, chat_id=message.chat_id)
+    return Placement(None, new_dog=spec, name=name)
 
 
-def card_code(message: Message) -> str | None:
-    """The dog code a card message shows in its first line, or None for any other message."""
-    return texts.card_code(message.text or message.caption or "")
+async def shown_dog(context: DogContext, message: Message | None) -> tuple | None:
+    """The dog (and photo) a bot message shows, from the database record of it."""
+    if message is None:
+        return None
+    return await asyncio.to_thread(
+        context.services.catalog.dogs.shown_in, message.chat_id, message.message_id
+    )
+
+
+async def remember(context: DogContext, message: Message, dog_id: int, photo_id: int | None = None) -> None:
+    """Record which dog a message the bot sent shows."""
+    await asyncio.to_thread(
+        context.services.catalog.dogs.remember_message,
+        message.chat_id,
+        message.message_id,
+        dog_id,
+        photo_id,
+        caption=bool(message.photo),
+    )
+
+
+async def refresh_cards(context: DogContext, dog_id: int, *, but: Message | None = None) -> None:
+    """Draw again every other card of this dog the bot sent, so no message shows an answer that no
+    longer stands (a press on an older message changed it)."""
+    cards = await asyncio.to_thread(context.services.catalog.dogs.cards_of, dog_id)
+    skip = (but.chat_id, but.message_id) if but is not None else None
+    for chat_id, message_id, caption in cards:
+        if (chat_id, message_id) == skip:
+            continue
+        text, markup = await card(context, dog_id)
+        try:
+            if caption:
+                await context.bot.edit_message_caption(
+                    chat_id=chat_id, message_id=message_id, caption=text[:1024], reply_markup=markup
+                )
+            else:
+                await context.bot.edit_message_text(
+                    text, chat_id=chat_id, message_id=message_id, reply_markup=markup
+                )
+        except BadRequest as error:  # unchanged, or deleted from the chat meanwhile
+            log.info("card %s/%s not redrawn: %s", chat_id, message_id, error.message)
 
 
 async def after_photo(
@@ -122,7 +152,8 @@ async def after_photo(
         extra_breeds=placement.extra.get("breeds", ()),
         seen_before=seen_before,
     )
-    await message.reply_text(text, reply_markup=markup, do_quote=True)
+    sent = await message.reply_text(text, reply_markup=markup, do_quote=True)
+    await remember(context, sent, dog_id)
 
 
 async def _album_card(context: DogContext, album: Album) -> None:
@@ -131,7 +162,9 @@ async def _album_card(context: DogContext, album: Album) -> None:
     loop = asyncio.get_running_loop()
     while True:
         if album.card is not None:  # a late photo: the card is out already
-            await update_card(context, album.card, await album.dog_id)
+            dog = await asyncio.to_thread(context.services.catalog.dogs.group_dog, album.key)
+            if dog is not None:
+                await update_card(context, album.card, dog.id)
             return
         if album.sending or album.finished < album.arrived:
             return  # another photo's handler will send it
@@ -140,11 +173,12 @@ async def _album_card(context: DogContext, album: Album) -> None:
             break
         await asyncio.sleep(settle - quiet)
     album.sending = True
-    dog_id = await album.dog_id
-    if not await asyncio.to_thread(context.services.catalog.dogs.photos_of, dog_id):
-        return  # every photo of the album was refused, and each was told why
-    text, markup = await card(context, dog_id, ask_same_dog=True)
+    dog = await asyncio.to_thread(context.services.catalog.dogs.group_dog, album.key)
+    if dog is None:
+        return  # no photo of the album was stored (each was refused, and told why): no dog
+    text, markup = await card(context, dog.id, ask_same_dog=True)
     album.card = await album.first.reply_text(text, reply_markup=markup, do_quote=True)
+    await remember(context, album.card, dog.id)
 
 
 async def card(
@@ -240,17 +274,44 @@ async def on_dog(update: Update, context: DogContext) -> None:
     best = await asyncio.to_thread(lambda: catalog.dogs.answer(dog.id).best_photo)
     data = await asyncio.to_thread(catalog.dogs.photo_bytes, best) if best is not None else None
     if data is None:
-        await message.reply_text(text, reply_markup=markup)
-        return
-    async with chat_action(context, message.chat_id, ChatAction.UPLOAD_PHOTO):
-        await message.reply_photo(photo=data, caption=text[:1024], reply_markup=markup)
+        sent = await message.reply_text(text, reply_markup=markup)
+    else:
+        async with chat_action(context, message.chat_id, ChatAction.UPLOAD_PHOTO):
+            sent = await message.reply_photo(photo=data, caption=text[:1024], reply_markup=markup)
+    await remember(context, sent, dog.id)
+
+
+DOGS_PAGE = 15
 
 
 async def on_dogs(update: Update, context: DogContext) -> None:
-    """/dogs: the dogs that came in lately, newest first."""
-    catalog = context.services.catalog
-    answers = await asyncio.to_thread(lambda: [catalog.dogs.answer(d.id) for d in catalog.dogs.recent(15)])
-    await update.effective_message.reply_text(texts.dog_list(answers, context.services.breed_name))
+    """/dogs: the dogs that came in lately, newest first, a page at a time."""
+    text, markup = await dogs_page(context, 0)
+    await update.effective_message.reply_text(text, reply_markup=markup)
+
+
+async def on_more_dogs(update: Update, context: DogContext, press: Press) -> None:
+    """*More* under /dogs: the next page, as a new message (the page above stays readable)."""
+    query = update.callback_query
+    shown = int(press.arg) if press.arg.isdigit() else 0
+    await query.answer()
+    text, markup = await dogs_page(context, shown)
+    await query.message.reply_text(text, reply_markup=markup)
+
+
+async def dogs_page(context: DogContext, shown: int) -> tuple[str, InlineKeyboardMarkup | None]:
+    services = context.services
+    catalog = services.catalog
+
+    def read():
+        # One more than a page: whether a *More* button is needed.
+        dogs = catalog.dogs.recent(DOGS_PAGE + 1, offset=shown)
+        return [catalog.dogs.answer(d.id) for d in dogs[:DOGS_PAGE]], len(dogs) > DOGS_PAGE
+
+    answers, more = await asyncio.to_thread(read)
+    text = texts.dog_list(answers, services.breed_name, services.timezone, first=shown + 1)
+    markup = keyboards.more_dogs(services.codec, shown + len(answers)) if more else None
+    return text, markup
 
 
 # --- buttons on a dog card --------------------------------------------------------------------------
@@ -258,6 +319,7 @@ async def on_dog_button(update: Update, context: DogContext, press: Press) -> No
     """Sex, age group, Same dog / New dog."""
     query = update.callback_query
     catalog = context.services.catalog
+    user_id = query.from_user.id
     prediction = await asyncio.to_thread(catalog.labelling.prediction, press.prediction_id)
     photo = await asyncio.to_thread(catalog.labelling.photo, prediction.photo_id) if prediction else None
     if photo is None or photo.dog_id is None:
@@ -272,12 +334,19 @@ async def on_dog_button(update: Update, context: DogContext, press: Press) -> No
         await query.answer(texts.dog_detail_toast("age", press.arg))
         dog_id = photo.dog_id
     elif press.action is Action.SAME_DOG and press.arg.isdigit():
-        kept = await asyncio.to_thread(catalog.dogs.merge, photo.dog_id, int(press.arg))
+        kept = await asyncio.to_thread(catalog.dogs.merge, photo.dog_id, int(press.arg), user_id=user_id)
         await query.answer(texts.MERGED_TOAST)
         dog_id = kept.id
     elif press.action is Action.NEW_DOG:
-        await query.answer(texts.KEPT_APART_TOAST)
-        dog_id = photo.dog_id
+        # After *Same dog* on this card, *New dog* undoes the merge: the texts say what happened.
+        merged = await asyncio.to_thread(catalog.dogs.merged_record_of, photo.id)
+        if merged is not None:
+            apart = await asyncio.to_thread(catalog.dogs.unmerge, merged.id, user_id=user_id)
+            await query.answer(texts.unmerged_toast(apart.code))
+            dog_id = apart.id
+        else:
+            await query.answer(texts.KEPT_APART_TOAST)
+            dog_id = photo.dog_id
     else:
         await query.answer(texts.STALE, show_alert=True)
         return

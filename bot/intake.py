@@ -13,7 +13,7 @@ import logging
 from telegram import Update
 from telegram.error import BadRequest, NetworkError
 
-from bot import dogs, texts
+from bot import dogs, keyboards, texts
 from bot.context import DogContext, Services, chat_action
 from bot.throttle import PerUserLimit
 from dogbot.core.intake import Incoming
@@ -77,7 +77,12 @@ async def _take(
         placement = await dogs.place(message, context, user_id)
         received = await services.batcher.submit(
             Incoming(
-                data, sender_id=user_id, chat_id=message.chat_id, file_name=file_name, dog_id=placement.dog_id
+                data,
+                sender_id=user_id,
+                chat_id=message.chat_id,
+                file_name=file_name,
+                dog_id=placement.dog_id,
+                new_dog=placement.new_dog,
             )
         )
     dog_id = placement.dog_id
@@ -85,10 +90,32 @@ async def _take(
         log.info("photo from %s refused: %s", user_id, received.rejected.code)
         await message.reply_text(texts.rejected(received.rejected.message))
     elif received.stored is not None:
-        await message.reply_text(texts.stored_unclassified(received.stored.id))
+        ref = await asyncio.to_thread(services.catalog.dogs.photo_ref, received.stored.id)
+        await message.reply_text(texts.stored_unclassified(texts.photo_words(ref, received.stored.id)))
         dog_id = received.stored.dog_id
     else:
         dog_id = received.classification.photo.dog_id
+        if dog_id is None:  # the model is sure it is not a dog: no dog code, no dog card
+            result = received.classification
+            await message.reply_text(
+                texts.classification(result, services.breed_name),
+                reply_markup=keyboards.not_a_dog(services.codec, result.prediction.id),
+                do_quote=True,
+            )
+            return
+        if placement.card is not None and dog_id != placement.dog_id:
+            # A photo already in another dog with more photos stays there: say which, change nothing.
+            code = await asyncio.to_thread(lambda: services.catalog.dogs.get(dog_id).code)
+            await message.reply_text(texts.already_in_dog(code))
+            return
+        group = placement.new_dog.group if placement.new_dog is not None else None
+        if group is not None and received.classification.duplicate:
+            # An album photo the catalog has in another dog: say where it is (the album's card,
+            # if the album has new photos, counts only those).
+            album_dog = await asyncio.to_thread(services.catalog.dogs.group_dog, group)
+            if album_dog is None or album_dog.id != dog_id:
+                code = await asyncio.to_thread(lambda: services.catalog.dogs.get(dog_id).code)
+                await message.reply_text(texts.already_in_dog(code))
         if placement.album is None and placement.card is None:
             # The breeds staff taught lately that this photo looks like stay among the buttons.
             placement.extra["breeds"] = received.classification.button_breeds

@@ -89,6 +89,13 @@ def asm_send_now(codec: CallbackCodec) -> InlineKeyboardMarkup:
     )
 
 
+def more_dogs(codec: CallbackCodec, shown: int) -> InlineKeyboardMarkup:
+    """Under a page of /dogs: the next page."""
+    return InlineKeyboardMarkup(
+        [[_button(codec, texts.more_button(), Press(0, Action.MORE_DOGS, str(shown)))]]
+    )
+
+
 def type_breed() -> ForceReply:
     """Opens the reply field, so the typed name comes back as a reply to the question."""
     return ForceReply(selective=True, input_field_placeholder=texts.type_breed_placeholder())

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 
 from dogbot import i18n
-from dogbot.core.dogs import DogAnswer, SameDog, ShelterBreed
+from dogbot.core.dogs import DogAnswer, PhotoRef, SameDog, ShelterBreed
 from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
@@ -148,6 +148,26 @@ def button(which: str) -> str:
     return _(words[which])
 
 
+def button_words() -> frozenset[str]:
+    """Every fixed word on the bot's buttons, in every language it ships: no breed may be named so
+    (a breed "Puppy" would give a card two "Puppy" buttons; "Skip" would read as skipping)."""
+    fixed = ("mixed", "not_a_dog", "other", "skip", "wrong", "is_dog")
+    own = ("male", "female", "puppy", "adult", "senior", "same", "new", "unknown_mix")
+    words = set()
+    for language in i18n.LANGUAGES:
+        with i18n.using(language):
+            words.update(button(which) for which in fixed)
+            words.update(dog_button(which) for which in own)
+            words.update(_(_CONSTANT[name]) for name in ("RETRAIN_NOW", "EXPECTED"))
+            words.update((asm_send_now_button(), more_button()))
+        words.add(i18n.LANGUAGES[language])
+    return frozenset(words)
+
+
+def more_button() -> str:
+    return _("More ▸")
+
+
 def type_breed_placeholder() -> str:
     return _("e.g. German shepherd")
 
@@ -235,12 +255,7 @@ def language_set(languages: Mapping[str, str], chosen: str) -> str:
 # --- photos ---------------------------------------------------------------------------------------
 def classification(result: Classification, name: Name) -> str:
     """The answer to a photo: what the model thinks and what happens next."""
-    photo_id = result.photo.id
-    lines = (
-        [_("I've seen this photo before (#{photo_id}).").format(photo_id=photo_id)]
-        if result.duplicate
-        else []
-    )
+    lines = [_("I've seen this photo before.")] if result.duplicate else []
     guesses = ", ".join(f"{name(breed.key)} {percent(p)}" for breed, p in result.top)
     if result.outcome == Outcome.NOT_A_DOG:
         lines.append(
@@ -294,17 +309,17 @@ def photo_state(result: Classification, name: Name) -> str:
     if decided is not None and decided.breed != NOT_A_DOG:
         return _("Registered as #{photo_id}: {breed}.").format(photo_id=photo_id, breed=name(decided.breed))
     if decided is not None or result.outcome == Outcome.NOT_A_DOG:  # catalogued, or taken, as not a dog
-        return _("Saved as photo #{photo_id}. If it is a dog, press “{is_dog}”.").format(
-            photo_id=photo_id, is_dog=button("is_dog")
+        return _("Saved, not as a dog. If it is one, press “{is_dog}”: it gets its dog code then.").format(
+            is_dog=button("is_dog")
         )
     return _("Which breed is photo #{photo_id}?").format(photo_id=photo_id)
 
 
-def reopened(photo_id: int, *, overruled_not_a_dog: bool) -> str:
+def reopened(photo: str, *, overruled_not_a_dog: bool) -> str:
     """The line under the verdict once someone pressed “Wrong?” or “It is a dog”."""
     if overruled_not_a_dog:
-        return _("You say it is a dog: which breed is photo #{photo_id}?").format(photo_id=photo_id)
-    return _("Which breed is photo #{photo_id}, then?").format(photo_id=photo_id)
+        return _("You say it is a dog: which breed is {photo}?").format(photo=photo)
+    return _("Which breed is {photo}, then?").format(photo=photo)
 
 
 def reopened_dog(code: str, *, overruled_not_a_dog: bool) -> str:
@@ -314,11 +329,14 @@ def reopened_dog(code: str, *, overruled_not_a_dog: bool) -> str:
     return _("Which breed is {code}, then?").format(code=code)
 
 
-def stored_unclassified(photo_id: int) -> str:
+def already_in_dog(code: str) -> str:
+    return _("This photo is already in dog {code}, with its other photos: it stays there.").format(code=code)
+
+
+def stored_unclassified(photo: str) -> str:
     return _(
-        "Saved as photo #{photo_id}, but I couldn't classify it just now. "
-        "It is safe and waiting for review (/review)."
-    ).format(photo_id=photo_id)
+        "Saved as {photo}, but I couldn't classify it just now. It is safe and waiting for review (/review)."
+    ).format(photo=photo)
 
 
 def rejected(reason: str) -> str:
@@ -354,24 +372,13 @@ def slow_down(limit: int) -> str:
 
 
 # --- dogs ----------------------------------------------------------------------------------------
-# Every dog card starts with "🐕 ", the word for a dog and its code: a photo sent as a reply to such a
-# message joins that dog, whatever the language the card was written in (card_code).
+# Every dog card starts with "🐕 ", the word for a dog and its code (a reply to a card finds its dog from
+# the database's record of the message, not from these words).
 _DOG_WORD = N_("Dog")
 
 
 def dog_card_header(code: str, name: str | None, photos: int) -> str:
     return f"🐕 {_(_DOG_WORD)} {dog_title(code, name)} ({photo_count(photos)})"
-
-
-def card_code(text: str) -> str | None:
-    """The dog code in a card's first line (a card in any language the bot speaks), else None."""
-    for language in i18n.LANGUAGES:
-        with i18n.using(language):
-            prefix = f"🐕 {_(_DOG_WORD)} "
-        if text.startswith(prefix):
-            rest = text[len(prefix) :].split()
-            return rest[0] if rest else None
-    return None
 
 
 _SEX_WORDS = {"male": N_("male"), "female": N_("female")}
@@ -497,10 +504,17 @@ _MONTHS = (
 )
 
 
-def dog_list(answers: Sequence[DogAnswer], name: Name) -> str:
+def dog_list(answers: Sequence[DogAnswer], name: Name, tz: tzinfo = UTC, *, first: int = 1) -> str:
+    """A page of /dogs: ``first`` is the number of its first dog in the whole list (pages after
+    the first say which dogs they are); dates on the shelter's clock ``tz``."""
     if not answers:
+        if first > 1:
+            return _("No more dogs.")
         return _("No dogs yet. Send a photo of a dog to register one.")
-    lines = [_("Dogs that came in lately (newest first):")]
+    if first > 1:
+        lines = [_("Dogs {first}–{last} (newest first):").format(first=first, last=first + len(answers) - 1)]
+    else:
+        lines = [_("Dogs that came in lately (newest first):")]
     for answer in answers:
         dog = answer.dog
         if answer.not_a_dog:
@@ -511,9 +525,14 @@ def dog_list(answers: Sequence[DogAnswer], name: Name) -> str:
             breed = _("breed not known yet")
         lines.append(
             f"{dog_title(dog.code, dog.name)}: {breed}, {photo_count(len(answer.photos))}, "
-            f"{_date(dog.intake_at, with_year=False)}"
+            f"{_date(_on_clock(dog.intake_at, tz), with_year=False)}"
         )
     return "\n".join(lines)
+
+
+def _on_clock(moment: datetime, tz: tzinfo) -> datetime:
+    """A stored time (naive ones from SQLite are UTC) on the shelter's clock."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(tz)
 
 
 def no_such_dog(code: str) -> str:
@@ -555,14 +574,28 @@ def mixed_secondary_question(code: str, primary: str) -> str:
 
 
 # --- answers -------------------------------------------------------------------------------------
-def answer_saved(photo_id: int, given: str, decided: str | None, conflict: bool, name: Name) -> str:
-    """The question message's state line after someone answered it."""
+def photo_words(ref: PhotoRef | None, photo_id: int) -> str:
+    """How staff read which photo this is: "photo 2 of D-2026-0042 Max", or the dog alone when it
+    has one photo ("D-2026-0042 Max"); "photo #22" only for a photo in no dog."""
+    if ref is None:
+        return _("photo #{photo_id}").format(photo_id=photo_id)
+    dog = dog_title(ref.code, ref.name)
+    if ref.count == 1:
+        return dog
+    return _("photo {number} of {dog}").format(number=ref.number, dog=dog)
+
+
+def answer_saved(
+    photo: str, code: str | None, given: str, decided: str | None, conflict: bool, name: Name
+) -> str:
+    """The question message's state line after someone answered it (``photo``: :func:`photo_words`;
+    ``code``: its dog's code, None for a photo in no dog)."""
     if given == SKIP:
-        return _("⏭ Skipped photo #{photo_id}; it waits in /review.").format(photo_id=photo_id)
+        return _("⏭ Skipped {photo}; it waits in /review.").format(photo=photo)
     if given == NOT_A_DOG:
-        line = _("✅ Photo #{photo_id}: not a dog.").format(photo_id=photo_id)
+        line = _("✅ {photo}: not a dog.").format(photo=_capitalized(photo))
     else:
-        line = "✅ " + _("Registered as #{photo_id}: {breed}.").format(photo_id=photo_id, breed=name(given))
+        line = "✅ " + _("Registered as {code}: {breed}.").format(code=code or photo, breed=name(given))
     if decided is not None and decided != given:
         line += "\n" + _("The catalog says {breed} (an admin's or most people's answer).").format(
             breed=name(decided)
@@ -581,22 +614,29 @@ def card_answer_note(given: str, decided: str | None, name: Name) -> str | None:
     return None
 
 
+def answer_replaces(before: str, now: str, when: str, name: Name) -> str:
+    """A press that changes the person's own earlier answer (often on an older message): what it replaces."""
+    return _("{before} → {now}, your answer of {when}").format(before=name(before), now=name(now), when=when)
+
+
+def unmerged_toast(code: str) -> str:
+    return _("Merge undone: {code} is a dog of its own again.").format(code=code)
+
+
 def answer_toast(given: str, created: bool, name: Name) -> str:
     if not created:
         return _("Already saved.")
     return _("Skipped.") if given == SKIP else _("Saved: {breed}").format(breed=name(given))
 
 
-def ask_breed_name(photo_id: int) -> str:
-    return _("Photo #{photo_id}: which breed is it? Type its name as a reply to this message.").format(
-        photo_id=photo_id
+def ask_breed_name(photo: str) -> str:
+    return _("{photo}: which breed is it? Type its name as a reply to this message.").format(
+        photo=_capitalized(photo)
     )
 
 
-def breed_matches(photo_id: int, typed: str) -> str:
-    return _("Photo #{photo_id}: which breed did you mean by “{typed}”?").format(
-        photo_id=photo_id, typed=typed
-    )
+def breed_matches(photo: str, typed: str) -> str:
+    return _("{photo}: which breed did you mean by “{typed}”?").format(photo=_capitalized(photo), typed=typed)
 
 
 def no_breed_match(typed: str, role: Role) -> str:
@@ -608,13 +648,13 @@ def no_breed_match(typed: str, role: Role) -> str:
 
 
 # --- review ----------------------------------------------------------------------------------------
-def review_caption(photo_id: int, received: str, top: Sequence[tuple[str, float]], is_dog: bool) -> str:
+def review_caption(photo: str, received: str, top: Sequence[tuple[str, float]], is_dog: bool) -> str:
     guesses = ", ".join(f"{breed} {percent(p)}" for breed, p in top)
     if is_dog:
         verdict = _("Best guesses: {guesses}.").format(guesses=guesses)
     else:
         verdict = _("The model thinks it is not a dog ({guesses} if it is).").format(guesses=guesses)
-    head = _("Photo #{photo_id} (received {received}).").format(photo_id=photo_id, received=received)
+    head = _("{photo} (received {received}).").format(photo=_capitalized(photo), received=received)
     return f"{head} {verdict}{ANSWER_SEPARATOR}" + _("Which breed is it?")
 
 
@@ -840,13 +880,16 @@ def staff_changed(user_id: int, added: bool, changed: bool) -> str:
     return text.format(user=user_id)
 
 
-def staff_list(admins: Iterable[int], staff: Iterable[int]) -> str:
+def staff_list(admins: Iterable[int], staff: Iterable[int], names: Mapping[int, str] | None = None) -> str:
+    """/staff: each person by the name they go by in Telegram, with the id commands take."""
     none = _("none")
+    names = names or {}
+
+    def who(ids: Iterable[int]) -> str:
+        return ", ".join(f"{names[i]} ({i})" if names.get(i) else str(i) for i in ids) or none
+
     return "\n".join(
-        [
-            _("Admins: {ids}").format(ids=", ".join(map(str, sorted(admins))) or none),
-            _("Staff: {ids}").format(ids=", ".join(map(str, staff)) or none),
-        ]
+        [_("Admins: {ids}").format(ids=who(sorted(admins))), _("Staff: {ids}").format(ids=who(staff))]
     )
 
 
@@ -1127,6 +1170,12 @@ def asm_sync_result(report) -> str:
             )
         elif fix.not_a_dog:
             lines.append(_("Remove {code} in Animal Shelter Manager: it is not a dog.").format(code=fix.code))
+        elif fix.removed:
+            lines.append(
+                _("Remove {code} in Animal Shelter Manager: it was removed from the bot.").format(
+                    code=fix.code
+                )
+            )
         else:
             changes = "; ".join(
                 f"{_(_ASM_FIELDS[what])}: {ours or '-'}" for what, _asm, ours in fix.differences

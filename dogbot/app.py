@@ -78,6 +78,7 @@ def dog_rules(s: Settings) -> DogRules:
         auto_accept_threshold=s.auto_accept_threshold,
         same_dog_similarity=s.same_dog_similarity,
         same_dog_window=s.same_dog_window,
+        timezone=s.timezone,
     )
 
 

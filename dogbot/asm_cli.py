@@ -112,6 +112,7 @@ def report_json(report) -> dict:
                 "code": fix.code,
                 "merged_into": fix.merged_into,
                 "not_a_dog": fix.not_a_dog,
+                "removed": fix.removed,
                 "differences": [list(d) for d in fix.differences],
             }
             for fix in report.hand_fixes
@@ -142,8 +143,14 @@ def report_lines(report) -> list[str]:
     if report.not_settled:
         lines.append(f"{_dogs(report.not_settled)} waiting for staff to settle the breed (sent once settled)")
     for fix in report.hand_fixes:
-        if fix.merged_into or fix.not_a_dog:
-            why = f"the same dog as {fix.merged_into}" if fix.merged_into else "not a dog"
+        if fix.merged_into or fix.not_a_dog or fix.removed:
+            why = (
+                f"the same dog as {fix.merged_into}"
+                if fix.merged_into
+                else "removed (registered by mistake)"
+                if fix.removed
+                else "not a dog"
+            )
             lines.append(f"fix in ASM by hand: {fix.code} is {why} in dogbot; remove it from ASM")
         else:
             said = "; ".join(

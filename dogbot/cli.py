@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -146,9 +147,11 @@ def cmd_eval(container: Container, args: argparse.Namespace) -> int:
 
 def cmd_import(container: Container, args: argparse.Namespace) -> int:
     """Bulk-load photos the shelter has already labeled (label source: import)."""
+    from bot.texts import button_words
     from dogbot.core.bulk import BulkItem, match_breed_name, submit_files
+    from dogbot.core.dogs import NewDog
     from dogbot.core.manifest import read_folder, read_manifest
-    from dogbot.core.taxonomy import Taxonomy
+    from dogbot.core.taxonomy import Taxonomy, is_reserved
 
     if bool(args.manifest) == bool(args.folder):
         print("give either --manifest CSV or a folder with one sub-folder per breed", file=sys.stderr)
@@ -156,16 +159,24 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
     rows = read_manifest(Path(args.manifest)) if args.manifest else read_folder(Path(args.folder))
     catalog = container.catalog
     items, unknown, not_breeds = [], set(), set()
-    dog_ids: dict[str, int] = {}  # a manifest's `dog` column: photos of one animal make one dog
+    # A manifest's `dog` column: photos of one animal make one dog, made with its first stored photo.
+    run = uuid.uuid4().hex[:12]
     near_misses: dict[str, str] = {}
     unclear: dict[str, tuple[str, ...]] = {}
     added: set[str] = set()
+    catalog.breeds.reserve(button_words())  # a folder "Skip" or "Sí es un perro" is not a breed
+    taxonomy = catalog.breeds.taxonomy
+    reserved: set[str] = set()
+    pending: list[tuple[object, str, NewDog | None]] = []  # rows whose new breed is added first
     for row in rows:
         dog = row.extra.get("dog", "").strip()
-        if dog and dog not in dog_ids:
-            dog_ids[dog] = catalog.dogs.create(source="import").id
-        dog_id = dog_ids.get(dog)
-        match = match_breed_name(catalog.breeds.taxonomy, row.breed)
+        new_dog = NewDog(source="import", group=f"import:{run}:{dog}"[:128]) if dog else None
+        # A word on the bot's buttons is never a breed, nor a near miss of one ("Male" is not
+        # Maltese, "Sí es un perro" is not "Not a dog"); the labels' own names ("Not a dog") are.
+        if is_reserved(row.breed, catalog.breeds.reserved_words) and taxonomy.resolve(row.breed) is None:
+            reserved.add(row.breed)
+            continue
+        match = match_breed_name(taxonomy, row.breed)
         breed = match.breed
         if breed is not None and not match.exact:
             near_misses[row.breed] = breed.display_name
@@ -179,20 +190,38 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
                 # Not a breed name at all (e.g. "unlabelled_dog:kiss.jpg"): keep the photo, as
                 # `ingest` would, and let staff label it; one odd row must not stop the import.
                 not_breeds.add(row.breed)
-                items.append(BulkItem(row.path, dog_id=dog_id))
+                items.append(BulkItem(row.path, new_dog=new_dog))
                 continue
         if breed is None and args.add_breeds:
-            breed = catalog.breeds.add_breed(row.breed.replace("_", " "), by=None)
-            added.add(breed.display_name)
+            pending.append((row, row.breed.replace("_", " "), new_dog))
+            continue
         if breed is None:
             unknown.add(row.breed)
             continue
-        items.append(BulkItem(row.path, breed.key, dog_id=dog_id))
+        items.append(BulkItem(row.path, breed.key, new_dog=new_dog))
+    # Every name is checked before any breed is added or any photo stored: all or nothing.
+    new_names = list(dict.fromkeys(name for _, name, _ in pending))
+    refused = {name: catalog.breeds.refusal(name) for name in new_names}
+    refused = {name: why for name, why in refused.items() if why is not None}
+    if reserved or refused:
+        for name in sorted(reserved):
+            print(f"“{name}” is a word on the bot's buttons, not a breed: rename it", file=sys.stderr)
+        for name, why in sorted(refused.items()):
+            print(f"“{name}”: {why}", file=sys.stderr)
+        print("nothing imported and no breed added; rename those and run again", file=sys.stderr)
+        return 2
+    if new_names:
+        keys = {}
+        for name, breed in zip(new_names, catalog.breeds.add_breeds(new_names, by=None), strict=True):
+            keys[name] = breed.key
+            added.add(breed.display_name)
+        items += [BulkItem(row.path, keys[name], new_dog=new_dog) for row, name, new_dog in pending]
     for typed, known in sorted(near_misses.items()):
         print(f"“{typed}” taken as {known}")
     if added:
         print(f"new breeds added: {', '.join(sorted(added))}")
     results = submit_files(catalog, items, source="import", progress=_progress)
+    print(_import_dogs(results, items))
     if not_breeds:
         print(
             "labels that are not breed names (photos stored without a label): "
@@ -207,23 +236,51 @@ def cmd_import(container: Container, args: argparse.Namespace) -> int:
     return _report_bulk(results, unknown) or (1 if unclear else 0)
 
 
+def _import_dogs(results, items) -> str:
+    """How the imported photos became dogs: one each, unless a `dog` column or sub-folder groups them."""
+    stored = [(r, item) for r, item in zip(results, items, strict=True) if r.classification is not None]
+    dogs = {r.classification.photo.dog_id for r, _ in stored}
+    grouped = sum(1 for _, item in stored if item.new_dog is not None)
+    how = (
+        f"{grouped} of them grouped by their `dog` column or sub-folder"
+        if grouped
+        else "one dog per photo (a `dog` column or a sub-folder per dog groups photos of one animal)"
+    )
+    return f"{len(stored)} photos in {len(dogs)} dogs: {how}"
+
+
 def cmd_ingest(container: Container, args: argparse.Namespace) -> int:
     """Store and classify photos as if staff had sent them; unsure ones wait for /review.
 
     With ``--dog NAME`` the photos are one dog: its code and the breed from all of them are printed.
     """
     from dogbot.core.bulk import BulkItem, submit_files
+    from dogbot.core.dogs import NewDog
     from dogbot.core.manifest import image_paths
 
     catalog = container.catalog
-    dog = catalog.dogs.create(source="ingest", name=args.dog) if args.dog is not None else None
-    items = [BulkItem(path, dog_id=dog and dog.id) for path in image_paths([Path(p) for p in args.paths])]
-    results = submit_files(catalog, items, source="ingest", progress=_progress)
+    # The dog is made with the first photo stored (none stored: no dog), in that photo's transaction.
+    new_dog = None
+    if args.dog is not None:
+        new_dog = NewDog(source="ingest", group=f"ingest:{uuid.uuid4().hex}", name=args.dog)
+    paths = image_paths([Path(p) for p in args.paths])
+    results = submit_files(
+        catalog, [BulkItem(path, new_dog=new_dog) for path in paths], source="ingest", progress=_progress
+    )
     status = _report_bulk(results, set())
-    if dog is not None:
-        print(_dog_line(catalog.dogs.answer(dog.id), catalog.breeds.breed_name))
-    else:
+    if new_dog is None:
         _print_new_dogs(results, catalog)
+        return status
+    dog = catalog.dogs.group_dog(new_dog.group)
+    for result in results:
+        photo = result.classification.photo if result.classification is not None else None
+        if photo is not None and (dog is None or photo.dog_id != dog.id):
+            elsewhere = catalog.dogs.get(photo.dog_id).code if photo.dog_id is not None else "no dog"
+            print(f"{result.path}: already in {elsewhere}; it stays there", file=sys.stderr)
+    if dog is None:
+        print(f"{args.dog}: no photo of it was stored, so no dog was made")
+        return status or 1
+    print(_dog_line(catalog.dogs.answer(dog.id), catalog.breeds.breed_name))
     return status
 
 

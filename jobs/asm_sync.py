@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
+from dogbot.core.dogs import UnknownDog
 from dogbot.core.shelter_export import AsmDog, ShelterRecords, asm3_csv, estimated_birth_date
 from jobs import lock
 from jobs.asm_client import AsmAnswer, AsmClient, AsmRefused, AsmUnreachable, Verdict
@@ -63,11 +64,11 @@ class HandFix:
     """An animal in ASM that differs from dogbot where ASM's import cannot change it."""
 
     code: str
-    differences: tuple[
-        tuple[str, str, str], ...
-    ]  # (what, in ASM, in dogbot); what: a FIXED_AFTER_IMPORT word
+    # (what, in ASM, in dogbot); what: a FIXED_AFTER_IMPORT word
+    differences: tuple[tuple[str, str, str], ...]
     merged_into: str | None = None  # ASM should not hold it: it is this other dog
     not_a_dog: bool = False  # ASM should not hold it: not a dog after all
+    removed: bool = False  # ASM should not hold it: deleted from dogbot (registered by mistake)
 
 
 @dataclass
@@ -212,7 +213,11 @@ class AsmSync:
                 send.kind = AsmSendKind.UPDATE
             row = dict(send.row)
             if send.kind == AsmSendKind.NEW:
-                row["ANIMALIMAGE"] = self.records.photo_uri_of(send.dog_id)
+                try:
+                    row["ANIMALIMAGE"] = self.records.photo_uri_of(send.dog_id)
+                except UnknownDog:  # deleted since it was queued: nothing to send
+                    self._replace(send.id)
+                    continue
             else:
                 # ASM takes a date of birth on an animal it has (not an age): the age group may have changed.
                 row["ANIMALDOB"] = estimated_birth_date(row)
@@ -221,6 +226,13 @@ class AsmSync:
             self._finish(send.id, answer, now, report)
             if answer.verdict == Verdict.REFUSED and answer.http_status == 200:
                 break  # "ERROR: Invalid username and password": every other send would get the same
+
+    def _replace(self, send_id: int) -> None:
+        with open_session(self.engine) as session:
+            send = session.get(AsmSend, send_id)
+            send.state, send.sending_since = AsmState.REPLACED, None
+            session.add(send)
+            session.commit()
 
     def _as_update(self, send_id: int) -> None:
         with open_session(self.engine) as session:
@@ -289,10 +301,11 @@ class AsmSync:
             if asm is not None and not asm.settled:
                 continue  # its breed is open again (a merge, a new answer): compared once settled
             if asm is None:
-                merged_into = self.records.merged_into(send.dog_id)
-                report.hand_fixes.append(
-                    HandFix(code, (), merged_into=merged_into, not_a_dog=merged_into is None)
+                fate, other = self.records.fate(send.dog_id)
+                gone = HandFix(
+                    code, (), merged_into=other, not_a_dog=fate == "not_a_dog", removed=fate == "removed"
                 )
+                report.hand_fixes.append(gone)
                 continue
             differences = tuple(
                 (what, str(animal.get(asm_key) or ""), asm.row[ours])

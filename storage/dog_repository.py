@@ -9,12 +9,15 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from storage.repository import chunked
-from storage.tables import Dog, Photo, Prediction
+from storage.tables import Dog, DogAudit, DogGroup, DogMessage, Photo, Prediction
 
 
 def next_serial(year: int, *, session: Session) -> int:
     """The number the next dog of ``year`` gets (the unique (year, serial) index settles races)."""
-    return (session.exec(select(func.max(Dog.serial)).where(Dog.year == year)).one() or 0) + 1
+    live = session.exec(select(func.max(Dog.serial)).where(Dog.year == year)).one() or 0
+    # A removed dog's number is not given again: its code may be written down, or in ASM.
+    removed = session.exec(select(func.max(DogAudit.serial)).where(DogAudit.year == year)).one() or 0
+    return max(live, removed) + 1
 
 
 def dog_by_code(code: str, *, session: Session) -> Dog | None:
@@ -22,7 +25,12 @@ def dog_by_code(code: str, *, session: Session) -> Dog | None:
 
 
 def recent_dogs(
-    limit: int, *, session: Session, sender_id: int | None = None, since: datetime | None = None
+    limit: int,
+    *,
+    session: Session,
+    sender_id: int | None = None,
+    since: datetime | None = None,
+    offset: int = 0,
 ) -> list[Dog]:
     """The newest dogs with a photo (by intake, then id), merged records left out; only ``sender_id``'s,
     and only those that came in at ``since`` or later, when given."""
@@ -32,7 +40,8 @@ def recent_dogs(
         statement = statement.where(Dog.sender_id == sender_id)
     if since is not None:
         statement = statement.where(Dog.intake_at >= since)
-    return list(session.exec(statement.order_by(Dog.intake_at.desc(), Dog.id.desc()).limit(limit)))
+    statement = statement.order_by(Dog.intake_at.desc(), Dog.id.desc()).offset(offset).limit(limit)
+    return list(session.exec(statement))
 
 
 def dogs(*, session: Session) -> list[Dog]:
@@ -115,3 +124,36 @@ def age_group_of_photos(photo_ids: Iterable[int], *, session: Session) -> dict[i
     dog_of = dog_of_photos(photo_ids, session=session)
     dogs = dogs_by_id({d for d in dog_of.values() if d is not None}, session=session)
     return {photo: dogs[dog].age_group for photo, dog in dog_of.items() if dog in dogs}
+
+
+def remember_message(
+    chat_id: int, message_id: int, dog_id: int, photo_id: int | None, *, caption: bool, session: Session
+) -> None:
+    """Record (or re-point) the dog a bot message shows."""
+    row = session.get(DogMessage, (chat_id, message_id))
+    if row is None:
+        row = DogMessage(chat_id=chat_id, message_id=message_id, dog_id=dog_id)
+    row.dog_id, row.photo_id, row.caption = dog_id, photo_id, caption
+    session.add(row)
+
+
+def message_shows(chat_id: int, message_id: int, *, session: Session) -> DogMessage | None:
+    return session.get(DogMessage, (chat_id, message_id))
+
+
+def messages_of_dog(dog_id: int, *, session: Session) -> list[DogMessage]:
+    return list(session.exec(select(DogMessage).where(DogMessage.dog_id == dog_id)))
+
+
+def groups_of_dog(dog_id: int, *, session: Session) -> list[DogGroup]:
+    return list(session.exec(select(DogGroup).where(DogGroup.dog_id == dog_id)))
+
+
+def merged_into(dog_id: int, *, session: Session) -> list[Dog]:
+    """The dog records merged into ``dog_id``."""
+    return list(session.exec(select(Dog).where(Dog.merged_into == dog_id)))
+
+
+def last_audit(dog_id: int, action: str, *, session: Session) -> DogAudit | None:
+    statement = select(DogAudit).where(DogAudit.dog_id == dog_id, DogAudit.action == action)
+    return session.exec(statement.order_by(DogAudit.id.desc())).first()

@@ -116,9 +116,15 @@ def _copy_rows(source: Connection, target: Connection, ordered: Iterable[Table])
         statement = select(table).order_by(*table.primary_key.columns)
         result = source.execution_options(yield_per=BATCH_OF.get(table.name, BATCH)).execute(statement)
         for batch in result.partitions():
-            target.execute(table.insert(), [dict(row._mapping) for row in batch])
+            target.execute(table.insert(), [_without_nul(row._mapping) for row in batch])
             counts[table.name] += len(batch)
     return counts
+
+
+def _without_nul(row) -> dict:
+    """A row with NUL characters taken out of its text: PostgreSQL refuses them in text columns,
+    and a catalog from before names were cleaned at the edge (SQLite stores anything) may hold one."""
+    return {key: value.replace("\x00", "") if isinstance(value, str) else value for key, value in row.items()}
 
 
 def _advance_sequences(connection: Connection, ordered: Iterable[Table]) -> None:

@@ -10,6 +10,10 @@
 * ``PersonName`` — the name a staff member or admin goes by in Telegram, so records name people.
 * ``AsmSend`` — the outbox to the shelter's Animal Shelter Manager: every send of a dog, its state and
   ASM's answer (``jobs.asm_sync``).
+* ``DogGroup`` — photos sent together as one dog (a Telegram album, one API registration, one
+  ``ingest --dog``): the key names the group, so its dog is made with its first stored photo.
+* ``DogMessage`` — which dog (and photo) a bot message shows, so a reply finds its dog by identity.
+* ``DogAudit`` — what happened to dogs that are gone or changed in bulk (removed empty, merged, deleted).
 * ``RateWindow`` — per user, how many photos arrived in the current fixed time window, when bot
   replicas share one photo limit (``DOGBOT_SHARED_RATE_LIMIT``).
 """
@@ -184,3 +188,41 @@ class AsmSend(SQLModel, table=True):
     answer: str = Field(
         default="", max_length=2000
     )  # ASM's answer (or why it could not be reached), in short
+
+
+class DogGroup(SQLModel, table=True):
+    """Photos sent together as one dog. The dog is made in the transaction that stores the group's
+    first new photo, so no dog exists without a photo, and two bot replicas taking one album's
+    photos find the same dog (the key is the primary key)."""
+
+    key: str = Field(primary_key=True, max_length=128)  # tg:<chat>:<media group>, api:<uuid>, ...
+    dog_id: int = Field(index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DogMessage(SQLModel, table=True):
+    """A bot message that shows a dog (a card, a question about one of its photos): a reply to it,
+    or a press on it, finds the dog from here, never from digits in the message's text."""
+
+    chat_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    message_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    dog_id: int = Field(index=True)
+    photo_id: int | None = None  # a question about one photo; None: the dog's card
+    caption: bool = False  # the card is a photo's caption (/dog): edited as a caption
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DogAudit(SQLModel, table=True):
+    """One change to a dog's record that leaves no other trace: a dog removed because a move left it
+    without photos, a merge (with the photos it moved, so it can be undone), a deletion."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    dog_id: int = Field(index=True)
+    code: str = Field(max_length=32, index=True)
+    # The removed dog's number: a code is never given twice, even after its dog is gone.
+    year: int | None = None
+    serial: int | None = None
+    action: str = Field(max_length=16)  # vocabulary.DogAuditAction
+    detail: dict = Field(default_factory=dict, sa_type=JSON)  # the dog's row, moved photos, ...
+    user_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    at: datetime = Field(default_factory=utcnow)

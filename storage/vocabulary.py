@@ -139,3 +139,12 @@ class AsmState(StrEnum):
 
 
 ASM_OPEN_STATES = (AsmState.WAITING, AsmState.SENDING, AsmState.FAILED)
+
+
+class DogAuditAction(StrEnum):
+    """What a ``DogAudit`` row records."""
+
+    REMOVED_EMPTY = "removed_empty"  # its last photo moved to another dog (or a migration found it empty)
+    MERGED = "merged"  # its photos joined another dog (undone: UNMERGED)
+    UNMERGED = "unmerged"
+    DELETED = "deleted"  # removed on purpose (a wrong registration)

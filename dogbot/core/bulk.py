@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dogbot.core.catalog import Catalog
+from dogbot.core.dogs import NewDog
 from dogbot.core.intake import Classification, Incoming, receive
 from dogbot.core.taxonomy import LOOKUP_MIN_SCORE, Breed, Taxonomy
 from storage.vocabulary import LabelSource
@@ -20,7 +21,8 @@ from storage.vocabulary import LabelSource
 class BulkItem:
     path: Path
     label: str | None = None  # a breed key or special label, for imports
-    dog_id: int | None = None  # the dog it shows; None: a dog of its own
+    dog_id: int | None = None  # the dog it shows; None: new_dog's group, else a dog of its own
+    new_dog: NewDog | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,12 @@ def submit_files(
         for position, item in enumerate(batch):
             try:
                 incoming.append(
-                    Incoming(item.path.read_bytes(), file_name=item.path.name, dog_id=item.dog_id)
+                    Incoming(
+                        item.path.read_bytes(),
+                        file_name=item.path.name,
+                        dog_id=item.dog_id,
+                        new_dog=item.new_dog,
+                    )
                 )
                 readable.append(position)
             except OSError as error:

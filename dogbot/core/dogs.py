@@ -19,23 +19,29 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel
 
 from dogbot.core.breeds import Breeds
 from dogbot.core.labelling import Labelling, LabelResult
 from dogbot.core.labels import ResolvedLabel, resolve_label
 from dogbot.core.taxonomy import Breed
+from dogbot.core.text import clean_text
 from ml.combine import Combine, combine_outputs
 from ml.predictor import ModelOutput, Predictor, backbone_of
 from storage import dog_repository, repository
+from storage.blobs import sha256_of
 from storage.db import session as open_session
-from storage.tables import Dog, Photo, Prediction, utcnow
-from storage.vocabulary import MIXED_BREED, NOT_A_DOG, AgeGroup, LabelSource, Outcome, Sex
+from storage.tables import Dog, DogAudit, DogGroup, Photo, Prediction, utcnow
+from storage.vocabulary import MIXED_BREED, NOT_A_DOG, AgeGroup, DogAuditAction, LabelSource, Outcome, Sex
 
 _NUMBERING_ATTEMPTS = 100
+T = TypeVar("T")
 
 
 class UnknownDog(KeyError):
@@ -57,8 +63,28 @@ class DogRules:
     same_dog_similarity: float = 0.8
     same_dog_window: int = 2000  # the newest photos compared with (a shelter's last months)
 
+    # The shelter's clock: a dog arriving at 23:30 on 31 December in Los Angeles is of that year.
+    timezone: str = "UTC"
+
     def code(self, year: int, serial: int) -> str:
         return self.code_format.format(prefix=self.code_prefix, year=year, serial=serial)
+
+    def year_of(self, moment: datetime) -> int:
+        return moment.astimezone(ZoneInfo(self.timezone)).year if moment.tzinfo else moment.year
+
+
+@dataclass(frozen=True)
+class NewDog:
+    """A dog to make with its first stored photo; photos of one ``group`` make one dog."""
+
+    source: str
+    group: str | None = None  # tg:<chat>:<album>, api:<uuid>, ingest:<uuid>, import:<uuid>:<dog>
+    sender_id: int | None = None
+    chat_id: int | None = None
+    name: str | None = None
+    sex: str | None = None
+    age_group: str | None = None
+    intake_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -133,62 +159,267 @@ class Dogs:
         name: str | None = None,
         intake_at: datetime | None = None,
     ) -> Dog:
-        """A new dog with the next code of its intake year."""
-        intake_at = intake_at or self.clock()
-        # Each retry follows another request numbering a dog at the same moment. 20 web API clients
-        # registering at once collided more than 5 times in a row (bench/bench_api.py): retry more,
-        # after a random pause that grows, so the colliding writers spread out.
+        """A new dog with the next code of its intake year (for callers that add its photos at once;
+        intake makes a photo's dog in the photo's own transaction: :meth:`dog_for`)."""
+        spec = NewDog(source=source, sender_id=sender_id, chat_id=chat_id, name=name, intake_at=intake_at)
+        return self.retrying(lambda session: self.dog_for(session, spec))
+
+    def retrying(self, work: Callable[[Session], T]) -> T:
+        """Run ``work(session)`` and commit; again after a unique-index collision (another request
+        numbering a dog, or storing the same photo or album, at the same moment)."""
+        # 20 web API clients registering at once collided more than 5 times in a row
+        # (bench/bench_api.py): retry more, after a random pause that grows, so the writers spread out.
         for attempt in range(_NUMBERING_ATTEMPTS):
             if attempt:
                 time.sleep(random.uniform(0, 0.002 * min(attempt, 20)))
             with open_session(self.engine) as session:
-                serial = dog_repository.next_serial(intake_at.year, session=session)
-                dog = Dog(
-                    code=self.rules.code(intake_at.year, serial),
-                    year=intake_at.year,
-                    serial=serial,
-                    name=clean_name(name),
-                    intake_at=intake_at,
-                    source=source,
-                    sender_id=sender_id,
-                    chat_id=chat_id,
-                )
-                session.add(dog)
                 try:
+                    result = work(session)
                     session.commit()
                 except IntegrityError:
                     session.rollback()
                     continue
-                session.refresh(dog)
-                return dog
+                if isinstance(result, SQLModel):
+                    session.refresh(result)
+                return result
         raise RuntimeError("could not number a new dog: too many at the same moment")
 
-    def add_photos(self, dog_id: int, photo_ids: Sequence[int]) -> list[int]:
-        """Put photos in a dog; returns those that joined it.
+    def dog_for(self, session: Session, spec: NewDog) -> Dog:
+        """In the caller's transaction: the dog of ``spec.group`` if one was made, else a new one
+        (flushed, not committed: it is committed with the photo that needs it, or not at all)."""
+        if spec.group is not None:
+            group = session.get(DogGroup, spec.group)
+            if group is not None:
+                return self._live(session, group.dog_id)
+        intake_at = spec.intake_at or self.clock()
+        year = self.rules.year_of(intake_at)
+        serial = dog_repository.next_serial(year, session=session)
+        dog = Dog(
+            code=self.rules.code(year, serial),
+            year=year,
+            serial=serial,
+            name=clean_name(spec.name),
+            sex=Sex(spec.sex) if spec.sex else Sex.UNKNOWN,
+            age_group=AgeGroup(spec.age_group) if spec.age_group else AgeGroup.UNKNOWN,
+            intake_at=intake_at,
+            source=spec.source,
+            sender_id=spec.sender_id,
+            chat_id=spec.chat_id,
+        )
+        session.add(dog)
+        session.flush()
+        if spec.group is not None:
+            session.add(DogGroup(key=spec.group, dog_id=dog.id, created_at=self.clock()))
+            session.flush()
+        return dog
 
-        A photo already in another dog stays there (the same picture sent again is not a second
-        animal's), unless that dog has no other photo: then it was only made for it, and moves.
-        """
-        joined = []
+    def dog_of_photo_bytes(self, data: bytes) -> Dog | None:
+        """The dog a photo with exactly these bytes is in, or None when the catalog lacks it."""
         with open_session(self.engine) as session:
-            self._live(session, dog_id)
-            for photo_id in dict.fromkeys(photo_ids):
-                photo = session.get(Photo, photo_id)
-                if photo is None:
-                    raise KeyError(f"no photo #{photo_id}")
-                if photo.dog_id == dog_id:
-                    joined.append(photo_id)
-                    continue
-                if (
-                    photo.dog_id is not None
-                    and len(dog_repository.photos_of_dog(photo.dog_id, session=session)) > 1
-                ):
-                    continue
-                photo.dog_id = dog_id
-                session.add(photo)
-                joined.append(photo_id)
+            photo = repository.photo_by_sha(sha256_of(data), session=session)
+            if photo is None or photo.dog_id is None:
+                return None
+            return self._live(session, photo.dog_id)
+
+    def remember_message(
+        self,
+        chat_id: int,
+        message_id: int,
+        dog_id: int,
+        photo_id: int | None = None,
+        *,
+        caption: bool = False,
+    ) -> None:
+        """A bot message shows this dog (and photo): replies and presses on it find them here."""
+        with open_session(self.engine) as session:
+            dog_repository.remember_message(
+                chat_id, message_id, dog_id, photo_id, caption=caption, session=session
+            )
             session.commit()
-        return joined
+
+    def cards_of(self, dog_id: int) -> list[tuple[int, int, bool]]:
+        """(chat id, message id, is a caption) of every card the bot sent of this dog (or of a dog
+        merged into it)."""
+        with open_session(self.engine) as session:
+            dog = self._live(session, dog_id)
+            ids = [dog.id] + [d.id for d in dog_repository.merged_into(dog.id, session=session)]
+            return [
+                (m.chat_id, m.message_id, m.caption)
+                for one in ids
+                for m in dog_repository.messages_of_dog(one, session=session)
+                if m.photo_id is None
+            ]
+
+    def merged_record_of(self, photo_id: int) -> Dog | None:
+        """The dog record still merged whose last merge moved this photo (what *New dog* undoes)."""
+        with open_session(self.engine) as session:
+            photo = session.get(Photo, photo_id)
+            if photo is None or photo.dog_id is None:
+                return None
+            for merged in dog_repository.merged_into(photo.dog_id, session=session):
+                audit = dog_repository.last_audit(merged.id, DogAuditAction.MERGED, session=session)
+                if audit is not None and photo_id in audit.detail.get("photos", []):
+                    return merged
+            return None
+
+    def shown_in(self, chat_id: int, message_id: int) -> tuple[Dog, int | None] | None:
+        """The dog (as it is now: merged records lead to the dog kept) and photo a bot message
+        shows, or None for a message that shows no dog (or one since removed)."""
+        with open_session(self.engine) as session:
+            row = dog_repository.message_shows(chat_id, message_id, session=session)
+            if row is None:
+                return None
+            try:
+                return self._live(session, row.dog_id), row.photo_id
+            except UnknownDog:
+                return None
+
+    def group_dog(self, key: str) -> Dog | None:
+        """The dog a group of photos made, or None while none of its photos was stored."""
+        with open_session(self.engine) as session:
+            group = session.get(DogGroup, key)
+            return self._live(session, group.dog_id) if group is not None else None
+
+    def place_known(self, photo_id: int, *, dog_id: int | None = None, spec: NewDog | None = None) -> Photo:
+        """A photo the catalog already has, sent again for dog ``dog_id`` (or ``spec``'s group).
+
+        It stays in the dog it is in (the same picture is not a second animal's) unless that dog has
+        no other photo: then it was only made for it, and the photo moves; the dog it leaves empty is
+        removed in the same transaction, with an audit row. A group whose dog is not made yet adopts
+        such a photo's dog instead. The photo is returned as it now is: ``photo.dog_id`` says where.
+        """
+
+        def work(session: Session) -> Photo:
+            photo = session.get(Photo, photo_id)
+            if photo is None:
+                raise KeyError(f"no photo #{photo_id}")
+            target = dog_id
+            if target is None and spec is not None and spec.group is not None:
+                group = session.get(DogGroup, spec.group)
+                target = group.dog_id if group is not None else None
+            if target is not None:
+                target = self._live(session, target).id
+            if photo.dog_id is not None and photo.dog_id == target:
+                return photo
+            alone = (
+                photo.dog_id is None or len(dog_repository.photos_of_dog(photo.dog_id, session=session)) == 1
+            )
+            if not alone:
+                return photo
+            if target is None and photo.dog_id is None and spec is not None:
+                # A photo of a dog that was deleted (or never had one): it starts its dog now.
+                photo.dog_id = self.dog_for(session, spec).id
+                session.add(photo)
+                return photo
+            if target is None:
+                if spec is not None and spec.group is not None and photo.dog_id is not None:
+                    session.add(DogGroup(key=spec.group, dog_id=photo.dog_id, created_at=self.clock()))
+                    adopted = session.get(Dog, photo.dog_id)  # it is this group's dog now: its details
+                    adopted.name = clean_name(spec.name) or adopted.name
+                    adopted.sex = spec.sex or adopted.sex
+                    adopted.age_group = spec.age_group or adopted.age_group
+                    session.add(adopted)
+                return photo
+            self._move(session, photo, target)
+            return photo
+
+        return self.retrying(work)
+
+    def give_dog(self, photo_id: int, spec: NewDog) -> Photo:
+        """A photo in no dog (one the model filed as not a dog, or whose dog was deleted) becomes
+        a dog of its own, in one transaction; a photo already in a dog is returned as it is."""
+
+        def work(session: Session) -> Photo:
+            photo = session.get(Photo, photo_id)
+            if photo is None:
+                raise KeyError(f"no photo #{photo_id}")
+            if photo.dog_id is None:
+                photo.dog_id = self.dog_for(session, spec).id
+                session.add(photo)
+            return photo
+
+        return self.retrying(work)
+
+    def add_photos(self, dog_id: int, photo_ids: Sequence[int]) -> list[int]:
+        """Put photos in a dog; returns those that joined it (see :meth:`place_known`)."""
+        return [
+            photo_id
+            for photo_id in dict.fromkeys(photo_ids)
+            if self.place_known(photo_id, dog_id=dog_id).dog_id == self.get(dog_id).id
+        ]
+
+    def _move(self, session: Session, photo: Photo, dog_id: int) -> None:
+        left = photo.dog_id
+        photo.dog_id = dog_id
+        session.add(photo)
+        session.flush()
+        if left is not None and not dog_repository.photos_of_dog(left, session=session):
+            into = session.get(Dog, dog_id)
+            detail = {"photo": photo.id, "into": into.code}
+            self._remove(session, left, DogAuditAction.REMOVED_EMPTY, detail, into=dog_id)
+
+    def _remove(
+        self,
+        session: Session,
+        dog_id: int,
+        action: str,
+        detail: dict,
+        *,
+        into: int | None = None,
+        user_id: int | None = None,
+    ) -> None:
+        """Delete a dog's row, keeping it in an audit row; records merged into it follow ``into``."""
+        dog = session.get(Dog, dog_id)
+        for merged in dog_repository.merged_into(dog_id, session=session):
+            merged.merged_into = into
+            session.add(merged)
+        for shown in dog_repository.messages_of_dog(dog_id, session=session):
+            if into is None:
+                session.delete(shown)
+            else:  # its card now shows the dog its photo joined
+                shown.dog_id = into
+                session.add(shown)
+        row = dog.model_dump(mode="json")
+        session.add(
+            DogAudit(
+                dog_id=dog.id,
+                code=dog.code,
+                year=dog.year,
+                serial=dog.serial,
+                action=action,
+                detail={**detail, "dog": row},
+                user_id=user_id,
+                at=self.clock(),
+            )
+        )
+        for group in dog_repository.groups_of_dog(dog_id, session=session):
+            session.delete(group)
+        session.delete(dog)
+        session.flush()
+
+    def delete(self, dog_id: int, *, user_id: int | None = None, why: str = "") -> Dog:
+        """Remove a wrongly registered dog: its record goes (kept whole in an audit row, with who
+        and why); its photos stay in the catalog, in no dog, and start a new dog if sent again."""
+        with open_session(self.engine) as session:
+            dog = self._live(session, dog_id)
+            photos = dog_repository.photos_of_dog(dog.id, session=session)
+            for photo in photos:
+                photo.dog_id = None
+                session.add(photo)
+            session.flush()
+            detail = {"photos": [p.id for p in photos], "why": why}
+            self._remove(session, dog.id, DogAuditAction.DELETED, detail, user_id=user_id)
+            session.commit()
+            return dog
+
+    def photo_bytes_of(self, dog_id: int, number: int) -> tuple[Photo, bytes]:
+        """The dog's ``number``-th photo (1-based, in the order they came) and its bytes;
+        IndexError when it has fewer."""
+        photos = self.photos_of(self.get(dog_id).id)
+        if not 1 <= number <= len(photos):
+            raise IndexError(f"the dog has {len(photos)} photos")
+        photo = photos[number - 1]
+        return photo, self.labelling.photo_bytes(photo)
 
     def get(self, dog_id: int) -> Dog:
         with open_session(self.engine) as session:
@@ -196,6 +427,9 @@ class Dogs:
 
     def by_code(self, code: str) -> Dog:
         """The dog with this code (case and spaces forgiven); a merged dog's code finds the one kept."""
+        code = clean_text(code, 32)  # a NUL would be a 500 on PostgreSQL, not "no such dog"
+        if not code:
+            raise UnknownDog(code)
         with open_session(self.engine) as session:
             dog = dog_repository.dog_by_code(code, session=session)
             if dog is None:
@@ -203,11 +437,29 @@ class Dogs:
             return self._live(session, dog.id)
 
     def recent(
-        self, limit: int = 10, *, sender_id: int | None = None, since: datetime | None = None
+        self,
+        limit: int = 10,
+        *,
+        sender_id: int | None = None,
+        since: datetime | None = None,
+        offset: int = 0,
     ) -> list[Dog]:
-        """The newest dogs first (what /dogs lists, and a web API's ``GET /v1/dogs?since=``)."""
+        """The newest dogs first, skipping ``offset`` (what /dogs pages, and ``GET /v1/dogs``)."""
         with open_session(self.engine) as session:
-            return dog_repository.recent_dogs(limit, session=session, sender_id=sender_id, since=since)
+            return dog_repository.recent_dogs(
+                limit, session=session, sender_id=sender_id, since=since, offset=offset
+            )
+
+    def photo_ref(self, photo_id: int) -> PhotoRef | None:
+        """Which photo of which dog this is; None for a photo in no dog."""
+        with open_session(self.engine) as session:
+            photo = session.get(Photo, photo_id)
+            if photo is None or photo.dog_id is None:
+                return None
+            dog = self._live(session, photo.dog_id)
+            ids = [p.id for p in dog_repository.photos_of_dog(dog.id, session=session)]
+        number = ids.index(photo_id) + 1 if photo_id in ids else len(ids)
+        return PhotoRef(number=number, count=len(ids), code=dog.code, name=dog.name)
 
     def photos_of(self, dog_id: int) -> list[Photo]:
         with open_session(self.engine) as session:
@@ -232,14 +484,15 @@ class Dogs:
             if age_group is not None:
                 dog.age_group = AgeGroup(age_group)
             if notes is not None:
-                dog.notes = notes.strip()[:2000]
+                dog.notes = clean_text(notes, 2000, multiline=True)
             session.add(dog)
             session.commit()
             session.refresh(dog)
             return dog
 
-    def merge(self, dog_id: int, into_id: int) -> Dog:
-        """Two records of one animal: ``dog_id``'s photos join ``into_id``; the record stays, marked."""
+    def merge(self, dog_id: int, into_id: int, *, user_id: int | None = None) -> Dog:
+        """Two records of one animal: ``dog_id``'s photos join ``into_id``; the record stays, marked,
+        and an audit row keeps what it was, so :meth:`unmerge` can undo it."""
         if dog_id == into_id:
             return self.get(into_id)
         with open_session(self.engine) as session:
@@ -247,9 +500,22 @@ class Dogs:
             into = self._live(session, into_id)
             if dog.id == into.id:
                 return into
+            moved = []
             for photo in dog_repository.photos_of_dog(dog.id, session=session):
                 photo.dog_id = into.id
                 session.add(photo)
+                moved.append(photo.id)
+            before = {"dog": dog.model_dump(mode="json"), "into": into.model_dump(mode="json")}
+            session.add(
+                DogAudit(
+                    dog_id=dog.id,
+                    code=dog.code,
+                    action=DogAuditAction.MERGED,
+                    detail={**before, "photos": moved, "into_code": into.code},
+                    user_id=user_id,
+                    at=self.clock(),
+                )
+            )
             dog.merged_into = into.id
             into.name = into.name or dog.name
             into.sex = into.sex if into.sex != Sex.UNKNOWN else dog.sex
@@ -258,6 +524,48 @@ class Dogs:
             session.commit()
             session.refresh(into)
             return into
+
+    def unmerge(self, dog_id: int, *, user_id: int | None = None) -> Dog | None:
+        """Undo the last merge of ``dog_id``: its photos (those still in the dog it joined) come back
+        and it is a dog of its own again. None when it is not merged (nothing to undo)."""
+        with open_session(self.engine) as session:
+            dog = session.get(Dog, dog_id)
+            if dog is None or dog.merged_into is None:
+                return None
+            audit = dog_repository.last_audit(dog_id, DogAuditAction.MERGED, session=session)
+            photos = audit.detail.get("photos", []) if audit is not None else []
+            into = dog.merged_into
+            for photo_id in photos:
+                photo = session.get(Photo, photo_id)
+                if photo is not None and photo.dog_id == into:
+                    photo.dog_id = dog.id
+                    session.add(photo)
+            if audit is not None:  # what the kept dog took from this one goes back
+                kept = session.get(Dog, into)
+                before = audit.detail.get("into", {})
+                for field in ("name", "sex", "age_group"):
+                    if field in before and getattr(kept, field) == getattr(dog, field):
+                        setattr(kept, field, before[field])
+                session.add(kept)
+            dog.merged_into = None
+            session.add(dog)
+            session.add(
+                DogAudit(
+                    dog_id=dog.id,
+                    code=dog.code,
+                    action=DogAuditAction.UNMERGED,
+                    detail={"photos": photos, "from": into},
+                    user_id=user_id,
+                    at=self.clock(),
+                )
+            )
+            session.commit()
+            session.refresh(dog)
+            return dog
+
+    def live(self, session: Session, dog_id: int) -> Dog:
+        """In the caller's session: the dog, or the one it was merged into."""
+        return self._live(session, dog_id)
 
     def _live(self, session, dog_id: int) -> Dog:
         """The dog, or the one it was merged into."""
@@ -448,6 +756,16 @@ class Dogs:
 
 
 @dataclass(frozen=True)
+class PhotoRef:
+    """Where a photo stands among its dog's photos, as staff name it ("photo 2 of D-2026-0042 Max")."""
+
+    number: int  # 1-based, in the order the photos came
+    count: int
+    code: str
+    name: str | None
+
+
+@dataclass(frozen=True)
 class SameDog:
     """An earlier dog a new one looks like."""
 
@@ -461,8 +779,7 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 def clean_name(name: str | None) -> str | None:
-    name = " ".join((name or "").split())[:64]
-    return name or None
+    return clean_text(name, 64) or None
 
 
 def shelter_breed_name(breed: ShelterBreed | None, name_of: Callable[[str], str]) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from PIL import Image
@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from dogbot.core.breeds import Breeds
-from dogbot.core.dogs import Dogs
+from dogbot.core.dogs import Dogs, NewDog
 from dogbot.core.intake_rules import IntakeRules
 from dogbot.core.labels import ResolvedLabel, resolve_label
 from dogbot.core.limits import DecodeSlots
@@ -106,23 +106,43 @@ class PhotoIntake:
         chat_id: int | None = None,
         file_name: str | None = None,
         dog_id: int | None = None,
+        new_dog: NewDog | None = None,
+        defer_dog: bool = False,
     ) -> tuple[Photo, bool]:
         """Persist the bytes and the row; return ``(photo, already_known)``. Safe to call twice.
 
-        The photo joins dog ``dog_id``, or a new dog of its own when None. A photo already known
-        stays with its dog (see :meth:`Dogs.add_photos`).
+        The photo joins dog ``dog_id``; else ``new_dog``'s (its group's dog, or one made in the same
+        transaction as the photo, so a dog never exists without one); else a new dog of its own. A
+        photo already known stays with its dog (see :meth:`Dogs.place_known`).
+
+        ``defer_dog``: a photo that starts a dog of its own is stored in no dog; :func:`receive`
+        gives it its dog once the model has seen it, unless the model is sure it is not a dog.
         """
+        if defer_dog:
+            new_dog = None
+        elif dog_id is None and new_dog is None:
+            new_dog = NewDog(source=source, sender_id=sender_id, chat_id=chat_id)
         sha256 = self.photos.put(data)
         with open_session(self.engine) as session:
             existing = repository.photo_by_sha(sha256, session=session)
         if existing is not None:
-            return self._known(existing, dog_id), True
-        if dog_id is None:
-            dog_id = self.dogs.create(source=source, sender_id=sender_id, chat_id=chat_id).id
-        with open_session(self.engine) as session:
-            stats = image_statistics(image)
+            if defer_dog:
+                return existing, True
+            return self.dogs.place_known(existing.id, dog_id=dog_id, spec=new_dog), True
+        stats = image_statistics(image)
+
+        def work(session) -> Photo | int:
+            known = repository.photo_by_sha(sha256, session=session)
+            if known is not None:  # the same photo arrived at the same moment from someone else
+                return known.id
+            if dog_id is not None:
+                dog = self.dogs.live(session, dog_id)
+            elif new_dog is not None:
+                dog = self.dogs.dog_for(session, new_dog)
+            else:
+                dog = None  # deferred: receive() gives it a dog once classified
             photo = Photo(
-                dog_id=dog_id,
+                dog_id=dog.id if dog is not None else None,
                 sha256=sha256,
                 received_at=self.clock(),
                 source=source,
@@ -138,33 +158,26 @@ class PhotoIntake:
                 saturation=stats.saturation,
             )
             session.add(photo)
-            try:
-                session.commit()
-            except IntegrityError:  # the same photo arrived at the same moment from someone else
-                session.rollback()
-                return self._known(repository.photo_by_sha(sha256, session=session), dog_id), True
-            session.refresh(photo)
-            return photo, False
+            return photo
 
-    def _known(self, photo: Photo, dog_id: int | None) -> Photo:
-        if dog_id is not None and photo.dog_id != dog_id and self.dogs.add_photos(dog_id, [photo.id]):
-            with open_session(self.engine) as session:
-                return session.get(Photo, photo.id)
-        return photo
+        stored = self.dogs.retrying(work)
+        if isinstance(stored, int):
+            if defer_dog:
+                return self.dogs.place_known(stored), True
+            return self.dogs.place_known(stored, dog_id=dog_id, spec=new_dog), True
+        return stored, False
 
     def submit(self, data: bytes, *, source: str, **sender) -> Classification:
         """Validate, store, classify and auto-label one photo (the whole intake path, synchronously).
 
         The bot and bulk commands batch many photos through :func:`receive` instead.
         """
-        # The slot covers the full-size image only: the model runs on the small prepared input after
-        # it is released, so requests wait for each other's decodes, never for each other's models.
-        with self.decode_slots.hold():
-            image = self.decode(data)
-            stored = self.store_photo(data, image, source=source, **sender)
-            model_input = self.predictor.prepare(image)
-            del image
-        return self.classify_stored([stored], [model_input])[0]
+        (received,) = receive(self, [Incoming(data, **sender)], source=source)
+        if received.rejected is not None:
+            raise received.rejected
+        if received.classification is None:
+            raise RuntimeError(f"photo #{received.stored.id} stored, but classification failed")
+        return received.classification
 
     def classify_stored(self, stored: Sequence[tuple[Photo, bool]], images: Sequence) -> list[Classification]:
         """Classify stored photos in one batch; a photo already scored by this model is not re-run.
@@ -288,7 +301,8 @@ class Incoming:
     sender_id: int | None = None
     chat_id: int | None = None
     file_name: str | None = None
-    dog_id: int | None = None  # None: the photo starts a dog of its own
+    dog_id: int | None = None  # None: the photo joins new_dog's group, or starts a dog of its own
+    new_dog: NewDog | None = None
     # (x, y, width, height) in the photo's pixels: only this part is classified (a web API client's
     # frame around the dog); the whole file is stored.
     crop: tuple[int, int, int, int] | None = None
@@ -324,6 +338,8 @@ def receive(intake: PhotoIntake, items: Sequence[Incoming], *, source: str = "te
                 chat_id=item.chat_id,
                 file_name=item.file_name,
                 dog_id=item.dog_id,
+                new_dog=item.new_dog,
+                defer_dog=_starts_own_dog(item),
             )
             stored.append((i, photo, intake.predictor.prepare(image)))
             del image  # before the next decode: one full-size photo in memory at a time
@@ -334,8 +350,24 @@ def receive(intake: PhotoIntake, items: Sequence[Incoming], *, source: str = "te
             # The photos are safe in the catalog; a person will label them from /review.
             log.exception("classification failed for %d stored photo(s)", len(stored))
             for i, (photo, _), _ in stored:
-                results[i] = Received(stored=photo)
+                results[i] = Received(stored=_with_dog(intake, items[i], photo, source))
         else:
             for (i, _, _), classification in zip(stored, classified, strict=True):
+                # A photo the model is sure shows no dog gets no dog code until someone says it is one.
+                if classification.outcome != Outcome.NOT_A_DOG:
+                    photo = _with_dog(intake, items[i], classification.photo, source)
+                    classification = replace(classification, photo=photo)
                 results[i] = Received(classification=classification)
     return [result for result in results if result is not None]
+
+
+def _starts_own_dog(item: Incoming) -> bool:
+    return item.dog_id is None and (item.new_dog is None or item.new_dog.group is None)
+
+
+def _with_dog(intake: PhotoIntake, item: Incoming, photo: Photo, source: str) -> Photo:
+    """The photo, in a dog: its own new one when it was stored in none (see ``defer_dog``)."""
+    if photo.dog_id is not None or not _starts_own_dog(item):
+        return photo
+    spec = item.new_dog or NewDog(source=source, sender_id=item.sender_id, chat_id=item.chat_id)
+    return intake.dogs.give_dog(photo.id, spec)

@@ -35,12 +35,18 @@ def read_manifest(csv_path: Path) -> list[ManifestRow]:
 
 
 def read_folder(root: Path) -> list[ManifestRow]:
-    """``root/<breed name>/<photo>``: the layout a shelter's existing photo archive often has."""
+    """``root/<breed name>/<photo>``: the layout a shelter's existing photo archive often has.
+
+    Each photo is a dog of its own, unless it is in a sub-folder of its breed's folder
+    (``root/<breed>/<dog>/<photo>``): the photos of one sub-folder are one dog (its ``dog`` value).
+    """
     rows = []
     for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
         for path in sorted(folder.rglob("*")):
             if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-                rows.append(ManifestRow(path, folder.name.replace("_", " "), {}))
+                inner = path.parent.relative_to(folder)
+                extra = {"dog": f"{folder.name}/{inner.as_posix()}"} if inner.parts else {}
+                rows.append(ManifestRow(path, folder.name.replace("_", " "), extra))
     return rows
 
 

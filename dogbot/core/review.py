@@ -11,11 +11,12 @@ import logging
 from dataclasses import dataclass
 
 from dogbot.core.catalog import Catalog
+from dogbot.core.dogs import NewDog
 from dogbot.core.labelling import LabelResult, UnknownBreed
 from dogbot.core.taxonomy import Breed
 from ml.images import ImageRejected
-from storage.tables import Photo, Prediction
-from storage.vocabulary import MIXED_BREED
+from storage.tables import Label, Photo, Prediction
+from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,15 @@ def current_question(catalog: Catalog, prediction_id: int) -> Question:
     return _question(catalog, photo, prediction)
 
 
+def own_answer(catalog: Catalog, prediction_id: int, user_id: int) -> Label | None:
+    """The person's answer standing for the photo a question is about (their latest), or None."""
+    prediction = catalog.labelling.prediction(prediction_id)
+    if prediction is None:
+        return None
+    mine = [label for label in catalog.labelling.labels(prediction.photo_id) if label.user_id == user_id]
+    return mine[-1] if mine else None
+
+
 def answer(
     catalog: Catalog,
     prediction_id: int,
@@ -105,6 +115,13 @@ def _record(
         primary_breed=primary,
         secondary_breed=secondary,
     )
+    if question.photo.dog_id is None and breed not in (NOT_A_DOG, SKIP):
+        # A photo filed as not a dog is one after all: it gets its dog (and code) now.
+        spec = NewDog(
+            source=question.photo.source, sender_id=question.photo.sender_id, chat_id=question.photo.chat_id
+        )
+        catalog.dogs.give_dog(question.photo.id, spec)
+        return result
     if question.photo.dog_id is not None and result.created:  # the same answer for the dog's other photos
         catalog.dogs.record_label(
             question.photo.dog_id,
@@ -137,12 +154,15 @@ def next_question(
     A waiting photo that was never classified (the model failed at intake) is classified now; one
     that still cannot be is passed over, and stays in the queue for the next /review.
     """
-    for _ in range(attempts):
+    failures = 0  # photos that cannot be shown; those of answered dogs are passed over freely
+    while failures < attempts:
         found = catalog.labelling.next_for_review(after_photo_id)
         if found is None:
             return None
         photo, prediction = found
         after_photo_id = photo.id
+        if photo.dog_id is not None and catalog.dogs.answer(photo.dog_id).label is not None:
+            continue  # its dog is answered already (a person's word holds for all its photos)
         try:
             data = catalog.labelling.photo_bytes(photo)
             if prediction is None:
@@ -152,6 +172,7 @@ def next_question(
                 prediction = result.prediction
         except (OSError, ImageRejected):
             log.exception("photo #%s cannot be shown for review", photo.id)
+            failures += 1
             continue
         return _question(catalog, photo, prediction), data
     return None

@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 from PIL import Image, ImageOps
 
 from dogbot.core.asm_breeds import MIXED_BREED, AsmBreedMap
-from dogbot.core.dogs import DogAnswer, Dogs
+from dogbot.core.dogs import DogAnswer, Dogs, UnknownDog
 from storage.vocabulary import AgeGroup, LabelSource, Sex
 
 ASM3_COLUMNS = (
@@ -265,14 +265,18 @@ class ShelterRecords:
         return jpeg_uri(self.dogs.photo_bytes(asm.best_photo)) if asm.best_photo is not None else ""
 
     def photo_uri_of(self, dog_id: int) -> str:
-        """The dog's best photo as ASM attaches it ("" when it has none)."""
+        """The dog's best photo as ASM attaches it ("" when it has none). Raises UnknownDog."""
         answer = self.dogs.answer(dog_id)
         return jpeg_uri(self.dogs.photo_bytes(answer.best_photo)) if answer.best_photo is not None else ""
 
-    def merged_into(self, dog_id: int) -> str | None:
-        """The code of the dog this one was merged into, or None."""
-        live = self.dogs.get(dog_id)
-        return live.code if live.id != dog_id else None
+    def fate(self, dog_id: int) -> tuple[str, str | None]:
+        """Why a dog ASM holds is no longer one to export: ("merged", the other dog's code),
+        ("removed", None) when it was deleted from the catalog, or ("not_a_dog", None)."""
+        try:
+            live = self.dogs.get(dog_id)
+        except UnknownDog:
+            return "removed", None
+        return ("merged", live.code) if live.id != dog_id else ("not_a_dog", None)
 
     def export_csv(self) -> tuple[str, int]:
         """Every dog ASM should hold, with its photo, and how many: a file for ASM's "Import a CSV file".

@@ -289,14 +289,18 @@ class Taxonomy:
             return best
         return None
 
-    def with_breed(self, breed: Breed) -> Taxonomy:
-        """A new taxonomy that also knows `breed`; ValueError (message fit for users) on a clash."""
+    def with_breed(self, breed: Breed, *, reserved: Iterable[str] = ()) -> Taxonomy:
+        """A new taxonomy that also knows `breed`; BreedRefused (a ValueError) on a clash.
+
+        ``reserved``: more words no breed may be named, beyond RESERVED_NAMES (the bot's button
+        words in every language it ships, which only the bot knows: ``bot.texts.button_words``).
+        """
         existing = self._breeds.get(breed.key)
         if existing is not None:
             raise BreedRefused(
                 f"{existing.display_name} is already in the breed list.", "known", breed=existing.key
             )
-        if _reserved(breed):
+        if _reserved(breed) or is_reserved(breed.display_name, reserved):
             raise BreedRefused(
                 f"“{breed.display_name}” is a word the bot's own buttons use; please give the breed "
                 "another name.",
@@ -342,6 +346,12 @@ class Taxonomy:
                 "Please type the breed's name in Latin letters (A to Z, accents are fine).", "latin"
             )
         return Breed(key=key, display_name=_title_case(name))
+
+
+def is_reserved(name: str, words: Iterable[str]) -> bool:
+    """Does ``name`` read as one of ``words`` (case, accents, spaces and punctuation forgiven)?"""
+    compact = _compact(name)
+    return bool(compact) and compact in {_compact(word) for word in words}
 
 
 def _reserved(breed: Breed) -> bool:

@@ -394,8 +394,11 @@ class FakeTelegram:
         self.user(user_id)
         self._blocked.add(user_id)
 
-    async def send_text(self, user_id: int, text: str) -> int:
-        """The user sends text; commands ("/status", "/start@bot x") carry bot_command entities."""
+    async def send_text(
+        self, user_id: int, text: str, reply_to: Sent | dict[str, Any] | int | None = None
+    ) -> int:
+        """The user sends text, as a reply to ``reply_to`` if given; commands ("/status",
+        "/start@bot x") carry bot_command entities."""
         content: dict[str, Any] = {"text": text}
         entities = [
             {"type": "bot_command", "offset": _utf16_len(text[: m.start()]), "length": _utf16_len(m.group())}
@@ -403,7 +406,16 @@ class FakeTelegram:
         ]
         if entities:
             content["entities"] = entities
-        return await self._user_message(user_id, content, f"text {text!r}")
+        summary = f"text {text!r}"
+        if reply_to is not None:
+            replied = self._messages.get(self._message_key(reply_to, user_id))
+            if replied is None:
+                raise AssertionError(f"cannot reply to {reply_to!r}: no such message in chat {user_id}")
+            content["reply_to_message"] = {
+                k: v for k, v in copy.deepcopy(replied).items() if k != "reply_to_message"
+            }
+            summary += f" reply_to=#{content['reply_to_message']['message_id']}"
+        return await self._user_message(user_id, content, summary)
 
     async def send_photo(
         self,

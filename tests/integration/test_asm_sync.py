@@ -178,6 +178,12 @@ def test_a_change_updates_the_same_animal_and_lists_what_asm_cannot_change(shelt
     report = container.asm_sync.sync()
     yorkie = next(f for f in report.hand_fixes if f.code == _code_of_merged(container, ids["yorkie"]))
     assert yorkie.merged_into == code and not yorkie.not_a_dog
+    # Deleted from dogbot (registered by mistake): the sync says so and goes on.
+    lab_code = _code(container, ids["lab_mix"])
+    dogs.delete(ids["lab_mix"], why="a test")
+    report = container.asm_sync.sync()
+    removed = next(f for f in report.hand_fixes if f.code == lab_code)
+    assert removed.removed and removed.merged_into is None and not removed.not_a_dog
 
 
 def _code_of_merged(container, dog_id: int) -> str:

@@ -347,3 +347,24 @@ def test_a_stopped_or_killed_backup_leaves_no_snapshot_behind(tmp_path):
     assert list(out.glob(".dogbot-backup-*")), "a SIGKILL leaves the work folder (nothing can run)"
     assert interrupted(signal.SIGTERM, "stopped.tar.gz") == 128 + signal.SIGTERM
     assert list(out.iterdir()) == [], "neither the stopped backup's nor the killed one's debris is left"
+
+
+def test_a_legacy_name_with_a_nul_is_cleaned_on_restore_not_an_abort(database_url, tmp_path):
+    """A SQLite catalog from before names were cleaned may hold a NUL; PostgreSQL refuses one in
+    text, so the restore takes it out of the row (issue 25) instead of failing the whole load."""
+    source = make_engine(f"sqlite:///{tmp_path / 'old' / 'dogbot.db'}")
+    store = LocalPhotoStore(tmp_path / "old" / "photos")
+    populate(source, store)
+    with session(source) as s:
+        dog = s.exec(select(Dog).order_by(Dog.id)).first()
+        dog.name = "Ma\x00x"
+        s.add(dog)
+        s.commit()
+    archive = create_backup(source, store, tmp_path / "legacy.tar.gz").path
+    source.dispose()
+
+    target = make_engine(database_url)
+    restore_backup(target, LocalPhotoStore(tmp_path / "new" / "photos"), archive)
+    with session(target) as s:
+        assert s.exec(select(Dog).order_by(Dog.id)).first().name == "Max"
+    target.dispose()

@@ -285,7 +285,11 @@ async def test_racing_presses_of_one_person_leave_the_message_saying_what_the_ca
     assert bot.catalog.breeds.taxonomy.get(standing.breed).display_name == second  # the later answer stands
     text = bot.message_of(reply)["text"]
     code = bot.catalog.dogs.get(photo.dog_id).code
-    assert text.endswith(f"Registered as {code}: {second}."), text
+    # The state line says what stands; the second press changed the person's first answer, and says so.
+    assert f"\nRegistered as {code}: {second}.\n" in text + "\n", text
+    assert text.endswith(f"Registered as {code}: {second}.") or text.endswith(
+        f" → {second}, your answer of {text[-5:]}"
+    ), text
 
 
 async def test_racing_presses_of_two_staff_show_the_label_that_stands_and_the_conflict(
@@ -425,14 +429,17 @@ async def test_review_walks_the_queue_oldest_first(bot, dog_photos) -> None:
         buffer.getvalue(), catalog.intake.decode(buffer.getvalue()), source="ingest"
     )
 
+    first_code = catalog.dogs.get(first.photo.dog_id).code
+    second_code = catalog.dogs.get(second.dog_id).code
     await bot.send_text(STAFF_ID, "/review")
     shown = bot.last_reply(STAFF_ID)
-    assert shown.method == "sendPhoto" and f"Photo #{first.photo.id}" in shown.params["caption"]
+    # Each photo is named by its dog (issue 25), not by its photo number.
+    assert shown.method == "sendPhoto" and shown.params["caption"].startswith(f"{first_code} (received")
     assert shown.files, "the stored photo bytes are uploaded"
     await bot.press(STAFF_ID, shown, bot.buttons(shown)["Skip"])
     assert "Skipped" in bot.sent("editMessageCaption")[-1].params["caption"]
     shown2 = bot.last_reply(STAFF_ID)
-    assert f"Photo #{second.id}" in shown2.params["caption"]
+    assert shown2.params["caption"].startswith(f"{second_code} (received")
     await bot.press(STAFF_ID, shown2, bot.buttons(shown2)["Not a dog"])
     assert "Nothing is waiting" in bot.last_reply(STAFF_ID).params["text"]
     labels = rows(bot.container, Label)
@@ -442,7 +449,7 @@ async def test_review_walks_the_queue_oldest_first(bot, dog_photos) -> None:
     ]
 
     await bot.send_text(STAFF_ID, "/review")  # the skipped one is still waiting
-    assert f"Photo #{first.photo.id}" in bot.last_reply(STAFF_ID).params["caption"]
+    assert bot.last_reply(STAFF_ID).params["caption"].startswith(f"{first_code} (received")
 
 
 # --- admin commands --------------------------------------------------------------------------------
