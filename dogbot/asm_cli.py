@@ -124,7 +124,7 @@ def report_json(report) -> dict:
 def report_lines(report) -> list[str]:
     lines = []
     if report.sent:
-        lines.append(f"sent {_dogs(len(report.sent))} new to ASM: {', '.join(report.sent)}")
+        lines.append(f"sent {_dogs(len(report.sent))} to ASM (new animals): {', '.join(report.sent)}")
     if report.updated:
         lines.append(f"updated {_dogs(len(report.updated))} in ASM: {', '.join(report.updated)}")
     if report.already_there:
