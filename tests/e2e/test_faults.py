@@ -43,7 +43,8 @@ async def send_until_answered(bot: LiveBot, data: bytes) -> Sent:
         lambda s: (
             s.chat_id == STAFF
             and s.method == "sendMessage"
-            and ("#" in s.text or s.text.startswith("🐕 Dog ") or SORRY in s.text)
+            # a dog's card, the not-a-dog answer (no dog code until someone says it is a dog), or sorry
+            and (s.text.startswith("🐕 Dog ") or "does not look like a dog" in s.text or SORRY in s.text)
             and (s.message.get("reply_to_message") or {}).get("message_id") in (None, message_id)
         ),
         timeout=30,
