@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from PIL import Image, ImageEnhance
 
+from dogbot.core.accuracy import estimate_accuracy
 from dogbot.core.catalog import Catalog
 from dogbot.core.manifest import ManifestRow
 from dogbot.simulation_pace import (
@@ -195,6 +196,7 @@ def simulate(
     staff_wrong: set[int] = set()
     new_breed_photos: set[int] = set()
     pace = _Pace()
+    checks = Counter()  # what the accuracy estimate counts (dogbot.core.accuracy)
     reports: list[DayReport] = []
     by_day: dict[int, list[StreamPhoto]] = defaultdict(list)
     for photo in stream:
@@ -242,6 +244,11 @@ def simulate(
                 offered = result.button_breeds
                 label, mistake = staff.answer(item.truth, offered)
                 report.staff_errors += mistake
+                checks["labelled_by_people"] += 1
+                if audited:  # a spot check: does the person confirm the model's own answer?
+                    said = NOT_A_DOG if result.outcome == Outcome.NOT_A_DOG else result.prediction.breed
+                    checks["spot_checks"] += 1
+                    checks["spot_checks_right"] += label == said
                 if mistake:
                     staff_wrong.add(photo_id)
                 catalog.labelling.record_label(
@@ -251,6 +258,8 @@ def simulate(
                     user_id=sender,
                     prediction_id=result.prediction.id,
                 )
+            else:
+                checks["auto_unchecked"] += 1
         report.seconds["intake"] = round(time.perf_counter() - started, 2)
         report.model_top1 = _mean(hits)
         report.new_breed_top1 = _mean(new_hits)
@@ -266,6 +275,18 @@ def simulate(
 
     total = _totals(catalog, reports, truths, staff_wrong, new_breed_photos)
     total.update(pace.totals(reports))
+    estimate = estimate_accuracy(
+        labelled_by_people=checks["labelled_by_people"],
+        auto_unchecked=checks["auto_unchecked"],
+        spot_checks=checks["spot_checks"],
+        spot_checks_right=checks["spot_checks_right"],
+    )
+    # Next to the true catalog_accuracy: what the bot can know without the manifest's answers.
+    total["estimated_accuracy"] = round(estimate.value, 4) if estimate else None
+    total["estimated_accuracy_range"] = (
+        [round(estimate.low, 4), round(estimate.high, 4)] if estimate else None
+    )
+    total["spot_checks"] = checks["spot_checks"]
     return SimulationResult(reports, total)
 
 

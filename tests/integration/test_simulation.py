@@ -48,6 +48,10 @@ def test_a_small_simulation_reports_every_day(tmp_path, eval_data_dir):
     # Staff who never err answer everything they are asked correctly: the model is the only error source.
     assert total["catalog_errors_from_staff"] == 0
     assert total["catalog_accuracy"] >= 0.7
+    # Issue 28: the estimate the bot can make without the true labels, from the random spot checks.
+    assert total["spot_checks"] > 0
+    low, high = total["estimated_accuracy_range"]
+    assert 0 <= low <= total["estimated_accuracy"] <= high <= 1
     # New breeds arrive on day 2; the base model cannot name them.
     assert (
         report["days"][0]["new_breed_photos"] == 0 and sum(d["new_breed_photos"] for d in report["days"]) > 0
