@@ -29,7 +29,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from dogbot.core.dogs import UnknownDog
 from dogbot.core.shelter_export import AsmDog, ShelterRecords, asm3_csv, estimated_birth_date
 from jobs import lock
 from jobs.asm_client import AsmAnswer, AsmClient, AsmRefused, AsmUnreachable, Verdict
@@ -128,7 +127,7 @@ class AsmSync:
         report = SyncReport()
         with lock.held(self.engine, ASM_LOCK, ttl=self.rules.lease_ttl, clock=self.clock):
             current = self._queue(now, report)
-            self._deliver(now, report, send_all=send_all)
+            self._deliver(now, report, current, send_all=send_all)
             if check_asm or report.sent or report.updated:
                 self._check(current, report)
             with open_session(self.engine) as session:
@@ -148,7 +147,7 @@ class AsmSync:
                     continue
                 last = delivered.get(asm.code)
                 waiting = pending.get(asm.code)
-                if last is not None and _same(last.row, asm.row):
+                if _has_row(last, asm):
                     if waiting is not None and waiting.state != AsmState.SENDING:
                         waiting.state = AsmState.REPLACED  # changed back before it went: nothing to send
                         session.add(waiting)
@@ -180,7 +179,9 @@ class AsmSync:
             session.commit()
         return current
 
-    def _deliver(self, now: datetime, report: SyncReport, *, send_all: bool) -> None:
+    def _deliver(
+        self, now: datetime, report: SyncReport, current: dict[str, AsmDog], *, send_all: bool
+    ) -> None:
         with open_session(self.engine) as session:
             due = repo.due(None if send_all else now, include_failed=send_all, session=session)
         if not due:
@@ -213,11 +214,11 @@ class AsmSync:
                 send.kind = AsmSendKind.UPDATE
             row = dict(send.row)
             if send.kind == AsmSendKind.NEW:
-                try:
-                    row["ANIMALIMAGE"] = self.records.photo_uri_of(send.dog_id)
-                except UnknownDog:  # deleted since it was queued: nothing to send
+                asm = current.get(send.code)
+                if asm is None:  # an interrupted send of a dog deleted or merged since: nothing to send
                     self._replace(send.id)
                     continue
+                row["ANIMALIMAGE"] = self.records.photo_uri(asm)
             else:
                 # ASM takes a date of birth on an animal it has (not an age): the age group may have changed.
                 row["ANIMALDOB"] = estimated_birth_date(row)
@@ -326,8 +327,8 @@ class AsmSync:
             if not asm.settled:
                 not_settled += 1
                 continue
-            last, send = delivered.get(asm.code), pending.get(asm.code)
-            if last is not None and _same(last.row, asm.row):
+            send = pending.get(asm.code)
+            if _has_row(delivered.get(asm.code), asm):
                 continue
             if send is not None and send.state == AsmState.FAILED:
                 failed.append((asm.code, send.answer))
@@ -346,6 +347,11 @@ class AsmSync:
     def check(self) -> int:
         """Log in and read ASM's animals on the shelter; how many there are. Raises on failure."""
         return len(self.client.shelter_animals())
+
+
+def _has_row(delivered: AsmSend | None, asm: AsmDog) -> bool:
+    """ASM already holds this dog as dogbot has it now (its last imported row is the current one)."""
+    return delivered is not None and _same(delivered.row, asm.row)
 
 
 def _same(sent_row: dict, row: dict) -> bool:

@@ -262,12 +262,8 @@ class ShelterRecords:
         ]
 
     def photo_uri(self, asm: AsmDog) -> str:
+        """The dog's best photo as ASM attaches it ("" when it has none)."""
         return jpeg_uri(self.dogs.photo_bytes(asm.best_photo)) if asm.best_photo is not None else ""
-
-    def photo_uri_of(self, dog_id: int) -> str:
-        """The dog's best photo as ASM attaches it ("" when it has none). Raises UnknownDog."""
-        answer = self.dogs.answer(dog_id)
-        return jpeg_uri(self.dogs.photo_bytes(answer.best_photo)) if answer.best_photo is not None else ""
 
     def fate(self, dog_id: int) -> tuple[str, str | None]:
         """Why a dog ASM holds is no longer one to export: ("merged", the other dog's code),
