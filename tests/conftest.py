@@ -502,7 +502,13 @@ class BotHarness:
 
 
 @pytest.fixture
-def bot_container(tmp_path: Path, predictor):
+def bot_settings() -> dict:
+    """More settings for the handler tests' container: a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+def bot_container(tmp_path: Path, predictor, bot_settings):
     """A Container on a temp data dir with the session's model and fixed admin/staff ids."""
     from dogbot.app import Container
     from dogbot.settings import Settings
@@ -514,6 +520,7 @@ def bot_container(tmp_path: Path, predictor):
         admin_ids=[ADMIN_ID],
         staff_ids=[STAFF_ID, STAFF2_ID],
         batch_window_ms=5,
+        **bot_settings,
     )
     container = Container(settings)
     predictor.use_head(predictor.base_head(), "lite0-v0")

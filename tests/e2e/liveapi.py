@@ -95,3 +95,18 @@ def live_api(data_dir: Path, database_url: str | None = None, **settings: str) -
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def rows(url: str, table) -> list:
+    """Every row of ``table`` in the catalog at ``url``, read as the API left it."""
+    from sqlmodel import select
+
+    from storage.db import make_engine
+    from storage.db import session as open_session
+
+    engine = make_engine(url)
+    try:
+        with open_session(engine) as session:
+            return list(session.exec(select(table)))
+    finally:
+        engine.dispose()

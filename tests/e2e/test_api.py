@@ -16,23 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from liveapi import live_api
-from sqlmodel import select
+from liveapi import live_api, rows
 
 from storage.db import make_engine
 from storage.db import session as open_session
 from storage.tables import Dog, Label, Photo
 
 pytestmark = pytest.mark.slow
-
-
-def rows(url: str, table) -> list:
-    engine = make_engine(url)
-    try:
-        with open_session(engine) as session:
-            return list(session.exec(select(table)))
-    finally:
-        engine.dispose()
 
 
 def files(*photos: bytes) -> list[tuple[str, tuple[str, bytes, str]]]:

@@ -9,23 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from liveapi import live_api
-from sqlmodel import select
+from liveapi import live_api, rows
 
-from storage.db import make_engine
-from storage.db import session as open_session
 from storage.tables import CustomBreed, Dog, DogAudit, Photo
 
 pytestmark = pytest.mark.slow
-
-
-def rows(url: str, table) -> list:
-    engine = make_engine(url)
-    try:
-        with open_session(engine) as session:
-            return list(session.exec(select(table)))
-    finally:
-        engine.dispose()
 
 
 def ghosts(url: str) -> list[str]:

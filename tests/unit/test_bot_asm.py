@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN_ID, BOT_TOKEN, STAFF2_ID, STAFF_ID
+from conftest import ADMIN_ID, STAFF_ID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from fake_asm import FakeAsm  # noqa: E402
@@ -21,28 +21,14 @@ def fake_asm():
 
 
 @pytest.fixture
-def bot_container(tmp_path: Path, predictor, fake_asm):
-    """The handler tests' container, with the shelter's ASM set up (overrides conftest's)."""
-    from dogbot.app import Container
-    from dogbot.settings import Settings
-
-    settings = Settings(
-        _env_file=None,
-        data_dir=tmp_path / "data",
-        telegram_token=BOT_TOKEN,
-        admin_ids=[ADMIN_ID],
-        staff_ids=[STAFF_ID, STAFF2_ID],
-        batch_window_ms=5,
-        asm_url=fake_asm.url,
-        asm_username="dogbot",
-        asm_password="secret",
-        asm_quiet_minutes=10,
-    )
-    container = Container(settings)
-    predictor.use_head(predictor.base_head(), "lite0-v0")
-    container.predictor = predictor
-    yield container
-    container.engine.dispose()
+def bot_settings(fake_asm) -> dict:
+    """The handler tests' container with the shelter's ASM set up (conftest's bot_container)."""
+    return {
+        "asm_url": fake_asm.url,
+        "asm_username": "dogbot",
+        "asm_password": "secret",
+        "asm_quiet_minutes": 10,
+    }
 
 
 async def test_admin_sees_what_waits_and_sends_it_now(bot, dog_photos, fake_asm) -> None:
