@@ -115,6 +115,12 @@ async def _answer(
 async def _record(query: CallbackQuery, context: DogContext, press: Press, role: Role) -> None:
     services = context.services
     breed = _breed_key(press.arg, context)
+    # Where /review goes on: after this dog, found before the answer changes which photos wait.
+    position = (
+        await asyncio.to_thread(review.review_position, services.catalog, press.prediction_id)
+        if press.review
+        else 0
+    )
     answered = await _answer(query, context, press, role, breed)
     if answered is None:
         return
@@ -132,7 +138,7 @@ async def _record(query: CallbackQuery, context: DogContext, press: Press, role:
             await _edit(
                 query,
                 texts.mixed_primary_question(code),
-                keyboards.mix_primary(services.codec, press.prediction_id, choices),
+                keyboards.mix_primary(services.codec, press.prediction_id, choices, review=press.review),
             )
         return
     # Presses racing each other (one person's quick taps, or two staff at once) finish in any order:
@@ -151,19 +157,18 @@ async def _record(query: CallbackQuery, context: DogContext, press: Press, role:
             dog_id = await _dog_of(context, photo_id)
             await dogs.update_card(context, query.message, dog_id, footer=note)
             await dogs.refresh_cards(context, dog_id, but=query.message)
-            return
-        if replaced:
+        elif replaced:
             given_line = await _answer_line(context, photo_id, given, decided, conflict)
             said = f"{replaced}\n{given_line}"
             markup = None if given == SKIP else keyboards.wrong(services.codec, press.prediction_id)
             await _edit(query, said, markup)
             await dogs.refresh_cards(context, await _dog_of(context, photo_id), but=query.message)
-            return
-        said = await _answer_line(context, photo_id, given, decided, conflict)
-        markup = None if given == SKIP else keyboards.wrong(services.codec, press.prediction_id)
-        await _edit(query, said, markup)
+        else:
+            said = await _answer_line(context, photo_id, given, decided, conflict)
+            markup = None if given == SKIP else keyboards.wrong(services.codec, press.prediction_id)
+            await _edit(query, said, markup)
     if press.review:
-        await send_next_for_review(context, query.message.chat.id, after_photo_id=photo_id)
+        await send_next_for_review(context, query.message.chat.id, after=position)
 
 
 async def _record_mix(query: CallbackQuery, context: DogContext, press: Press, role: Role) -> None:
@@ -190,10 +195,16 @@ async def _record_mix(query: CallbackQuery, context: DogContext, press: Press, r
             question = await asyncio.to_thread(review.current_question, services.catalog, press.prediction_id)
             choices = [(b.key, b.display_name) for b, _ in question.top if b.key != primary]
             name = services.breed_name(primary)
-            markup = keyboards.mix_secondary(services.codec, press.prediction_id, choices, name)
+            markup = keyboards.mix_secondary(
+                services.codec, press.prediction_id, choices, name, review=press.review
+            )
             await _edit(query, texts.mixed_secondary_question(code, name), markup)
-        elif query.message is not None:
+            return
+        if query.message is not None:
             await dogs.update_card(context, query.message, await _dog_of(context, result.label.photo_id))
+    if press.review and query.message is not None:  # the mix is told: /review goes on to the next dog
+        position = await asyncio.to_thread(review.review_position, services.catalog, press.prediction_id)
+        await send_next_for_review(context, query.message.chat.id, after=position)
 
 
 async def photo_words(context: DogContext, photo_id: int) -> str:
@@ -299,18 +310,23 @@ async def on_text(update: Update, context: DogContext) -> None:
 
 
 async def on_review(update: Update, context: DogContext) -> None:
-    """/review: show the oldest photo still waiting for a label, with the question keyboard."""
-    await send_next_for_review(context, update.effective_chat.id, after_photo_id=0)
+    """/review: the oldest dog still waiting for an answer, with its photos and one question."""
+    await send_next_for_review(context, update.effective_chat.id, after=0)
 
 
-async def send_next_for_review(context: DogContext, chat_id: int, *, after_photo_id: int) -> None:
+async def send_next_for_review(context: DogContext, chat_id: int, *, after: int) -> None:
+    """The next dog waiting after position ``after`` (see ``review.next_to_review``): its waiting
+    photos, then its card asking one question whose answer labels the whole dog."""
     services = context.services
     async with chat_action(context, chat_id, ChatAction.UPLOAD_PHOTO):
-        found = await asyncio.to_thread(review.next_question, services.catalog, after_photo_id)
+        found = await asyncio.to_thread(review.next_to_review, services.catalog, after)
         if found is None:
             await context.bot.send_message(chat_id, texts.REVIEW_DONE)
             return
-        question, data = found
+        if isinstance(found, review.DogReview):
+            await _send_dog_for_review(context, chat_id, found)
+            return
+        question, data = found  # a photo in no dog (the model said it is not one)
         top = [(services.breed_name(breed.key), p) for breed, p in question.top]
         caption = texts.review_caption(
             await photo_words(context, question.photo.id),
@@ -320,9 +336,29 @@ async def send_next_for_review(context: DogContext, chat_id: int, *, after_photo
         )
         choices = [(breed.key, services.breed_name(breed.key)) for breed in question.button_breeds]
         markup = keyboards.question(services.codec, question.prediction.id, choices, review=True)
-        sent = await context.bot.send_photo(chat_id, photo=data, caption=caption, reply_markup=markup)
-        if question.photo.dog_id is not None:
-            await dogs.remember(context, sent, question.photo.dog_id, question.photo.id)
+        await context.bot.send_photo(chat_id, photo=data, caption=caption, reply_markup=markup)
+
+
+async def _send_dog_for_review(context: DogContext, chat_id: int, found: review.DogReview) -> None:
+    services = context.services
+    dog = await asyncio.to_thread(services.catalog.dogs.get, found.dog_id)
+    first = found.photos[0][0]
+    state = texts.review_dog_question(
+        texts.dog_title(dog.code, dog.name), texts.local_time(first.received_at, services.timezone)
+    )
+    text, markup = await dogs.card(context, dog.id, state=state, review=True)
+    if len(found.photos) == 1:  # one photo: the card is its caption
+        sent = await context.bot.send_photo(
+            chat_id, photo=found.photos[0][1], caption=text[:1024], reply_markup=markup
+        )
+        await dogs.remember(context, sent, dog.id)
+        return
+    for photo, data in found.photos:  # each photo named by its dog, then the one question
+        caption = texts.review_photo(await photo_words(context, photo.id))
+        shown = await context.bot.send_photo(chat_id, photo=data, caption=caption)
+        await dogs.remember(context, shown, dog.id, photo.id)
+    sent = await context.bot.send_message(chat_id, text, reply_markup=markup)
+    await dogs.remember(context, sent, dog.id)
 
 
 async def _asked_photo(update: Update, context: DogContext) -> int | None:

@@ -189,9 +189,11 @@ async def card(
     extra_breeds=(),
     seen_before: bool = False,
     state: str | None = None,
+    review: bool = False,
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     """A dog's card: text and buttons, drawn from the catalog as it stands (``state``: a state line
-    other than the catalog's, e.g. the question again after “Wrong?”)."""
+    other than the catalog's, e.g. the question again after “Wrong?”; ``review``: /review asks the
+    breed question whatever the model said, and an answer shows the next dog)."""
     services = context.services
     answer, prediction_id, same = await asyncio.to_thread(_card_parts, services.catalog, dog_id, ask_same_dog)
     in_asm = await asyncio.to_thread(services.asm.sent_at, answer.dog.code) if services.asm else None
@@ -202,7 +204,9 @@ async def card(
     )
     if prediction_id is None:
         return text, None
-    if answer.not_a_dog:
+    if review:
+        kind = "ask"
+    elif answer.not_a_dog:
         kind = "not_a_dog"
     elif answer.breed is not None:
         kind = "decided"
@@ -212,7 +216,12 @@ async def card(
     keys += [key for key in extra_breeds if key not in keys]
     choices = [(key, services.breed_name(key)) for key in keys]
     markup = keyboards.dog_card(
-        services.codec, prediction_id, kind=kind, breeds=choices, same_dog_id=same.dog.id if same else None
+        services.codec,
+        prediction_id,
+        kind=kind,
+        breeds=choices,
+        same_dog_id=same.dog.id if same else None,
+        review=review,
     )
     return text, markup
 

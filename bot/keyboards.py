@@ -127,11 +127,13 @@ def dog_card(
     kind: str,
     breeds: Sequence[Choice] = (),
     same_dog_id: int | None = None,
+    review: bool = False,
 ) -> InlineKeyboardMarkup:
-    """Under a dog card: the breed question (``kind`` "ask"), "Wrong?" ("decided") or "It is a dog"
-    ("not_a_dog"); sex and age; and, when it may be an earlier dog, Same dog / New dog."""
+    """Under a dog card: the breed question (``kind`` "ask"; ``review``: from /review, the next dog
+    after an answer), "Wrong?" ("decided") or "It is a dog" ("not_a_dog"); sex and age; and, when it
+    may be an earlier dog, Same dog / New dog."""
     if kind == "ask":
-        rows = list(question(codec, prediction_id, breeds).inline_keyboard)
+        rows = list(question(codec, prediction_id, breeds, review=review).inline_keyboard)
     elif kind == "not_a_dog":
         rows = list(not_a_dog(codec, prediction_id).inline_keyboard)
     else:
@@ -155,31 +157,32 @@ UNKNOWN_MIX = "?"  # a MIX_PRIMARY arg: nobody can tell the breeds
 ONE_BREED_MIX = "-"  # a MIX_SECOND arg: "Labrador Retriever mix", the other breed unknown
 
 
-def mix_primary(codec: CallbackCodec, prediction_id: int, breeds: Sequence[Choice]) -> InlineKeyboardMarkup:
+def mix_primary(
+    codec: CallbackCodec, prediction_id: int, breeds: Sequence[Choice], *, review: bool = False
+) -> InlineKeyboardMarkup:
     """After "Mixed breed": which breed it looks most like (first of two taps), or "unknown mix"."""
-    rows = [[_button(codec, text, Press(prediction_id, Action.MIX_PRIMARY, key))] for key, text in breeds]
-    rows.append(
-        [
-            _button(
-                codec, texts.dog_button("unknown_mix"), Press(prediction_id, Action.MIX_PRIMARY, UNKNOWN_MIX)
-            )
-        ]
-    )
+
+    def press(arg: str) -> Press:
+        return Press(prediction_id, Action.MIX_PRIMARY, arg, review=review)
+
+    rows = [[_button(codec, text, press(key))] for key, text in breeds]
+    rows.append([_button(codec, texts.dog_button("unknown_mix"), press(UNKNOWN_MIX))])
     return InlineKeyboardMarkup(rows)
 
 
 def mix_secondary(
-    codec: CallbackCodec, prediction_id: int, breeds: Sequence[Choice], primary_name: str
+    codec: CallbackCodec,
+    prediction_id: int,
+    breeds: Sequence[Choice],
+    primary_name: str,
+    *,
+    review: bool = False,
 ) -> InlineKeyboardMarkup:
     """The second tap: the other breed of the cross, or only the first one known."""
-    rows = [[_button(codec, text, Press(prediction_id, Action.MIX_SECOND, key))] for key, text in breeds]
-    rows.append(
-        [
-            _button(
-                codec,
-                texts.only_first_breed(primary_name),
-                Press(prediction_id, Action.MIX_SECOND, ONE_BREED_MIX),
-            )
-        ]
-    )
+
+    def press(arg: str) -> Press:
+        return Press(prediction_id, Action.MIX_SECOND, arg, review=review)
+
+    rows = [[_button(codec, text, press(key))] for key, text in breeds]
+    rows.append([_button(codec, texts.only_first_breed(primary_name), press(ONE_BREED_MIX))])
     return InlineKeyboardMarkup(rows)

@@ -658,6 +658,16 @@ def review_caption(photo: str, received: str, top: Sequence[tuple[str, float]], 
     return f"{head} {verdict}{ANSWER_SEPARATOR}" + _("Which breed is it?")
 
 
+def review_dog_question(dog: str, received: str) -> str:
+    """/review's question on a dog's card: one answer labels all its photos."""
+    return _("Which breed is {dog}? It came in on {received}.").format(dog=dog, received=received)
+
+
+def review_photo(photo: str) -> str:
+    """/review: the caption of one of a dog's photos shown before its question."""
+    return _capitalized(photo)
+
+
 # --- admin ---------------------------------------------------------------------------------------
 def local_time(moment: datetime, tz: tzinfo) -> str:
     """A stored time (UTC; naive ones from SQLite are UTC too) as the shelter's clock shows it."""

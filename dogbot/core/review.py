@@ -178,6 +178,77 @@ def next_question(
     return None
 
 
+@dataclass(frozen=True)
+class DogReview:
+    """One dog for /review: its photos still waiting for an answer (with their bytes), asked about
+    once on the dog's card. ``position`` is its oldest photo's id: /review goes on after it."""
+
+    dog_id: int
+    position: int
+    photos: list[tuple[Photo, bytes]]
+
+
+MAX_REVIEW_PHOTOS = 5  # a dog's waiting photos /review shows before asking about it
+
+
+def next_to_review(
+    catalog: Catalog, after: int = 0, *, attempts: int = 20
+) -> DogReview | tuple[Question, bytes] | None:
+    """The next dog waiting for a person, dog by dog in the order they came in (after the dog at
+    ``after``: see :class:`DogReview`), or a waiting photo that is in no dog (the model said it is
+    not one) as its own question.
+
+    A dog someone answered already is passed over (a person's word holds for all its photos), and
+    so is a dog whose oldest photo is at or before ``after`` (shown earlier in this /review).
+    """
+    while True:
+        found = next_question(catalog, after, attempts=attempts)
+        if found is None:
+            return None
+        question, data = found
+        photo = question.photo
+        if photo.dog_id is None:
+            return question, data
+        waiting = waiting_photos(catalog, photo.dog_id)
+        position = waiting[0].id if waiting else photo.id
+        if position <= after:  # the dog came up earlier in this /review
+            after = photo.id
+            continue
+        shown = [(photo, data)]
+        for other in waiting:
+            if len(shown) >= MAX_REVIEW_PHOTOS:
+                break
+            if other.id == photo.id:
+                continue
+            try:
+                shown.append((other, catalog.labelling.photo_bytes(other)))
+            except OSError:
+                log.exception("photo #%s cannot be shown for review", other.id)
+        return DogReview(photo.dog_id, position, shown)
+
+
+def waiting_photos(catalog: Catalog, dog_id: int) -> list[Photo]:
+    """A dog's photos no one has answered for yet (a Skip is no answer), oldest first."""
+    return [
+        photo
+        for photo in catalog.dogs.photos_of(dog_id)
+        if not [label for label in catalog.labelling.labels(photo.id) if label.breed != SKIP]
+    ]
+
+
+def review_position(catalog: Catalog, prediction_id: int) -> int:
+    """Where /review goes on after a press about this prediction's photo: after its dog (its oldest
+    waiting photo, see :class:`DogReview`), or after the photo when it is in no dog."""
+    prediction = catalog.labelling.prediction(prediction_id)
+    photo = catalog.labelling.photo(prediction.photo_id) if prediction else None
+    if photo is None:
+        return 0
+    if photo.dog_id is None:
+        return photo.id
+    waiting = waiting_photos(catalog, photo.dog_id) or catalog.dogs.photos_of(photo.dog_id)
+    return waiting[0].id if waiting else photo.id
+
+
 def breed_choices(
     catalog: Catalog, photo_id: int, typed: str, *, limit: int = 5
 ) -> tuple[Prediction | None, list[Breed]]:

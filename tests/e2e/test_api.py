@@ -222,9 +222,10 @@ async def _ask_review(data_dir: Path, database_url: str) -> str:
             await harness.send_text(STAFF_ID, "/review")
             await application.stop()
             await application.bot_data["services"].batcher.stop()
-        question = harness.last_reply(STAFF_ID)
-        assert question.method == "sendPhoto", question
-        return question.params["caption"].split()[0]  # the dog's code: photos are named by their dog
+        question = harness.last_reply(STAFF_ID)  # the dog's card, asking (dog by dog)
+        said = question.params.get("caption") or question.params["text"]
+        assert said.startswith("🐕 Dog D-") and question.params.get("reply_markup"), question
+        return said.split()[2]  # the dog's code
     finally:
         container.engine.dispose()
 

@@ -6,7 +6,6 @@ which later answer it replaces; one person's quick presses apply in the order ma
 from __future__ import annotations
 
 import asyncio
-import re
 
 import pytest
 from sqlmodel import select
@@ -252,30 +251,58 @@ async def test_review_and_staff_name_the_dog_and_the_people(running, photos) -> 
     dog = next(d for d in bot.rows(Dog) if d.id == bot.rows(Photo)[-1].dog_id)
     assert [p.dog_id for p in bot.rows(Photo)].count(dog.id) == 2
 
-    # /review names each photo by its dog, and an answer says the dog's code, never "#<photo id>".
+    # /review goes dog by dog: the dog's waiting photos, each named by its dog, then one question
+    # on its card; the answer labels the whole dog and the next dog follows. Never "#<photo id>".
+    asked: list[str] = []
     since = len(server.sent)
     await server.send_text(STAFF, "/review")
     for _ in range(40):
         shown = await server.wait_for(
-            lambda s: s.method == "sendPhoto" or "Nothing" in s.text or "nothing" in s.text,
+            lambda s: s.chat_id == STAFF and (s.buttons or "Nothing is waiting" in s.text),
             timeout=ANSWER_TIMEOUT,
             since=since,
         )
-        if shown.method != "sendPhoto":
+        if not shown.buttons:
             break
-        assert "#" not in shown.text and re.match(r"(Photo \d+ of )?D-\d{4}-\d{4}", shown.text), shown.text
+        assert "#" not in shown.text, shown.text
+        before = [s for s in server.sent[since:] if s.chat_id == STAFF and s.message_id != shown.message_id]
         since = len(server.sent)
-        await press_and_answer(bot, shown, "Skip" if dog.code not in shown.text else breed_buttons(shown)[0])
-        if dog.code in shown.text:
-            said = await server.wait_for(
-                lambda s, shown=shown: s.message_id == shown.message_id and "Registered as" in s.text,
-                timeout=ANSWER_TIMEOUT,
-                since=since,
-            )
-            assert f"Registered as {dog.code}:" in said.text and "photo 1 of" in shown.text.lower()
-            break
+        if dog.code not in shown.text:
+            if shown.text.startswith(CARD):
+                asked.append(shown.text[len(CARD) :].split()[0])
+            await press_and_answer(bot, shown, "Skip")
+            continue
+        assert shown.text.startswith(f"{CARD}{dog.code}") and f"Which breed is {dog.code}?" in shown.text
+        assert shown.method == "sendMessage", "a dog of two photos: its photos, then the question"
+        assert [s.text for s in before if s.method == "sendPhoto"] == [
+            f"Photo 1 of {dog.code}",
+            f"Photo 2 of {dog.code}",
+        ], [s.text for s in before]
+        asked.append(dog.code)
+        breed = breed_buttons(shown)[0]
+        await press_and_answer(bot, shown, breed)
+        said = await server.wait_for(
+            lambda s, shown=shown: s.message_id == shown.message_id and "Registered as" in s.text,
+            timeout=ANSWER_TIMEOUT,
+            since=since,
+        )
+        assert f"Registered as {dog.code}: {breed}" in said.text, said.text
+        labelled = {lb.photo_id for lb in bot.rows(Label) if lb.user_id == STAFF and lb.breed != "skip"}
+        assert {p.id for p in bot.rows(Photo) if p.dog_id == dog.id} <= labelled
+        following = await server.wait_for(
+            lambda s: (
+                s.chat_id == STAFF
+                and s.method.startswith("send")
+                and (s.buttons or "Nothing is waiting" in s.text)
+            ),
+            timeout=ANSWER_TIMEOUT,
+            since=since,
+        )
+        assert dog.code not in following.text, "the next question is about the next dog"
+        break
     else:
         raise AssertionError("the two-photo dog never came up in /review")
+    assert len(asked) == len(set(asked)), f"a dog was asked about twice: {asked}"
 
     since = len(server.sent)
     await server.send_text(1001, "/staff")

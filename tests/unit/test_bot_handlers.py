@@ -414,7 +414,7 @@ async def test_classification_failure_keeps_the_photo_for_review(bot, dog_photos
     monkeypatch.undo()
     await bot.send_text(STAFF_ID, "/review")
     shown = bot.last_reply(STAFF_ID)
-    assert shown.method == "sendPhoto" and "Which breed is it?" in shown.params["caption"]
+    assert shown.method == "sendPhoto" and "Which breed is D-" in shown.params["caption"]
     assert len(rows(bot.container, Prediction)) == 1
 
 
@@ -433,13 +433,14 @@ async def test_review_walks_the_queue_oldest_first(bot, dog_photos) -> None:
     second_code = catalog.dogs.get(second.dog_id).code
     await bot.send_text(STAFF_ID, "/review")
     shown = bot.last_reply(STAFF_ID)
-    # Each photo is named by its dog (issue 25), not by its photo number.
-    assert shown.method == "sendPhoto" and shown.params["caption"].startswith(f"{first_code} (received")
+    # Dog by dog (issue 25): a dog of one photo is asked about on its card, the photo above it.
+    assert shown.method == "sendPhoto" and shown.params["caption"].startswith(f"🐕 Dog {first_code} ")
+    assert f"Which breed is {first_code}?" in shown.params["caption"]
     assert shown.files, "the stored photo bytes are uploaded"
     await bot.press(STAFF_ID, shown, bot.buttons(shown)["Skip"])
     assert "Skipped" in bot.sent("editMessageCaption")[-1].params["caption"]
     shown2 = bot.last_reply(STAFF_ID)
-    assert shown2.params["caption"].startswith(f"{second_code} (received")
+    assert shown2.params["caption"].startswith(f"🐕 Dog {second_code} ")
     await bot.press(STAFF_ID, shown2, bot.buttons(shown2)["Not a dog"])
     assert "Nothing is waiting" in bot.last_reply(STAFF_ID).params["text"]
     labels = rows(bot.container, Label)
@@ -449,7 +450,7 @@ async def test_review_walks_the_queue_oldest_first(bot, dog_photos) -> None:
     ]
 
     await bot.send_text(STAFF_ID, "/review")  # the skipped one is still waiting
-    assert bot.last_reply(STAFF_ID).params["caption"].startswith(f"{first_code} (received")
+    assert bot.last_reply(STAFF_ID).params["caption"].startswith(f"🐕 Dog {first_code} ")
 
 
 # --- admin commands --------------------------------------------------------------------------------
