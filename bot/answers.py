@@ -37,11 +37,11 @@ async def _on_press(update: Update, context: DogContext) -> None:
     if press.action is Action.LANGUAGE:
         await _choose_language(query, context, press.arg)
     elif press.action is Action.LABEL:
-        await _record(query, context, press, role)
+        await _record(query, context, press, role, update.update_id)
     elif press.action in (Action.SEX, Action.AGE, Action.SAME_DOG, Action.NEW_DOG):
         await dogs.on_dog_button(update, context, press)
     elif press.action in (Action.MIX_PRIMARY, Action.MIX_SECOND):
-        await _record_mix(query, context, press, role)
+        await _record_mix(query, context, press, role, update.update_id)
     elif press.action is Action.OTHER:
         await _ask_breed_name(query, context, press)
     elif press.action is Action.MORE_DOGS:
@@ -74,6 +74,7 @@ async def _answer(
     role: Role,
     breed: str,
     *,
+    update_id: int,
     primary: str | None = None,
     secondary: str | None = None,
 ) -> tuple[LabelResult, str | None] | None:
@@ -94,9 +95,13 @@ async def _answer(
             user_id=query.from_user.id,
             primary=primary,
             secondary=secondary,
+            update_id=update_id,
         )
     except review.StaleAnswer:
         await query.answer(texts.STALE, show_alert=True)
+        return None
+    except review.OlderPress:  # pressed again since, and that press was applied first (another replica)
+        await query.answer(texts.NEWER_ANSWER_STANDS)
         return None
     except UnknownBreed:
         await query.answer(texts.UNKNOWN_BREED, show_alert=True)
@@ -112,7 +117,9 @@ async def _answer(
     return result, None
 
 
-async def _record(query: CallbackQuery, context: DogContext, press: Press, role: Role) -> None:
+async def _record(
+    query: CallbackQuery, context: DogContext, press: Press, role: Role, update_id: int
+) -> None:
     services = context.services
     breed = _breed_key(press.arg, context)
     # Where /review goes on: after this dog, found before the answer changes which photos wait.
@@ -121,7 +128,7 @@ async def _record(query: CallbackQuery, context: DogContext, press: Press, role:
         if press.review
         else 0
     )
-    answered = await _answer(query, context, press, role, breed)
+    answered = await _answer(query, context, press, role, breed, update_id=update_id)
     if answered is None:
         return
     result, replaced = answered
@@ -171,7 +178,9 @@ async def _record(query: CallbackQuery, context: DogContext, press: Press, role:
         await send_next_for_review(context, query.message.chat.id, after=position)
 
 
-async def _record_mix(query: CallbackQuery, context: DogContext, press: Press, role: Role) -> None:
+async def _record_mix(
+    query: CallbackQuery, context: DogContext, press: Press, role: Role, update_id: int
+) -> None:
     """The two taps after "Mixed breed" on a dog card: the breed it looks most like, then the other."""
     services = context.services
     user_id = query.from_user.id
@@ -185,7 +194,9 @@ async def _record_mix(query: CallbackQuery, context: DogContext, press: Press, r
         secondary = None if press.arg == keyboards.ONE_BREED_MIX else _breed_key(press.arg, context)
         if secondary == primary:
             secondary = None
-    answered = await _answer(query, context, press, role, MIXED_BREED, primary=primary, secondary=secondary)
+    answered = await _answer(
+        query, context, press, role, MIXED_BREED, update_id=update_id, primary=primary, secondary=secondary
+    )
     if answered is None:
         return
     result = answered[0]

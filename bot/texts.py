@@ -110,6 +110,7 @@ _CONSTANT = {
         "then ask again."
     ),
     "REVIEW_DONE": N_("🎉 Nothing is waiting for review."),
+    "NEWER_ANSWER_STANDS": N_("Not changed: your newer answer stands."),
     "CHECKING_DRIFT": N_("Checking whether new photos changed…"),
     "RETRAIN_NOW": N_("Retrain now"),
     "EXPECTED": N_("Expected, use these photos as the new normal"),

@@ -10,7 +10,17 @@ from sqlalchemy import case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from storage.tables import CustomBreed, Label, LanguageChoice, Member, Photo, Prediction, RateWindow, utcnow
+from storage.tables import (
+    CustomBreed,
+    Label,
+    LanguageChoice,
+    Member,
+    Photo,
+    Prediction,
+    PressOrder,
+    RateWindow,
+    utcnow,
+)
 from storage.vocabulary import SKIP
 
 # Ids per IN list: far below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters, so a query
@@ -43,6 +53,23 @@ def prediction_by_model(photo_id: int, model_version: str, *, session: Session) 
         Prediction.photo_id == photo_id, Prediction.model_version == model_version
     )
     return session.exec(statement).first()
+
+
+def press_order_for_update(user_id: int, subject: str, *, session: Session) -> PressOrder:
+    """The row ordering this person's presses on ``subject``, made if missing; on PostgreSQL it stays
+    locked until the session commits, so a second replica's press on it waits for this one."""
+    for _ in range(3):
+        row = session.get(PressOrder, (user_id, subject), with_for_update=True)
+        if row is not None:
+            return row
+        try:
+            row = PressOrder(user_id=user_id, subject=subject, update_id=-1)
+            session.add(row)
+            session.flush()
+            return row
+        except IntegrityError:  # another replica made it meanwhile: take (and lock) theirs
+            session.rollback()
+    raise RuntimeError(f"press order of {user_id} on {subject} could not be read")
 
 
 def labels_of(photo_id: int, *, session: Session) -> list[Label]:

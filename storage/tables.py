@@ -212,6 +212,17 @@ class DogMessage(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class PressOrder(SQLModel, table=True):
+    """The Telegram update of the last press applied per person and thing pressed (``subject``: a
+    dog, ``dog:<id>``, or a photo in no dog, ``photo:<id>``). Update ids increase per bot, so they
+    order one person's presses across bot replicas: a press older than this is stale."""
+
+    user_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    subject: str = Field(primary_key=True, max_length=40)
+    update_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    at: datetime = Field(default_factory=utcnow)
+
+
 class DogAudit(SQLModel, table=True):
     """One change to a dog's record that leaves no other trace: a dog removed because a move left it
     without photos, a merge (with the photos it moved, so it can be undone), a deletion."""

@@ -6,7 +6,8 @@ them into the catalog label.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -106,6 +107,32 @@ class Labelling:
         if source in PEOPLE:
             self.lookalikes.label_recorded(breed)
         return LabelResult(label, True, resolve_label([*labels, label]))
+
+    @contextmanager
+    def press_applying(self, user_id: int, subject: str, update_id: int) -> Iterator[int | None]:
+        """Apply one press in the order Telegram gave it: yields None when ``update_id`` is the newest
+        press of this person on ``subject`` (then the body records it), else the newer update id that
+        was applied (then the body must change nothing).
+
+        On PostgreSQL the order row stays locked while the body runs, so two replicas applying two
+        presses of one person apply them one at a time, the older one refused if it comes second.
+        SQLite holds no write lock across other sessions: the order is claimed at once instead.
+        """
+        with open_session(self.engine) as session:
+            row = repository.press_order_for_update(user_id, subject, session=session)
+            if row.update_id > update_id:
+                newer = row.update_id
+                session.rollback()
+                yield newer
+                return
+            row.update_id, row.at = update_id, self.clock()
+            session.add(row)
+            held = self.engine.dialect.name == "postgresql"
+            if not held:
+                session.commit()
+            yield None
+            if held:
+                session.commit()
 
     def answers_now(self, photo_id: int, user_id: int | None) -> tuple[str | None, ResolvedLabel | None]:
         """``user_id``'s answer that stands for the photo (their latest) and its catalog label, read now."""

@@ -25,6 +25,11 @@ class StaleAnswer(LookupError):
     """The button refers to an unknown prediction, or one that is not its photo's latest."""
 
 
+class OlderPress(RuntimeError):
+    """The person pressed again since this press (a later Telegram update was applied first, e.g. by
+    another bot replica): their newer answer stands, and this one changes nothing."""
+
+
 @dataclass(frozen=True)
 class Question:
     photo: Photo
@@ -82,13 +87,35 @@ def answer(
     user_id: int | None,
     primary: str | None = None,
     secondary: str | None = None,
+    update_id: int | None = None,
 ) -> LabelResult:
     """Record ``breed`` as this person's answer to the question; a repeat adds nothing.
 
     The answer is about the animal: it is recorded on every photo of the photo's dog too.
-    ``primary`` and ``secondary`` name a mixed breed's parts.
+    ``primary`` and ``secondary`` name a mixed breed's parts. ``update_id``: the Telegram update of
+    the press; a press older than one of theirs already applied to this dog raises
+    :class:`OlderPress` and records nothing.
     """
     question = current_question(catalog, prediction_id)
+    if update_id is None or user_id is None:
+        return _record_known(catalog, question, breed, source, user_id, primary, secondary)
+    photo = question.photo
+    subject = f"dog:{photo.dog_id}" if photo.dog_id is not None else f"photo:{photo.id}"
+    with catalog.labelling.press_applying(user_id, subject, update_id) as newer:
+        if newer is not None:
+            raise OlderPress(f"update {update_id} of {user_id} on {subject}: {newer} was applied")
+        return _record_known(catalog, question, breed, source, user_id, primary, secondary)
+
+
+def _record_known(
+    catalog: Catalog,
+    question: Question,
+    breed: str,
+    source: str,
+    user_id: int | None,
+    primary: str | None,
+    secondary: str | None,
+) -> LabelResult:
     try:
         return _record(catalog, question, breed, source, user_id, primary, secondary)
     except UnknownBreed:

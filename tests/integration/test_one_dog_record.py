@@ -190,3 +190,70 @@ def test_an_album_split_across_two_replicas_is_one_dog(make_catalog, database_ur
     with session(first.intake.engine) as s:
         assert len(s.exec(select(Dog)).all()) == 1
     assert ghost_dogs(first.intake.engine) == []
+
+
+def staff_answer(catalog, photo_id: int, user_id: int) -> str:
+    """The person's answer that stands for a photo (their latest label)."""
+    return [lb.breed for lb in catalog.labelling.labels(photo_id) if lb.user_id == user_id][-1]
+
+
+def test_a_press_older_than_one_already_applied_changes_nothing(make_catalog, database_url, photos_of):
+    """Telegram's update ids order one person's presses across bot replicas: a press that comes late
+    (an older update, handled by a slower replica) does not overwrite the newer answer."""
+    from dogbot.core import review
+
+    catalog = make_catalog(database_url)
+    first, second = photos_of("beagle", 2)
+    album = NewDog(source="telegram", group="tg:1:order")
+    received = receive(catalog.intake, [Incoming(first, new_dog=album), Incoming(second, new_dog=album)])
+    photo = received[0].classification.photo
+    prediction = received[0].classification.prediction.id
+    later = received[1].classification.prediction.id  # the other photo's question: the same dog
+
+    review.answer(catalog, prediction, "basenji", source="staff", user_id=11, update_id=1011)
+    with pytest.raises(review.OlderPress):
+        review.answer(catalog, later, "beagle", source="staff", user_id=11, update_id=1010)
+    assert staff_answer(catalog, photo.id, 11) == "basenji"
+    assert catalog.dogs.answer(photo.dog_id).label.breed == "basenji"
+
+    # Newer presses apply, a redelivered one too; another person's order is their own.
+    review.answer(catalog, later, "beagle", source="staff", user_id=11, update_id=1012)
+    review.answer(catalog, later, "beagle", source="staff", user_id=11, update_id=1012)
+    review.answer(catalog, prediction, "pug", source="staff", user_id=12, update_id=1005)
+    assert staff_answer(catalog, photo.id, 11) == "beagle" and staff_answer(catalog, photo.id, 12) == "pug"
+
+
+@pytest.mark.postgres
+def test_on_postgres_an_older_press_waits_for_a_newer_one_being_applied_then_is_refused(
+    make_catalog, postgres_url, photos_of
+):
+    """Two replicas at once: the newer press holds the order row while it writes; the older one,
+    arriving meanwhile, waits for it and is then refused, whatever order their writes would take."""
+    import threading
+
+    from dogbot.core import review
+
+    catalog = make_catalog(postgres_url)
+    classified = catalog.intake.submit(photos_of("pug")[0], source="telegram")
+    photo, prediction = classified.photo, classified.prediction.id
+    subject = f"dog:{photo.dog_id}"
+    outcome: list[object] = []
+
+    def older() -> None:
+        try:
+            outcome.append(
+                review.answer(catalog, prediction, "boxer", source="staff", user_id=11, update_id=7)
+            )
+        except review.OlderPress as error:
+            outcome.append(error)
+
+    with catalog.labelling.press_applying(11, subject, 8) as newer:
+        assert newer is None
+        thread = threading.Thread(target=older)
+        thread.start()
+        thread.join(1.5)
+        assert thread.is_alive(), "the older press waits while the newer one is being applied"
+        catalog.labelling.record_label(photo.id, "basenji", source="staff", user_id=11)
+    thread.join(10)
+    assert isinstance(outcome[0], review.OlderPress), outcome
+    assert staff_answer(catalog, photo.id, 11) == "basenji"
