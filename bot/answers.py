@@ -79,11 +79,11 @@ async def _answer(
     secondary: str | None = None,
 ) -> tuple[LabelResult, str | None] | None:
     """Record the presser's answer and say so in the toast, with a line saying what it replaces
-    when it changes the person's own earlier answer; None (after saying why) when the question is
-    out of date or the breed is gone."""
+    when it changes an earlier answer (the person's own, else another person's, named); None (after
+    saying why) when the question is out of date or the breed is gone."""
     services = context.services
     before = await asyncio.to_thread(
-        review.own_answer, services.catalog, press.prediction_id, query.from_user.id
+        review.earlier_answer, services.catalog, press.prediction_id, query.from_user.id
     )
     try:
         result = await asyncio.to_thread(
@@ -110,7 +110,13 @@ async def _answer(
     if replaced:
         # A press on an older message changes a later answer: say what it replaces, and when.
         when = texts.local_time(before.created_at, services.timezone)[-5:]
-        note = texts.answer_replaces(before.breed, breed, when, services.breed_name)
+        by = None  # the presser's own answer
+        if before.user_id != query.from_user.id:
+            known = (
+                await asyncio.to_thread(services.members.name_of, before.user_id) if before.user_id else None
+            )
+            by = known or before.user_name or ""
+        note = texts.answer_replaces(before.breed, breed, when, services.breed_name, by=by)
         await query.answer(note)
         return result, note
     await query.answer(texts.answer_toast(breed, result.created, services.breed_name))

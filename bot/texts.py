@@ -615,9 +615,15 @@ def card_answer_note(given: str, decided: str | None, name: Name) -> str | None:
     return None
 
 
-def answer_replaces(before: str, now: str, when: str, name: Name) -> str:
-    """A press that changes the person's own earlier answer (often on an older message): what it replaces."""
-    return _("{before} → {now}, your answer of {when}").format(before=name(before), now=name(now), when=when)
+def answer_replaces(before: str, now: str, when: str, name: Name, *, by: str | None = None) -> str:
+    """A press that changes an earlier answer (often on an older message): what it replaces, and
+    whose it was (``by``: None for the person's own, "" for someone the bot has no name for)."""
+    words = {"before": name(before), "now": name(now), "when": when}
+    if by is None:
+        return _("{before} → {now}, your answer of {when}").format(**words)
+    if by:
+        return _("{before} → {now}, {person}'s answer of {when}").format(person=by, **words)
+    return _("{before} → {now}, someone else's answer of {when}").format(**words)
 
 
 def unmerged_toast(code: str) -> str:

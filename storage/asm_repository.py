@@ -68,6 +68,11 @@ def count_by_state(*, session: Session) -> dict[str, int]:
     return {state: count for state, count in session.exec(statement)}
 
 
+def person_name(user_id: int, *, session: Session) -> str | None:
+    row = session.get(PersonName, user_id)
+    return row.name if row is not None else None
+
+
 def all_person_names(*, session: Session) -> dict[int, str]:
     return {row.user_id: row.name for row in session.exec(select(PersonName))}
 

@@ -171,6 +171,11 @@ class Members:
         with self._lock:
             self._names_seen[user_id] = name
 
+    def name_of(self, user_id: int) -> str | None:
+        """The Telegram name ``user_id`` goes by, when the bot has seen it."""
+        with open_session(self.engine) as session:
+            return asm_repository.person_name(user_id, session=session)
+
     def names(self) -> dict[int, str]:
         """Every known person's Telegram name, by user id."""
         with open_session(self.engine) as session:

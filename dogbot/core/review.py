@@ -16,7 +16,7 @@ from dogbot.core.labelling import LabelResult, UnknownBreed
 from dogbot.core.taxonomy import Breed
 from ml.images import ImageRejected
 from storage.tables import Label, Photo, Prediction
-from storage.vocabulary import MIXED_BREED, NOT_A_DOG, SKIP
+from storage.vocabulary import MIXED_BREED, NOT_A_DOG, PEOPLE, SKIP
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +69,18 @@ def current_question(catalog: Catalog, prediction_id: int) -> Question:
     return _question(catalog, photo, prediction)
 
 
-def own_answer(catalog: Catalog, prediction_id: int, user_id: int) -> Label | None:
-    """The person's answer standing for the photo a question is about (their latest), or None."""
+def earlier_answer(catalog: Catalog, prediction_id: int, user_id: int) -> Label | None:
+    """The answer a new one from ``user_id`` would replace for the question's photo: their own
+    latest, else the latest answer another person gave (a Skip is no answer), or None."""
     prediction = catalog.labelling.prediction(prediction_id)
     if prediction is None:
         return None
-    mine = [label for label in catalog.labelling.labels(prediction.photo_id) if label.user_id == user_id]
-    return mine[-1] if mine else None
+    labels = catalog.labelling.labels(prediction.photo_id)
+    mine = [label for label in labels if label.user_id == user_id]
+    if mine:
+        return mine[-1]
+    others = [label for label in labels if label.source in PEOPLE and label.breed != SKIP]
+    return others[-1] if others else None
 
 
 def answer(

@@ -6,6 +6,7 @@ which later answer it replaces; one person's quick presses apply in the order ma
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from sqlmodel import select
@@ -168,6 +169,27 @@ async def test_a_press_on_an_older_message_says_which_later_answer_it_replaces(r
         since=since,
     )
     assert other in redrawn.text
+
+
+async def test_a_press_that_changes_another_persons_answer_names_them_and_the_time(running, photos) -> None:
+    bot, server = running, running.server
+    admin = 1001
+    server.user(admin, "Ana")
+    card = await question_card(bot, photos["golden retriever"][-3])
+    theirs, mine = breed_buttons(bot.current(card))[:2]
+    since = len(server.sent)
+    pressed = await server.press_button(
+        admin, bot.current(card), server.find_button(bot.current(card), theirs)
+    )
+    await server.wait_for_answer(pressed, timeout=ANSWER_TIMEOUT)
+    await server.wait_for(
+        lambda s: s.message_id == card.message_id and "Registered as" in s.text,
+        timeout=ANSWER_TIMEOUT,
+        since=since,
+    )
+    await question_card_again(bot, card)
+    toast = await press_and_answer(bot, bot.current(card), mine)
+    assert re.fullmatch(rf"{theirs} → {mine}, Ana's answer of \d\d:\d\d", toast), toast
 
 
 async def test_one_persons_quick_presses_apply_in_the_order_made(running, photos) -> None:
