@@ -190,6 +190,10 @@ async def test_a_press_that_changes_another_persons_answer_names_them_and_the_ti
     await question_card_again(bot, card)
     toast = await press_and_answer(bot, bot.current(card), mine)
     assert re.fullmatch(rf"{theirs} → {mine}, Ana's answer of \d\d:\d\d", toast), toast
+    await server.wait_for(  # the card says it too
+        lambda s: s.message_id == card.message_id and toast in s.text, timeout=ANSWER_TIMEOUT, since=since
+    )
+    await asyncio.sleep(SETTLE_S)
 
 
 async def test_one_persons_quick_presses_apply_in_the_order_made(running, photos) -> None:
