@@ -59,6 +59,7 @@ from dogbot.core.labelling import UnknownBreed
 from dogbot.core.limits import SharedPerUserLimit
 from dogbot.core.text import clean_text
 from ml.images import ImageRejected, crop_image, too_big
+from storage.blobs import sha256_of
 from storage.db import ping
 from storage.vocabulary import MIXED_BREED, AgeGroup, LabelSource, Sex
 
@@ -258,8 +259,8 @@ def create_app(services: ApiServices) -> FastAPI:
         incoming = _incoming(catalog, photo, crop, services, who)
         _refuse_known(catalog, incoming, None)
         _put_bytes(catalog, incoming)  # a store that cannot be written fails here, before the dog exists
-        # The dog is made in the transaction that stores its first photo: a request that fails or
-        # is killed before then leaves no dog, and one killed later leaves a dog with its photos.
+        # The dog is made in the transaction that stores its first photo; a request that fails after
+        # storing some of its photos takes them and the dog away again: nothing half-made stays.
         new_dog = NewDog(
             source=LabelSource.API,
             group=f"api:{uuid.uuid4().hex}",
@@ -268,7 +269,12 @@ def create_app(services: ApiServices) -> FastAPI:
             sex=sex,
             age_group=age_group,
         )
-        _store(catalog, [Incoming(**item, new_dog=new_dog) for item in incoming])
+        try:
+            _store(catalog, [Incoming(**item, new_dog=new_dog) for item in incoming])
+        except BaseException as error:
+            shas = [sha256_of(item["data"]) for item in incoming]
+            catalog.dogs.abandon(new_dog.group, shas, why=f"registration failed: {type(error).__name__}")
+            raise
         dog = catalog.dogs.group_dog(new_dog.group)
         return dog_of(catalog.dogs.answer(dog.id), name_of=name_of)
 

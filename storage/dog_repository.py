@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
 from storage.repository import chunked
-from storage.tables import Dog, DogAudit, DogGroup, DogMessage, Photo, Prediction
+from storage.tables import Dog, DogAudit, DogGroup, DogMessage, Label, Photo, Prediction
 
 
 def next_serial(year: int, *, session: Session) -> int:
@@ -157,3 +157,22 @@ def merged_into(dog_id: int, *, session: Session) -> list[Dog]:
 def last_audit(dog_id: int, action: str, *, session: Session) -> DogAudit | None:
     statement = select(DogAudit).where(DogAudit.dog_id == dog_id, DogAudit.action == action)
     return session.exec(statement.order_by(DogAudit.id.desc())).first()
+
+
+def discard_photos(sha256s: Iterable[str], *, session: Session) -> list[int]:
+    """Delete the photos with these hashes and what hangs on them (predictions, labels, the record of
+    messages that show them); the ids deleted. Only for photos a failed request itself stored."""
+    photos = list(session.exec(select(Photo).where(Photo.sha256.in_(list(sha256s)))))
+    ids = [photo.id for photo in photos]
+    if ids:
+        session.exec(delete(Label).where(Label.photo_id.in_(ids)))
+        session.exec(delete(Prediction).where(Prediction.photo_id.in_(ids)))
+        session.exec(delete(DogMessage).where(DogMessage.photo_id.in_(ids)))
+        for photo in photos:
+            session.delete(photo)
+        session.flush()
+    return ids
+
+
+def group(key: str, *, session: Session) -> DogGroup | None:
+    return session.get(DogGroup, key)

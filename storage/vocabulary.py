@@ -148,3 +148,4 @@ class DogAuditAction(StrEnum):
     MERGED = "merged"  # its photos joined another dog (undone: UNMERGED)
     UNMERGED = "unmerged"
     DELETED = "deleted"  # removed on purpose (a wrong registration)
+    ABANDONED = "abandoned"  # a registration that failed midway: removed with the photos it stored

@@ -412,6 +412,20 @@ class Dogs:
             session.commit()
             return dog
 
+    def abandon(self, group: str, sha256s: Sequence[str], *, why: str = "") -> None:
+        """Undo a registration that failed midway, in one transaction: the photos it stored (by
+        hash; none was in the catalog before it) and the dog made for its group go, the dog kept in
+        an audit row (its code is never given again). The photo files stay in the store."""
+        with open_session(self.engine) as session:
+            made = dog_repository.group(group, session=session)
+            removed = dog_repository.discard_photos(sha256s, session=session)
+            if made is not None and session.get(Dog, made.dog_id) is not None:
+                detail = {"photos": removed, "why": why}
+                self._remove(session, made.dog_id, DogAuditAction.ABANDONED, detail)
+            elif made is not None:
+                session.delete(made)
+            session.commit()
+
     def photo_bytes_of(self, dog_id: int, number: int) -> tuple[Photo, bytes]:
         """The dog's ``number``-th photo (1-based, in the order they came) and its bytes;
         IndexError when it has fewer."""
