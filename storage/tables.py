@@ -86,6 +86,9 @@ class Prediction(SQLModel, table=True):
     top: list = Field(default_factory=list, sa_type=JSON)  # [{"breed": key, "p": float}, ...]
     embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32
     auto_accepted: bool = False
+    # Accepted without asking, and picked at random for staff to check (dogbot/core/asking.py): the
+    # unbiased sample the catalog's accuracy is estimated from.
+    spot_check: bool = False
 
 
 class Label(SQLModel, table=True):

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -69,5 +72,31 @@ def estimate_accuracy(
         low=people + auto * low,
         high=people + auto * high,
         spot_checks=spot_checks,
+        level=level,
+    )
+
+
+def estimate_from_catalog(
+    engine: Engine, *, since: datetime | None = None, until: datetime | None = None, level: float = 0.95
+) -> AccuracyEstimate | None:
+    """:func:`estimate_accuracy` of the photos received in ``[since, until)``, from the database: what
+    ``/status`` says and ``simulate --json`` reports as ``estimated_accuracy``."""
+    from dogbot.core.labels import resolve_label
+    from storage import asking_repository, repository
+    from storage.db import session as open_session
+    from storage.vocabulary import LabelSource
+
+    with open_session(engine) as session:
+        ids = repository.photo_ids(session=session, since=since, until=until)
+        labels = repository.labels_by_photo(ids, session=session)
+        checked, right = asking_repository.spot_check_results(session=session, since=since, until=until)
+    decided = [resolve_label(labels.get(photo_id, [])) for photo_id in ids]
+    auto = sum(1 for d in decided if d is not None and d.label.source == LabelSource.AUTO)
+    people = sum(1 for d in decided if d is not None and d.label.source != LabelSource.AUTO)
+    return estimate_accuracy(
+        labelled_by_people=people,
+        auto_unchecked=auto,
+        spot_checks=checked,
+        spot_checks_right=right,
         level=level,
     )

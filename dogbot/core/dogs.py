@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
+from dogbot.core.asking import AskPolicy
 from dogbot.core.breeds import Breeds
 from dogbot.core.labelling import Labelling, LabelResult
 from dogbot.core.labels import ResolvedLabel, resolve_label
@@ -140,6 +141,7 @@ class Dogs:
         labelling: Labelling,
         rules: DogRules,
         *,
+        asking: AskPolicy,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
@@ -147,6 +149,7 @@ class Dogs:
         self.breeds = breeds
         self.labelling = labelling
         self.rules = rules
+        self.asking = asking  # the same rule as a photo's: when a dog's answer is accepted without asking
         self.clock = clock
 
     # --- records ------------------------------------------------------------------------------
@@ -624,7 +627,8 @@ class Dogs:
             confidence = top[0][1] if top else 0.0
             # A photo the intake asked about although confident hides a breed the model cannot name yet.
             held_back = any(
-                p.is_dog and not p.auto_accepted and p.confidence >= self.rules.auto_accept_threshold
+                not p.auto_accepted
+                and self.asking.accepts_prediction(p, fallback=self.rules.auto_accept_threshold)
                 for _, p in scored
             )
             # Not a dog only when sure, as intake decides it; a photo intake asked about makes the card ask.
@@ -635,7 +639,13 @@ class Dogs:
                 outcome = Outcome.NOT_A_DOG
             elif (
                 output.is_dog(self.rules.dog_threshold)
-                and confidence >= self.rules.auto_accept_threshold
+                and bool(top)
+                and self.asking.accepts(
+                    top[0][0].key,
+                    confidence,
+                    top[1][0].key if len(top) > 1 else None,
+                    fallback=self.rules.auto_accept_threshold,
+                )
                 and not held_back
             ):
                 outcome = Outcome.AUTO_ACCEPTED

@@ -1,0 +1,83 @@
+"""Data-access functions for when to ask (dogbot/core/asking.py): what people said about a model's
+answers, and its recent answers. Each takes the session as a keyword; rows are plain tuples
+``(breed, confidence, second breed, right)``, ``right`` None where nobody said."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from storage.lifecycle_tables import ModelVersion
+from storage.tables import Label, Prediction
+from storage.vocabulary import NOT_A_DOG, PEOPLE, SpecialLabel
+
+AnswerRow = tuple[str, float, str | None, bool | None]
+
+
+def _second(top: list | None) -> str | None:
+    return top[1]["breed"] if top and len(top) > 1 else None
+
+
+def judged_answers(version: str, *, session: Session) -> list[AnswerRow]:
+    """The answers stored with the model when it was trained (its cross-validation candidates', on
+    labelled photos they never saw): ``metrics["judged_answers"]``."""
+    row = session.exec(select(ModelVersion).where(ModelVersion.version == version)).first()
+    stored = (row.metrics or {}).get("judged_answers", []) if row is not None else []
+    return [(breed, float(confidence), second, bool(right)) for breed, confidence, second, right in stored]
+
+
+def people_answers(version: str, *, session: Session) -> list[AnswerRow]:
+    """People's answers about ``version``'s breed answers that it asked about or that were spot
+    checks; not corrections nobody asked for (chosen because the answer looked wrong). Each photo
+    counts once, with its latest answer."""
+    statement = (
+        select(Prediction.photo_id, Prediction.breed, Prediction.confidence, Prediction.top, Label.breed)
+        .join(Label, Label.prediction_id == Prediction.id)
+        .where(
+            Prediction.model_version == version,
+            Prediction.is_dog,
+            Prediction.breed.is_not(None),
+            (~Prediction.auto_accepted) | Prediction.spot_check,
+            Label.source.in_(PEOPLE),
+            Label.breed != SpecialLabel.SKIP,
+        )
+        .order_by(Label.created_at, Label.id)
+    )
+    latest: dict[int, AnswerRow] = {}
+    for photo_id, breed, confidence, top, said in session.exec(statement):
+        latest[photo_id] = (breed, float(confidence), _second(top), said == breed)
+    return list(latest.values())
+
+
+def recent_answers(version: str, limit: int, *, session: Session) -> list[AnswerRow]:
+    """``version``'s newest breed answers, whatever became of them."""
+    statement = (
+        select(Prediction.breed, Prediction.confidence, Prediction.top)
+        .where(Prediction.model_version == version, Prediction.is_dog, Prediction.breed.is_not(None))
+        .order_by(Prediction.id.desc())
+        .limit(limit)
+    )
+    return [
+        (breed, float(confidence), _second(top), None) for breed, confidence, top in session.exec(statement)
+    ]
+
+
+def spot_check_results(*, session: Session, since: datetime | None = None, until: datetime | None = None):
+    """``(checked, right)``: spot checks people answered (answers accepted without asking, picked at
+    random and shown to staff), and how many of them staff confirmed; by when the photo was answered
+    by the model."""
+    statement = (
+        select(Prediction.photo_id, Prediction.is_dog, Prediction.breed, Label.breed)
+        .join(Label, Label.prediction_id == Prediction.id)
+        .where(Prediction.spot_check, Label.source.in_(PEOPLE), Label.breed != SpecialLabel.SKIP)
+        .order_by(Label.created_at, Label.id)
+    )
+    if since is not None:
+        statement = statement.where(Prediction.created_at >= since)
+    if until is not None:
+        statement = statement.where(Prediction.created_at < until)
+    latest: dict[int, bool] = {}
+    for photo_id, is_dog, breed, said in session.exec(statement):
+        latest[photo_id] = said == (breed if is_dog else NOT_A_DOG)
+    return len(latest), sum(latest.values())
