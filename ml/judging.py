@@ -191,7 +191,9 @@ class Verdict:
     # The fold candidates' answers on the compared photos they never saw: (breed named, its
     # probability, the breed named second, right). What the candidate's answers are worth before
     # anyone answers a question about it (dogbot/core/asking.py); kept beside the verdict, not in it.
-    judged_answers: tuple[tuple[str, float, str | None, bool], ...] = field(default=(), repr=False)
+    judged_answers: tuple[tuple[str, float, str | None, bool], ...] = field(
+        default=(), repr=False, compare=False
+    )
 
     SLICES = ("changed", "new_breeds_slice", "rest", "unbiased", "golden")
 

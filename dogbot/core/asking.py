@@ -87,8 +87,8 @@ class Reliability:
 
     # Prior standard deviations of the offsets, in log-odds: a breed can move the curve a lot, but
     # only as far as its own answers carry it (a ridge penalty of 1 / sd^2 per offset).
-    BREED_SD = 1.0
-    PAIR_SD = 1.0
+    BREED_SD = 0.7
+    PAIR_SD = 0.7
 
     @classmethod
     def fit(cls, answers: Sequence[Answer]) -> Reliability:
