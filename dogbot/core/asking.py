@@ -9,9 +9,9 @@ breed with two answers moves little from the global curve, one with forty moves 
 
 The rule (selective classification with a risk target): of the serving model's recent answers, accept
 without asking the most probably right ones, as many as keep their mean probability of being right at
-``target``; ask about the rest. The cut never goes below ``2 * target - 1`` (an answer right less often
-than that is asked whatever the others are), nor above ``target``, where every accepted answer alone
-meets the target.
+``target``; ask about the rest. The cut never goes below 0.5 (an answer more likely wrong than right
+is asked whatever the others are), nor above ``target``, where every accepted answer alone meets the
+target.
 
 Evidence, all about the serving model (a newly promoted one does not inherit the old one's): its
 judged answers (the cross-validation candidates' answers on labelled photos they never saw, stored
@@ -156,13 +156,15 @@ class Reliability:
 
 def acceptance_cut(probabilities: Sequence[float], target: float) -> float:
     """The lowest probability of being right to accept at, so that the accepted ones' mean meets
-    ``target``; within ``[2 * target - 1, target]``."""
-    floor = max(0.0, 2 * target - 1)
+    ``target``; within ``[0.5, target]``: an answer more likely wrong than right is always asked."""
+    floor = 0.5
     ordered = np.sort(np.asarray(probabilities, dtype=np.float64))[::-1]
     if not len(ordered):
         return target
     means = np.cumsum(ordered) / np.arange(1, len(ordered) + 1)
-    meeting = np.flatnonzero(means >= target)
+    # Only where a run of equal values ends: a cut accepts every answer at or above it.
+    block_end = np.append(ordered[1:] < ordered[:-1], True)
+    meeting = np.flatnonzero((means >= target) & block_end)
     if not len(meeting):
         return target
     return float(min(target, max(floor, ordered[meeting[-1]])))
