@@ -55,7 +55,8 @@ def test_the_pair_a_model_hesitates_between_carries_its_own_reliability():
     [
         ([0.99] * 50 + [0.92] * 50, 0.95, 0.92),  # all of them average 0.955: accept every one
         ([0.99] * 50 + [0.92] * 50, 0.97, 0.97),  # some 0.92s would fit, not all: none is taken
-        ([0.99] * 10 + [0.4] * 90, 0.9, 0.5),  # one 0.4 would fit, but one more likely wrong is asked
+        ([0.99] * 10 + [0.4] * 90, 0.9, 0.9),  # the 0.4s cannot all be taken: only the sure ones
+        ([0.99] * 100 + [0.45], 0.9, 0.5),  # the 0.45 would fit, but one more likely wrong is asked
         ([0.6] * 10, 0.95, 0.95),  # none meets it: ask about everything below the target
         ([], 0.95, 0.95),
     ],
