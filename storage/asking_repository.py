@@ -29,8 +29,9 @@ def judged_answers(version: str, *, session: Session) -> list[AnswerRow]:
 
 def people_answers(version: str, *, session: Session) -> list[AnswerRow]:
     """People's answers about ``version``'s breed answers that it asked about or that were spot
-    checks; not corrections nobody asked for (chosen because the answer looked wrong). Each photo
-    counts once, with its latest answer."""
+    checks; not corrections nobody asked for (chosen because the answer looked wrong), nor answers
+    held back for a look-alike (asked because they looked likely wrong). Each photo counts once,
+    with its latest answer."""
     statement = (
         select(Prediction.photo_id, Prediction.breed, Prediction.confidence, Prediction.top, Label.breed)
         .join(Label, Label.prediction_id == Prediction.id)
@@ -38,7 +39,7 @@ def people_answers(version: str, *, session: Session) -> list[AnswerRow]:
             Prediction.model_version == version,
             Prediction.is_dog,
             Prediction.breed.is_not(None),
-            (~Prediction.auto_accepted) | Prediction.spot_check,
+            ((~Prediction.auto_accepted) & (~Prediction.held_back)) | Prediction.spot_check,
             Label.source.in_(PEOPLE),
             Label.breed != SpecialLabel.SKIP,
         )

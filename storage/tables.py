@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint, false
 from sqlmodel import JSON, Field, SQLModel
 
 
@@ -88,7 +88,11 @@ class Prediction(SQLModel, table=True):
     auto_accepted: bool = False
     # Accepted without asking, and picked at random for staff to check (dogbot/core/asking.py): the
     # unbiased sample the catalog's accuracy is estimated from.
-    spot_check: bool = False
+    spot_check: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # Sure enough to accept, but asked because a look-alike the model cannot name was in the way
+    # (dogbot/core/lookalikes.py): asked for a reason that makes it likelier wrong, so left out of
+    # what the rule for asking learns from.
+    held_back: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class Label(SQLModel, table=True):

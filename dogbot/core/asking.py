@@ -234,15 +234,6 @@ class AskPolicy:
             return confidence >= fallback
         return decided.reliability.probability(breed, confidence, second) >= decided.cut
 
-    def accepts_prediction(self, prediction, *, fallback: float) -> bool:
-        """Would the rule accept this stored breed answer (a ``Prediction``) without asking, were no
-        look-alike in the way? False for an answer that is not a breed."""
-        if not prediction.is_dog or prediction.breed is None:
-            return False
-        top = prediction.top or []
-        second = top[1]["breed"] if len(top) > 1 else None
-        return self.accepts(prediction.breed, prediction.confidence, second, fallback=fallback)
-
     def spot_check(self, sha256: str, model_version: str) -> bool:
         """Is this accepted answer one of the random few staff are asked to check? Decided by the
         photo's hash, so a photo sent twice (or to two replicas) is checked, or not, both times."""

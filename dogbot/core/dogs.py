@@ -626,11 +626,7 @@ class Dogs:
             ]
             confidence = top[0][1] if top else 0.0
             # A photo the intake asked about although confident hides a breed the model cannot name yet.
-            held_back = any(
-                not p.auto_accepted
-                and self.asking.accepts_prediction(p, fallback=self.rules.auto_accept_threshold)
-                for _, p in scored
-            )
+            held_back = any(p.held_back and not p.auto_accepted for _, p in scored)
             # Not a dog only when sure, as intake decides it; a photo intake asked about makes the card ask.
             sure_not_a_dog = output.surely_not_a_dog(
                 self.rules.dog_threshold, self.rules.not_a_dog_below

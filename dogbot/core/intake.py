@@ -222,12 +222,18 @@ class PhotoIntake:
             # whatever the breed head learns, but looks like the greyhounds staff labelled.
             sure = output.surely_not_a_dog(self.rules.dog_threshold, self.rules.not_a_dog_below)
             auto_label = NOT_A_DOG if sure and not self.lookalikes.advise(output.embedding).veto else None
-        elif (
-            self.asking.accepts(breed, confidence, second, fallback=self.rules.auto_accept_threshold)
-            and not self.lookalikes.is_shadowed(breed)
-            and not self.lookalikes.advise(output.embedding, predicted=breed).veto
+        held_back = False
+        if is_dog and self.asking.accepts(
+            breed, confidence, second, fallback=self.rules.auto_accept_threshold
         ):
-            auto_label = breed
+            # Sure enough for the rule, unless staff have shown that such answers hide a breed the
+            # model cannot name yet: then asked, and left out of what the rule learns from (asked for
+            # a reason that is not its confidence or breed, see dogbot/core/asking.py).
+            held_back = (
+                self.lookalikes.is_shadowed(breed)
+                or self.lookalikes.advise(output.embedding, predicted=breed).veto
+            )
+            auto_label = None if held_back else breed
         prediction = Prediction(
             photo_id=photo.id,
             model_version=output.model_version,
@@ -240,6 +246,7 @@ class PhotoIntake:
             embedding=repository.embedding_to_bytes(output.embedding),
             auto_accepted=auto_label is not None,
             spot_check=auto_label is not None and self.asking.spot_check(photo.sha256, output.model_version),
+            held_back=held_back,
         )
         with open_session(self.engine) as session:
             session.add(prediction)
@@ -282,8 +289,8 @@ class PhotoIntake:
                 predicted=prediction.breed,
                 shown=[entry["breed"] for entry in prediction.top],
             ).extra_buttons
-        confident = self.asking.accepts_prediction(prediction, fallback=self.rules.auto_accept_threshold)
-        if outcome == Outcome.ASK and confident:
+        held_back = outcome == Outcome.ASK and bool(prediction.held_back)
+        if held_back:
             named = self.lookalikes.shadowed().get(prediction.breed)
             lookalikes = tuple(key for key, _ in named.most_common(2)) if named else ()
         return Classification(
@@ -295,7 +302,7 @@ class PhotoIntake:
             label=self._catalog_label(photo.id),
             lookalikes=lookalikes,
             learning=tuple(key for key in learning if key in self.breeds.taxonomy),
-            held_back=outcome == Outcome.ASK and confident,
+            held_back=held_back,
         )
 
     def top_breeds(self, prediction: Prediction) -> list[tuple[Breed, float]]:
