@@ -308,6 +308,13 @@ def photo_state(result: Classification, name: Name) -> str:
     photo_id, decided = result.photo.id, result.label
     if decided is not None and decided.breed != NOT_A_DOG:
         return _("Registered as #{photo_id}: {breed}.").format(photo_id=photo_id, breed=name(decided.breed))
+    if decided is None and result.spot_check:  # filed without asking, and picked for staff to check
+        if result.outcome == Outcome.NOT_A_DOG:
+            return _(
+                "Saved, not as a dog, for now.\nQuick check, picked at random: is it really not a dog? "
+                "Tap “{not_a_dog}”, or its breed: your answer tells us how right the catalog is."
+            ).format(not_a_dog=button("not_a_dog"))
+        return spot_check_question(f"#{photo_id}", name(result.prediction.breed))
     if decided is not None or result.outcome == Outcome.NOT_A_DOG:  # catalogued, or taken, as not a dog
         return _("Saved, not as a dog. If it is one, press “{is_dog}”: it gets its dog code then.").format(
             is_dog=button("is_dog")
@@ -409,6 +416,8 @@ def dog_state(answer: DogAnswer, name: Name) -> str:
         return _("This does not look like a dog. If it is one, press “{is_dog}”.").format(
             is_dog=button("is_dog")
         )
+    if answer.breed is not None and answer.spot_check:
+        return spot_check_question(dog.code, shelter_breed(answer.breed, name))
     if answer.breed is not None:
         return _("Registered as {code}: {breed}.").format(
             code=dog.code, breed=shelter_breed(answer.breed, name)
@@ -416,6 +425,14 @@ def dog_state(answer: DogAnswer, name: Name) -> str:
     if answer.top:
         return _("Which breed is {dog}?").format(dog=dog_title(dog.code, dog.name))
     return _("I couldn't classify its photos just now; they wait in /review.")
+
+
+def spot_check_question(code: str, breed: str) -> str:
+    """The state line of an answer filed without asking that was picked at random for staff to check."""
+    return _(
+        "Registered as {code}: {breed}, for now.\nQuick check, picked at random: is it a {breed}? "
+        "Tap the right breed: your answer tells us how right the catalog is."
+    ).format(code=code, breed=breed)
 
 
 def dog_card(
