@@ -26,8 +26,9 @@ from bot import keyboards, texts
 from bot.callbacks import Action, is_incident_press
 from bot.context import DogContext, admin_only
 from dogbot import i18n
+from dogbot.core.accuracy import weekly_estimates
 from dogbot.core.members import Role
-from dogbot.intake_report import intake_days, intake_png, intake_summary
+from dogbot.intake_report import accuracy_weeks, intake_days, intake_png, intake_summary
 from dogbot.lifecycle_text import model_list, model_namer, retrain_report, retrain_step
 from jobs.incidents import IncidentClosed, IncidentFacts
 from jobs.lock import LockBusy
@@ -216,7 +217,10 @@ async def on_report(update: Update, context: DogContext) -> None:
         alarms, promotions = services.lifecycle.timeline()
         today = datetime.now(services.timezone).date()
         days = intake_days(rows, alarms, promotions, today=today, tz=services.timezone)
-        return intake_summary(days), intake_png(days) if days else None
+        if not days:
+            return intake_summary(days), None
+        weeks = weekly_estimates(services.catalog.intake.engine, today=today, tz=services.timezone)
+        return intake_summary(days) + "\n" + accuracy_weeks(weeks), intake_png(days)
 
     summary, chart = await asyncio.to_thread(build)  # the thread keeps the admin's language
     if chart is None:

@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 
 from dogbot import i18n
+from dogbot.core.accuracy import AccuracyNow
 from dogbot.core.dogs import DogAnswer, PhotoRef, SameDog, ShelterBreed
 from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
 from dogbot.i18n import N_, _, ngettext
+from dogbot.intake_report import accuracy_in_words
 from dogbot.lifecycle_text import (  # noqa: F401 (drift_report: the chat's words, kept with the CLI's)
     age_group_name,
     drift_report,
@@ -683,7 +685,59 @@ def local_time(moment: datetime, tz: tzinfo) -> str:
     return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}"
 
 
-def status(report: CatalogStatus, lifecycle: LifecycleStatus, tz: tzinfo = UTC) -> str:
+def _whole(p: float) -> str:
+    return f"{100 * p:.0f}"
+
+
+def accuracy_status(now: AccuracyNow) -> list[str]:
+    """/status's lines on how right the catalog is, and when the bot asks because of it."""
+    target = _whole(now.target)
+    if now.estimate is not None:
+        said = accuracy_in_words(now.estimate)
+        if now.target > 0:
+            first = _("Catalog: {estimate}; the target is {target} %.").format(estimate=said, target=target)
+        else:
+            first = _("Catalog: {estimate}.").format(estimate=said)
+    elif now.spot_check_share <= 0:
+        first = _("Catalog: no estimate of how right it is, because spot checks are off.")
+    else:
+        first = _(
+            "Catalog: no estimate of how right it is yet. It comes from spot checks (answers I filed "
+            "alone, picked at random for staff to check), and none has been answered yet."
+        )
+    decision, threshold = now.decision, _whole(now.fallback_threshold)
+    if now.target <= 0:
+        rule = _("When I ask: below {threshold} % sure (no target accuracy is set).").format(
+            threshold=threshold
+        )
+    elif decision.mode == "strict":
+        rule = _(
+            "When I ask: more often than usual, because the spot checks say the catalog is below the target."
+        )
+    elif decision.mode == "target":
+        rule = ngettext(
+            "When I ask: as little as keeps the catalog {target} % right, learnt from {n} answer about "
+            "my guesses.",
+            "When I ask: as little as keeps the catalog {target} % right, learnt from {n} answers about "
+            "my guesses.",
+            decision.answers,
+        ).format(target=target, n=decision.answers)
+    elif decision.answers < now.min_answers:
+        rule = _(
+            "When I ask: below {threshold} % sure, until people have answered {needed} of my questions "
+            "({n} so far)."
+        ).format(threshold=threshold, needed=now.min_answers, n=decision.answers)
+    else:
+        rule = _(
+            "When I ask: below {threshold} % sure, until people's answers show where I go wrong (none "
+            "of my {n} answers they checked was wrong)."
+        ).format(threshold=threshold, n=decision.answers)
+    return [first, rule]
+
+
+def status(
+    report: CatalogStatus, lifecycle: LifecycleStatus, tz: tzinfo = UTC, accuracy: AccuracyNow | None = None
+) -> str:
     """/status: which model answers, the catalog, when the model was last checked and retrained.
 
     The same facts as /models and /drift, from the same records, in the same words."""
@@ -734,6 +788,7 @@ def status(report: CatalogStatus, lifecycle: LifecycleStatus, tz: tzinfo = UTC) 
             ),
             _("Last check for changed photos: {when}").format(when=drift_text),
             _("Last retrain: {when}").format(when=retrain_text),
+            *(accuracy_status(accuracy) if accuracy is not None else []),
         ]
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from livebot import STAFF, live_bot
+from livebot import ADMIN, STAFF, live_bot
 
 from dogbot.core.accuracy import estimate_from_catalog
 from storage.tables import Label, Prediction
@@ -43,4 +43,15 @@ async def test_a_spot_check_asks_staff_and_their_answer_counts(
         assert prediction.spot_check and prediction.auto_accepted
         estimate = estimate_from_catalog(bot.container.engine)
         assert estimate is not None and estimate.spot_checks == 1 and estimate.value == 1.0
+
+        # What the one check says reaches admins in words: /status, and /report week by week.
+        since = len(bot.server.sent)
+        await bot.server.send_text(ADMIN, "/status")
+        status = (await bot.reply(ADMIN, "Catalog: about 100 % right (", since=since)).text
+        assert "from 1 spot check; the target is 95 %." in status
+        assert "When I ask: below 5 % sure, until people have answered 40 of my questions" in status
+        since = len(bot.server.sent)
+        await bot.server.send_text(ADMIN, "/report")
+        report = (await bot.reply(ADMIN, "week by week", since=since)).text
+        assert report.count("Week of ") == 4 and report.count("from 1 spot check.") == 1
         assert bot.errors == []
