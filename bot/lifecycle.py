@@ -1,4 +1,5 @@
-"""Admin lifecycle commands (/retrain, /drift, /models, /rollback, /report) and the model-refresh job.
+"""Admin lifecycle commands (/retrain, /drift, /models, /rollback, /report, /errors) and the
+model-refresh job.
 
 Each handler (admins only: ``@admin_only``) runs one lifecycle service in a worker thread (torch and
 SQLite work never blocks the event loop), and replies with text and, where there is one, a chart.
@@ -27,9 +28,11 @@ from bot.callbacks import Action, is_incident_press
 from bot.context import DogContext, admin_only
 from dogbot import i18n
 from dogbot.core.accuracy import weekly_estimates
+from dogbot.core.errors import analyse_errors
 from dogbot.core.members import Role
 from dogbot.intake_report import accuracy_weeks, intake_days, intake_png, intake_summary
-from dogbot.lifecycle_text import model_list, model_namer, retrain_report, retrain_step
+from dogbot.lifecycle_text import chart_words, model_list, model_namer, retrain_report, retrain_step
+from jobs.charts import errors_png
 from jobs.incidents import IncidentClosed, IncidentFacts
 from jobs.lock import LockBusy
 from jobs.registry import NoEarlierModel, RegistryError
@@ -49,7 +52,7 @@ def register_lifecycle_handlers(
     jobs_in_bot: Intervals | None,
     asm_sync_s: float | None = None,
 ) -> None:
-    """Add /retrain, /drift, /models, /rollback, /report and the repeating registry check.
+    """Add /retrain, /drift, /models, /rollback, /report, /errors and the repeating registry check.
 
     ``jobs_in_bot``: the schedule of fold, drift and retrain when this process runs them too;
     ``asm_sync_s``: how often it sends dogs to Animal Shelter Manager then (None: the worker does).
@@ -59,6 +62,7 @@ def register_lifecycle_handlers(
     application.add_handler(CommandHandler("models", on_models))
     application.add_handler(CommandHandler("rollback", on_rollback))
     application.add_handler(CommandHandler("report", on_report))
+    application.add_handler(CommandHandler("errors", on_errors))
     application.add_handler(CallbackQueryHandler(on_incident_button, pattern=is_incident_press, block=False))
     queue = application.job_queue
     if queue is None:  # PTB without its job-queue extra: no background refresh
@@ -205,6 +209,34 @@ async def on_rollback(update: Update, context: DogContext) -> None:
         return
     names = model_namer(await asyncio.to_thread(lifecycle.models), context.services.timezone)
     await update.effective_message.reply_text(texts.rolled_back(names(old), names(new)))
+
+
+@admin_only
+async def on_errors(update: Update, context: DogContext) -> None:
+    """/errors (admins): what the model gets wrong most by people's answers, and what the bot does now."""
+    services = context.services
+    intake = services.catalog.intake
+
+    def build() -> tuple[str, bytes | None]:
+        analysis = analyse_errors(
+            intake.engine,
+            intake.asking,
+            fallback_threshold=intake.rules.auto_accept_threshold,
+            now=datetime.now(UTC),
+        )
+        text = texts.errors(analysis, services.breed_name)
+        if not analysis.confusions:
+            return text, None
+        pairs = [(c.predicted, c.said, c.times) for c in analysis.confusions]
+        return text, errors_png(pairs, days=analysis.days, name=services.breed_name, words=chart_words())
+
+    text, chart = await asyncio.to_thread(build)  # the thread keeps the admin's language
+    if chart is None:
+        await update.effective_message.reply_text(text[:_MAX_MESSAGE])
+        return
+    await update.effective_message.reply_photo(chart, caption=text[:_MAX_CAPTION])
+    if len(text) > _MAX_CAPTION:
+        await update.effective_message.reply_text(text[:_MAX_MESSAGE])
 
 
 @admin_only

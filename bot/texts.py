@@ -14,6 +14,7 @@ from datetime import UTC, datetime, tzinfo
 from dogbot import i18n
 from dogbot.core.accuracy import AccuracyNow
 from dogbot.core.dogs import DogAnswer, PhotoRef, SameDog, ShelterBreed
+from dogbot.core.errors import ErrorAnalysis
 from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
@@ -92,6 +93,7 @@ COMMANDS_ADMIN = {
     "models": N_("model versions and how good they are"),
     "rollback": N_("go back to the model before"),
     "report": N_("the shelter's intake day by day: photos, answers, changes"),
+    "errors": N_("what the model gets wrong most, and what I do about it"),
 }
 
 # Messages without a value in them, read as ``texts.STALE`` and so on: translated when read (module
@@ -791,6 +793,52 @@ def status(
             *(accuracy_status(accuracy) if accuracy is not None else []),
         ]
     )
+
+
+def errors(analysis: ErrorAnalysis, name: Name) -> str:
+    """/errors: the model's most frequent mistakes by people's answers, and what the bot does now."""
+    days = analysis.days
+    if not analysis.checked:
+        return _("People have not answered about any of the model's breed answers in the last {days} days: "
+                 "nothing to learn from yet.").format(days=days)  # fmt: skip
+    if not analysis.wrong:
+        return ngettext(
+            "In the last {days} days people answered about {n} of the model's breed answers, and found none wrong.",
+            "In the last {days} days people answered about {n} of the model's breed answers, and found none wrong.",
+            analysis.checked,
+        ).format(days=days, n=analysis.checked)  # fmt: skip
+    lines = [
+        ngettext(
+            "The model's mistakes in the last {days} days: people answered otherwise on {wrong} of {n} photo.",
+            "The model's mistakes in the last {days} days: people answered otherwise on {wrong} of {n} photos.",
+            analysis.checked,
+        ).format(days=days, wrong=analysis.wrong, n=analysis.checked)  # fmt: skip
+    ]
+    for i, c in enumerate(analysis.confusions, 1):
+        if c.accepts_from is None:
+            now = _("I always ask")
+        else:
+            now = _("I ask when under {sure} % sure").format(sure=f"{100 * c.accepts_from:.0f}")
+        times = ngettext("{n} time", "{n} times", c.times).format(n=c.times)
+        lines.append(
+            _("{i}. I said {predicted}, people said {said}: {times}. Now: {now}.").format(
+                i=i, predicted=name(c.predicted), said=name(c.said), times=times, now=now
+            )
+        )
+    if analysis.breeds:
+        each = ", ".join(
+            _("{breed} ({wrong} of {n})").format(breed=name(b.breed), wrong=b.wrong, n=b.checked)
+            for b in analysis.breeds
+        )
+        lines.append(_("Breeds I get wrong most: {breeds}.").format(breeds=each))
+    if analysis.mode == "fallback":
+        lines.append(
+            _("Every breed has the same rule for now (below {sure} % sure I ask): too few answers to tell "
+              "breeds apart yet.").format(sure=f"{100 * analysis.fallback_threshold:.0f}")
+        )  # fmt: skip
+    elif analysis.mode == "strict":
+        lines.append(_("I ask more than usual now: the spot checks say the catalog is below the target."))
+    return "\n".join(lines)
 
 
 def label_source(source: str) -> str:

@@ -81,3 +81,30 @@ def spot_check_results(*, session: Session, since: datetime | None = None, until
     for photo_id, is_dog, breed, said in session.exec(statement):
         latest[photo_id] = said == (breed if is_dog else NOT_A_DOG)
     return len(latest), sum(latest.values())
+
+
+VerdictRow = tuple[str, float, str | None, str]
+
+
+def people_verdicts(*, session: Session, since: datetime | None = None) -> list[VerdictRow]:
+    """``(model's breed, its confidence, its second breed, what people said)`` for each photo whose
+    breed answer (any model's) people labelled, since ``since``: each photo once, with its latest
+    answer; skips left out. Every people's answer counts here, corrections nobody asked for too:
+    this is where the model is wrong, not how often."""
+    statement = (
+        select(Prediction.photo_id, Prediction.breed, Prediction.confidence, Prediction.top, Label.breed)
+        .join(Label, Label.prediction_id == Prediction.id)
+        .where(
+            Prediction.is_dog,
+            Prediction.breed.is_not(None),
+            Label.source.in_(PEOPLE),
+            Label.breed != SpecialLabel.SKIP,
+        )
+        .order_by(Label.created_at, Label.id)
+    )
+    if since is not None:
+        statement = statement.where(Label.created_at >= since)
+    latest: dict[int, VerdictRow] = {}
+    for photo_id, breed, confidence, top, said in session.exec(statement):
+        latest[photo_id] = (breed, float(confidence), _second(top), said)
+    return list(latest.values())
