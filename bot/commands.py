@@ -13,9 +13,9 @@ from telegram.ext import CommandHandler
 from bot import keyboards, texts
 from bot.context import DogContext, admin_only, chat_action
 from dogbot import i18n
-from dogbot.core.accuracy import accuracy_now
 from dogbot.core.api_clients import ClientError
 from dogbot.core.members import MembershipError, Role, parse_user_id
+from dogbot.core.standing import accuracy_now
 from storage.vocabulary import NOT_A_DOG, PEOPLE
 
 _MAX_MESSAGE = 4096

@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 
 from dogbot import i18n
-from dogbot.core.accuracy import AccuracyNow
 from dogbot.core.dogs import DogAnswer, PhotoRef, SameDog, ShelterBreed
 from dogbot.core.errors import ErrorAnalysis
 from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
+from dogbot.core.standing import AccuracyNow
 from dogbot.i18n import N_, _, ngettext
 from dogbot.intake_report import accuracy_in_words
 from dogbot.lifecycle_text import (  # noqa: F401 (drift_report: the chat's words, kept with the CLI's)

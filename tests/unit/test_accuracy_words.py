@@ -3,8 +3,9 @@
 from datetime import date
 
 from bot import texts
-from dogbot.core.accuracy import AccuracyEstimate, AccuracyNow
+from dogbot.core.accuracy import AccuracyEstimate
 from dogbot.core.asking import AskDecision
+from dogbot.core.standing import AccuracyNow
 from dogbot.intake_report import accuracy_weeks
 
 ESTIMATE = AccuracyEstimate(value=0.951, low=0.918, high=0.972, spot_checks=60)
