@@ -30,6 +30,7 @@ from dogbot import i18n
 from dogbot.core.accuracy import weekly_estimates
 from dogbot.core.errors import analyse_errors
 from dogbot.core.members import Role
+from dogbot.core.standing import newly_strict
 from dogbot.intake_report import accuracy_weeks, intake_days, intake_png, intake_summary
 from dogbot.lifecycle_text import chart_words, model_list, model_namer, retrain_report, retrain_step
 from jobs.charts import errors_png
@@ -262,12 +263,23 @@ async def on_report(update: Update, context: DogContext) -> None:
 
 
 async def check_registry(context: DogContext) -> None:
-    """Serve a newly promoted champion; tell admins about drift incidents and models trained elsewhere."""
+    """Serve a newly promoted champion; tell admins about drift incidents, models trained elsewhere
+    and the catalog falling below its target accuracy."""
     services = context.services
     lifecycle = services.lifecycle
     await asyncio.to_thread(lifecycle.refresh)
     incidents, models = await asyncio.to_thread(lifecycle.recent_events)
     news = _news(incidents, models, context.bot_data)
+    intake = services.catalog.intake
+    strict = await asyncio.to_thread(
+        newly_strict,
+        intake.engine,
+        intake.asking,
+        fallback_threshold=intake.rules.auto_accept_threshold,
+        now=datetime.now(UTC),
+    )
+    if strict is not None:  # this process turned the rule strict first: it tells admins, once
+        news.append(_News(partial(texts.catalog_below_target, strict), None))
     for item in news:
         examples = await asyncio.to_thread(_example_photos, services, item.examples)
         for admin_id in sorted(services.members.admin_ids):

@@ -737,6 +737,15 @@ def accuracy_status(now: AccuracyNow) -> list[str]:
     return [first, rule]
 
 
+def catalog_below_target(now: AccuracyNow) -> str:
+    """To admins, once, when the spot checks say the catalog fell below its target accuracy."""
+    said = accuracy_in_words(now.estimate) if now.estimate is not None else ""
+    return _(
+        "⚠️ The spot checks say the catalog is below its target of {target} % right: {estimate}. "
+        "I now ask staff about more photos until it is back. /errors shows what I get wrong most."
+    ).format(target=_whole(now.target), estimate=said)
+
+
 def status(
     report: CatalogStatus, lifecycle: LifecycleStatus, tz: tzinfo = UTC, accuracy: AccuracyNow | None = None
 ) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
@@ -28,6 +29,33 @@ def accuracy_now(engine: Engine, asking: AskPolicy, *, fallback_threshold: float
     return AccuracyNow(
         estimate=estimate_from_catalog(engine),
         decision=asking.decision(),
+        target=asking.rules.target_accuracy,
+        fallback_threshold=fallback_threshold,
+        min_answers=asking.rules.min_answers,
+        spot_check_share=asking.rules.spot_check_share,
+    )
+
+
+def newly_strict(
+    engine: Engine, asking: AskPolicy, *, fallback_threshold: float, now: datetime
+) -> AccuracyNow | None:
+    """What to tell admins when the rule has just turned strict (the spot checks say the catalog is
+    below the target): the estimate from the spot checks that made it so; None otherwise, and for
+    every process but the first to see it. Told again only after the rule was back to the target."""
+    from storage import asking_repository
+    from storage.db import session as open_session
+
+    decision = asking.decision()
+    if decision.mode not in ("strict", "target"):
+        return None  # too few answers to say: the notice stands as it is
+    with open_session(engine) as session:
+        told = asking_repository.mark_strict(decision.mode == "strict", session=session, now=now)
+    if not told:
+        return None
+    since = now - timedelta(days=asking.rules.spot_check_days)
+    return AccuracyNow(
+        estimate=estimate_from_catalog(engine, since=since),
+        decision=decision,
         target=asking.rules.target_accuracy,
         fallback_threshold=fallback_threshold,
         min_answers=asking.rules.min_answers,
