@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from storage.lifecycle_tables import ModelVersion
-from storage.tables import Label, Prediction
+from storage.tables import AccuracyNotice, Label, Prediction
 from storage.vocabulary import NOT_A_DOG, PEOPLE, SpecialLabel
 
 AnswerRow = tuple[str, float, str | None, bool | None]
@@ -82,3 +84,48 @@ def spot_check_results(*, session: Session, since: datetime | None = None, until
     for photo_id, is_dog, breed, said in session.exec(statement):
         latest[photo_id] = said == (breed if is_dog else NOT_A_DOG)
     return len(latest), sum(latest.values())
+
+
+VerdictRow = tuple[str, float, str | None, str]
+
+
+def people_verdicts(*, session: Session, since: datetime | None = None) -> list[VerdictRow]:
+    """``(model's breed, its confidence, its second breed, what people said)`` for each photo whose
+    breed answer (any model's) people labelled, since ``since``: each photo once, with its latest
+    answer; skips left out. Every people's answer counts here, corrections nobody asked for too:
+    this is where the model is wrong, not how often."""
+    statement = (
+        select(Prediction.photo_id, Prediction.breed, Prediction.confidence, Prediction.top, Label.breed)
+        .join(Label, Label.prediction_id == Prediction.id)
+        .where(
+            Prediction.is_dog,
+            Prediction.breed.is_not(None),
+            Label.source.in_(PEOPLE),
+            Label.breed != SpecialLabel.SKIP,
+        )
+        .order_by(Label.created_at, Label.id)
+    )
+    if since is not None:
+        statement = statement.where(Label.created_at >= since)
+    latest: dict[int, VerdictRow] = {}
+    for photo_id, breed, confidence, top, said in session.exec(statement):
+        latest[photo_id] = (breed, float(confidence), _second(top), said)
+    return list(latest.values())
+
+
+def mark_strict(strict: bool, *, session: Session, now: datetime, name: str = "catalog") -> bool:
+    """Record whether the rule is strict; True only for the one call (of any process) that turned
+    it strict, which tells admins. A conditional update, so two replicas never both turn it."""
+    if session.get(AccuracyNotice, name) is None:
+        try:
+            with session.begin_nested():
+                session.add(AccuracyNotice(name=name, strict=False, changed_at=now))
+        except IntegrityError:  # another replica made it first
+            pass
+    changed = session.exec(
+        update(AccuracyNotice)
+        .where(AccuracyNotice.name == name, AccuracyNotice.strict == (not strict))
+        .values(strict=strict, changed_at=now)
+    ).rowcount
+    session.commit()
+    return strict and changed == 1

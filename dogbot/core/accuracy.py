@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from sqlalchemy.engine import Engine
 
@@ -100,3 +100,20 @@ def estimate_from_catalog(
         spot_checks_right=right,
         level=level,
     )
+
+
+def weekly_estimates(
+    engine: Engine, *, today: date, tz: tzinfo = UTC, weeks: int = 4
+) -> list[tuple[date, AccuracyEstimate | None]]:
+    """The estimate of each of the last ``weeks`` weeks (Monday to Sunday on the shelter's clock, the
+    current one last), by the first day of the week: of the photos received that week."""
+    monday = today - timedelta(days=today.weekday())
+    starts = [monday - timedelta(weeks=back) for back in range(weeks - 1, -1, -1)]
+
+    def moment(day: date) -> datetime:
+        return datetime.combine(day, time(), tz).astimezone(UTC)
+
+    return [
+        (start, estimate_from_catalog(engine, since=moment(start), until=moment(start + timedelta(weeks=1))))
+        for start in starts
+    ]

@@ -119,6 +119,9 @@ class DogAnswer:
     best_photo: Photo | None  # the photo the model was surest of
     held_back: bool = False  # confident, but a photo was asked about (a look-alike the model cannot name)
     maybe_not_a_dog: bool = False  # asked because the model is unsure it is a dog at all
+    # The model's own answer, accepted without asking, and one of the random few staff are asked to
+    # check (a photo of the dog is a spot check, dogbot/core/asking.py) until a person answers.
+    spot_check: bool = False
 
     @property
     def decided(self) -> bool:
@@ -657,6 +660,8 @@ class Dogs:
             breed = ShelterBreed(top[0][0].key)
         else:
             breed = None
+        picked = any(p.spot_check for _, p in scored)
+        spot_check = said is None and outcome == Outcome.AUTO_ACCEPTED and picked
         return DogAnswer(
             dog=dog,
             photos=photos,
@@ -668,6 +673,7 @@ class Dogs:
             best_photo=best or (photos[0] if photos else None),
             held_back=held_back,
             maybe_not_a_dog=maybe_not_a_dog,
+            spot_check=spot_check,
         )
 
     def record_label(
