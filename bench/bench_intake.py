@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update bench/README.md")
     args = parser.parse_args()
 
-    from dogbot.app import dog_rules, intake_rules
+    from dogbot.app import ask_rules, dog_rules, intake_rules
     from dogbot.core.breeds import Breeds
     from dogbot.core.catalog import Catalog
     from dogbot.settings import Settings
@@ -125,6 +125,7 @@ def main() -> None:
             predictor,
             rules=intake_rules(settings),
             dog_rules=dog_rules(settings),
+            ask_rules=ask_rules(settings),
             lookalike_min_corrections=settings.lookalike_min_corrections,
             lookalike_days=settings.lookalike_days,
             breeds=breeds,

@@ -15,6 +15,7 @@ from bot.context import DogContext, admin_only, chat_action
 from dogbot import i18n
 from dogbot.core.api_clients import ClientError
 from dogbot.core.members import MembershipError, Role, parse_user_id
+from dogbot.core.standing import accuracy_now
 from storage.vocabulary import NOT_A_DOG, PEOPLE
 
 _MAX_MESSAGE = 4096
@@ -33,10 +34,15 @@ async def on_help(update: Update, context: DogContext) -> None:
 async def on_status(update: Update, context: DogContext) -> None:
     """/status: the serving model and the catalog at a glance."""
     services = context.services
-    report, lifecycle = await asyncio.to_thread(
-        lambda: (services.catalog.reporting.status(), services.lifecycle.status())
+    intake = services.catalog.intake
+    report, lifecycle, accuracy = await asyncio.to_thread(
+        lambda: (
+            services.catalog.reporting.status(),
+            services.lifecycle.status(),
+            accuracy_now(intake.engine, intake.asking, fallback_threshold=intake.rules.auto_accept_threshold),
+        )
     )
-    await update.effective_message.reply_text(texts.status(report, lifecycle, services.timezone))
+    await update.effective_message.reply_text(texts.status(report, lifecycle, services.timezone, accuracy))
 
 
 async def on_stats(update: Update, context: DogContext) -> None:

@@ -208,7 +208,7 @@ async def card(
         kind = "ask"
     elif answer.not_a_dog:
         kind = "not_a_dog"
-    elif answer.breed is not None:
+    elif answer.breed is not None and not answer.spot_check:  # a spot check asks, as a question does
         kind = "decided"
     else:
         kind = "ask"

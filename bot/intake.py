@@ -97,10 +97,13 @@ async def _take(
         dog_id = received.classification.photo.dog_id
         if dog_id is None:  # the model is sure it is not a dog: no dog code, no dog card
             result = received.classification
+            if result.spot_check:  # picked at random for staff to check: the question's buttons
+                choices = [(key, services.breed_name(key)) for key in result.button_breeds]
+                markup = keyboards.question(services.codec, result.prediction.id, choices)
+            else:
+                markup = keyboards.not_a_dog(services.codec, result.prediction.id)
             await message.reply_text(
-                texts.classification(result, services.breed_name),
-                reply_markup=keyboards.not_a_dog(services.codec, result.prediction.id),
-                do_quote=True,
+                texts.classification(result, services.breed_name), reply_markup=markup, do_quote=True
             )
             return
         if placement.card is not None and dog_id != placement.dog_id:

@@ -1,4 +1,5 @@
-"""Admin lifecycle commands (/retrain, /drift, /models, /rollback, /report) and the model-refresh job.
+"""Admin lifecycle commands (/retrain, /drift, /models, /rollback, /report, /errors) and the
+model-refresh job.
 
 Each handler (admins only: ``@admin_only``) runs one lifecycle service in a worker thread (torch and
 SQLite work never blocks the event loop), and replies with text and, where there is one, a chart.
@@ -26,9 +27,13 @@ from bot import keyboards, texts
 from bot.callbacks import Action, is_incident_press
 from bot.context import DogContext, admin_only
 from dogbot import i18n
+from dogbot.core.accuracy import weekly_estimates
+from dogbot.core.errors import analyse_errors
 from dogbot.core.members import Role
-from dogbot.intake_report import intake_days, intake_png, intake_summary
-from dogbot.lifecycle_text import model_list, model_namer, retrain_report, retrain_step
+from dogbot.core.standing import newly_strict
+from dogbot.intake_report import accuracy_weeks, intake_days, intake_png, intake_summary
+from dogbot.lifecycle_text import chart_words, model_list, model_namer, retrain_report, retrain_step
+from jobs.charts import errors_png
 from jobs.incidents import IncidentClosed, IncidentFacts
 from jobs.lock import LockBusy
 from jobs.registry import NoEarlierModel, RegistryError
@@ -48,7 +53,7 @@ def register_lifecycle_handlers(
     jobs_in_bot: Intervals | None,
     asm_sync_s: float | None = None,
 ) -> None:
-    """Add /retrain, /drift, /models, /rollback, /report and the repeating registry check.
+    """Add /retrain, /drift, /models, /rollback, /report, /errors and the repeating registry check.
 
     ``jobs_in_bot``: the schedule of fold, drift and retrain when this process runs them too;
     ``asm_sync_s``: how often it sends dogs to Animal Shelter Manager then (None: the worker does).
@@ -58,6 +63,7 @@ def register_lifecycle_handlers(
     application.add_handler(CommandHandler("models", on_models))
     application.add_handler(CommandHandler("rollback", on_rollback))
     application.add_handler(CommandHandler("report", on_report))
+    application.add_handler(CommandHandler("errors", on_errors))
     application.add_handler(CallbackQueryHandler(on_incident_button, pattern=is_incident_press, block=False))
     queue = application.job_queue
     if queue is None:  # PTB without its job-queue extra: no background refresh
@@ -207,6 +213,34 @@ async def on_rollback(update: Update, context: DogContext) -> None:
 
 
 @admin_only
+async def on_errors(update: Update, context: DogContext) -> None:
+    """/errors (admins): what the model gets wrong most by people's answers, and what the bot does now."""
+    services = context.services
+    intake = services.catalog.intake
+
+    def build() -> tuple[str, bytes | None]:
+        analysis = analyse_errors(
+            intake.engine,
+            intake.asking,
+            fallback_threshold=intake.rules.auto_accept_threshold,
+            now=datetime.now(UTC),
+        )
+        text = texts.errors(analysis, services.breed_name)
+        if not analysis.confusions:
+            return text, None
+        pairs = [(c.predicted, c.said, c.times) for c in analysis.confusions]
+        return text, errors_png(pairs, days=analysis.days, name=services.breed_name, words=chart_words())
+
+    text, chart = await asyncio.to_thread(build)  # the thread keeps the admin's language
+    if chart is None:
+        await update.effective_message.reply_text(text[:_MAX_MESSAGE])
+        return
+    await update.effective_message.reply_photo(chart, caption=text[:_MAX_CAPTION])
+    if len(text) > _MAX_CAPTION:
+        await update.effective_message.reply_text(text[:_MAX_MESSAGE])
+
+
+@admin_only
 async def on_report(update: Update, context: DogContext) -> None:
     """/report (admins): the shelter's own intake day by day, in words and a chart."""
     services = context.services
@@ -216,7 +250,10 @@ async def on_report(update: Update, context: DogContext) -> None:
         alarms, promotions = services.lifecycle.timeline()
         today = datetime.now(services.timezone).date()
         days = intake_days(rows, alarms, promotions, today=today, tz=services.timezone)
-        return intake_summary(days), intake_png(days) if days else None
+        if not days:
+            return intake_summary(days), None
+        weeks = weekly_estimates(services.catalog.intake.engine, today=today, tz=services.timezone)
+        return intake_summary(days) + "\n" + accuracy_weeks(weeks), intake_png(days)
 
     summary, chart = await asyncio.to_thread(build)  # the thread keeps the admin's language
     if chart is None:
@@ -226,12 +263,23 @@ async def on_report(update: Update, context: DogContext) -> None:
 
 
 async def check_registry(context: DogContext) -> None:
-    """Serve a newly promoted champion; tell admins about drift incidents and models trained elsewhere."""
+    """Serve a newly promoted champion; tell admins about drift incidents, models trained elsewhere
+    and the catalog falling below its target accuracy."""
     services = context.services
     lifecycle = services.lifecycle
     await asyncio.to_thread(lifecycle.refresh)
     incidents, models = await asyncio.to_thread(lifecycle.recent_events)
     news = _news(incidents, models, context.bot_data)
+    intake = services.catalog.intake
+    strict = await asyncio.to_thread(
+        newly_strict,
+        intake.engine,
+        intake.asking,
+        fallback_threshold=intake.rules.auto_accept_threshold,
+        now=datetime.now(UTC),
+    )
+    if strict is not None:  # this process turned the rule strict first: it tells admins, once
+        news.append(_News(partial(texts.catalog_below_target, strict), None))
     for item in news:
         examples = await asyncio.to_thread(_example_photos, services, item.examples)
         for admin_id in sorted(services.members.admin_ids):

@@ -13,10 +13,13 @@ from datetime import UTC, datetime, tzinfo
 
 from dogbot import i18n
 from dogbot.core.dogs import DogAnswer, PhotoRef, SameDog, ShelterBreed
+from dogbot.core.errors import ErrorAnalysis
 from dogbot.core.intake import Classification
 from dogbot.core.members import Role
 from dogbot.core.reporting import CatalogStatus
+from dogbot.core.standing import AccuracyNow
 from dogbot.i18n import N_, _, ngettext
+from dogbot.intake_report import accuracy_in_words
 from dogbot.lifecycle_text import (  # noqa: F401 (drift_report: the chat's words, kept with the CLI's)
     age_group_name,
     drift_report,
@@ -90,6 +93,7 @@ COMMANDS_ADMIN = {
     "models": N_("model versions and how good they are"),
     "rollback": N_("go back to the model before"),
     "report": N_("the shelter's intake day by day: photos, answers, changes"),
+    "errors": N_("what the model gets wrong most, and what I do about it"),
 }
 
 # Messages without a value in them, read as ``texts.STALE`` and so on: translated when read (module
@@ -309,6 +313,13 @@ def photo_state(result: Classification, name: Name) -> str:
     photo_id, decided = result.photo.id, result.label
     if decided is not None and decided.breed != NOT_A_DOG:
         return _("Registered as #{photo_id}: {breed}.").format(photo_id=photo_id, breed=name(decided.breed))
+    if decided is None and result.spot_check:  # filed without asking, and picked for staff to check
+        if result.outcome == Outcome.NOT_A_DOG:
+            return _(
+                "Saved, not as a dog, for now.\nQuick check, picked at random: is it really not a dog? "
+                "Tap “{not_a_dog}”, or its breed: your answer tells us how right the catalog is."
+            ).format(not_a_dog=button("not_a_dog"))
+        return spot_check_question(f"#{photo_id}", name(result.prediction.breed))
     if decided is not None or result.outcome == Outcome.NOT_A_DOG:  # catalogued, or taken, as not a dog
         return _("Saved, not as a dog. If it is one, press “{is_dog}”: it gets its dog code then.").format(
             is_dog=button("is_dog")
@@ -410,6 +421,8 @@ def dog_state(answer: DogAnswer, name: Name) -> str:
         return _("This does not look like a dog. If it is one, press “{is_dog}”.").format(
             is_dog=button("is_dog")
         )
+    if answer.breed is not None and answer.spot_check:
+        return spot_check_question(dog.code, shelter_breed(answer.breed, name))
     if answer.breed is not None:
         return _("Registered as {code}: {breed}.").format(
             code=dog.code, breed=shelter_breed(answer.breed, name)
@@ -417,6 +430,14 @@ def dog_state(answer: DogAnswer, name: Name) -> str:
     if answer.top:
         return _("Which breed is {dog}?").format(dog=dog_title(dog.code, dog.name))
     return _("I couldn't classify its photos just now; they wait in /review.")
+
+
+def spot_check_question(code: str, breed: str) -> str:
+    """The state line of an answer filed without asking that was picked at random for staff to check."""
+    return _(
+        "Registered as {code}: {breed}, for now.\nQuick check, picked at random: is it a {breed}? "
+        "Tap the right breed: your answer tells us how right the catalog is."
+    ).format(code=code, breed=breed)
 
 
 def dog_card(
@@ -683,7 +704,69 @@ def local_time(moment: datetime, tz: tzinfo) -> str:
     return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}"
 
 
-def status(report: CatalogStatus, lifecycle: LifecycleStatus, tz: tzinfo = UTC) -> str:
+def _whole(p: float) -> str:
+    """ "95 %": the sign goes in the value, not the message (gettext would read "% s" as a format)."""
+    return f"{100 * p:.0f} %"
+
+
+def accuracy_status(now: AccuracyNow) -> list[str]:
+    """/status's lines on how right the catalog is, and when the bot asks because of it."""
+    target = _whole(now.target)
+    if now.estimate is not None:
+        said = accuracy_in_words(now.estimate)
+        if now.target > 0:
+            first = _("Catalog: {estimate}; the target is {target}.").format(estimate=said, target=target)
+        else:
+            first = _("Catalog: {estimate}.").format(estimate=said)
+    elif now.spot_check_share <= 0:
+        first = _("Catalog: no estimate of how right it is, because spot checks are off.")
+    else:
+        first = _(
+            "Catalog: no estimate of how right it is yet. It comes from spot checks (answers I filed "
+            "alone, picked at random for staff to check), and none has been answered yet."
+        )
+    decision, threshold = now.decision, _whole(now.fallback_threshold)
+    if now.target <= 0:
+        rule = _("When I ask: below {threshold} sure (no target accuracy is set).").format(
+            threshold=threshold
+        )
+    elif decision.mode == "strict":
+        rule = _(
+            "When I ask: more often than usual, because the spot checks say the catalog is below the target."
+        )
+    elif decision.mode == "target":
+        rule = ngettext(
+            "When I ask: as little as keeps the catalog {target} right, learnt from {n} answer about "
+            "my guesses.",
+            "When I ask: as little as keeps the catalog {target} right, learnt from {n} answers about "
+            "my guesses.",
+            decision.answers,
+        ).format(target=target, n=decision.answers)
+    elif decision.answers < now.min_answers:
+        rule = _(
+            "When I ask: below {threshold} sure, until people have answered {needed} of my questions "
+            "({n} so far)."
+        ).format(threshold=threshold, needed=now.min_answers, n=decision.answers)
+    else:
+        rule = _(
+            "When I ask: below {threshold} sure, until people's answers show where I go wrong (none "
+            "of my {n} answers they checked was wrong)."
+        ).format(threshold=threshold, n=decision.answers)
+    return [first, rule]
+
+
+def catalog_below_target(now: AccuracyNow) -> str:
+    """To admins, once, when the spot checks say the catalog fell below its target accuracy."""
+    said = accuracy_in_words(now.estimate) if now.estimate is not None else ""
+    return _(
+        "⚠️ The spot checks say the catalog is below its target of {target} right: {estimate}. "
+        "I now ask staff about more photos until it is back. /errors shows what I get wrong most."
+    ).format(target=_whole(now.target), estimate=said)
+
+
+def status(
+    report: CatalogStatus, lifecycle: LifecycleStatus, tz: tzinfo = UTC, accuracy: AccuracyNow | None = None
+) -> str:
     """/status: which model answers, the catalog, when the model was last checked and retrained.
 
     The same facts as /models and /drift, from the same records, in the same words."""
@@ -734,8 +817,55 @@ def status(report: CatalogStatus, lifecycle: LifecycleStatus, tz: tzinfo = UTC) 
             ),
             _("Last check for changed photos: {when}").format(when=drift_text),
             _("Last retrain: {when}").format(when=retrain_text),
+            *(accuracy_status(accuracy) if accuracy is not None else []),
         ]
     )
+
+
+def errors(analysis: ErrorAnalysis, name: Name) -> str:
+    """/errors: the model's most frequent mistakes by people's answers, and what the bot does now."""
+    days = analysis.days
+    if not analysis.checked:
+        return _("People have not answered about any of the model's breed answers in the last {days} days: "
+                 "nothing to learn from yet.").format(days=days)  # fmt: skip
+    if not analysis.wrong:
+        return ngettext(
+            "In the last {days} days people answered about {n} of the model's breed answers, and found none wrong.",
+            "In the last {days} days people answered about {n} of the model's breed answers, and found none wrong.",
+            analysis.checked,
+        ).format(days=days, n=analysis.checked)  # fmt: skip
+    lines = [
+        ngettext(
+            "The model's mistakes in the last {days} days: people answered otherwise on {wrong} of {n} photo.",
+            "The model's mistakes in the last {days} days: people answered otherwise on {wrong} of {n} photos.",
+            analysis.checked,
+        ).format(days=days, wrong=analysis.wrong, n=analysis.checked)  # fmt: skip
+    ]
+    for i, c in enumerate(analysis.confusions, 1):
+        if c.accepts_from is None:
+            now = _("I always ask")
+        else:
+            now = _("I ask when under {sure} sure").format(sure=_whole(c.accepts_from))
+        times = ngettext("{n} time", "{n} times", c.times).format(n=c.times)
+        lines.append(
+            _("{i}. I said {predicted}, people said {said}: {times}. Now: {now}.").format(
+                i=i, predicted=name(c.predicted), said=name(c.said), times=times, now=now
+            )
+        )
+    if analysis.breeds:
+        each = ", ".join(
+            _("{breed} ({wrong} of {n})").format(breed=name(b.breed), wrong=b.wrong, n=b.checked)
+            for b in analysis.breeds
+        )
+        lines.append(_("Breeds I get wrong most: {breeds}.").format(breeds=each))
+    if analysis.mode == "fallback":
+        lines.append(
+            _("Every breed has the same rule for now (below {sure} sure I ask): too few answers to tell "
+              "breeds apart yet.").format(sure=_whole(analysis.fallback_threshold))
+        )  # fmt: skip
+    elif analysis.mode == "strict":
+        lines.append(_("I ask more than usual now: the spot checks say the catalog is below the target."))
+    return "\n".join(lines)
 
 
 def label_source(source: str) -> str:

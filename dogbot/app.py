@@ -25,6 +25,7 @@ from storage.blobs import PhotoStore, open_photo_store
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from dogbot.core.asking import AskRules
     from dogbot.core.breeds import Breeds
     from dogbot.core.catalog import Catalog
     from dogbot.core.dogs import DogRules
@@ -79,6 +80,16 @@ def dog_rules(s: Settings) -> DogRules:
         same_dog_similarity=s.same_dog_similarity,
         same_dog_window=s.same_dog_window,
         timezone=s.timezone,
+    )
+
+
+def ask_rules(s: Settings) -> AskRules:
+    from dogbot.core.asking import AskRules
+
+    return AskRules(
+        target_accuracy=s.target_accuracy,
+        spot_check_share=s.spot_check_share,
+        min_answers=s.target_min_answers,
     )
 
 
@@ -207,6 +218,7 @@ class Container:
             breeds=self.breeds,
             rules=intake_rules(s),
             dog_rules=dog_rules(s),
+            ask_rules=ask_rules(s),
             lookalike_min_corrections=s.lookalike_min_corrections,
             lookalike_days=s.lookalike_days,
             exemplars=exemplar_rules(s),

@@ -506,6 +506,7 @@ def cmd_simulate(container: Container, args: argparse.Namespace) -> int:
             photos_per_day=args.photos_per_day,
             staff_error_rate=args.staff_error_rate,
             audit_share=args.audit_share,
+            target_accuracy=args.target_accuracy,
             seed=args.seed,
             shifts=args.shift,
             new_breed_min_photos=args.new_breed_min_photos,
@@ -576,8 +577,14 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--audit-share",
         type=float,
-        default=0.05,
-        help="share of auto-accepted photos also shown to staff (unbiased accuracy)",
+        default=None,
+        help="share of auto-accepted photos staff are asked to spot-check (default: DOGBOT_SPOT_CHECK_SHARE)",
+    )
+    simulate.add_argument(
+        "--target-accuracy",
+        type=float,
+        default=None,
+        help="the catalog accuracy the bot asks to keep (default: DOGBOT_TARGET_ACCURACY; 0: off)",
     )
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument(

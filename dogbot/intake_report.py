@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
+from dogbot.core.accuracy import AccuracyEstimate
 from dogbot.i18n import _, ngettext
 from storage.vocabulary import PEOPLE, LabelSource
 
@@ -97,6 +98,36 @@ def intake_summary(days: Sequence[IntakeDay]) -> str:
             alarms=alarms, promoted=promoted
         )
     )
+    return "\n".join(lines)
+
+
+def accuracy_in_words(estimate: AccuracyEstimate) -> str:
+    """ "about 95 % right (92–97 %), from 60 spot checks" (/status says it too)."""
+    return ngettext(
+        "about {value} right ({low}–{high}), from {n} spot check",
+        "about {value} right ({low}–{high}), from {n} spot checks",
+        estimate.spot_checks,
+    ).format(
+        # The sign goes in the values: gettext would read "% r" in the message as a format.
+        value=f"{100 * estimate.value:.0f} %",
+        low=f"{100 * estimate.low:.0f}",
+        high=f"{100 * estimate.high:.0f} %",
+        n=estimate.spot_checks,
+    )
+
+
+def accuracy_weeks(weeks: Sequence[tuple[date, AccuracyEstimate | None]]) -> str:
+    """The report's lines on how right the catalog was, week by week (dogbot.core.accuracy)."""
+    if all(estimate is None for _start, estimate in weeks):
+        return ngettext(
+            "How right the catalog is: no spot check was answered in the last {n} week.",
+            "How right the catalog is: no spot check was answered in the last {n} weeks.",
+            len(weeks),
+        ).format(n=len(weeks))
+    lines = [_("How right the catalog is, week by week (from the spot checks staff answered):")]
+    for start, estimate in weeks:
+        said = accuracy_in_words(estimate) if estimate is not None else _("no spot check answered")
+        lines.append(_("Week of {day}: {estimate}.").format(day=f"{start.day}/{start.month}", estimate=said))
     return "\n".join(lines)
 
 

@@ -135,6 +135,18 @@ class Settings(BaseSettings):
     # dev photos: confidence >= 0.69 keeps 95 % precision and covers 67 % of dog photos. Above 1:
     # staff are asked about every photo.
     auto_accept_threshold: float = Field(default=0.7, ge=0.0)
+    # The share of right entries the shelter wants among the answers accepted without asking
+    # (dogbot/core/asking.py): once people have answered target_min_answers questions about the
+    # serving model, it asks when the answer's chance of being right (learnt from those answers, per
+    # breed and per pair of breeds it hesitates between) is too low for that; until then
+    # auto_accept_threshold decides. 0: auto_accept_threshold always decides.
+    # bench/README.md, "Target accuracy".
+    target_accuracy: float = Field(default=0.95, ge=0.0, lt=1.0)
+    target_min_answers: int = Field(default=40, ge=1)
+    # Of the answers accepted without asking, this share (picked at random) is shown to staff to
+    # check: the unbiased sample that says how right the catalog is (/status) and that makes the bot
+    # ask more when it falls short of target_accuracy. 0: no spot checks (and no estimate).
+    spot_check_share: float = Field(default=0.05, ge=0.0, le=1.0)
     # ...unless staff recently corrected at least this many of the model's answers of that breed to
     # a breed the model does not know yet (a look-alike it cannot name, dogbot/core/lookalikes.py), within
     # the last lookalike_days. 0 turns this off.

@@ -1,10 +1,10 @@
 """`dogbot simulate`: replay a stream of labeled photos through the real services on a simulated clock.
 
 Simulated staff answer every question the bot would ask (from the manifest's true labels, wrong
-with probability ``staff_error_rate``), plus a small random audit slice of auto-accepted photos so
-that the catalog's accuracy is measured without bias. At the end of each simulated day the
-scheduled jobs run exactly as the worker would run them (fold, drift check, retrain and promote),
-through the same functions, against the same database.
+with probability ``staff_error_rate``), the bot's random spot checks of answers it accepted without
+asking among them, from which the catalog's accuracy is estimated as the bot estimates it. At the end
+of each simulated day the scheduled jobs run exactly as the worker would run them (fold, drift
+check, retrain and promote), through the same functions, against the same database.
 
 The stream is built from the manifests: dogs of the breeds the base model knows and non-dogs from
 day 1; breeds it has never seen from ``new_breeds@D``; photos darkened like a night-time kennel shot
@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from PIL import Image, ImageEnhance
 
-from dogbot.core.accuracy import estimate_accuracy
+from dogbot.core.accuracy import estimate_from_catalog
 from dogbot.core.catalog import Catalog
 from dogbot.core.manifest import ManifestRow
 from dogbot.simulation_pace import (
@@ -184,7 +184,6 @@ def simulate(
     stream: Sequence[StreamPhoto],
     *,
     staff_error_rate: float,
-    audit_share: float,
     seed: int,
     clock: Callable[[datetime], None],
     progress: Callable = lambda iterable, **_: iterable,
@@ -196,7 +195,6 @@ def simulate(
     staff_wrong: set[int] = set()
     new_breed_photos: set[int] = set()
     pace = _Pace()
-    checks = Counter()  # what the accuracy estimate counts (dogbot.core.accuracy)
     reports: list[DayReport] = []
     by_day: dict[int, list[StreamPhoto]] = defaultdict(list)
     for photo in stream:
@@ -237,18 +235,13 @@ def simulate(
                         DarkPhoto(day, top1 == item.truth, undarkened.top(1)[0][0] == item.truth)
                     )
             asked = result.outcome == Outcome.ASK
-            audited = not asked and rng.random() < audit_share
+            audited = result.spot_check  # the bot's own random slice (dogbot/core/asking.py)
             if asked or audited:
                 report.asked += asked
                 report.audited += audited
                 offered = result.button_breeds
                 label, mistake = staff.answer(item.truth, offered)
                 report.staff_errors += mistake
-                checks["labelled_by_people"] += 1
-                if audited:  # a spot check: does the person confirm the model's own answer?
-                    said = NOT_A_DOG if result.outcome == Outcome.NOT_A_DOG else result.prediction.breed
-                    checks["spot_checks"] += 1
-                    checks["spot_checks_right"] += label == said
                 if mistake:
                     staff_wrong.add(photo_id)
                 catalog.labelling.record_label(
@@ -258,8 +251,6 @@ def simulate(
                     user_id=sender,
                     prediction_id=result.prediction.id,
                 )
-            else:
-                checks["auto_unchecked"] += 1
         report.seconds["intake"] = round(time.perf_counter() - started, 2)
         report.model_top1 = _mean(hits)
         report.new_breed_top1 = _mean(new_hits)
@@ -275,18 +266,14 @@ def simulate(
 
     total = _totals(catalog, reports, truths, staff_wrong, new_breed_photos)
     total.update(pace.totals(reports))
-    estimate = estimate_accuracy(
-        labelled_by_people=checks["labelled_by_people"],
-        auto_unchecked=checks["auto_unchecked"],
-        spot_checks=checks["spot_checks"],
-        spot_checks_right=checks["spot_checks_right"],
-    )
-    # Next to the true catalog_accuracy: what the bot can know without the manifest's answers.
+    # Next to the true catalog_accuracy: what the bot can know without the manifest's answers (what
+    # /status says).
+    estimate = estimate_from_catalog(catalog.intake.engine)
     total["estimated_accuracy"] = round(estimate.value, 4) if estimate else None
     total["estimated_accuracy_range"] = (
         [round(estimate.low, 4), round(estimate.high, 4)] if estimate else None
     )
-    total["spot_checks"] = checks["spot_checks"]
+    total["spot_checks"] = estimate.spot_checks if estimate else 0
     return SimulationResult(reports, total)
 
 

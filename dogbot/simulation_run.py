@@ -39,16 +39,22 @@ def run_simulation(
     days: int,
     photos_per_day: int,
     staff_error_rate: float,
-    audit_share: float,
+    audit_share: float | None,
     seed: int,
     shifts: str,
+    target_accuracy: float | None = None,
     new_breed_min_photos: int = 1,
     report_dir: Path | None = None,
     progress: Callable = lambda iterable, **_: iterable,
 ) -> SimulationResult:
     """Same settings as the real deployment (thresholds, schedules), but a fresh database and photo
     folder under ``data_dir``, and the clock the simulation moves."""
-    scratch = settings.model_copy(update={"data_dir": data_dir, "database_url": "", "photo_store": ""})
+    update = {"data_dir": data_dir, "database_url": "", "photo_store": ""}
+    if audit_share is not None:  # the spot checks (else the settings' share)
+        update["spot_check_share"] = audit_share
+    if target_accuracy is not None:
+        update["target_accuracy"] = target_accuracy
+    scratch = settings.model_copy(update=update)
     clock = SimulatedClock()
     container = Container(scratch, clock=clock)
     catalog = container.catalog
@@ -66,7 +72,6 @@ def run_simulation(
         ScheduledJobs(jobs),
         stream,
         staff_error_rate=staff_error_rate,
-        audit_share=audit_share,
         seed=seed,
         clock=clock.set,
         progress=progress,
@@ -75,7 +80,8 @@ def run_simulation(
         "days": days,
         "photos_per_day": photos_per_day,
         "staff_error_rate": staff_error_rate,
-        "audit_share": audit_share,
+        "audit_share": scratch.spot_check_share,
+        "target_accuracy": scratch.target_accuracy,
         "seed": seed,
         "shift": shifts,
         "new_breed_min_photos": new_breed_min_photos,

@@ -39,6 +39,10 @@ class ChartWords:
     taken_for: str = "{truth} taken for {predicted}"
     photos: str = "photos"
     mixups_title: str = "Which breeds does the new model mix up most?"
+    # people's answers (/errors)
+    errors_title: str = "What does the model get wrong most? (last {days} days)"
+    errors_pair: str = "model said {predicted}, people said {said}"
+    errors_axis: str = "photos people answered otherwise"
     # drift
     drift_title: str = "Do the last {n} photos look like the {before}? {verdict}"
     drift_yes: str = "Yes."
@@ -208,6 +212,33 @@ def error_analysis_png(
         right_ax.set_title(_wrap(words.mixups_title))
     fig.suptitle(_wrap(title, 40), fontsize=14, weight="bold")
     return _save(fig, path)
+
+
+def errors_png(
+    pairs: Sequence[tuple[str, str, int]],
+    *,
+    days: int,
+    name: Callable[[str], str] = str,
+    words: ChartWords = ChartWords(),  # noqa: B008 (frozen dataclass: a safe default)
+) -> bytes:
+    """/errors: the pairs the model gets wrong most, ``(its breed, people's breed, photos)``, as
+    horizontal bars, the most frequent on top."""
+    import io
+
+    plt = _pyplot()
+    _phone_style(plt)
+    fig, ax = plt.subplots(1, 1, figsize=(PHONE_WIDTH_IN, 0.75 * len(pairs) + 2.4), layout="constrained")
+    labels = [words.errors_pair.format(predicted=name(p), said=name(s)) for p, s, _ in pairs]
+    _bars_with_labels_above(ax, labels, [([n for _, _, n in pairs], WORSE, None)])
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel(words.errors_axis)
+    ax.set_title(_wrap(words.errors_title.format(days=days)))
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=120)
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
 
 
 def drift_png(

@@ -184,7 +184,12 @@ def retrain(
                     sha256=sha256,
                     dataset_version=folded.version,
                     breed_keys=list(head.breed_keys),
-                    metrics=metrics.to_json(),
+                    # The fold candidates' answers beside the verdict: where a promoted model's
+                    # rule for asking starts (dogbot/core/asking.py).
+                    metrics={
+                        **metrics.to_json(),
+                        "judged_answers": [list(a) for a in verdict.judged_answers],
+                    },
                     trigger=trigger,
                     actor=actor,
                     status=ModelStatus.CANDIDATE,

@@ -188,6 +188,12 @@ class Verdict:
     on: str = ""  # the slice that decided: a name in SLICES, or "everything"
     tally: tuple[int, int] = (0, 0)  # that slice's (wins, losses)
     needed: int = 0  # rules.min_compared, for TOO_FEW
+    # The fold candidates' answers on the compared photos they never saw: (breed named, its
+    # probability, the breed named second, right). What the candidate's answers are worth before
+    # anyone answers a question about it (dogbot/core/asking.py); kept beside the verdict, not in it.
+    judged_answers: tuple[tuple[str, float, str | None, bool], ...] = field(
+        default=(), repr=False, compare=False
+    )
 
     SLICES = ("changed", "new_breeds_slice", "rest", "unbiased", "golden")
 
@@ -202,6 +208,7 @@ class Verdict:
 
     def to_json(self) -> dict:
         out = asdict(self)
+        out.pop("judged_answers")
         for name in self.SLICES:
             out[name] = getattr(self, name).to_json()
         out["new_breeds"] = list(self.new_breeds)
@@ -261,6 +268,7 @@ def judge(
     trained_folds = 0
     learned: set[str] = set()
     compared = ~labelled.train_only
+    judged_answers: list[tuple[str, float, str | None, bool]] = []
     for k in range(folds):
         held_out = assignment == k
         if not held_out.any() or held_out.all():
@@ -271,6 +279,7 @@ def judge(
         trained_folds += 1
         rows = np.flatnonzero(held_out)
         candidate_hit[rows] = hits(head, labelled.x[rows], [labelled.y[i] for i in rows])
+        judged_answers += _answers(head, labelled, rows[compared[rows]])
         golden_votes += hits(head, golden.x, golden.y)
         learned |= set(head.breed_keys) - set(champion.breed_keys)
     # With a single fold nothing can be held out: no candidate answers, so nothing is compared.
@@ -322,7 +331,26 @@ def judge(
         n_compared=everything.n,
         folds=trained_folds,
         new_breeds=new_breeds,
+        judged_answers=tuple(judged_answers),
     )
+
+
+def _answers(head: BreedHead, labelled: LabelledPhotos, rows: np.ndarray) -> list:
+    """``head``'s answer on each of ``rows``: (first breed, its probability, second breed, right)."""
+    if not len(rows):
+        return []
+    probabilities = head.probabilities(np.asarray(labelled.x[rows], np.float32))
+    order = np.argsort(-probabilities, axis=1)[:, :2]
+    keys = head.breed_keys
+    return [
+        (
+            keys[order[j, 0]],
+            round(float(probabilities[j, order[j, 0]]), 6),
+            keys[order[j, 1]] if order.shape[1] > 1 else None,
+            keys[order[j, 0]] == labelled.y[i],
+        )
+        for j, i in enumerate(rows)
+    ]
 
 
 def _photos(n: int, noun: str = "photo") -> str:

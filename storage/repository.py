@@ -144,8 +144,14 @@ def count_photos(*, session: Session, since: datetime | None = None) -> int:
     return session.exec(statement).one()
 
 
-def photo_ids(*, session: Session) -> list[int]:
-    return list(session.exec(select(Photo.id)))
+def photo_ids(*, session: Session, since: datetime | None = None, until: datetime | None = None) -> list[int]:
+    """Every photo's id, or those received in ``[since, until)``."""
+    statement = select(Photo.id)
+    if since is not None:
+        statement = statement.where(Photo.received_at >= since)
+    if until is not None:
+        statement = statement.where(Photo.received_at < until)
+    return list(session.exec(statement))
 
 
 def photos(*, session: Session) -> list[Photo]:

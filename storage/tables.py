@@ -14,6 +14,8 @@
   ``ingest --dog``): the key names the group, so its dog is made with its first stored photo.
 * ``DogMessage`` — which dog (and photo) a bot message shows, so a reply finds its dog by identity.
 * ``DogAudit`` — what happened to dogs that are gone or changed in bulk (removed empty, merged, deleted).
+* ``AccuracyNotice`` — whether admins were told the catalog fell below its target accuracy (once per
+  fall, whichever bot replica noticed it first).
 * ``RateWindow`` — per user, how many photos arrived in the current fixed time window, when bot
   replicas share one photo limit (``DOGBOT_SHARED_RATE_LIMIT``).
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint, false
 from sqlmodel import JSON, Field, SQLModel
 
 
@@ -86,6 +88,13 @@ class Prediction(SQLModel, table=True):
     top: list = Field(default_factory=list, sa_type=JSON)  # [{"breed": key, "p": float}, ...]
     embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32
     auto_accepted: bool = False
+    # Accepted without asking, and picked at random for staff to check (dogbot/core/asking.py): the
+    # unbiased sample the catalog's accuracy is estimated from.
+    spot_check: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # Sure enough to accept, but asked because a look-alike the model cannot name was in the way
+    # (dogbot/core/lookalikes.py): asked for a reason that makes it likelier wrong, so left out of
+    # what the rule for asking learns from.
+    held_back: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class Label(SQLModel, table=True):
@@ -237,3 +246,13 @@ class DogAudit(SQLModel, table=True):
     detail: dict = Field(default_factory=dict, sa_type=JSON)  # the dog's row, moved photos, ...
     user_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     at: datetime = Field(default_factory=utcnow)
+
+
+class AccuracyNotice(SQLModel, table=True):
+    """Whether the rule of when to ask is strict now as admins were told (dogbot/core/asking.py): the
+    replica whose conditional update turns ``strict`` on tells admins; it turns off only once the
+    rule is back to the target, so the next fall is told again."""
+
+    name: str = Field(primary_key=True, max_length=32)  # "catalog"
+    strict: bool = False
+    changed_at: datetime = Field(default_factory=utcnow)

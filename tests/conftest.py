@@ -56,9 +56,9 @@ def load_photo(data: bytes):
 
 def open_catalog(engine, photos, predictor, **options):
     """A Catalog with Settings' defaults, except what a test names: an intake rule
-    (``auto_accept_threshold=...``), ``lookalike_min_corrections``, ``lookalike_days``, ``exemplars``
-    or ``clock``."""
-    from dogbot.app import dog_rules, exemplar_rules, intake_rules
+    (``auto_accept_threshold=...``), ``ask_rules``, ``lookalike_min_corrections``, ``lookalike_days``,
+    ``exemplars`` or ``clock``."""
+    from dogbot.app import ask_rules, dog_rules, exemplar_rules, intake_rules
     from dogbot.core.catalog import Catalog
 
     settings = default_settings()
@@ -73,6 +73,7 @@ def open_catalog(engine, photos, predictor, **options):
         predictor,
         rules=rules,
         dog_rules=dogs,
+        ask_rules=options.pop("ask_rules", ask_rules(settings)),
         lookalike_min_corrections=options.pop(
             "lookalike_min_corrections", settings.lookalike_min_corrections
         ),

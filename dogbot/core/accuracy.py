@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+
+from sqlalchemy.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -71,3 +74,46 @@ def estimate_accuracy(
         spot_checks=spot_checks,
         level=level,
     )
+
+
+def estimate_from_catalog(
+    engine: Engine, *, since: datetime | None = None, until: datetime | None = None, level: float = 0.95
+) -> AccuracyEstimate | None:
+    """:func:`estimate_accuracy` of the photos received in ``[since, until)``, from the database: what
+    ``/status`` says and ``simulate --json`` reports as ``estimated_accuracy``."""
+    from dogbot.core.labels import resolve_label
+    from storage import asking_repository, repository
+    from storage.db import session as open_session
+    from storage.vocabulary import LabelSource
+
+    with open_session(engine) as session:
+        ids = repository.photo_ids(session=session, since=since, until=until)
+        labels = repository.labels_by_photo(ids, session=session)
+        checked, right = asking_repository.spot_check_results(session=session, since=since, until=until)
+    decided = [resolve_label(labels.get(photo_id, [])) for photo_id in ids]
+    auto = sum(1 for d in decided if d is not None and d.label.source == LabelSource.AUTO)
+    people = sum(1 for d in decided if d is not None and d.label.source != LabelSource.AUTO)
+    return estimate_accuracy(
+        labelled_by_people=people,
+        auto_unchecked=auto,
+        spot_checks=checked,
+        spot_checks_right=right,
+        level=level,
+    )
+
+
+def weekly_estimates(
+    engine: Engine, *, today: date, tz: tzinfo = UTC, weeks: int = 4
+) -> list[tuple[date, AccuracyEstimate | None]]:
+    """The estimate of each of the last ``weeks`` weeks (Monday to Sunday on the shelter's clock, the
+    current one last), by the first day of the week: of the photos received that week."""
+    monday = today - timedelta(days=today.weekday())
+    starts = [monday - timedelta(weeks=back) for back in range(weeks - 1, -1, -1)]
+
+    def moment(day: date) -> datetime:
+        return datetime.combine(day, time(), tz).astimezone(UTC)
+
+    return [
+        (start, estimate_from_catalog(engine, since=moment(start), until=moment(start + timedelta(weeks=1))))
+        for start in starts
+    ]

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
+from dogbot.core.asking import AskPolicy, AskRules
 from dogbot.core.breeds import Breeds
 from dogbot.core.dogs import DogRules, Dogs
 from dogbot.core.intake import PhotoIntake
@@ -45,6 +46,7 @@ class Catalog:
         *,
         rules: IntakeRules,
         dog_rules: DogRules,
+        ask_rules: AskRules,
         lookalike_min_corrections: int,
         lookalike_days: int,
         exemplars: ExemplarRules | None = None,
@@ -65,7 +67,8 @@ class Catalog:
             base_breeds=[key for _, key in predictor.imagenet_breeds],
         )
         labelling = Labelling(engine, photos, breeds, lookalikes, clock=clock)
-        dogs = Dogs(engine, predictor, breeds, labelling, dog_rules, clock=clock)
+        asking = AskPolicy(engine, ask_rules, model_version=lambda: predictor.model_version, clock=clock)
+        dogs = Dogs(engine, predictor, breeds, labelling, dog_rules, asking=asking, clock=clock)
         return cls(
             breeds=breeds,
             intake=PhotoIntake(
@@ -76,6 +79,7 @@ class Catalog:
                 lookalikes,
                 rules,
                 dogs=dogs,
+                asking=asking,
                 clock=clock,
                 decode_slots=decode_slots,
             ),

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
+from dogbot.core.asking import AskPolicy
 from dogbot.core.breeds import Breeds
 from dogbot.core.labelling import Labelling, LabelResult
 from dogbot.core.labels import ResolvedLabel, resolve_label
@@ -118,6 +119,9 @@ class DogAnswer:
     best_photo: Photo | None  # the photo the model was surest of
     held_back: bool = False  # confident, but a photo was asked about (a look-alike the model cannot name)
     maybe_not_a_dog: bool = False  # asked because the model is unsure it is a dog at all
+    # The model's own answer, accepted without asking, and one of the random few staff are asked to
+    # check (a photo of the dog is a spot check, dogbot/core/asking.py) until a person answers.
+    spot_check: bool = False
 
     @property
     def decided(self) -> bool:
@@ -140,6 +144,7 @@ class Dogs:
         labelling: Labelling,
         rules: DogRules,
         *,
+        asking: AskPolicy,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
@@ -147,6 +152,7 @@ class Dogs:
         self.breeds = breeds
         self.labelling = labelling
         self.rules = rules
+        self.asking = asking  # the same rule as a photo's: when a dog's answer is accepted without asking
         self.clock = clock
 
     # --- records ------------------------------------------------------------------------------
@@ -637,10 +643,7 @@ class Dogs:
             ]
             confidence = top[0][1] if top else 0.0
             # A photo the intake asked about although confident hides a breed the model cannot name yet.
-            held_back = any(
-                p.is_dog and not p.auto_accepted and p.confidence >= self.rules.auto_accept_threshold
-                for _, p in scored
-            )
+            held_back = any(p.held_back and not p.auto_accepted for _, p in scored)
             # Not a dog only when sure, as intake decides it; a photo intake asked about makes the card ask.
             sure_not_a_dog = output.surely_not_a_dog(
                 self.rules.dog_threshold, self.rules.not_a_dog_below
@@ -649,7 +652,13 @@ class Dogs:
                 outcome = Outcome.NOT_A_DOG
             elif (
                 output.is_dog(self.rules.dog_threshold)
-                and confidence >= self.rules.auto_accept_threshold
+                and bool(top)
+                and self.asking.accepts(
+                    top[0][0].key,
+                    confidence,
+                    top[1][0].key if len(top) > 1 else None,
+                    fallback=self.rules.auto_accept_threshold,
+                )
                 and not held_back
             ):
                 outcome = Outcome.AUTO_ACCEPTED
@@ -665,6 +674,8 @@ class Dogs:
             breed = ShelterBreed(top[0][0].key)
         else:
             breed = None
+        picked = any(p.spot_check for _, p in scored)
+        spot_check = said is None and outcome == Outcome.AUTO_ACCEPTED and picked
         return DogAnswer(
             dog=dog,
             photos=photos,
@@ -676,6 +687,7 @@ class Dogs:
             best_photo=best or (photos[0] if photos else None),
             held_back=held_back,
             maybe_not_a_dog=maybe_not_a_dog,
+            spot_check=spot_check,
         )
 
     def record_label(

@@ -23,6 +23,7 @@ from PIL import Image
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from dogbot.core.asking import AskPolicy
 from dogbot.core.breeds import Breeds
 from dogbot.core.dogs import Dogs, NewDog
 from dogbot.core.intake_rules import IntakeRules
@@ -58,6 +59,11 @@ class Classification:
     held_back: bool = False  # confident enough to file alone, asked because of the above
 
     @property
+    def spot_check(self) -> bool:
+        """Accepted without asking, and one of the random few staff are asked to check."""
+        return bool(self.prediction.spot_check) and self.outcome != Outcome.ASK
+
+    @property
     def button_breeds(self) -> list[str]:
         """The breeds offered as buttons: the model's top three, then the ones it is learning."""
         keys = [breed.key for breed, _ in self.top]
@@ -75,10 +81,14 @@ class PhotoIntake:
         rules: IntakeRules,
         *,
         dogs: Dogs,
+        asking: AskPolicy,
         clock: Callable[[], datetime] = utcnow,
         decode_slots: DecodeSlots | None = None,
     ) -> None:
         self.engine = engine
+        # Which answers are accepted without asking (the shelter's target accuracy), and which of
+        # those staff are asked to check at random (dogbot/core/asking.py).
+        self.asking = asking
         # Shared by everything in this process that decodes a full-size photo (bot, API routes).
         self.decode_slots = decode_slots or DecodeSlots(1)
         # Every photo belongs to a dog: one sent without saying which starts its own.
@@ -204,6 +214,7 @@ class PhotoIntake:
         is_dog = output.is_dog(self.rules.dog_threshold)
         top = output.top(3)
         breed, confidence = top[0] if is_dog else (None, 1.0 - output.dog_probability)
+        second = top[1][0] if len(top) > 1 else None
         auto_label = None
         if not is_dog:
             # Filed as not a dog only when the model is sure (IntakeRules) and no labelled photo of a
@@ -211,12 +222,18 @@ class PhotoIntake:
             # whatever the breed head learns, but looks like the greyhounds staff labelled.
             sure = output.surely_not_a_dog(self.rules.dog_threshold, self.rules.not_a_dog_below)
             auto_label = NOT_A_DOG if sure and not self.lookalikes.advise(output.embedding).veto else None
-        elif (
-            confidence >= self.rules.auto_accept_threshold
-            and not self.lookalikes.is_shadowed(breed)
-            and not self.lookalikes.advise(output.embedding, predicted=breed).veto
+        held_back = False
+        if is_dog and self.asking.accepts(
+            breed, confidence, second, fallback=self.rules.auto_accept_threshold
         ):
-            auto_label = breed
+            # Sure enough for the rule, unless staff have shown that such answers hide a breed the
+            # model cannot name yet: then asked, and left out of what the rule learns from (asked for
+            # a reason that is not its confidence or breed, see dogbot/core/asking.py).
+            held_back = (
+                self.lookalikes.is_shadowed(breed)
+                or self.lookalikes.advise(output.embedding, predicted=breed).veto
+            )
+            auto_label = None if held_back else breed
         prediction = Prediction(
             photo_id=photo.id,
             model_version=output.model_version,
@@ -228,6 +245,8 @@ class PhotoIntake:
             top=[{"breed": key, "p": round(p, 6)} for key, p in top],
             embedding=repository.embedding_to_bytes(output.embedding),
             auto_accepted=auto_label is not None,
+            spot_check=auto_label is not None and self.asking.spot_check(photo.sha256, output.model_version),
+            held_back=held_back,
         )
         with open_session(self.engine) as session:
             session.add(prediction)
@@ -270,7 +289,8 @@ class PhotoIntake:
                 predicted=prediction.breed,
                 shown=[entry["breed"] for entry in prediction.top],
             ).extra_buttons
-        if outcome == Outcome.ASK and prediction.confidence >= self.rules.auto_accept_threshold:
+        held_back = outcome == Outcome.ASK and bool(prediction.held_back)
+        if held_back:
             named = self.lookalikes.shadowed().get(prediction.breed)
             lookalikes = tuple(key for key, _ in named.most_common(2)) if named else ()
         return Classification(
@@ -282,9 +302,7 @@ class PhotoIntake:
             label=self._catalog_label(photo.id),
             lookalikes=lookalikes,
             learning=tuple(key for key in learning if key in self.breeds.taxonomy),
-            held_back=outcome == Outcome.ASK
-            and prediction.confidence >= self.rules.auto_accept_threshold
-            and bool(prediction.is_dog),
+            held_back=held_back,
         )
 
     def top_breeds(self, prediction: Prediction) -> list[tuple[Breed, float]]:

@@ -447,3 +447,36 @@ def test_every_photo_of_the_previous_release_becomes_its_own_dog(database_url):
     engine = make_engine(database_url)
     assert_first_release_rows_kept(engine)
     engine.dispose()
+
+
+def test_answers_asked_although_sure_are_marked_held_back_on_upgrade(database_url):
+    """0011: before it, a breed answer of 0.7 or more that was asked was held back for a look-alike;
+    the rule for asking leaves those out of what it learns (dogbot/core/asking.py)."""
+    engine = make_engine(database_url, prepare_schema=False)
+    migrate(engine, "0010_one_dog_record")
+    with engine.begin() as connection:
+        fill_first_release(connection)  # photo 1: auto-accepted at 0.8
+        connection.execute(
+            prediction_v1.insert(),
+            [
+                {
+                    "id": 2 + i,
+                    "photo_id": 2,
+                    "model_version": f"lite0-v{1 + i}",
+                    "created_at": "2026-01-02 03:04:05+00:00",
+                    "is_dog": True,
+                    "dog_probability": 0.9,
+                    "breed": "pug",
+                    "confidence": confidence,
+                    "top": "[]",
+                    "embedding": b"\x00\x00\x80?",
+                    "auto_accepted": False,
+                }
+                for i, confidence in enumerate((0.85, 0.4))
+            ],
+        )
+    migrate(engine, "head")
+    with session(engine) as s:
+        marked = {p.id: (p.held_back, p.spot_check) for p in s.exec(select(Prediction))}
+    assert marked == {1: (False, False), 2: (True, False), 3: (False, False)}
+    engine.dispose()

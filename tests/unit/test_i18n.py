@@ -112,3 +112,23 @@ def test_typed_breed_names_are_understood_in_either_language() -> None:
         assert taxonomy.resolve(typed).key == key
     assert taxonomy.lookup("pastor alman").key == "german_shepherd"
     assert taxonomy.resolve("German Shepherd").key == "german_shepherd"
+
+
+def test_every_catalog_compiles_without_errors(tmp_path):
+    """`make install` compiles the catalogs and stops at an error: a message with "% s" or "% r" in it
+    is read as a printf format, and a translation's "% d" then does not match it."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    locale = Path(__file__).resolve().parents[2] / "dogbot" / "locale"
+    shutil.copytree(locale, tmp_path / "locale")
+    pybabel = Path(sys.executable).with_name("pybabel")
+    result = subprocess.run(
+        [str(pybabel), "compile", "-d", str(tmp_path / "locale"), "-D", "dogbot"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr

@@ -59,6 +59,17 @@ def test_a_candidate_that_learned_new_breeds_is_promoted_from_ten_labels(world):
     assert set(verdict.new_breeds) == {"new1", "new2"}
     assert verdict.reason.startswith("The new model replaces the current one")
     assert Verdict.from_json(json.loads(json.dumps(verdict.to_json()))) == verdict
+    # Issue 28: each compared photo's answer from the fold candidate that never saw it, beside the
+    # verdict (where a promoted model's rule for asking starts), not in its JSON.
+    assert len(verdict.judged_answers) == 10 and "judged_answers" not in verdict.to_json()
+    right = sum(answer[3] for answer in verdict.judged_answers)
+    assert (
+        right
+        == verdict.changed.candidate_right + verdict.rest.candidate_right - verdict.golden.candidate_right
+    )
+    assert all(
+        0 < confidence <= 1 and breed != second for breed, confidence, second, _ in verdict.judged_answers
+    )
 
 
 def test_a_candidate_worse_on_known_breeds_is_refused_even_when_it_learned_new_ones(world):

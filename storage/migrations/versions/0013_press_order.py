@@ -4,8 +4,8 @@ Telegram's update ids increase per bot, so they order one person's presses even 
 replicas handle them; ``pressorder`` keeps the newest applied per (person, dog or photo), and an
 older press is refused instead of overwriting a newer answer.
 
-Revision ID: 0011_press_order
-Revises: 0010_one_dog_record
+Revision ID: 0013_press_order
+Revises: 0012_accuracy_notice
 Create Date: 2026-12-07 00:00:00
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_press_order"
-down_revision: str | Sequence[str] | None = "0010_one_dog_record"
+revision: str = "0013_press_order"
+down_revision: str | Sequence[str] | None = "0012_accuracy_notice"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
