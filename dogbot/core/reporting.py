@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from sqlalchemy.engine import Engine
 
@@ -53,14 +53,18 @@ class Reporting:
         breeds: Breeds,
         *,
         clock: Callable[[], datetime] = utcnow,
+        tz: tzinfo = UTC,
     ) -> None:
         self.engine = engine
         self.predictor = predictor
         self.breeds = breeds
         self.clock = clock
+        self.tz = tz  # the shelter's clock: its days and every time the export writes
 
     def status(self) -> CatalogStatus:
-        today = self.clock().replace(hour=0, minute=0, second=0, microsecond=0)
+        # "Today" is the shelter's day: from its midnight, not UTC's.
+        local_today = on_clock(self.clock(), self.tz).date()
+        today = datetime.combine(local_today, time(), self.tz).astimezone(UTC)
         with open_session(self.engine) as session:
             return CatalogStatus(
                 model_version=self.predictor.model_version,
@@ -106,7 +110,7 @@ class Reporting:
             yield {
                 "photo_id": photo.id,
                 "sha256": photo.sha256,
-                "received_at": photo.received_at.isoformat(timespec="seconds"),
+                "received_at": self._moment(photo.received_at),
                 "predicted_breed": self._display(prediction.breed if prediction else None, prediction),
                 "confidence": f"{prediction.confidence:.4f}" if prediction else "",
                 "model_version": prediction.model_version if prediction else "",
@@ -114,7 +118,7 @@ class Reporting:
                 "label_source": resolved.label.source if resolved else "",
                 # A Telegram user's id, or an API token's name.
                 "labeled_by": (resolved.label.user_name or resolved.label.user_id or "") if resolved else "",
-                "labeled_at": resolved.label.created_at.isoformat(timespec="seconds") if resolved else "",
+                "labeled_at": self._moment(resolved.label.created_at) if resolved else "",
                 "dog_code": codes.get(photo.dog_id, ""),
             }
 
@@ -125,6 +129,10 @@ class Reporting:
         writer.writerows(self.export_rows())
         return buffer.getvalue()
 
+    def _moment(self, moment: datetime) -> str:
+        """A time on the shelter's clock with its offset (2026-12-31T23:30:00-08:00): never ambiguous."""
+        return on_clock(moment, self.tz).isoformat(timespec="seconds")
+
     def _display(self, key: str | None, prediction: Prediction | None) -> str:
         if key is None:
             return "Not a dog" if prediction is not None else ""
@@ -132,3 +140,8 @@ class Reporting:
             return self.breeds.taxonomy.get(key).display_name
         except KeyError:
             return key
+
+
+def on_clock(moment: datetime, tz: tzinfo) -> datetime:
+    """``moment`` on the clock ``tz`` (a naive one, as SQLite returns them, is UTC)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(tz)

@@ -1,0 +1,44 @@
+"""Shelter time (issue 25): what people read is on the shelter's clock (DOGBOT_TIMEZONE), not UTC.
+23:30 on 31 December in Los Angeles is 07:30 on 1 January in UTC: it belongs to 31 December."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+
+LA = "America/Los_Angeles"
+LATE = datetime(2027, 1, 1, 7, 30, tzinfo=UTC)  # 2026-12-31 23:30 in Los Angeles
+MORNING = datetime(2026, 12, 31, 18, 0, tzinfo=UTC)  # 2026-12-31 10:00 in Los Angeles
+
+
+@pytest.fixture
+def photo(shared_manifest, eval_data_dir):
+    def pick(breed: str) -> bytes:
+        rows = [r for r in shared_manifest("manifest.csv") if r["breed"] == breed]
+        return (eval_data_dir / rows[0]["path"]).read_bytes()
+
+    return pick
+
+
+def test_the_export_writes_times_on_the_shelters_clock_with_the_offset(make_catalog, database_url, photo):
+    now = [LATE]
+    catalog = make_catalog(database_url, clock=lambda: now[0], timezone=LA)
+    photo_id = catalog.intake.submit(photo("pug"), source="telegram").photo.id
+    catalog.labelling.record_label(photo_id, "pug", source="staff", user_id=7)
+    (row,) = csv.DictReader(io.StringIO(catalog.reporting.export_csv()))
+    assert row["received_at"] == "2026-12-31T23:30:00-08:00"
+    assert row["labeled_at"] == "2026-12-31T23:30:00-08:00"
+    assert datetime.fromisoformat(row["received_at"]) == LATE  # the same moment, nothing lost
+
+
+def test_photos_today_counts_from_the_shelters_midnight(make_catalog, database_url, photo):
+    now = [MORNING]
+    catalog = make_catalog(database_url, clock=lambda: now[0], timezone=LA)
+    catalog.intake.submit(photo("pug"), source="telegram")
+    now[0] = LATE  # still 31 December at the shelter: the morning's photo came in today
+    assert catalog.reporting.status().photos_today == 1
+    now[0] = datetime(2027, 1, 1, 8, 30, tzinfo=UTC)  # 00:30 on 1 January there: a new day
+    assert catalog.reporting.status().photos_today == 0
