@@ -10,6 +10,7 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from sqlalchemy.engine import Engine
 
+from dogbot.clock import local_iso, on_clock
 from dogbot.core.breeds import Breeds
 from dogbot.core.labels import resolve_label
 from ml.predictor import Predictor
@@ -130,8 +131,7 @@ class Reporting:
         return buffer.getvalue()
 
     def _moment(self, moment: datetime) -> str:
-        """A time on the shelter's clock with its offset (2026-12-31T23:30:00-08:00): never ambiguous."""
-        return on_clock(moment, self.tz).isoformat(timespec="seconds")
+        return local_iso(moment, self.tz)  # 2026-12-31T23:30:00-08:00: never ambiguous
 
     def _display(self, key: str | None, prediction: Prediction | None) -> str:
         if key is None:
@@ -140,8 +140,3 @@ class Reporting:
             return self.breeds.taxonomy.get(key).display_name
         except KeyError:
             return key
-
-
-def on_clock(moment: datetime, tz: tzinfo) -> datetime:
-    """``moment`` on the clock ``tz`` (a naive one, as SQLite returns them, is UTC)."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(tz)

@@ -42,3 +42,30 @@ def test_photos_today_counts_from_the_shelters_midnight(make_catalog, database_u
     assert catalog.reporting.status().photos_today == 1
     now[0] = datetime(2027, 1, 1, 8, 30, tzinfo=UTC)  # 00:30 on 1 January there: a new day
     assert catalog.reporting.status().photos_today == 0
+
+
+# --- the bot: /export and /status, through the real Application (tests/conftest.py's `bot`) ------
+
+
+@pytest.fixture
+def bot_settings() -> dict:
+    return {"timezone": LA}
+
+
+@pytest.fixture
+def bot_container(bot_container):
+    bot_container.clock = lambda: LATE  # before the bot builds its catalog
+    return bot_container
+
+
+async def test_the_bots_export_and_status_are_on_the_shelters_clock(bot, dog_photos) -> None:
+    from conftest import ADMIN_ID
+
+    await bot.send_photo(ADMIN_ID, dog_photos["sure"])
+    await bot.send_text(ADMIN_ID, "/status")
+    assert "1 today, 1 in total" in bot.last_reply(ADMIN_ID).params["text"]
+    await bot.send_text(ADMIN_ID, "/export")
+    ((file_name, content, *_),) = bot.last_reply(ADMIN_ID).files.values()
+    assert file_name == "dogbot-catalog-20261231-2330.csv"
+    (row,) = csv.DictReader(io.StringIO(content.decode()))
+    assert row["received_at"] == "2026-12-31T23:30:00-08:00"
