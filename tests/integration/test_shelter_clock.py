@@ -69,3 +69,31 @@ async def test_the_bots_export_and_status_are_on_the_shelters_clock(bot, dog_pho
     assert file_name == "dogbot-catalog-20261231-2330.csv"
     (row,) = csv.DictReader(io.StringIO(content.decode()))
     assert row["received_at"] == "2026-12-31T23:30:00-08:00"
+
+
+# --- the command line: `dogbot models` --------------------------------------------------------------
+
+
+def test_dogbot_models_names_and_lists_models_on_the_shelters_clock(tmp_path, database_url, capsys):
+    import argparse
+
+    from dogbot.app import Container
+    from dogbot.lifecycle_cli import cmd_models
+    from dogbot.settings import Settings
+    from jobs import registry
+    from storage.db import session
+    from storage.lifecycle_tables import ModelVersion
+
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", database_url=database_url, timezone=LA)
+    container = Container(settings, clock=lambda: LATE)
+    engine = container.engine
+    registry.ensure_base(engine, backbone="lite0", breed_keys=["pug"], now=MORNING)
+    with session(engine) as s:
+        s.add(ModelVersion(version="lite0-v1", backbone="lite0", created_at=LATE, breed_keys=["pug"]))
+        s.commit()
+    registry.promote(engine, "lite0-v1", reason="better", actor="cli", now=LATE)
+    assert cmd_models(container, argparse.Namespace(json=False)) == 0
+    printed = capsys.readouterr().out
+    assert "31 Dec" in printed and "23:30" in printed and "1 Jan" not in printed  # the model of 31 December
+    assert "2026-12-31 23:30  promote" in printed  # the champion's history, on the same clock
+    engine.dispose()
