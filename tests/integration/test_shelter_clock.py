@@ -97,3 +97,16 @@ def test_dogbot_models_names_and_lists_models_on_the_shelters_clock(tmp_path, da
     assert "31 Dec" in printed and "23:30" in printed and "1 Jan" not in printed  # the model of 31 December
     assert "2026-12-31 23:30  promote" in printed  # the champion's history, on the same clock
     engine.dispose()
+
+
+def test_a_dog_card_says_the_shelters_day_another_dog_came_in(make_catalog, database_url, photo):
+    from zoneinfo import ZoneInfo
+
+    from bot import texts
+    from dogbot.core.dogs import SameDog
+
+    catalog = make_catalog(database_url, clock=lambda: LATE, timezone=LA)
+    earlier = catalog.dogs.get(catalog.intake.submit(photo("pug"), source="telegram").photo.dog_id)
+    now = catalog.dogs.answer(catalog.intake.submit(photo("boxer"), source="telegram").photo.dog_id)
+    card = texts.dog_card(now, str, SameDog(earlier, 0.9, previous_of_sender=False), tz=ZoneInfo(LA))
+    assert "who came in on 31 Dec 2026?" in card
