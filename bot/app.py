@@ -8,7 +8,6 @@ import logging
 import sys
 from functools import partial
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
@@ -83,7 +82,7 @@ def build_application(
         ),
         stranger_limit=PerUserLimit(1, settings.stranger_reply_cooldown_s),
         max_download_bytes=catalog.intake.rules.max_bytes,
-        timezone=ZoneInfo(settings.timezone),
+        timezone=container.timezone,
         language=settings.language,
         download_timeout_s=settings.download_timeout_s,
         data_dir=settings.data_dir,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 from telegram import Update
 from telegram.constants import ChatAction
@@ -89,9 +88,10 @@ async def on_export(update: Update, context: DogContext) -> None:
     """/export (admins): the catalog as a CSV document."""
     chat_id = update.effective_chat.id
     async with chat_action(context, chat_id, ChatAction.UPLOAD_DOCUMENT):
-        csv_text = await asyncio.to_thread(context.services.catalog.reporting.export_csv)
+        reporting = context.services.catalog.reporting
+        csv_text = await asyncio.to_thread(reporting.export_csv)
         rows = max(0, csv_text.count("\n") - 1)
-        name = f"dogbot-catalog-{datetime.now(UTC):%Y%m%d-%H%M}.csv"
+        name = f"dogbot-catalog-{reporting.clock().astimezone(context.services.timezone):%Y%m%d-%H%M}.csv"
         await context.bot.send_document(
             chat_id, document=csv_text.encode(), filename=name, caption=texts.export_caption(rows)
         )

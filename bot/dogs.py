@@ -200,7 +200,13 @@ async def card(
     if in_asm is not None:  # stored in UTC (SQLite hands it back without a zone): the shelter's day
         in_asm = (in_asm if in_asm.tzinfo else in_asm.replace(tzinfo=UTC)).astimezone(services.timezone)
     text = texts.dog_card(
-        answer, services.breed_name, same, seen_before=seen_before, state=state, in_asm_since=in_asm
+        answer,
+        services.breed_name,
+        same,
+        seen_before=seen_before,
+        state=state,
+        in_asm_since=in_asm,
+        tz=services.timezone,
     )
     if prediction_id is None:
         return text, None

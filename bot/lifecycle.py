@@ -346,7 +346,7 @@ def _news(incidents, models, bot_data: dict) -> list[_News]:
     for incident in sorted(incidents, key=lambda i: i.id):
         if incident.id > last_incident:
             facts = IncidentFacts.from_json(incident.facts)
-            write = partial(texts.drift_incident, facts, _breed_name_of(bot_data))
+            write = partial(texts.drift_incident, facts, _breed_name_of(bot_data), _timezone_of(bot_data))
             news.append(_News(write, facts.chart, facts.examples, incident.id))
     for model in models:
         if model.id > last_model and model.actor in ("scheduler", "cli"):

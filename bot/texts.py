@@ -448,10 +448,12 @@ def dog_card(
     seen_before: bool = False,
     state: str | None = None,
     in_asm_since: datetime | None = None,
+    tz: tzinfo = UTC,
 ) -> str:
     """One dog: its code and name, the breed from all its photos, then its one state line (``state``
     replaces it, e.g. after “Wrong?”), then the details and what staff can do next.
-    ``in_asm_since``: when the dog was registered in the shelter's Animal Shelter Manager."""
+    ``in_asm_since``: when the dog was registered in the shelter's Animal Shelter Manager; days are
+    on the shelter's clock ``tz``."""
     dog = answer.dog
     lines = [dog_card_header(dog.code, dog.name, len(answer.photos))]
     if seen_before:
@@ -489,7 +491,7 @@ def dog_card(
         else:
             lines.append(
                 _("Is this {dog}, who came in on {day}?").format(
-                    dog=dog_title(other.code, other.name), day=_date(other.intake_at)
+                    dog=dog_title(other.code, other.name), day=_date(_on_clock(other.intake_at, tz))
                 )
             )
     lines.append(_("Reply to this message with more photos of this dog."))
@@ -1071,11 +1073,12 @@ _CHANGE_WORDS = {
 }
 
 
-def drift_incident(facts: IncidentFacts, breed_name: Callable[[str], str]) -> str:
+def drift_incident(facts: IncidentFacts, breed_name: Callable[[str], str], tz: tzinfo = UTC) -> str:
     """The one message admins get when the photos change (jobs.incidents): what changed, since
-    when, how many photos, whether the answers suffered, and what the two buttons do."""
+    when (the shelter's day, ``tz``), how many photos, whether the answers suffered, and what the
+    two buttons do."""
     if facts.since:
-        since = _("since {day}").format(day=_day(facts.since))
+        since = _("since {day}").format(day=_day(_on_clock(facts.since, tz)))
     else:
         since = _("in the last {n} photos").format(n=facts.photos)
     breeds = ", ".join(breed_name(key) for key in facts.new_breeds)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -184,6 +184,13 @@ class Container:
         )
 
     @cached_property
+    def timezone(self) -> tzinfo:
+        """The shelter's clock (``DOGBOT_TIMEZONE``): every day and time a person reads is on it."""
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.settings.timezone)
+
+    @cached_property
     def photo_store(self) -> PhotoStore:
         return open_photo_store(
             self.settings.photo_store, self.settings.photo_dir, s3_endpoint_url=self.settings.s3_endpoint_url
@@ -276,8 +283,6 @@ class Container:
     @cached_property
     def shelter_records(self) -> ShelterRecords:
         """The catalog's dogs as Animal Shelter Manager rows (the asm3 export and the sync)."""
-        from zoneinfo import ZoneInfo
-
         from dogbot.core.asm_breeds import AsmBreedMap
         from dogbot.core.shelter_export import AsmRules, ShelterRecords
 
@@ -285,7 +290,7 @@ class Container:
         rules = AsmRules(
             breeds=AsmBreedMap.load(Path(s.asm_breed_overrides) if s.asm_breed_overrides else None),
             animal_type=s.asm_animal_type,
-            timezone=ZoneInfo(s.timezone),
+            timezone=self.timezone,
         )
         return ShelterRecords(self.catalog.dogs, rules, names=self.members.names)
 

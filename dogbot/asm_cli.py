@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
+
+from dogbot.clock import local_iso, on_clock
 
 SETUP_HINT = (
     "Animal Shelter Manager is not set up: set DOGBOT_ASM_URL and DOGBOT_ASM_USERNAME + DOGBOT_ASM_PASSWORD "
@@ -91,20 +93,20 @@ def _sync(container, *, send_all: bool, as_json: bool) -> int:
         print(f"another process is sending to ASM now ({busy}); try again in a minute", file=sys.stderr)
         return 3
     if as_json:
-        print(json.dumps(report_json(report)))
+        print(json.dumps(report_json(report, container.timezone)))
     else:
-        for line in report_lines(report):
+        for line in report_lines(report, container.timezone):
             print(line)
     return 0 if report.ok else 1
 
 
-def report_json(report) -> dict:
+def report_json(report, tz: tzinfo = UTC) -> dict:
     return {
         "sent": report.sent,
         "updated": report.updated,
         "waiting": [{"code": code, "why": why} for code, why in report.waiting],
         "failed": [{"code": code, "why": why} for code, why in report.failed],
-        "later": [{"code": code, "at": _iso(at)} for code, at in report.later],
+        "later": [{"code": code, "at": local_iso(at, tz)} for code, at in report.later],
         "not_settled": report.not_settled,
         "already_in_asm": report.already_there,
         "fix_in_asm": [
@@ -121,7 +123,8 @@ def report_json(report) -> dict:
     }
 
 
-def report_lines(report) -> list[str]:
+def report_lines(report, tz: tzinfo = UTC) -> list[str]:
+    """What a sync did, in lines; times on the shelter's clock ``tz``, with its zone."""
     lines = []
     if report.sent:
         lines.append(f"sent {_dogs(len(report.sent))} to ASM (new animals): {', '.join(report.sent)}")
@@ -136,10 +139,8 @@ def report_lines(report) -> list[str]:
     for code, why in report.failed:
         lines.append(f"refused by ASM: {code}: {why}")
     if report.later:
-        first = min(at for _, at in report.later)
-        lines.append(
-            f"{len(report.later)} dogs wait to be sent (the next at {_iso(first)} UTC; --now sends them now)"
-        )
+        first = _local(min(at for _, at in report.later), tz)
+        lines.append(f"{len(report.later)} dogs wait to be sent (the next at {first}; --now sends them now)")
     if report.not_settled:
         lines.append(f"{_dogs(report.not_settled)} waiting for staff to settle the breed (sent once settled)")
     for fix in report.hand_fixes:
@@ -169,5 +170,6 @@ def _dogs(count: int) -> str:
     return f"{count} dog" if count == 1 else f"{count} dogs"
 
 
-def _iso(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
+def _local(moment: datetime, tz: tzinfo) -> str:
+    """``2026-12-31 23:30 PST``: the shelter's time and its zone."""
+    return f"{on_clock(moment, tz):%Y-%m-%d %H:%M %Z}"

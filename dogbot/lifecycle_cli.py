@@ -14,6 +14,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
+from dogbot.clock import on_clock
 from dogbot.lifecycle_text import drift_report, model_list, model_namer, retrain_report, retrain_step
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def cmd_retrain(container, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary(result)))
     else:
-        print(retrain_report(result, model=model_namer(container.lifecycle.models())))
+        print(retrain_report(result, model=model_namer(container.lifecycle.models(), container.timezone)))
         if result.report:
             print(f"chart: {result.report}")
     return 0
@@ -169,11 +170,11 @@ def cmd_models(container, args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(model_list(rows))
+    print(model_list(rows, container.timezone))
     print("\nchampion history:")
     for move in moves:
         print(
-            f"  {move.moved_at:%Y-%m-%d %H:%M}  {move.kind:<8} "
+            f"  {on_clock(move.moved_at, container.timezone):%Y-%m-%d %H:%M}  {move.kind:<8} "
             f"{move.from_version or '-'} -> {move.to_version}  ({move.actor or '?'}: {move.reason})"
         )
     return 0
@@ -192,7 +193,7 @@ def cmd_rollback(container, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"from": old, "to": new}))
     else:
-        names = model_namer(container.lifecycle.models())
+        names = model_namer(container.lifecycle.models(), container.timezone)
         print(f"rolled back: {names(new)} answers again instead of {names(old)}")
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
@@ -84,6 +85,6 @@ class Catalog:
                 decode_slots=decode_slots,
             ),
             labelling=labelling,
-            reporting=Reporting(engine, predictor, breeds, clock=clock),
+            reporting=Reporting(engine, predictor, breeds, clock=clock, tz=ZoneInfo(dog_rules.timezone)),
             dogs=dogs,
         )

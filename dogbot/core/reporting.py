@@ -6,10 +6,11 @@ import csv
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from sqlalchemy.engine import Engine
 
+from dogbot.clock import local_iso, on_clock
 from dogbot.core.breeds import Breeds
 from dogbot.core.labels import resolve_label
 from ml.predictor import Predictor
@@ -53,14 +54,18 @@ class Reporting:
         breeds: Breeds,
         *,
         clock: Callable[[], datetime] = utcnow,
+        tz: tzinfo = UTC,
     ) -> None:
         self.engine = engine
         self.predictor = predictor
         self.breeds = breeds
         self.clock = clock
+        self.tz = tz  # the shelter's clock: its days and every time the export writes
 
     def status(self) -> CatalogStatus:
-        today = self.clock().replace(hour=0, minute=0, second=0, microsecond=0)
+        # "Today" is the shelter's day: from its midnight, not UTC's.
+        local_today = on_clock(self.clock(), self.tz).date()
+        today = datetime.combine(local_today, time(), self.tz).astimezone(UTC)
         with open_session(self.engine) as session:
             return CatalogStatus(
                 model_version=self.predictor.model_version,
@@ -106,7 +111,7 @@ class Reporting:
             yield {
                 "photo_id": photo.id,
                 "sha256": photo.sha256,
-                "received_at": photo.received_at.isoformat(timespec="seconds"),
+                "received_at": self._moment(photo.received_at),
                 "predicted_breed": self._display(prediction.breed if prediction else None, prediction),
                 "confidence": f"{prediction.confidence:.4f}" if prediction else "",
                 "model_version": prediction.model_version if prediction else "",
@@ -114,7 +119,7 @@ class Reporting:
                 "label_source": resolved.label.source if resolved else "",
                 # A Telegram user's id, or an API token's name.
                 "labeled_by": (resolved.label.user_name or resolved.label.user_id or "") if resolved else "",
-                "labeled_at": resolved.label.created_at.isoformat(timespec="seconds") if resolved else "",
+                "labeled_at": self._moment(resolved.label.created_at) if resolved else "",
                 "dog_code": codes.get(photo.dog_id, ""),
             }
 
@@ -124,6 +129,9 @@ class Reporting:
         writer.writeheader()
         writer.writerows(self.export_rows())
         return buffer.getvalue()
+
+    def _moment(self, moment: datetime) -> str:
+        return local_iso(moment, self.tz)  # 2026-12-31T23:30:00-08:00: never ambiguous
 
     def _display(self, key: str | None, prediction: Prediction | None) -> str:
         if key is None:

@@ -309,3 +309,16 @@ def test_two_processes_storing_one_name_at_once_both_succeed(database_url):
         list(pool.map(lambda members: members.remember_name(STAFF_ID, "Ana López"), replicas))
     assert replicas[0].names() == {STAFF_ID: "Ana López"}
     engine.dispose()
+
+
+def test_asm_sync_says_when_the_next_send_is_on_the_shelters_clock(tmp_path, predictor, dog_photos, fake_asm):
+    from dogbot.asm_cli import report_json, report_lines
+
+    container = _container(tmp_path, None, predictor, fake_asm, asm_quiet_minutes=10)
+    _dog(container, dog_photos["sure"], tmp_path)
+    report = container.asm_sync.sync(now=NEW_YEARS_EVE_LA)  # 23:30 in Los Angeles: due at 23:40 there
+    assert "(the next at 2026-12-31 23:40 PST; --now sends them now)" in "\n".join(
+        report_lines(report, container.timezone)
+    )
+    assert report_json(report, container.timezone)["later"][0]["at"] == "2026-12-31T23:40:00-08:00"
+    container.engine.dispose()

@@ -106,3 +106,20 @@ def test_too_few_checked_answers_say_so():
     )
     assert facts.answers.worse is None
     assert "too few to tell" in texts.drift_incident(facts, str)
+
+
+def test_the_day_a_change_started_is_the_shelters_day():
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    # 23:30 on Thursday 31 December in Los Angeles is already Friday 1 January in UTC.
+    facts = IncidentFacts(
+        kind=IncidentKind.SHIFT,
+        changed=[DriftTest.BRIGHTNESS],
+        since=datetime(2027, 1, 1, 7, 30),
+        photos=40,
+        brightness=(0.5, 0.2),
+    )
+    text = texts.drift_incident(facts, str, ZoneInfo("America/Los_Angeles"))
+    assert "since Thu 31 Dec" in text and "1 Jan" not in text
+    assert "since Fri 01 Jan" in texts.drift_incident(facts, str, UTC)  # naive: read as UTC
