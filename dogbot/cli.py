@@ -378,9 +378,14 @@ def cmd_api_token(container: Container, args: argparse.Namespace) -> int:
             clients.revoke(args.name or "")
             print(f"revoked the API token {args.name.strip()}")
         else:
+            from dogbot.clock import on_clock
+
+            def when(moment) -> str:  # on the shelter's clock, with its zone
+                return f"{on_clock(moment, container.timezone):%Y-%m-%d %H:%M %Z}"
+
             for info in clients.list():
-                state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
-                print(f"{info.name}\tcreated {info.created_at:%Y-%m-%d %H:%M}\t{state}")
+                state = f"revoked {when(info.revoked_at)}" if info.revoked_at else "active"
+                print(f"{info.name}\tcreated {when(info.created_at)}\t{state}")
     except ClientError as error:
         print(error, file=sys.stderr)
         return 2
