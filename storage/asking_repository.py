@@ -4,6 +4,7 @@ answers, and its recent answers. Each takes the session as a keyword; rows are p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import update
@@ -11,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from storage.lifecycle_tables import ModelVersion
+from storage.repository import chunked
 from storage.tables import AccuracyNotice, Label, Prediction
 from storage.vocabulary import NOT_A_DOG, PEOPLE, SpecialLabel
 
@@ -66,12 +68,25 @@ def recent_answers(version: str, limit: int, *, session: Session) -> list[Answer
     ]
 
 
-def spot_check_results(*, session: Session, since: datetime | None = None, until: datetime | None = None):
-    """``(checked, right)``: spot checks people answered (answers accepted without asking, picked at
-    random and shown to staff), and how many of them staff confirmed; by when the photo was answered
-    by the model."""
+# What an accepted answer was: (model version, is a dog, breed, confidence, second breed).
+AcceptedRow = tuple[str, bool, str | None, float, str | None]
+
+
+def spot_checks(
+    *, session: Session, since: datetime | None = None, until: datetime | None = None
+) -> list[tuple[bool, AcceptedRow]]:
+    """Spot checks people answered (answers accepted without asking, picked at random and shown to
+    staff): whether staff confirmed each, and the answer; by when the model answered the photo."""
     statement = (
-        select(Prediction.photo_id, Prediction.is_dog, Prediction.breed, Label.breed)
+        select(
+            Prediction.photo_id,
+            Prediction.model_version,
+            Prediction.is_dog,
+            Prediction.breed,
+            Prediction.confidence,
+            Prediction.top,
+            Label.breed,
+        )
         .join(Label, Label.prediction_id == Prediction.id)
         .where(Prediction.spot_check, Label.source.in_(PEOPLE), Label.breed != SpecialLabel.SKIP)
         .order_by(Label.created_at, Label.id)
@@ -80,10 +95,33 @@ def spot_check_results(*, session: Session, since: datetime | None = None, until
         statement = statement.where(Prediction.created_at >= since)
     if until is not None:
         statement = statement.where(Prediction.created_at < until)
-    latest: dict[int, bool] = {}
-    for photo_id, is_dog, breed, said in session.exec(statement):
-        latest[photo_id] = said == (breed if is_dog else NOT_A_DOG)
-    return len(latest), sum(latest.values())
+    latest: dict[int, tuple[bool, AcceptedRow]] = {}
+    for photo_id, version, is_dog, breed, confidence, top, said in session.exec(statement):
+        right = said == (breed if is_dog else NOT_A_DOG)
+        latest[photo_id] = (right, (version, bool(is_dog), breed, float(confidence), _second(top)))
+    return list(latest.values())
+
+
+def spot_check_results(*, session: Session, since: datetime | None = None, until: datetime | None = None):
+    """``(checked, right)``: how many spot checks people answered, and confirmed."""
+    checks = spot_checks(session=session, since=since, until=until)
+    return len(checks), sum(right for right, _ in checks)
+
+
+def accepted_answers(prediction_ids: Sequence[int], *, session: Session) -> list[AcceptedRow]:
+    """The answers of these predictions (those the catalog filed without asking)."""
+    rows = []
+    for chunk in chunked(prediction_ids):
+        statement = select(
+            Prediction.model_version,
+            Prediction.is_dog,
+            Prediction.breed,
+            Prediction.confidence,
+            Prediction.top,
+        ).where(Prediction.id.in_(chunk))
+        for version, is_dog, breed, confidence, top in session.exec(statement):
+            rows.append((version, bool(is_dog), breed, float(confidence), _second(top)))
+    return rows
 
 
 VerdictRow = tuple[str, float, str | None, str]

@@ -54,17 +54,23 @@ def estimate_accuracy(
     spot_checks: int,
     spot_checks_right: int,
     level: float = 0.95,
+    correction: float = 0.0,
 ) -> AccuracyEstimate | None:
     """The catalog's accuracy from its counts; None before the first spot check (no estimate).
 
     ``labelled_by_people``: entries a person labelled (asked, or spot-checked); ``auto_unchecked``:
     entries the model filed without asking that nobody checked; ``spot_checks``: auto-accepted
-    answers checked at random, ``spot_checks_right`` of which the person confirmed.
+    answers checked at random, ``spot_checks_right`` of which the person confirmed. ``correction``:
+    how much likelier right the model judged the answers it filed than the ones checked
+    (:func:`estimate_from_catalog`), added to the checks' share and its range.
     """
     total = labelled_by_people + auto_unchecked
     if spot_checks <= 0 or total <= 0:
         return None
-    share, low, high = wilson_interval(spot_checks_right, spot_checks, level=level)
+    share, low, high = (
+        min(1.0, max(0.0, x + correction))
+        for x in wilson_interval(spot_checks_right, spot_checks, level=level)
+    )
     auto = auto_unchecked / total
     people = labelled_by_people / total
     return AccuracyEstimate(
@@ -77,10 +83,25 @@ def estimate_accuracy(
 
 
 def estimate_from_catalog(
-    engine: Engine, *, since: datetime | None = None, until: datetime | None = None, level: float = 0.95
+    engine: Engine,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    level: float = 0.95,
+    min_answers: int = 40,
 ) -> AccuracyEstimate | None:
     """:func:`estimate_accuracy` of the photos received in ``[since, until)``, from the database: what
-    ``/status`` says and ``simulate --json`` reports as ``estimated_accuracy``."""
+    ``/status`` says and ``simulate --json`` reports as ``estimated_accuracy``.
+
+    Prediction-powered (Angelopoulos et al., 2023): a dozen spot checks alone leave the share right
+    of the answers filed without asking 4-5 points either way, so what people answered about the
+    model (its reliability per breed and pair, dogbot/core/asking.py) says how likely right each
+    filed answer is, and the spot checks correct that by how far it missed on them:
+    share = checks' share right + (mean reliability of the filed answers - mean of the checked
+    ones). Unbiased whatever the reliability is worth, since the checks are a random sample of the
+    filed answers; without a reliability for every model involved, the checks decide alone.
+    """
+    from dogbot.core.asking import answers_about, reliability_of
     from dogbot.core.labels import resolve_label
     from storage import asking_repository, repository
     from storage.db import session as open_session
@@ -89,16 +110,38 @@ def estimate_from_catalog(
     with open_session(engine) as session:
         ids = repository.photo_ids(session=session, since=since, until=until)
         labels = repository.labels_by_photo(ids, session=session)
-        checked, right = asking_repository.spot_check_results(session=session, since=since, until=until)
-    decided = [resolve_label(labels.get(photo_id, [])) for photo_id in ids]
-    auto = sum(1 for d in decided if d is not None and d.label.source == LabelSource.AUTO)
+        checks = asking_repository.spot_checks(session=session, since=since, until=until)
+        decided = [resolve_label(labels.get(photo_id, [])) for photo_id in ids]
+        filed = [
+            d.label.prediction_id for d in decided if d is not None and d.label.source == LabelSource.AUTO
+        ]
+        accepted = asking_repository.accepted_answers([i for i in filed if i is not None], session=session)
+        versions = {row[0] for row in accepted} | {row[0] for _, row in checks}
+        reliability = {
+            version: reliability_of(answers_about(version, session=session), min_answers=min_answers)
+            for version in versions
+        }
+    auto = len(filed)
     people = sum(1 for d in decided if d is not None and d.label.source != LabelSource.AUTO)
+    correction = 0.0
+    if checks and accepted and all(reliability.values()):
+
+        def likely_right(row) -> float:
+            version, is_dog, breed, confidence, second = row
+            if not is_dog or breed is None:
+                return confidence  # "not a dog": how sure the model was of it
+            return reliability[version].probability(breed, confidence, second)
+
+        filed_mean = sum(map(likely_right, accepted)) / len(accepted)
+        checked_mean = sum(likely_right(row) for _, row in checks) / len(checks)
+        correction = filed_mean - checked_mean
     return estimate_accuracy(
         labelled_by_people=people,
         auto_unchecked=auto,
-        spot_checks=checked,
-        spot_checks_right=right,
+        spot_checks=len(checks),
+        spot_checks_right=sum(right for right, _ in checks),
         level=level,
+        correction=correction,
     )
 
 

@@ -247,21 +247,16 @@ class AskPolicy:
         from storage.db import session as open_session
 
         with open_session(self.engine) as session:
-            answers = [
-                Answer(*row)
-                for row in repo.judged_answers(version, session=session)
-                + repo.people_answers(version, session=session)
-            ]
+            answers = answers_about(version, session=session)
             recent = [
                 Answer(*row)
                 for row in repo.recent_answers(version, self.rules.recent_answers, session=session)
             ]
             since = now - timedelta(days=self.rules.spot_check_days)
             checked, right = repo.spot_check_results(session=session, since=since)
-        if len(answers) < self.rules.min_answers or all(a.right for a in answers):
-            # Too few answers to learn from, or none wrong yet (nothing says where it errs).
+        reliability = reliability_of(answers, min_answers=self.rules.min_answers)
+        if reliability is None:
             return AskDecision("fallback", None, len(answers))
-        reliability = Reliability.fit(answers)
         population = recent if len(recent) >= 50 else answers
         target = self.rules.target_accuracy
         cut = acceptance_cut(reliability.probabilities(population), target)
@@ -269,3 +264,22 @@ class AskPolicy:
         if checked and wilson_interval(right, checked)[2] < target:
             cut, mode = target, "strict"
         return AskDecision(mode, cut, len(answers), reliability)
+
+
+def answers_about(version: str, *, session) -> list[Answer]:
+    """What is known of ``version``'s answers: its judged ones and people's (see the module)."""
+    from storage import asking_repository as repo
+
+    return [
+        Answer(*row)
+        for row in repo.judged_answers(version, session=session)
+        + repo.people_answers(version, session=session)
+    ]
+
+
+def reliability_of(answers: Sequence[Answer], *, min_answers: int) -> Reliability | None:
+    """The fitted reliability, or None with too few answers to learn from, or none wrong yet
+    (nothing says where the model errs)."""
+    if len(answers) < min_answers or all(a.right for a in answers):
+        return None
+    return Reliability.fit(answers)

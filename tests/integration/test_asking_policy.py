@@ -164,3 +164,33 @@ def test_the_spot_check_slice_is_random_but_fixed_per_photo(engine):
     assert 0.17 < sum(picks) / len(picks) < 0.23
     assert picks == [policy.spot_check(f"{i:064x}", "lite0-v0") for i in range(2000)]
     assert not any(_policy(engine, rules=AskRules(0.95, 0.0)).spot_check(f"{i:064x}", "x") for i in range(50))
+
+
+def test_the_estimate_corrects_the_spot_checks_by_how_sure_the_model_was(engine):
+    """Prediction-powered: checks that happened to land on the model's less sure answers are not
+    taken as the share right of everything it filed."""
+    _history(engine)
+    for _ in range(20):  # unsure answers are often wrong: the surer, the likelier right
+        _answer(engine, breed="beagle", confidence=0.3, second="harrier", said="harrier")
+    for right in [True] * 8 + [False] * 2:  # checked: Dalmatians at 75 %
+        said = "dalmatian" if right else "pointer"
+        _answer(
+            engine,
+            breed="dalmatian",
+            confidence=0.75,
+            second="pointer",
+            said=said,
+            auto=True,
+            spot_check=True,
+        )
+    for _ in range(30):  # filed, unchecked: Dalmatians at 99 %
+        _answer(engine, breed="dalmatian", confidence=0.99, second="pointer", said=None, auto=True)
+    estimate = estimate_from_catalog(engine)
+    reliability = _policy(engine).decision().reliability
+    filed = reliability.probability("dalmatian", 0.99, "pointer")
+    checked = reliability.probability("dalmatian", 0.75, "pointer")
+    people = 70 + 10  # answered questions and the checks; the 30 filed answers are the model's
+    expected = (people + 30 * min(1.0, 0.8 + filed - checked)) / (people + 30)
+    assert estimate.spot_checks == 10 and estimate.value == pytest.approx(expected)
+    assert estimate.value > (people + 30 * 0.8) / (people + 30)  # more than the checks alone say
+    assert estimate.low <= estimate.value <= estimate.high
