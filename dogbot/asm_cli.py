@@ -11,7 +11,7 @@ import json
 import sys
 from datetime import UTC, datetime, tzinfo
 
-from dogbot.clock import local_iso, on_clock
+from dogbot.core.clock import local_iso, on_clock
 
 SETUP_HINT = (
     "Animal Shelter Manager is not set up: set DOGBOT_ASM_URL and DOGBOT_ASM_USERNAME + DOGBOT_ASM_PASSWORD "

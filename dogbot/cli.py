@@ -378,7 +378,7 @@ def cmd_api_token(container: Container, args: argparse.Namespace) -> int:
             clients.revoke(args.name or "")
             print(f"revoked the API token {args.name.strip()}")
         else:
-            from dogbot.clock import on_clock
+            from dogbot.core.clock import on_clock
 
             def when(moment) -> str:  # on the shelter's clock, with its zone
                 return f"{on_clock(moment, container.timezone):%Y-%m-%d %H:%M %Z}"

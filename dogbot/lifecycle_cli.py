@@ -14,7 +14,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from dogbot.clock import on_clock
+from dogbot.core.clock import on_clock
 from dogbot.lifecycle_text import drift_report, model_list, model_namer, retrain_report, retrain_step
 
 if TYPE_CHECKING:

@@ -26,6 +26,7 @@ from PIL import Image, ImageEnhance
 from dogbot.core.accuracy import estimate_from_catalog
 from dogbot.core.catalog import Catalog
 from dogbot.core.manifest import ManifestRow
+from dogbot.core.standing import newly_strict
 from dogbot.simulation_pace import (
     DarkPhoto,
     NewBreedPhoto,
@@ -88,7 +89,10 @@ class DayReport:
     retrained: bool = False
     promoted: bool = False
     drift_alarm: bool = False
-    admin_alerts: int = 0  # drift messages sent to admins (one per incident, jobs.incidents)
+    # Messages sent to admins: one per drift incident (jobs.incidents), and one when the spot checks
+    # say the catalog fell below its target accuracy (accuracy_alerts, dogbot.core.standing).
+    admin_alerts: int = 0
+    accuracy_alerts: int = 0
     events: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -258,7 +262,18 @@ def simulate(
         report.new_breed_hits = new_hits
 
         started = time.perf_counter()
-        lifecycle.end_of_day(SIMULATION_START + timedelta(days=day - 1, hours=20), report)
+        evening = SIMULATION_START + timedelta(days=day - 1, hours=20)
+        lifecycle.end_of_day(evening, report)
+        # The bot's other message to admins: the spot checks say the catalog fell below its target.
+        if newly_strict(
+            catalog.intake.engine,
+            catalog.intake.asking,
+            fallback_threshold=catalog.intake.rules.auto_accept_threshold,
+            now=evening,
+        ):
+            report.admin_alerts += 1
+            report.accuracy_alerts += 1
+            report.events.append("catalog below its target accuracy")
         report.seconds["jobs"] = round(time.perf_counter() - started, 2)
         report.catalog_accuracy = _catalog_accuracy(catalog, truths)
         pace.serving.append((day, tuple(catalog.intake.predictor.head.breed_keys)))
@@ -289,6 +304,7 @@ class _Pace:
     def totals(self, reports: Sequence[DayReport]) -> dict:
         return {
             "admin_alerts": sum(r.admin_alerts for r in reports),
+            "accuracy_alerts": sum(r.accuracy_alerts for r in reports),
             "new_breed_learned_day": new_breed_learned_day(self.serving, self.first_seen),
             "new_breed_in_buttons": new_breed_in_buttons(self.new_breed),
             "dark_gap": dark_gap(self.dark, last_day=max((r.day for r in reports), default=0)),

@@ -128,7 +128,9 @@ def format_summary(result: SimulationResult) -> str:
         lines.append(
             f"new breeds were among the buttons for {_pct(t['new_breed_in_buttons'])} of their photos"
         )
-    lines.append(f"admins got {_count(t['admin_alerts'], 'message')} about changed photos")
+    lines.append(
+        f"admins got {_count(t['admin_alerts'], 'message')} (changed photos, catalog below its target)"
+    )
     if t["dark_gap"] is not None:
         lines.append(
             f"darker photos cost the model {_pct(t['dark_gap'])} of its right answers over the last 5 days"

@@ -13,11 +13,12 @@ Staff mistakes are not counted: nothing in the catalog tells them apart from rig
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from sqlalchemy.engine import Engine
+
+from dogbot.core.intervals import wilson_interval
 
 
 @dataclass(frozen=True)
@@ -32,19 +33,6 @@ class AccuracyEstimate:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def wilson_interval(right: int, n: int, *, level: float = 0.95) -> tuple[float, float, float]:
-    """The share ``right / n`` and its Wilson score interval."""
-    if n <= 0:
-        raise ValueError("no checks to estimate from")
-    from scipy import stats
-
-    z = float(stats.norm.ppf(0.5 + level / 2))
-    share = right / n
-    middle = (share + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return share, max(0.0, middle - half), min(1.0, middle + half)
 
 
 def estimate_accuracy(

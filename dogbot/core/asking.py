@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from dogbot.core.accuracy import wilson_interval
+from dogbot.core.intervals import wilson_interval
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from sqlalchemy.engine import Engine
 
-from dogbot.clock import local_iso, on_clock
 from dogbot.core.breeds import Breeds
+from dogbot.core.clock import local_iso, on_clock
 from dogbot.core.labels import resolve_label
 from ml.predictor import Predictor
 from storage import dog_repository, repository

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from dogbot.core.accuracy import estimate_accuracy, wilson_interval
+from dogbot.core.accuracy import estimate_accuracy
+from dogbot.core.intervals import wilson_interval
 
 
 def test_no_spot_check_no_estimate():
