@@ -134,6 +134,22 @@ class Labelling:
             if held:
                 session.commit()
 
+    def repeat_of(
+        self, photo_id: int, user_id: int, breed: str, primary: str | None, secondary: str | None
+    ) -> LabelResult | None:
+        """This person's latest answer on the photo, as a repeat (nothing new recorded), when it is
+        exactly this one; else None."""
+        with open_session(self.engine) as session:
+            labels = repository.labels_of(photo_id, session=session)
+        mine = [label for label in labels if label.user_id == user_id]
+        if mine and (mine[-1].breed, mine[-1].primary_breed, mine[-1].secondary_breed) == (
+            breed,
+            primary,
+            secondary,
+        ):
+            return LabelResult(mine[-1], False, resolve_label(labels))
+        return None
+
     def answers_now(self, photo_id: int, user_id: int | None) -> tuple[str | None, ResolvedLabel | None]:
         """``user_id``'s answer that stands for the photo (their latest) and its catalog label, read now."""
         with open_session(self.engine) as session:

@@ -108,6 +108,11 @@ def answer(
     subject = f"dog:{photo.dog_id}" if photo.dog_id is not None else f"photo:{photo.id}"
     with catalog.labelling.press_applying(user_id, subject, update_id) as newer:
         if newer is not None:
+            # A resent tap (Telegram clients resend one) whose twin another replica applied first
+            # is the same answer: already saved, not an older one.
+            repeat = catalog.labelling.repeat_of(photo.id, user_id, breed, primary, secondary)
+            if repeat is not None:
+                return repeat
             raise OlderPress(f"update {update_id} of {user_id} on {subject}: {newer} was applied")
         return _record_known(catalog, question, breed, source, user_id, primary, secondary)
 
