@@ -127,6 +127,9 @@ async def live_bot(
     **settings,
 ) -> AsyncIterator[LiveBot]:
     """Start the bot (long polling) against a fresh fake server; stop both afterwards."""
+    # A spot check (a random tenth of the sure answers, picked by the photo's hash) turns a sure
+    # answer's card into a question: only the tests of spot checks ask for them.
+    settings.setdefault("spot_check_share", 0.0)
     async with contextlib.AsyncExitStack() as stack:
         if server is None:
             server = await stack.enter_async_context(FakeTelegram())

@@ -83,6 +83,9 @@ async def running(request, tmp_path_factory) -> AsyncIterator[RunningBot]:
             "DOGBOT_ADMIN_IDS": str(ADMIN),
             "DOGBOT_STAFF_IDS": f"{STAFF},{SPANISH_STAFF}",
             "DOGBOT_TORCH_THREADS": "1",
+            # No spot checks (a random tenth of the sure answers asked again): the scenario's sure
+            # photo must be registered with "Wrong?"; tests/e2e/test_accuracy_e2e.py has them.
+            "DOGBOT_SPOT_CHECK_SHARE": "0",
         }
         if mode == "webhook":
             port = free_port()
