@@ -128,9 +128,11 @@ def format_summary(result: SimulationResult) -> str:
         lines.append(
             f"new breeds were among the buttons for {_pct(t['new_breed_in_buttons'])} of their photos"
         )
-    lines.append(
-        f"admins got {_count(t['admin_alerts'], 'message')} (changed photos, catalog below its target)"
-    )
+    below_target = t.get("accuracy_alerts", 0)
+    told = f"admins got {_count(t['admin_alerts'] - below_target, 'message')} about changed photos"
+    if below_target:
+        told += f" and {_count(below_target, 'message')} that the catalog fell below its target"
+    lines.append(told)
     if t["dark_gap"] is not None:
         lines.append(
             f"darker photos cost the model {_pct(t['dark_gap'])} of its right answers over the last 5 days"

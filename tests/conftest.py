@@ -521,7 +521,8 @@ def bot_container(tmp_path: Path, predictor, bot_settings):
         admin_ids=[ADMIN_ID],
         staff_ids=[STAFF_ID, STAFF2_ID],
         batch_window_ms=5,
-        **bot_settings,
+        # No spot checks unless a test asks: a random tenth of sure answers would ask again.
+        **{"spot_check_share": 0.0, **bot_settings},
     )
     container = Container(settings)
     predictor.use_head(predictor.base_head(), "lite0-v0")
