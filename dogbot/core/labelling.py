@@ -83,13 +83,9 @@ class Labelling:
             if session.get(Photo, photo_id, with_for_update={"key_share": True}) is None:
                 raise KeyError(f"no photo #{photo_id}")
             labels = repository.labels_of(photo_id, session=session)
-            mine = [label for label in labels if label.user_id == user_id and user_id is not None]
-            if mine and (mine[-1].breed, mine[-1].primary_breed, mine[-1].secondary_breed) == (
-                breed,
-                primary_breed,
-                secondary_breed,
-            ):
-                return LabelResult(mine[-1], False, resolve_label(labels))
+            repeat = _repeat(labels, user_id, breed, primary_breed, secondary_breed)
+            if repeat is not None:
+                return repeat
             label = Label(
                 photo_id=photo_id,
                 prediction_id=prediction_id,
@@ -140,15 +136,9 @@ class Labelling:
         """This person's latest answer on the photo, as a repeat (nothing new recorded), when it is
         exactly this one; else None."""
         with open_session(self.engine) as session:
-            labels = repository.labels_of(photo_id, session=session)
-        mine = [label for label in labels if label.user_id == user_id]
-        if mine and (mine[-1].breed, mine[-1].primary_breed, mine[-1].secondary_breed) == (
-            breed,
-            primary,
-            secondary,
-        ):
-            return LabelResult(mine[-1], False, resolve_label(labels))
-        return None
+            return _repeat(
+                repository.labels_of(photo_id, session=session), user_id, breed, primary, secondary
+            )
 
     def answers_now(self, photo_id: int, user_id: int | None) -> tuple[str | None, ResolvedLabel | None]:
         """``user_id``'s answer that stands for the photo (their latest) and its catalog label, read now."""
@@ -192,3 +182,18 @@ class Labelling:
     def stored_bytes(self, sha256: str) -> bytes:
         """A stored photo by its hash (e.g. the examples of a drift incident)."""
         return self.photos.get(sha256)
+
+
+def _repeat(
+    labels: list[Label], user_id: int | None, breed: str, primary: str | None, secondary: str | None
+) -> LabelResult | None:
+    """The person's latest answer among ``labels`` when it is exactly this one (a double tap adds
+    nothing), else None."""
+    mine = [label for label in labels if user_id is not None and label.user_id == user_id]
+    if mine and (mine[-1].breed, mine[-1].primary_breed, mine[-1].secondary_breed) == (
+        breed,
+        primary,
+        secondary,
+    ):
+        return LabelResult(mine[-1], False, resolve_label(labels))
+    return None
