@@ -252,7 +252,12 @@ async def on_report(update: Update, context: DogContext) -> None:
         days = intake_days(rows, alarms, promotions, today=today, tz=services.timezone)
         if not days:
             return intake_summary(days), None
-        weeks = weekly_estimates(services.catalog.intake.engine, today=today, tz=services.timezone)
+        weeks = weekly_estimates(
+            services.catalog.intake.engine,
+            today=today,
+            tz=services.timezone,
+            min_answers=services.catalog.intake.asking.rules.min_answers,
+        )
         return intake_summary(days) + "\n" + accuracy_weeks(weeks), intake_png(days)
 
     summary, chart = await asyncio.to_thread(build)  # the thread keeps the admin's language

@@ -283,7 +283,9 @@ def simulate(
     total.update(pace.totals(reports))
     # Next to the true catalog_accuracy: what the bot can know without the manifest's answers (what
     # /status says).
-    estimate = estimate_from_catalog(catalog.intake.engine)
+    estimate = estimate_from_catalog(
+        catalog.intake.engine, min_answers=catalog.intake.asking.rules.min_answers
+    )
     total["estimated_accuracy"] = round(estimate.value, 4) if estimate else None
     total["estimated_accuracy_range"] = (
         [round(estimate.low, 4), round(estimate.high, 4)] if estimate else None

@@ -77,9 +77,12 @@ def estimate_from_catalog(
     until: datetime | None = None,
     level: float = 0.95,
     min_answers: int = 40,
+    reliabilities: dict | None = None,
 ) -> AccuracyEstimate | None:
     """:func:`estimate_accuracy` of the photos received in ``[since, until)``, from the database: what
-    ``/status`` says and ``simulate --json`` reports as ``estimated_accuracy``.
+    ``/status`` says and ``simulate --json`` reports as ``estimated_accuracy``. ``min_answers``: the
+    rule's (``AskRules.min_answers``); ``reliabilities``: model version -> its fitted reliability (or
+    None), filled here, for callers that estimate several periods (:func:`weekly_estimates`).
 
     Prediction-powered (Angelopoulos et al., 2023): a dozen spot checks alone leave the share right
     of the answers filed without asking 4-5 points either way, so what people answered about the
@@ -105,14 +108,15 @@ def estimate_from_catalog(
         ]
         accepted = asking_repository.accepted_answers([i for i in filed if i is not None], session=session)
         versions = {row[0] for row in accepted} | {row[0] for _, row in checks}
-        reliability = {
-            version: reliability_of(answers_about(version, session=session), min_answers=min_answers)
-            for version in versions
-        }
+        reliability = {} if reliabilities is None else reliabilities
+        for version in versions - reliability.keys():
+            reliability[version] = reliability_of(
+                answers_about(version, session=session), min_answers=min_answers
+            )
     auto = len(filed)
     people = sum(1 for d in decided if d is not None and d.label.source != LabelSource.AUTO)
     correction = 0.0
-    if checks and accepted and all(reliability.values()):
+    if checks and accepted and all(reliability[version] for version in versions):
 
         def likely_right(row) -> float:
             version, is_dog, breed, confidence, second = row
@@ -134,17 +138,28 @@ def estimate_from_catalog(
 
 
 def weekly_estimates(
-    engine: Engine, *, today: date, tz: tzinfo = UTC, weeks: int = 4
+    engine: Engine, *, today: date, tz: tzinfo = UTC, weeks: int = 4, min_answers: int = 40
 ) -> list[tuple[date, AccuracyEstimate | None]]:
     """The estimate of each of the last ``weeks`` weeks (Monday to Sunday on the shelter's clock, the
-    current one last), by the first day of the week: of the photos received that week."""
+    current one last), by the first day of the week: of the photos received that week. Each model's
+    reliability is fitted once for all the weeks."""
     monday = today - timedelta(days=today.weekday())
     starts = [monday - timedelta(weeks=back) for back in range(weeks - 1, -1, -1)]
 
     def moment(day: date) -> datetime:
         return datetime.combine(day, time(), tz).astimezone(UTC)
 
+    fitted: dict = {}
     return [
-        (start, estimate_from_catalog(engine, since=moment(start), until=moment(start + timedelta(weeks=1))))
+        (
+            start,
+            estimate_from_catalog(
+                engine,
+                since=moment(start),
+                until=moment(start + timedelta(weeks=1)),
+                min_answers=min_answers,
+                reliabilities=fitted,
+            ),
+        )
         for start in starts
     ]

@@ -27,7 +27,7 @@ class AccuracyNow:
 def accuracy_now(engine: Engine, asking: AskPolicy, *, fallback_threshold: float) -> AccuracyNow:
     """The whole catalog's estimate and the rule in force now."""
     return AccuracyNow(
-        estimate=estimate_from_catalog(engine),
+        estimate=estimate_from_catalog(engine, min_answers=asking.rules.min_answers),
         decision=asking.decision(),
         target=asking.rules.target_accuracy,
         fallback_threshold=fallback_threshold,
@@ -54,7 +54,7 @@ def newly_strict(
         return None
     since = now - timedelta(days=asking.rules.spot_check_days)
     return AccuracyNow(
-        estimate=estimate_from_catalog(engine, since=since),
+        estimate=estimate_from_catalog(engine, since=since, min_answers=asking.rules.min_answers),
         decision=decision,
         target=asking.rules.target_accuracy,
         fallback_threshold=fallback_threshold,
