@@ -83,7 +83,6 @@ class Reliability:
     slope: float
     breed_offset: dict[str, float] = field(default_factory=dict)
     pair_offset: dict[str, float] = field(default_factory=dict)
-    answers: int = 0
 
     # Prior standard deviations of the offsets, in log-odds: a breed can move the curve a lot, but
     # only as far as its own answers carry it (a ridge penalty of 1 / sd^2 per offset).
@@ -134,7 +133,6 @@ class Reliability:
             slope=float(w[1]),
             breed_offset={b: float(w[2 + i]) for b, i in breed_index.items()},
             pair_offset={p: float(w[2 + nb + i]) for p, i in pair_index.items()},
-            answers=n,
         )
 
     def probability(self, breed: str, confidence: float, second: str | None = None) -> float:
